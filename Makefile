@@ -1,0 +1,37 @@
+# Everything runs from a local .venv created on first use: a fresh machine needs only Python.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CONFIG ?= config/naq.yaml
+
+.PHONY: install run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install ## start naqd on the example config with an embedded NATS server
+	$(BIN)/naqd --config $(CONFIG)
+
+test: install ## the whole suite: unit, integration (real nats-server), process (real naqd)
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install ## throughput and latency, next to a raw nats-py baseline (not part of test)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,6 @@
+"""naqd: a job queue daemon for Python on NATS JetStream."""
+
+from naqd.client import Client, EnqueueError, Job, JobFailed, NaqdError, SyncClient, SyncJob
+
+__version__ = "0.1.0"
+__all__ = ["Client", "EnqueueError", "Job", "JobFailed", "NaqdError", "SyncClient", "SyncJob"]

@@ -1,0 +1,22 @@
+"""Exceptions a producer can see."""
+
+from __future__ import annotations
+
+
+class NaqdError(Exception):
+    """Base class for naqd errors."""
+
+
+class EnqueueError(NaqdError):
+    """The job could not be stored in JetStream within the publish deadline."""
+
+
+class JobFailed(NaqdError):
+    """The job ran and raised; carries the remote error type, message and traceback."""
+
+    def __init__(self, job_id: str, error_type: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"job {job_id} failed: {error_type}: {message}")
+        self.job_id = job_id
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback

@@ -1,0 +1,92 @@
+"""A blocking client: one event loop in one private thread, one connection for its life,
+so it works from any thread, including while another event loop runs elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from naqd.client.client import Client
+from naqd.protocol.envelope import ResultRecord
+
+T = TypeVar("T")
+
+
+class SyncJob:
+    def __init__(self, client: SyncClient, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.client.result(self.id, timeout=timeout)
+
+    def status(self) -> str:
+        return self.client.status(self.id)
+
+    def __repr__(self) -> str:
+        return f"SyncJob({self.id!r})"
+
+
+class SyncClient:
+    def __init__(self, servers: str | list[str] = "nats://127.0.0.1:4222", **options: Any):
+        self._client = Client(servers, **options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def connect(self) -> SyncClient:
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="naqd-client", daemon=True)
+        self._thread.start()
+        self._loop = loop
+        try:
+            self._run(self._client.connect())
+        except BaseException:
+            self._stop_loop()
+            raise
+        return self
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._run(self._client.close())
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("client is not connected: use `with SyncClient(...)`")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
+        job = self._run(self._client.enqueue(task, *args, **kwargs))
+        return SyncJob(self, job.id)
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        return self._run(self._client.result(job_id, timeout=timeout))
+
+    def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
+        return self._run(self._client.wait(job_id, timeout=timeout))
+
+    def status(self, job_id: str) -> str:
+        return self._run(self._client.status(job_id))
+
+    def record(self, job_id: str) -> ResultRecord | None:
+        return self._run(self._client.record(job_id))

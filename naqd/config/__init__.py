@@ -1,0 +1,23 @@
+"""Configuration: load one YAML file into validated, frozen dataclasses."""
+
+from naqd.config.errors import ConfigError, ConfigIssue
+from naqd.config.loader import load_config, parse_config
+from naqd.config.model import (
+    Config,
+    EmbeddedNatsConfig,
+    NatsConfig,
+    QueueConfig,
+    ScheduleConfig,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "EmbeddedNatsConfig",
+    "NatsConfig",
+    "QueueConfig",
+    "ScheduleConfig",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,136 @@
+"""Scalar value checks for the schema: `check(value) -> value`, raising ValueError with a
+message fit for the operator (YAML words, never Python type names). Pure functions, so
+they are easy to test and reuse (e.g. from a CLI `--set` flag)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from croniter import croniter
+
+from naqd.config.durations import format_duration, parse_duration
+from naqd.config.errors import describe
+
+
+def integer(low: int, high: int | None, expected: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected {expected}, got {describe(value)}")
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"expected {expected}, got {describe(value)}")
+        return value
+
+    return check
+
+
+def duration(at_least: float | None = None) -> Callable[[Any], float]:
+    """A duration; `at_least=None` means "greater than zero"."""
+
+    def check(value: Any) -> float:
+        seconds = parse_duration(value)
+        if at_least is None and seconds <= 0:
+            raise ValueError(f"expected a duration greater than 0, got {describe(value)}")
+        if at_least is not None and seconds < at_least:
+            limit = format_duration(at_least)
+            raise ValueError(f"expected a duration of at least {limit}, got {describe(value)}")
+        return seconds
+
+    return check
+
+
+def choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        candidate = value.upper() if upper and isinstance(value, str) else value
+        if candidate not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {describe(value)}")
+        return candidate
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {describe(value)}")
+    return value
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {describe(value)}")
+    return value
+
+
+def host_port(value: Any) -> str:
+    """`host:port` (IPv6 as `[::1]:4222`), as nats-server and the metrics server take."""
+    expected = f"expected host:port like 127.0.0.1:4222, got {describe(value)}"
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or any(c.isspace() for c in host) or not port.isdigit():
+        raise ValueError(expected)
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, got {describe(value)}")
+    return value
+
+
+def server_url(value: Any) -> str:
+    """A NATS server URL; the scheme may be omitted (nats-py assumes nats://)."""
+    expected = f"expected a server URL like nats://10.0.0.1:4222, got {describe(value)}"
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise ValueError(expected)
+    try:
+        parts = urlsplit(value if "://" in value else f"nats://{value}")
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.hostname or not port_ok:
+        raise ValueError(expected)
+    return value
+
+
+def _dotted(value: str) -> bool:
+    return all(part.isidentifier() for part in value.split("."))
+
+
+def module_name(value: Any) -> str:
+    if not isinstance(value, str) or not _dotted(value):
+        raise ValueError(
+            f"expected a dotted module name like examples.tasks, got {describe(value)}"
+        )
+    return value
+
+
+def task_ref(value: Any) -> str:
+    if isinstance(value, str):
+        module, sep, qualname = value.partition(":")
+        if sep and _dotted(module) and _dotted(qualname):
+            return value
+    raise ValueError(f'expected a task like "package.module:function", got {describe(value)}')
+
+
+def cron(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f'expected a cron expression like "0 3 * * *", got {describe(value)}')
+    fields = value.split()
+    if not (len(fields) == 1 and value.strip().startswith("@")) and len(fields) not in (5, 6):
+        raise ValueError(f"expected a cron expression with 5 or 6 fields, got {describe(value)}")
+    if not croniter.is_valid(value):
+        raise ValueError(f"invalid cron expression {describe(value)}")
+    return " ".join(fields)
+
+
+def timezone(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a timezone name like Europe/Berlin, got {describe(value)}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        raise ValueError(f"unknown timezone {describe(value)}{hint}") from None
+    return value

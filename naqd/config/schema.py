@@ -1,0 +1,234 @@
+"""The naq.yaml schema: one table of `key -> validator` per section. Adding a key is one
+line here plus a field (with its default) in model.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from yaml.nodes import Node, ScalarNode, SequenceNode
+
+from naqd.config.checks import (
+    boolean,
+    choice,
+    cron,
+    duration,
+    host_port,
+    integer,
+    module_name,
+    server_url,
+    task_ref,
+    text,
+    timezone,
+)
+from naqd.config.durations import format_duration
+from naqd.config.errors import describe
+from naqd.config.model import (
+    Config,
+    EmbeddedNatsConfig,
+    HeartbeatConfig,
+    LeaderElectionConfig,
+    LoggingConfig,
+    MetricsConfig,
+    NatsConfig,
+    QueueConfig,
+    ResultsConfig,
+    ScheduleConfig,
+    SchedulerConfig,
+    ShutdownConfig,
+    TasksConfig,
+)
+from naqd.config.walk import INVALID, Ctx, Items, NamedMap, Section, is_null, join, scalar
+
+# --- structural validators: (node, ctx, path) -> value | INVALID --------------------
+
+
+def string_list(item: Callable[[Any], str], comma_separated: bool = False) -> Callable[..., Any]:
+    """A list checked item by item (each issue at its own position); optionally also a
+    single comma-separated string, handy for `${NATS_URLS}`."""
+
+    def validate(node: Node, ctx: Ctx, path: str) -> Any:
+        if is_null(node):
+            return ()
+        if isinstance(node, SequenceNode):
+            values = [scalar(item)(n, ctx, f"{path}[{i}]") for i, n in enumerate(node.value)]
+            return INVALID if any(v is INVALID for v in values) else tuple(values)
+        value = ctx.value(node, path)
+        if value is INVALID:
+            return INVALID
+        if comma_separated and isinstance(value, str):
+            try:
+                return tuple(item(part.strip()) for part in value.split(",") if part.strip())
+            except ValueError as exc:
+                ctx.error(node, path, str(exc))
+                return INVALID
+        ctx.error(node, path, f"expected a list of strings, got {describe(value)}")
+        return INVALID
+
+    return validate
+
+
+def plain_list(node: Node, ctx: Ctx, path: str) -> Any:
+    if is_null(node):
+        return ()
+    if not isinstance(node, SequenceNode):
+        value = ctx.value(node, path)
+        if value is not INVALID:
+            ctx.error(node, path, f"expected a list, got {describe(value)}")
+        return INVALID
+    value = ctx.plain(node, path)
+    return INVALID if value is INVALID else tuple(value)
+
+
+def plain_mapping(node: Node, ctx: Ctx, path: str) -> Any:
+    if is_null(node):
+        return {}
+    if isinstance(node, ScalarNode | SequenceNode):
+        value = ctx.value(node, path)
+        if value is not INVALID:
+            ctx.error(node, path, f"expected a mapping, got {describe(value)}")
+        return INVALID
+    return ctx.plain(node, path)
+
+
+def queue_ref(node: Node, ctx: Ctx, path: str) -> Any:
+    name = scalar(text)(node, ctx, path)
+    known = ctx.queue_names
+    if name is not INVALID and known is not None and name not in known:
+        options = ", ".join(sorted(known)) or "(none)"
+        ctx.error(node, path, f"unknown queue {describe(name)} (configured queues: {options})")
+        return INVALID
+    return name
+
+
+# --- cross-field checks -------------------------------------------------------------
+
+
+def check_schedule(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    if "cron" in items and "every" in items:
+        later = max(items["cron"][0], items["every"][0], key=lambda n: n.start_mark.index)
+        ctx.error(later, join(path, later.value), "set either cron or every, not both")
+    elif "cron" not in items and "every" not in items:
+        ctx.error(where, path, 'missing a trigger: set cron (like "0 3 * * *") or every (like 30s)')
+    known = ctx.queue_names
+    if "queue" not in items and known is not None and "default" not in known:
+        options = ", ".join(sorted(known))
+        ctx.error(where, path, f'no "default" queue is configured; set queue to one of: {options}')
+
+
+def check_lease(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    if any(key in items and key not in values for key in ("lease", "renew_every")):
+        return  # already reported
+    defaults = LeaderElectionConfig()
+    lease = values.get("lease", defaults.lease)
+    renew = values.get("renew_every", defaults.renew_every)
+    if renew >= lease:
+        blame = "renew_every" if "renew_every" in items else "lease"
+        node = items[blame][1] if blame in items else where
+        ctx.error(
+            node,
+            join(path, blame),
+            f"renew_every ({format_duration(renew)}) must be shorter than "
+            f"lease ({format_duration(lease)})",
+        )
+
+
+# --- the schema ---------------------------------------------------------------------
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+QUEUE = Section(
+    QueueConfig,
+    {
+        "concurrency": scalar(integer(1, None, "a positive integer")),
+        "processes": scalar(integer(1, None, "a positive integer")),
+        "timeout": scalar(duration()),
+        "retries": scalar(integer(0, None, "an integer of 0 or more")),
+        "ack_wait": scalar(duration(at_least=1.0)),
+    },
+)
+
+SCHEDULE = Section(
+    ScheduleConfig,
+    {
+        "task": scalar(task_ref),
+        "cron": scalar(cron),
+        "every": scalar(duration(at_least=1.0)),
+        "timezone": scalar(timezone),
+        "queue": queue_ref,
+        "args": plain_list,
+        "kwargs": plain_mapping,
+        "enabled": scalar(boolean),
+    },
+    required=("task",),
+    check=check_schedule,
+)
+
+QUEUES = NamedMap(
+    QUEUE, "queue", empty=lambda: {"default": QueueConfig(name="default")}, require_one=True
+)
+
+
+def queues(node: Node, ctx: Ctx, path: str) -> Any:
+    """Queues, remembering their names so schedules can refer to them."""
+    entries = QUEUES.entries(node, ctx, path)
+    ctx.queue_names = None if entries is INVALID else set(entries)
+    if entries is INVALID or any(v is INVALID for v in entries.values()):
+        return INVALID
+    return entries
+
+
+ROOT = Section(
+    Config,
+    {
+        "nats": Section(
+            NatsConfig,
+            {
+                "servers": string_list(server_url, comma_separated=True),
+                "embedded": Section(
+                    EmbeddedNatsConfig, {"listen": scalar(host_port), "store_dir": scalar(text)}
+                ),
+                "replicas": scalar(integer(1, 5, "an integer from 1 to 5")),
+            },
+        ),
+        "tasks": Section(
+            TasksConfig,
+            {"imports": string_list(module_name), "serializer": scalar(choice("json", "pickle"))},
+        ),
+        "queues": queues,  # before schedules, which refer to queue names
+        "schedules": NamedMap(SCHEDULE, "schedule"),
+        "scheduler": Section(
+            SchedulerConfig,
+            {
+                "enabled": scalar(boolean),
+                "leader_election": Section(
+                    LeaderElectionConfig,
+                    {"lease": scalar(duration()), "renew_every": scalar(duration())},
+                    check=check_lease,
+                ),
+            },
+        ),
+        "heartbeat": Section(HeartbeatConfig, {"interval": scalar(duration())}),
+        "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
+        "metrics": Section(MetricsConfig, {"listen": scalar(host_port)}),
+        "shutdown": Section(ShutdownConfig, {"grace_period": scalar(duration(at_least=0.0))}),
+        "logging": Section(
+            LoggingConfig,
+            {
+                "level": scalar(
+                    choice(
+                        "TRACE",
+                        "DEBUG",
+                        "INFO",
+                        "SUCCESS",
+                        "WARNING",
+                        "ERROR",
+                        "CRITICAL",
+                        upper=True,
+                    )
+                ),
+                "format": scalar(choice("text", "json")),
+            },
+        ),
+    },
+)

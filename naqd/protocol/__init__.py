@@ -1,0 +1,1 @@
+"""The wire format: names, envelopes and result records (see docs/protocol.md)."""

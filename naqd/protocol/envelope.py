@@ -1,0 +1,211 @@
+"""Job envelopes and result records: encoding and decoding, no I/O.
+
+A job is one JSON object (or a cloudpickled dict in opt-in pickle mode); a result is
+always JSON, except that a pickle-mode job's return value travels pickled and base64'd.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from naqd.protocol.names import PROTOCOL_VERSION
+
+Encoding = Literal["json", "pickle"]
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_\-=.]{1,200}$")
+TASK_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a valid naqd job; it can never succeed, so it is not retried."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    task: str
+    queue: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    enqueued_at: float = 0.0
+    retries: int | None = None
+    timeout: float | None = None
+    result_ttl: float | None = None
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["args"] = list(self.args)
+        return {k: v for k, v in d.items() if v is not None}
+
+
+def validate_job_id(job_id: str) -> str:
+    """Job ids become KV keys and Nats-Msg-Id values, so they must be subject-safe."""
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        raise ValueError(
+            f"invalid job_id {job_id!r}: use 1-200 characters from A-Z a-z 0-9 _ - = ."
+        )
+    return job_id
+
+
+def encode_job(env: Envelope, encoding: Encoding = "json") -> bytes:
+    d = env.to_dict()
+    if encoding == "pickle":
+        import cloudpickle
+
+        return cloudpickle.dumps(d)
+    try:
+        return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"job arguments for {env.task} are not JSON-serializable ({exc}); "
+            "pass plain JSON values or use tasks.serializer: pickle"
+        ) from exc
+
+
+def decode_job(data: bytes, encoding: str = "json") -> Envelope:
+    """Decode and validate; anything malformed raises EnvelopeError, never something else."""
+    try:
+        if encoding == "pickle":
+            import pickle
+
+            raw = pickle.loads(data)
+        elif encoding == "json":
+            raw = json.loads(data)
+        else:
+            raise EnvelopeError(f"unknown encoding {encoding!r}")
+    except EnvelopeError:
+        raise
+    except Exception as exc:
+        raise EnvelopeError(f"cannot decode job payload: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise EnvelopeError("job payload is not an object")
+    v = raw.get("v", PROTOCOL_VERSION)
+    if v != PROTOCOL_VERSION:
+        raise EnvelopeError(f"unsupported envelope version {v!r}")
+    try:
+        task, queue, job_id = raw["task"], raw["queue"], raw["id"]
+    except KeyError as exc:
+        raise EnvelopeError(f"job payload misses the {exc.args[0]!r} field") from None
+    args, kwargs = raw.get("args", []), raw.get("kwargs", {})
+    if not isinstance(task, str) or not TASK_RE.match(task):
+        raise EnvelopeError(f"invalid task name {task!r} (expected 'module:qualname')")
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise EnvelopeError("args must be a list and kwargs an object")
+    if not isinstance(job_id, str) or not isinstance(queue, str):
+        raise EnvelopeError("id and queue must be strings")
+    return Envelope(
+        id=job_id,
+        task=task,
+        queue=queue,
+        args=tuple(args),
+        kwargs=kwargs,
+        enqueued_at=_num(raw.get("enqueued_at"), 0.0),
+        retries=_opt_int(raw.get("retries")),
+        timeout=_opt_num(raw.get("timeout")),
+        result_ttl=_opt_num(raw.get("result_ttl")),
+    )
+
+
+def _num(value: Any, default: float) -> float:
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    )
+
+
+def _opt_num(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise EnvelopeError(f"expected a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EnvelopeError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+# --- results -------------------------------------------------------------------------
+
+Status = Literal["queued", "running", "succeeded", "failed"]
+FINAL_STATUSES = frozenset({"succeeded", "failed"})
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    id: str
+    status: Status
+    result: Any = None
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    task: str = ""
+    queue: str = ""
+    enqueued_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str = ""
+    encoding: Encoding = "json"
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+def encode_result(rec: ResultRecord) -> bytes:
+    d = asdict(rec)
+    if rec.encoding == "pickle":
+        import cloudpickle
+
+        d["result"] = base64.b64encode(cloudpickle.dumps(rec.result)).decode()
+    if rec.error is None:
+        del d["error"]
+    try:
+        return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"task result is not JSON-serializable: {exc}") from exc
+
+
+def decode_result(data: bytes, *, allow_pickle: bool = False) -> ResultRecord:
+    d = json.loads(data)
+    err = d.get("error")
+    result = d.get("result")
+    encoding = d.get("encoding", "json")
+    if encoding == "pickle" and result is not None:
+        if not allow_pickle:
+            raise ValueError("result is pickled; pass allow_pickle=True to load it")
+        import pickle
+
+        result = pickle.loads(base64.b64decode(result))
+    return ResultRecord(
+        id=d["id"],
+        status=d["status"],
+        result=result,
+        error=ErrorInfo(**err) if err else None,
+        attempts=d.get("attempts", 0),
+        task=d.get("task", ""),
+        queue=d.get("queue", ""),
+        enqueued_at=d.get("enqueued_at", 0.0),
+        started_at=d.get("started_at"),
+        finished_at=d.get("finished_at"),
+        worker=d.get("worker", ""),
+        encoding=encoding,
+    )
+
+
+def now() -> float:
+    return time.time()

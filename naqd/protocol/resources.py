@@ -1,0 +1,103 @@
+"""Stream, consumer and bucket definitions, and the one I/O function that ensures them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from naqd.protocol.names import (
+    JOBS_STREAM,
+    JOBS_SUBJECT_PREFIX,
+    RESULTS_BUCKET,
+    consumer_name,
+    job_subject,
+)
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+    from naqd.config import Config, QueueConfig
+
+DUPLICATE_WINDOW = 120.0
+# Caps jobs in flight per queue across the cluster; well above any local concurrency so
+# the per-process slot accounting, not the server, is what limits a worker.
+MAX_ACK_PENDING = 20_000
+
+
+def jobs_stream_config(replicas: int) -> StreamConfig:
+    return StreamConfig(
+        name=JOBS_STREAM,
+        subjects=[f"{JOBS_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW,
+    )
+
+
+def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
+    """A KV bucket is a stream named KV_<bucket>; written raw so results can carry Nats-TTL."""
+    return StreamConfig(
+        name=f"KV_{RESULTS_BUCKET}",
+        subjects=[f"$KV.{RESULTS_BUCKET}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_msgs_per_subject=1,
+        max_age=ttl,
+        num_replicas=replicas,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,
+        allow_msg_ttl=True,
+        duplicate_window=min(DUPLICATE_WINDOW, ttl),
+    )
+
+
+def queue_consumer_config(queue: QueueConfig) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=consumer_name(queue.name),
+        filter_subject=job_subject(queue.name),
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=queue.ack_wait,
+        max_deliver=-1,
+        max_ack_pending=MAX_ACK_PENDING,
+        max_waiting=4096,
+    )
+
+
+async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
+    try:
+        await js.add_stream(cfg)
+    except BadRequestError:
+        # Exists with other settings (e.g. a changed results ttl): bring it in line.
+        await js.update_stream(cfg)
+
+
+async def ensure_resources(js: JetStreamContext, config: Config) -> None:
+    """Create or update what naqd needs; idempotent, safe for many processes at once."""
+    replicas = config.nats.replicas
+    await _ensure_stream(js, jobs_stream_config(replicas))
+    await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
+    for queue in config.queues.values():
+        await ensure_consumer(js, queue)
+
+
+async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
+    cfg = queue_consumer_config(queue)
+    try:
+        info = await js.consumer_info(JOBS_STREAM, cfg.durable_name or "")
+    except NotFoundError:
+        info = None
+    if info is None or info.config.ack_wait != cfg.ack_wait:
+        await js.add_consumer(JOBS_STREAM, cfg)

@@ -1,0 +1,1 @@
+"""The supervisor process: config in, children out; embedded nats-server."""

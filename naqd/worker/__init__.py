@@ -1,0 +1,1 @@
+"""Worker processes: continuous pull, job runner, retry policy."""

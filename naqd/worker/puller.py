@@ -1,0 +1,115 @@
+"""Continuous pull from one durable consumer (the ADR-37 'consume' pattern).
+
+Raw `CONSUMER.MSG.NEXT` requests into one callback subscription, asking for exactly as
+many jobs as there are free slots: no per-message task or timer as `fetch()` has
+(../docs/architecture.md, reference nats.md §1.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+from loguru import logger
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from naqd.protocol.names import pull_subject
+
+
+class Puller:
+    def __init__(
+        self,
+        nc: NATS,
+        queue: str,
+        free_slots: Callable[[], int],
+        deliver: Callable[[Msg], None],
+        *,
+        expires: float = 30.0,
+        heartbeat: float = 5.0,
+    ) -> None:
+        self.nc = nc
+        self.queue = queue
+        self.subject = pull_subject(queue)
+        self.free_slots = free_slots
+        self.deliver = deliver
+        self.expires_ns = int(expires * 1e9)
+        self.heartbeat = heartbeat
+        self.outstanding = 0  # jobs asked for and not yet delivered or released
+        self.last_seen = time.monotonic()
+        self.stopped = False
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._watchdog: asyncio.Task[None] | None = None
+        self._backoff_until = 0.0
+
+    async def start(self) -> None:
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        await self.request()
+
+    async def request(self) -> None:
+        """Ask for more jobs when at least half the capacity is free, or nothing is asked."""
+        if self.stopped or time.monotonic() < self._backoff_until:
+            return
+        free = self.free_slots() - self.outstanding
+        if free <= 0 or (self.outstanding and free * 2 < self.free_slots()):
+            return
+        self.outstanding += free
+        body = json.dumps(
+            {"batch": free, "expires": self.expires_ns, "idle_heartbeat": int(self.heartbeat * 1e9)}
+        ).encode()
+        self.last_seen = time.monotonic()
+        await self.nc.publish(self.subject, body, reply=self._inbox)
+
+    async def reset(self) -> None:
+        """Forget outstanding requests (lost on reconnect or leader change) and ask again."""
+        self.outstanding = 0
+        await self.request()
+
+    async def stop(self) -> None:
+        self.stopped = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:  # connection already closing
+                logger.debug("unsubscribe failed: {}", exc)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self.last_seen = time.monotonic()
+        if msg.reply:
+            self.outstanding = max(0, self.outstanding - 1)
+            self.deliver(msg)
+            return
+        status = (msg.headers or {}).get("Status", "")
+        if status == "100":  # idle heartbeat
+            return
+        pending = (msg.headers or {}).get("Nats-Pending-Messages")
+        if status in ("404", "408") or pending is not None:
+            self.outstanding = max(0, self.outstanding - int(pending or 0))
+            await self.request()
+            return
+        # 409 (leadership change, max waiting...) or 503 (no consumer leader): back off,
+        # then start over; a stale request delivering extra jobs is absorbed by the runner.
+        desc = (msg.headers or {}).get("Description", "")
+        logger.warning("pull on {} answered {} {}: retrying", self.queue, status, desc)
+        self._backoff_until = time.monotonic() + 0.5
+        self.outstanding = 0
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.51, lambda: loop.create_task(self.request()))
+
+    async def _watch(self) -> None:
+        while not self.stopped:
+            await asyncio.sleep(self.heartbeat)
+            silent = time.monotonic() - self.last_seen
+            if self.outstanding and silent > 2 * self.heartbeat:
+                logger.info("pull on {} silent for {:.1f}s: re-pulling", self.queue, silent)
+                await self.reset()
+            elif not self.outstanding:
+                await self.request()

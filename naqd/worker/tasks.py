@@ -1,0 +1,29 @@
+"""Resolving 'module:qualname' task names to callables, cached per process."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+
+class TaskNotFound(LookupError):
+    """The task name does not resolve: retrying cannot help."""
+
+
+@cache
+def resolve_task(name: str) -> Callable[..., Any]:
+    module_name, _, qualname = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TaskNotFound(f"cannot import module {module_name!r} of task {name!r}: {exc}") from exc
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TaskNotFound(f"module {module_name!r} has no {qualname!r}") from None
+    if not callable(obj):
+        raise TaskNotFound(f"task {name!r} is not callable")
+    return obj  # type: ignore[no-any-return]

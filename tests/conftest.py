@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.natsserver import NatsServer, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+def naqd_executable() -> str:
+    return str(Path(sys.executable).parent / "naqd")
+
+
+class Daemon:
+    """The real `naqd` as a subprocess, its output in a log file the test can poll."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Daemon:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [naqd_executable(), "--config", str(self.config_path)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.config_path.parent,
+            env=env,
+        )
+        return self
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 20.0) -> None:
+        wait_until(lambda: self.log.count(text) >= count, timeout, what=f"log {text!r}")
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and not self._log.closed:
+            self._log.close()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path, nats_server: NatsServer) -> Iterator:
+    daemons: list[Daemon] = []
+
+    def make(yaml_body: str, ready_workers: int | None = None, name: str = "naq") -> Daemon:
+        config = tmp_path / f"{name}.yaml"
+        body = f"nats:\n  servers: [{nats_server.url}]\n" + textwrap.dedent(yaml_body)
+        config.write_text(body)
+        daemon = Daemon(config, tmp_path / f"{name}.log").start()
+        daemons.append(daemon)
+        if ready_workers:
+            daemon.wait_for_log("ready: queue", count=ready_workers)
+        return daemon
+
+    yield make
+    for d in daemons:
+        d.stop()

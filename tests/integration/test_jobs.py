@@ -1,0 +1,155 @@
+"""Enqueue -> worker -> result, against a real nats-server and the real naqd daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from naqd import Client, JobFailed, SyncClient
+from tests.conftest import Daemon
+from tests.natsserver import NatsServer
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsServer, Path]]:
+    tmp = tmp_path_factory.mktemp("stack")
+    server = NatsServer(tmp / "nats").start()
+    config = tmp / "naq.yaml"
+    config.write_text(
+        f"""
+nats: {{servers: ["{server.url}"]}}
+tasks: {{imports: [tests.tasks]}}
+queues:
+  default: {{concurrency: 8, processes: 1, retries: 0}}
+  other: {{concurrency: 2, processes: 1, retries: 2}}
+shutdown: {{grace_period: 5s}}
+"""
+    )
+    daemon = Daemon(config, tmp / "naqd.log").start()
+    daemon.wait_for_log("ready: queue", count=2)
+    yield server, tmp
+    daemon.stop()
+    server.stop()
+
+
+@pytest.fixture
+def url(stack: tuple[NatsServer, Path]) -> str:
+    return stack[0].url
+
+
+async def test_async_and_sync_tasks_return_results(url: str) -> None:
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:add", 1, 2)
+        assert await job.result(timeout=10) == 3
+        job2 = await client.enqueue("tests.tasks:async_add", 5, 6, queue="other")
+        assert await client.result(job2.id, timeout=10) == 11
+        assert await client.status(job.id) == "succeeded"
+        rec = await client.record(job.id)
+        assert rec is not None and rec.attempts == 1 and rec.task == "tests.tasks:add"
+
+
+async def test_callable_task_and_colliding_kwargs(url: str) -> None:
+    from tests import tasks
+
+    async with Client(url) as client:
+        job = await client.enqueue(
+            tasks.echo_kwargs, x=1, task_kwargs={"queue": "q-as-arg", "timeout": 3}
+        )
+        assert await job.result(timeout=10) == {"x": 1, "queue": "q-as-arg", "timeout": 3}
+
+
+async def test_failure_carries_remote_traceback(url: str) -> None:
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:fail", "kaputt")
+        with pytest.raises(JobFailed) as info:
+            await job.result(timeout=10)
+        assert info.value.error_type == "ValueError"
+        assert info.value.message == "kaputt"
+        assert "raise ValueError(message)" in info.value.traceback
+        assert await job.status() == "failed"
+
+
+async def test_unknown_task_fails_without_retry(url: str) -> None:
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:does_not_exist", queue="other")
+        with pytest.raises(JobFailed) as info:
+            await job.result(timeout=10)
+        assert info.value.error_type == "TaskNotFound"
+        rec = await client.record(job.id)
+        assert rec is not None and rec.attempts == 1
+
+
+async def test_retries_then_fails(url: str) -> None:
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:fail", "again", queue="other", retries=1)
+        with pytest.raises(JobFailed):
+            await job.result(timeout=15)
+        rec = await client.record(job.id)
+        assert rec is not None and rec.attempts == 2
+
+
+async def test_same_job_id_runs_once(url: str, tmp_path: Path) -> None:
+    job_id = f"once-{uuid.uuid4().hex}"
+    async with Client(url) as client:
+        first = await client.enqueue("tests.tasks:count_run", str(tmp_path), job_id=job_id)
+        second = await client.enqueue("tests.tasks:count_run", str(tmp_path), job_id=job_id)
+        assert first.id == second.id == job_id
+        await first.result(timeout=10)
+        # A marker job enqueued after both, on the same single-consumer queue, has run:
+        marker = await client.enqueue("tests.tasks:add", 0, 0)
+        await marker.result(timeout=10)
+    assert (tmp_path / "runs").read_text().count("\n") == 1
+
+
+async def test_result_ttl_expires(url: str) -> None:
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:add", 2, 3, result_ttl=1)
+        assert await job.result(timeout=10) == 5
+        deadline = time.monotonic() + 5
+        while await client.record(job.id) is not None:
+            assert time.monotonic() < deadline, "result did not expire"
+            await asyncio.sleep(0.1)
+        assert await client.status(job.id) == "queued"
+
+
+async def test_result_timeout(url: str) -> None:
+    async with Client(url) as client:
+        with pytest.raises(TimeoutError):
+            await client.result("never-enqueued", timeout=0.3)
+
+
+async def test_not_json_serializable_args_rejected(url: str) -> None:
+    async with Client(url) as client:
+        with pytest.raises(TypeError, match="not JSON-serializable"):
+            await client.enqueue("tests.tasks:add", object(), 1)
+
+
+def test_sync_client_thousand_calls_one_connection(url: str) -> None:
+    with SyncClient(url) as client:
+        nc = client._client.nc
+        jobs = [client.enqueue("tests.tasks:add", i, 1) for i in range(1000)]
+        assert [j.result(timeout=30) for j in jobs[-5:]] == [996, 997, 998, 999, 1000]
+        assert client._client.nc is nc and nc.stats["reconnects"] == 0
+
+
+def test_sync_client_inside_running_loop(url: str) -> None:
+    """SyncClient called from a thread while an event loop runs elsewhere."""
+
+    async def app() -> int:
+        with SyncClient(url) as client:
+            return await asyncio.to_thread(
+                lambda: client.enqueue("tests.tasks:add", 2, 2).result(10)
+            )
+
+    assert asyncio.run(app()) == 4
+    out: list[int] = []
+    t = threading.Thread(target=lambda: out.append(asyncio.run(app())))
+    t.start()
+    t.join(30)
+    assert out == [4]

@@ -1,0 +1,73 @@
+"""Tasks the integration and process tests run inside real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def echo_kwargs(**kwargs: object) -> dict[str, object]:
+    return kwargs
+
+
+def count_run(directory: str) -> int:
+    """Append a line per execution, so a test can count how often a job ran."""
+    path = Path(directory) / "runs"
+    with path.open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    return os.getpid()
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def overlap(directory: str, timeout: float = 30.0) -> dict[str, int]:
+    """Register as running, then block until the test creates 'release', reporting the
+    most jobs this one ever saw running at once."""
+    d = Path(directory)
+    me = d / f"{os.getpid()}-{time.monotonic_ns()}.running"
+    me.touch()
+    peak = 0
+
+    def released() -> bool:
+        nonlocal peak
+        peak = max(peak, len(list(d.glob("*.running"))))
+        return (d / "release").exists()
+
+    _wait_for(released, timeout)
+    me.unlink()
+    return {"pid": os.getpid(), "peak": peak}
+
+
+def block_until_released(directory: str) -> str:
+    """Write a 'started' marker with the pid, then block until a 'release' file exists.
+    On a redelivery (a second run) it returns at once."""
+    d = Path(directory)
+    started = d / "started"
+    first_run = not started.exists()
+    with started.open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    if first_run:
+        _wait_for(lambda: (d / "release").exists(), 60.0)
+    return "released" if first_run else "rerun"
