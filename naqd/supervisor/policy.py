@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from naqd.config import Config
+
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 HEALTHY_UPTIME = 60.0
@@ -42,3 +44,12 @@ def after_exit(slot: Slot, now: float) -> float:
     slot.pid = None
     slot.next_start_at = now + restart_delay(slot.failures)
     return slot.next_start_at
+
+
+def plan_slots(config: Config) -> list[Slot]:
+    """The children this host runs: `processes` workers per queue."""
+    return [
+        Slot(role="worker", queue=q.name, index=i)
+        for q in config.queues.values()
+        for i in range(q.processes)
+    ]

@@ -9,14 +9,20 @@ import multiprocessing.connection
 import os
 import signal
 import time
+from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
 
 from loguru import logger
 
 from naqd.config import Config
 from naqd.supervisor.embedded import EmbeddedNats
-from naqd.supervisor.policy import Slot, after_exit
+from naqd.supervisor.policy import Slot, after_exit, plan_slots
 from naqd.worker import process as worker_process
+
+# What each child role runs: a picklable function (config, queue, index) -> None.
+ENTRY_POINTS: dict[str, Callable[[Config, str, int], None]] = {
+    "worker": worker_process.main,
+}
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their connections
@@ -29,11 +35,7 @@ class Supervisor:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.ctx = multiprocessing.get_context("spawn")
-        self.slots = [
-            Slot(role="worker", queue=q.name, index=i)
-            for q in config.queues.values()
-            for i in range(q.processes)
-        ]
+        self.slots = plan_slots(config)
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
@@ -61,7 +63,7 @@ class Supervisor:
         saved = {k: os.environ.pop(k) for k in _SUPERVISOR_ONLY_ENV if k in os.environ}
         try:
             proc = self.ctx.Process(
-                target=worker_process.main,
+                target=ENTRY_POINTS[slot.role],
                 args=(self.config, slot.queue, slot.index),
                 name=f"naqd-{slot.label}",
             )

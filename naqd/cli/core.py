@@ -1,35 +1,28 @@
-"""The `naqd` command line: argument parsing and printing only."""
+"""Core commands: run, check, enqueue, result."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
-EXIT_CONFIG = 78  # EX_CONFIG, as systemd and Vector use it
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 2
+from naqd.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    add_config,
+    add_servers,
+    load,
+    serializer,
+    servers,
+)
 
 
-def _add_config(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--config", "-c", required=required, metavar="FILE", help="naq.yaml")
-
-
-def _add_servers(p: argparse.ArgumentParser) -> None:
-    _add_config(p, required=False)
-    p.add_argument("--servers", metavar="URLS", help="comma-separated NATS URLs (or $NAQD_SERVERS)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="naqd", description="naqd job queue daemon")
-    _add_config(parser, required=False)
-    sub = parser.add_subparsers(dest="command")
-
-    _add_config(sub.add_parser("run", help="run the daemon in the foreground"), required=True)
-    _add_config(sub.add_parser("check", help="validate a config file"), required=True)
+def register(sub: argparse._SubParsersAction) -> None:
+    add_config(sub.add_parser("run", help="run the daemon in the foreground"), required=True)
+    add_config(sub.add_parser("check", help="validate a config file"), required=True)
 
     enq = sub.add_parser("enqueue", help="enqueue a job; prints its id (or result with --wait)")
     enq.add_argument("task", help="module:function")
@@ -41,59 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
     enq.add_argument("--timeout-job", type=float, dest="job_timeout", help="job timeout (s)")
     enq.add_argument("--wait", action="store_true", help="wait for and print the result")
     enq.add_argument("--timeout", type=float, default=60.0, help="seconds to --wait")
-    _add_servers(enq)
+    add_servers(enq)
 
     res = sub.add_parser("result", help="print a job's result record")
     res.add_argument("job_id")
     res.add_argument("--wait", action="store_true", help="wait for the job to finish")
     res.add_argument("--timeout", type=float, default=60.0)
-    _add_servers(res)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    command = args.command or ("run" if args.config else None)
-    if command is None:
-        build_parser().print_help()
-        sys.exit(EXIT_CONFIG)
-    sys.exit(COMMANDS[command](args))
-
-
-def _load(path: str) -> Any:
-    from naqd.config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        sys.exit(EXIT_CONFIG)
+    add_servers(res)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load(args.config)
     queues = ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in config.queues.values())
     print(f"{args.config}: OK (queues: {queues}; schedules: {len(config.schedules)})")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load(args.config)
     from naqd.logs import setup_logging
     from naqd.supervisor.supervisor import Supervisor
 
     setup_logging(config.logging, role="supervisor")
     return Supervisor(config).run()
-
-
-def _servers(args: argparse.Namespace) -> list[str]:
-    if args.servers:
-        return args.servers.split(",")
-    if os.environ.get("NAQD_SERVERS"):
-        return os.environ["NAQD_SERVERS"].split(",")
-    if args.config:
-        return _load(args.config).nats.urls  # type: ignore[no-any-return]
-    return ["nats://127.0.0.1:4222"]
 
 
 def _json_arg(text: str) -> Any:
@@ -102,10 +65,6 @@ def _json_arg(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def _serializer(args: argparse.Namespace) -> str:
-    return _load(args.config).tasks.serializer if args.config else "json"  # type: ignore[no-any-return]
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -117,7 +76,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def go() -> int:
-        async with Client(_servers(args), serializer=_serializer(args)) as client:
+        async with Client(servers(args), serializer=serializer(args)) as client:
             job = await client.enqueue(
                 args.task,
                 *[_json_arg(a) for a in args.args],
@@ -149,7 +108,7 @@ def cmd_result(args: argparse.Namespace) -> int:
     from naqd.client import Client
 
     async def go() -> int:
-        async with Client(_servers(args), serializer=_serializer(args)) as client:
+        async with Client(servers(args), serializer=serializer(args)) as client:
             if args.wait:
                 try:
                     rec = await client.wait(args.job_id, timeout=args.timeout)
@@ -173,6 +132,3 @@ COMMANDS = {
     "enqueue": cmd_enqueue,
     "result": cmd_result,
 }
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from naqd.protocol.envelope import (
+    Envelope,
+    EnvelopeError,
+    ErrorInfo,
+    ResultRecord,
+    decode_job,
+    decode_result,
+    encode_job,
+    encode_result,
+    validate_job_id,
+)
+
+
+def test_json_round_trip() -> None:
+    env = Envelope(id="j1", task="m:f", queue="q", args=(1, "x"), kwargs={"k": [1]}, retries=2)
+    data = encode_job(env)
+    assert json.loads(data) == {
+        "id": "j1", "task": "m:f", "queue": "q", "args": [1, "x"], "kwargs": {"k": [1]},
+        "enqueued_at": 0.0, "retries": 2, "v": 1,
+    }  # fmt: skip
+    assert decode_job(data) == env
+
+
+def test_pickle_round_trip_carries_any_value() -> None:
+    env = Envelope(id="j1", task="m:f", queue="q", args=({1, 2},))
+    assert decode_job(encode_job(env, "pickle"), "pickle") == env
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"\xff\x00", "cannot decode"),
+        (b"[1]", "not an object"),
+        (b'{"task": "m:f", "queue": "q"}', "'id'"),
+        (b'{"id": "a", "task": "nocolon", "queue": "q"}', "invalid task name"),
+        (b'{"id": "a", "task": "m:f", "queue": "q", "args": {}}', "args must be a list"),
+        (b'{"id": "a", "task": "m:f", "queue": "q", "v": 9}', "unsupported envelope version"),
+        (b'{"id": "a", "task": "m:f", "queue": "q", "retries": -1}', "non-negative integer"),
+        (b'{"id": "a", "task": "m:f", "queue": "q", "timeout": "x"}', "non-negative number"),
+    ],
+)
+def test_bad_payloads_raise_envelope_error(payload: bytes, message: str) -> None:
+    with pytest.raises(EnvelopeError, match=message):
+        decode_job(payload)
+
+
+def test_unknown_encoding_is_an_envelope_error() -> None:
+    with pytest.raises(EnvelopeError, match="unknown encoding"):
+        decode_job(b"{}", "xml")
+
+
+def test_non_json_args_rejected_with_task_name() -> None:
+    with pytest.raises(TypeError, match="m:f are not JSON-serializable"):
+        encode_job(Envelope(id="j", task="m:f", queue="q", args=(object(),)))
+
+
+@pytest.mark.parametrize("job_id", ["a", "A-b_c.d=e", "x" * 200])
+def test_valid_job_ids(job_id: str) -> None:
+    assert validate_job_id(job_id) == job_id
+
+
+@pytest.mark.parametrize("job_id", ["", "a b", "a*b", "a>b", "x" * 201])
+def test_invalid_job_ids(job_id: str) -> None:
+    with pytest.raises(ValueError, match="invalid job_id"):
+        validate_job_id(job_id)
+
+
+def test_result_round_trip_with_error() -> None:
+    rec = ResultRecord(id="j", status="failed", error=ErrorInfo("E", "m", "tb"), attempts=3)
+    assert decode_result(encode_result(rec)) == rec
+    assert decode_result(encode_result(rec)).done
+
+
+def test_pickled_result_needs_opt_in() -> None:
+    rec = ResultRecord(id="j", status="succeeded", result={1, 2}, encoding="pickle")
+    data = encode_result(rec)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        decode_result(data)
+    assert decode_result(data, allow_pickle=True).result == {1, 2}
