@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import nats
@@ -31,8 +31,8 @@ from naqd.protocol.names import (
     HDR_ENCODING,
     HDR_MSG_ID,
     RESULTS_BUCKET,
+    done_subject,
     job_subject,
-    result_subject,
 )
 
 _RETRYABLE = (
@@ -184,6 +184,40 @@ class Client:
         await self._publish(subject, payload, headers)
         return Job(self, headers[HDR_MSG_ID])
 
+    async def enqueue_many(
+        self,
+        task: str | Callable[..., Any],
+        calls: Iterable[tuple[Any, ...] | list[Any]],
+        *,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        result_ttl: float | None = None,
+    ) -> list[Job]:
+        """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
+        for each PubAck, then all acks are awaited; any publish that failed or went
+        unanswered is retried, awaited, with its same Nats-Msg-Id."""
+        msgs = [
+            self.build(
+                task, tuple(args), {}, queue=queue, retries=retries, timeout=timeout,
+                result_ttl=result_ttl,
+            )
+            for args in calls
+        ]  # fmt: skip
+        futures = [
+            await self._js.publish_async(subject, payload, headers=headers)
+            for subject, payload, headers in msgs
+        ]
+        if futures:
+            await asyncio.wait(futures, timeout=self.publish_deadline)
+        for fut, (subject, payload, headers) in zip(futures, msgs, strict=True):
+            if not fut.done():
+                fut.cancel()
+            elif not fut.cancelled() and fut.exception() is None:
+                continue
+            await self._publish(subject, payload, headers)
+        return [Job(self, headers[HDR_MSG_ID]) for _, _, headers in msgs]
+
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
         """Retry with the same Nats-Msg-Id: the stream's dedupe makes a retry safe."""
         deadline = time.monotonic() + self.publish_deadline
@@ -228,7 +262,8 @@ class Client:
         return rec.status if rec else "queued"
 
     async def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
-        """Wait for a final record: subscribe to the key's subject first, then look it up."""
+        """Wait for a final record: subscribe to the done notice first, then look it up.
+        Workers send the notice only after the record is stored, so one of the two sees it."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[ResultRecord] = loop.create_future()
         allow_pickle = self.serializer == "pickle"
@@ -241,14 +276,14 @@ class Client:
             if rec.done and not done.done():
                 done.set_result(rec)
 
-        sub = await self.nc.subscribe(result_subject(job_id), cb=on_msg)
+        sub = await self.nc.subscribe(done_subject(job_id), cb=on_msg)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 rec = await self.record(job_id)
                 if rec is not None and rec.done:
                     return rec
-                # The re-check every 2 s covers a result stored between SUB and lookup.
+                # Re-check every 2 s in case a notice was lost to a reconnect.
                 wait = 2.0 if deadline is None else min(2.0, deadline - time.monotonic())
                 if wait <= 0:
                     raise TimeoutError(f"job {job_id} did not finish within {timeout}s")

@@ -79,6 +79,12 @@ class SyncClient:
         job = self._run(self._client.enqueue(task, *args, **kwargs))
         return SyncJob(self, job.id)
 
+    def enqueue_many(
+        self, task: str | Callable[..., Any], calls: Any, **options: Any
+    ) -> list[SyncJob]:
+        jobs = self._run(self._client.enqueue_many(task, calls, **options))
+        return [SyncJob(self, job.id) for job in jobs]
+
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         return self._run(self._client.result(job_id, timeout=timeout))
 

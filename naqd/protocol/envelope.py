@@ -10,7 +10,7 @@ import base64
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from naqd.protocol.names import PROTOCOL_VERSION
@@ -38,9 +38,21 @@ class Envelope:
     v: int = PROTOCOL_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["args"] = list(self.args)
-        return {k: v for k, v in d.items() if v is not None}
+        # Built by hand: dataclasses.asdict deep-copies every argument (a hot path).
+        d: dict[str, Any] = {
+            "v": self.v,
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "args": list(self.args),
+            "kwargs": self.kwargs,
+            "enqueued_at": self.enqueued_at,
+        }
+        for key in ("retries", "timeout", "result_ttl"):
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = value
+        return d
 
 
 def validate_job_id(job_id: str) -> str:
@@ -167,13 +179,29 @@ class ResultRecord:
 
 
 def encode_result(rec: ResultRecord) -> bytes:
-    d = asdict(rec)
+    d: dict[str, Any] = {
+        "id": rec.id,
+        "status": rec.status,
+        "result": rec.result,
+        "attempts": rec.attempts,
+        "task": rec.task,
+        "queue": rec.queue,
+        "enqueued_at": rec.enqueued_at,
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "worker": rec.worker,
+        "encoding": rec.encoding,
+    }
     if rec.encoding == "pickle":
         import cloudpickle
 
         d["result"] = base64.b64encode(cloudpickle.dumps(rec.result)).decode()
-    if rec.error is None:
-        del d["error"]
+    if rec.error is not None:
+        d["error"] = {
+            "type": rec.error.type,
+            "message": rec.error.message,
+            "traceback": rec.error.traceback,
+        }
     try:
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:

@@ -27,5 +27,11 @@ def result_subject(job_id: str) -> str:
     return f"$KV.{RESULTS_BUCKET}.{job_id}"
 
 
+def done_subject(job_id: str) -> str:
+    """Core-NATS notice sent after a final result is stored: waiting on it has no race
+    (the KV subject itself is delivered to subscribers before the store completes)."""
+    return f"naqd.done.{job_id}"
+
+
 def pull_subject(queue: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer_name(queue)}"

@@ -79,7 +79,9 @@ class WorkerProcess:
         nc = await connect_daemon(self.config.nats.urls, role=f"worker-{self.queue.name}")
         await ensure_resources(nc.jetstream(), self.config)
         runner = Runner(nc, self.config, self.queue)
-        puller = Puller(nc, self.queue.name, runner.free_slots, runner.deliver)
+        puller = Puller(
+            nc, self.queue.name, runner.free_slots, runner.deliver, capacity=self.queue.concurrency
+        )
         runner.on_slot_free = puller.request
         keep_alive = loop.create_task(runner.keep_alive())
         await puller.start()

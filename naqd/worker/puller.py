@@ -28,9 +28,11 @@ class Puller:
         free_slots: Callable[[], int],
         deliver: Callable[[Msg], None],
         *,
+        capacity: int = 1,
         expires: float = 30.0,
         heartbeat: float = 5.0,
     ) -> None:
+        self.min_batch = max(1, capacity // 4)
         self.nc = nc
         self.queue = queue
         self.subject = pull_subject(queue)
@@ -53,11 +55,13 @@ class Puller:
         await self.request()
 
     async def request(self) -> None:
-        """Ask for more jobs when at least half the capacity is free, or nothing is asked."""
+        """Ask for as many jobs as there are free slots, in batches of at least `min_batch`
+        (a quarter of the capacity) unless nothing is asked for at all: tiny pulls cost a
+        request each, and a slot parked for one pull round-trip costs little."""
         if self.stopped or time.monotonic() < self._backoff_until:
             return
         free = self.free_slots() - self.outstanding
-        if free <= 0 or (self.outstanding and free * 2 < self.free_slots()):
+        if free < self.min_batch and (self.outstanding or free <= 0):
             return
         self.outstanding += free
         body = json.dumps(

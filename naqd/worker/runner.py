@@ -29,7 +29,7 @@ from naqd.protocol.envelope import (
     decode_job,
     encode_result,
 )
-from naqd.protocol.names import HDR_ENCODING, HDR_TTL, result_subject
+from naqd.protocol.names import HDR_ENCODING, HDR_TTL, done_subject, result_subject
 from naqd.worker.retry import retry_delay
 from naqd.worker.tasks import TaskNotFound, resolve_task
 
@@ -186,6 +186,7 @@ class Runner:
                 rec = _with(base, None, ErrorInfo("TypeError", str(exc), ""))
                 data = encode_result(rec)
             await self.js.publish(result_subject(env.id), data, headers=self._ttl_headers(env))
+            await self.nc.publish(done_subject(env.id), data)
         await msg.ack()
 
     def _ttl_headers(self, env: Envelope) -> dict[str, str] | None:

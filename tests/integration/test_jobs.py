@@ -153,3 +153,10 @@ def test_sync_client_inside_running_loop(url: str) -> None:
     t.start()
     t.join(30)
     assert out == [4]
+
+
+async def test_enqueue_many_pipelined(url: str) -> None:
+    async with Client(url) as client:
+        jobs = await client.enqueue_many("tests.tasks:add", [(i, i) for i in range(300)])
+        assert len({j.id for j in jobs}) == 300
+        assert [await j.result(timeout=20) for j in jobs[::50]] == [0, 100, 200, 300, 400, 500]

@@ -1,0 +1,1 @@
+"""naqd benchmark: `make bench` (python -m bench). Never part of `make test`."""

@@ -1,0 +1,88 @@
+"""Raw nats-py baselines on the same server: what naqd's figures are divided by."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
+
+PAYLOAD = b'{"v":1,"id":"x","task":"bench.tasks:noop","queue":"raw","args":[]}'
+
+
+async def _setup(url: str, name: str):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    with contextlib.suppress(Exception):
+        await js.delete_stream(name)
+    await js.add_stream(
+        StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE)
+    )
+    return nc, js
+
+
+async def awaited_publish(url: str, n: int) -> float:
+    nc, js = await _setup(url, "RAWPUB")
+    t0 = time.perf_counter()
+    for i in range(n):
+        await js.publish("RAWPUB.x", PAYLOAD, headers={"Nats-Msg-Id": f"m{i}"})
+    rate = n / (time.perf_counter() - t0)
+    await js.delete_stream("RAWPUB")
+    await nc.close()
+    return rate
+
+
+async def pipelined_publish(url: str, n: int) -> float:
+    nc, js = await _setup(url, "RAWPIPE")
+    t0 = time.perf_counter()
+    futs = [
+        await js.publish_async("RAWPIPE.x", PAYLOAD, headers={"Nats-Msg-Id": f"m{i}"})
+        for i in range(n)
+    ]
+    await asyncio.gather(*futs)
+    rate = n / (time.perf_counter() - t0)
+    await js.delete_stream("RAWPIPE")
+    await nc.close()
+    return rate
+
+
+async def pull_ack_loop(url: str, n: int, batch: int = 256) -> float:
+    """Continuous raw pull + ack, one consumer task: the ceiling of a Python consumer."""
+    nc, js = await _setup(url, "RAWPULL")
+    futs = [await js.publish_async("RAWPULL.x", PAYLOAD) for _ in range(n)]
+    await asyncio.gather(*futs)
+    await js.add_consumer(
+        "RAWPULL", ConsumerConfig(durable_name="c", ack_policy=AckPolicy.EXPLICIT,
+                                  max_ack_pending=20000)
+    )  # fmt: skip
+    queue: asyncio.Queue = asyncio.Queue()
+    inbox = nc.new_inbox()
+
+    async def on_msg(msg) -> None:
+        queue.put_nowait(msg)
+
+    await nc.subscribe(inbox, cb=on_msg)
+    subject = "$JS.API.CONSUMER.MSG.NEXT.RAWPULL.c"
+    body = json.dumps({"batch": batch, "expires": int(5e9)}).encode()
+    outstanding = 0
+    done = 0
+    t0 = time.perf_counter()
+    while done < n:
+        if outstanding <= batch // 2:
+            await nc.publish(subject, body, reply=inbox)
+            outstanding += batch
+        msg = await queue.get()
+        if not msg.reply:  # status message: request ended
+            outstanding = 0
+            continue
+        outstanding -= 1
+        await msg.ack()
+        done += 1
+    await nc.flush()
+    rate = n / (time.perf_counter() - t0)
+    await js.delete_stream("RAWPULL")
+    await nc.close()
+    return rate
