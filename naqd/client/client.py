@@ -7,6 +7,7 @@ nats-py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -42,6 +43,14 @@ _RETRYABLE = (
     NoRespondersError,
     ServiceUnavailableError,
 )
+
+
+log = logging.getLogger("naqd.client")
+
+
+async def _log_error(exc: Exception) -> None:
+    """One line per connection error; nats-py's default prints a traceback for each."""
+    log.warning("nats: %s: %s", type(exc).__name__, exc)
 
 
 def task_name(task: str | Callable[..., Any]) -> str:
@@ -102,6 +111,7 @@ class Client:
                 reconnect_time_wait=0.5,
                 ping_interval=10,
                 connect_timeout=2,
+                error_cb=_log_error,
             )
         self._js = self._nc.jetstream()
         self._bucket: Any = None
