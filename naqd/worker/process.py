@@ -93,6 +93,7 @@ class WorkerProcess:
         )
         await self.stop.wait()
         deadline = time.monotonic() + self.config.shutdown.grace_period
+        runner.draining = True  # from here on, a delivered job is nak'ed at once
         await puller.stop()
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
