@@ -1,6 +1,24 @@
 """naqd: a job queue daemon for Python on NATS JetStream."""
 
-from naqd.client import Client, EnqueueError, Job, JobFailed, NaqdError, SyncClient, SyncJob
+from naqd.client import (
+    Client,
+    ConnectError,
+    EnqueueError,
+    Job,
+    JobFailed,
+    NaqdError,
+    SyncClient,
+    SyncJob,
+)
 
 __version__ = "0.1.0"
-__all__ = ["Client", "EnqueueError", "Job", "JobFailed", "NaqdError", "SyncClient", "SyncJob"]
+__all__ = [
+    "Client",
+    "ConnectError",
+    "EnqueueError",
+    "Job",
+    "JobFailed",
+    "NaqdError",
+    "SyncClient",
+    "SyncJob",
+]

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from types import ModuleType
 
 from naqd.cli import core
-from naqd.cli.common import EXIT_CONFIG, add_config
+from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail
+from naqd.client.errors import NaqdError
 
 # Add a command group by appending its module here.
 GROUPS: list[ModuleType] = [core]
@@ -17,7 +19,7 @@ GROUPS: list[ModuleType] = [core]
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
     parser = argparse.ArgumentParser(prog="naqd", description="naqd job queue daemon")
-    add_config(parser, required=False)
+    add_config(parser)
     sub = parser.add_subparsers(dest="command")
     commands: dict[str, Callable[..., int]] = {}
     for group in GROUPS:
@@ -29,8 +31,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
-    command = args.command or ("run" if args.config else None)
+    command = args.command or ("run" if getattr(args, "config", None) else None)
     if command is None:
         parser.print_help()
         sys.exit(EXIT_CONFIG)
-    sys.exit(commands[command](args))
+    args.command = command
+    # Reconnect chatter would bury the one line the CLI prints on failure.
+    logging.getLogger("naqd.client").setLevel(logging.ERROR)
+    try:
+        sys.exit(commands[command](args))
+    except NaqdError as exc:
+        # Expected failures (NATS unreachable, publish not confirmed): a line, no traceback.
+        sys.exit(fail(str(exc), EXIT_UNAVAILABLE))
+    except KeyboardInterrupt:
+        sys.exit(130)

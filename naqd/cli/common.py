@@ -13,16 +13,40 @@ if TYPE_CHECKING:
 EXIT_CONFIG = 78  # EX_CONFIG, as systemd and Vector use it
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
+EXIT_USAGE = 64  # EX_USAGE
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS unreachable, publish not confirmed
 
 
-def add_config(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--config", "-c", required=required, metavar="FILE", help="naq.yaml")
+def fail(message: str, code: int) -> int:
+    print(f"naqd: {message}", file=sys.stderr)
+    return code
+
+
+def add_config(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """--config is accepted before or after the command (`naqd --config F check`): the
+    subcommand's option must not overwrite the top-level value with its default."""
+    p.add_argument(
+        "--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+        help="naq.yaml" + (" (required)" if required else ""),
+    )  # fmt: skip
+
+
+def config_path(args: argparse.Namespace, required: bool = False) -> str | None:
+    path = getattr(args, "config", None)
+    if required and not path:
+        print(f"naqd {args.command}: --config FILE is required", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    return path
 
 
 def add_servers(p: argparse.ArgumentParser) -> None:
     """Commands that talk to NATS find it from --servers, $NAQD_SERVERS or --config."""
     add_config(p, required=False)
     p.add_argument("--servers", metavar="URLS", help="comma-separated NATS URLs (or $NAQD_SERVERS)")
+    p.add_argument(
+        "--connect-timeout", type=float, default=5.0, metavar="S",
+        help="give up when NATS does not answer within S seconds (default 5)",
+    )  # fmt: skip
 
 
 def load(path: str) -> Config:
@@ -40,10 +64,12 @@ def servers(args: argparse.Namespace) -> list[str]:
         return str(args.servers).split(",")
     if os.environ.get("NAQD_SERVERS"):
         return os.environ["NAQD_SERVERS"].split(",")
-    if args.config:
-        return load(args.config).nats.urls
+    path = config_path(args)
+    if path:
+        return load(path).nats.urls
     return ["nats://127.0.0.1:4222"]
 
 
 def serializer(args: argparse.Namespace) -> str:
-    return load(args.config).tasks.serializer if args.config else "json"
+    path = config_path(args)
+    return load(path).tasks.serializer if path else "json"

@@ -9,11 +9,14 @@ import sys
 from typing import Any
 
 from naqd.cli.common import (
-    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_TIMEOUT,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     add_config,
     add_servers,
+    config_path,
+    fail,
     load,
     serializer,
     servers,
@@ -44,19 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    path = config_path(args, required=True)
+    config = load(path)
     queues = ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in config.queues.values())
-    print(f"{args.config}: OK (queues: {queues}; schedules: {len(config.schedules)})")
+    print(f"{path}: OK (queues: {queues}; schedules: {len(config.schedules)})")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = load(config_path(args, required=True))
     from naqd.logs import setup_logging
     from naqd.supervisor.supervisor import Supervisor
 
     setup_logging(config.logging, role="supervisor")
-    return Supervisor(config).run()
+    try:
+        return Supervisor(config).run()
+    except (RuntimeError, FileNotFoundError) as exc:  # e.g. embedded server cannot start
+        return fail(str(exc), EXIT_UNAVAILABLE)
 
 
 def _json_arg(text: str) -> Any:
@@ -70,22 +77,29 @@ def _json_arg(text: str) -> Any:
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from naqd.client import Client, JobFailed
 
-    kwargs = json.loads(args.kwargs)
+    try:
+        kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as exc:
+        return fail(f"--kwargs is not valid JSON: {exc}", EXIT_USAGE)
     if not isinstance(kwargs, dict):
-        print("--kwargs must be a JSON object", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail("--kwargs must be a JSON object", EXIT_USAGE)
 
     async def go() -> int:
-        async with Client(servers(args), serializer=serializer(args)) as client:
-            job = await client.enqueue(
-                args.task,
-                *[_json_arg(a) for a in args.args],
-                queue=args.queue,
-                job_id=args.job_id,
-                retries=args.retries,
-                timeout=args.job_timeout,
-                task_kwargs=kwargs,
-            )
+        async with Client(
+            servers(args), serializer=serializer(args), connect_deadline=args.connect_timeout
+        ) as client:
+            try:
+                job = await client.enqueue(
+                    args.task,
+                    *[_json_arg(a) for a in args.args],
+                    queue=args.queue,
+                    job_id=args.job_id,
+                    retries=args.retries,
+                    timeout=args.job_timeout,
+                    task_kwargs=kwargs,
+                )
+            except (ValueError, TypeError) as exc:
+                return fail(str(exc), EXIT_USAGE)
             if not args.wait:
                 print(job.id)
                 return 0
@@ -95,8 +109,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 print(f"{exc}\n{exc.traceback}", file=sys.stderr)
                 return EXIT_FAILED
             except TimeoutError as exc:
-                print(str(exc), file=sys.stderr)
-                return EXIT_TIMEOUT
+                return fail(str(exc), EXIT_TIMEOUT)
             return 0
 
     return asyncio.run(go())
@@ -108,13 +121,14 @@ def cmd_result(args: argparse.Namespace) -> int:
     from naqd.client import Client
 
     async def go() -> int:
-        async with Client(servers(args), serializer=serializer(args)) as client:
+        async with Client(
+            servers(args), serializer=serializer(args), connect_deadline=args.connect_timeout
+        ) as client:
             if args.wait:
                 try:
                     rec = await client.wait(args.job_id, timeout=args.timeout)
                 except TimeoutError as exc:
-                    print(str(exc), file=sys.stderr)
-                    return EXIT_TIMEOUT
+                    return fail(str(exc), EXIT_TIMEOUT)
             else:
                 rec = await client.record(args.job_id)
             if rec is None:

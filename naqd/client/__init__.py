@@ -1,7 +1,16 @@
 """Producer API: `Client` (async), `SyncClient` (blocking), `Job`, errors."""
 
 from naqd.client.client import Client, Job
-from naqd.client.errors import EnqueueError, JobFailed, NaqdError
+from naqd.client.errors import ConnectError, EnqueueError, JobFailed, NaqdError
 from naqd.client.sync import SyncClient, SyncJob
 
-__all__ = ["Client", "EnqueueError", "Job", "JobFailed", "NaqdError", "SyncClient", "SyncJob"]
+__all__ = [
+    "Client",
+    "ConnectError",
+    "EnqueueError",
+    "Job",
+    "JobFailed",
+    "NaqdError",
+    "SyncClient",
+    "SyncJob",
+]

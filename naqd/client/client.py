@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
-from naqd.client.errors import EnqueueError, JobFailed
+from naqd.client.errors import ConnectError, EnqueueError, JobFailed
 from naqd.protocol.envelope import (
     Encoding,
     Envelope,
@@ -27,6 +28,9 @@ from naqd.protocol.envelope import (
     decode_result,
     encode_job,
     validate_job_id,
+    validate_option,
+    validate_queue,
+    validate_task,
 )
 from naqd.protocol.names import (
     HDR_ENCODING,
@@ -94,8 +98,10 @@ class Client:
         serializer: Encoding = "json",
         default_queue: str = "default",
         publish_deadline: float = 10.0,
+        connect_deadline: float = 10.0,
         nc: NATS | None = None,
     ) -> None:
+        self.connect_deadline = connect_deadline
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
         self.default_queue = default_queue
@@ -105,14 +111,25 @@ class Client:
 
     async def connect(self) -> Client:
         if self._nc is None:
-            self._nc = await nats.connect(
-                servers=self.servers,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                ping_interval=10,
-                connect_timeout=2,
-                error_cb=_log_error,
-            )
+            # Reconnect forever once connected, but fail the first connect within a
+            # deadline: an application must hear that NATS is unreachable, not hang.
+            try:
+                self._nc = await asyncio.wait_for(
+                    nats.connect(
+                        servers=self.servers,
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.5,
+                        ping_interval=10,
+                        connect_timeout=2,
+                        error_cb=_log_error,
+                    ),
+                    self.connect_deadline,
+                )
+            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
+                raise ConnectError(
+                    f"cannot connect to NATS at {', '.join(self.servers)} "
+                    f"within {self.connect_deadline}s"
+                ) from exc
         self._js = self._nc.jetstream()
         self._bucket: Any = None
         return self
@@ -151,14 +168,14 @@ class Client:
         """Subject, payload and headers of a job: pure, shared by every enqueue path."""
         env = Envelope(
             id=validate_job_id(job_id) if job_id is not None else new_job_id(),
-            task=task_name(task),
-            queue=queue or self.default_queue,
+            task=validate_task(task_name(task)),
+            queue=validate_queue(queue or self.default_queue),
             args=tuple(args),
             kwargs=kwargs,
             enqueued_at=time.time(),
-            retries=retries,
-            timeout=timeout,
-            result_ttl=result_ttl,
+            retries=int(validate_option("retries", retries)) if retries is not None else None,
+            timeout=validate_option("timeout", timeout),
+            result_ttl=validate_option("result_ttl", result_ttl),
         )
         headers = {HDR_MSG_ID: env.id}
         if self.serializer != "json":

@@ -7,6 +7,10 @@ class NaqdError(Exception):
     """Base class for naqd errors."""
 
 
+class ConnectError(NaqdError):
+    """No NATS server answered within the client's connect deadline."""
+
+
 class EnqueueError(NaqdError):
     """The job could not be stored in JetStream within the publish deadline."""
 

@@ -16,7 +16,9 @@ from typing import Any, Literal
 from naqd.protocol.names import PROTOCOL_VERSION
 
 Encoding = Literal["json", "pickle"]
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9_\-=.]{1,200}$")
+# Job ids are KV keys and subject tokens: dots only between non-empty parts.
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_\-=]+(\.[A-Za-z0-9_\-=]+)*$")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TASK_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -57,11 +59,31 @@ class Envelope:
 
 def validate_job_id(job_id: str) -> str:
     """Job ids become KV keys and Nats-Msg-Id values, so they must be subject-safe."""
-    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+    if not isinstance(job_id, str) or len(job_id) > 200 or not JOB_ID_RE.match(job_id):
         raise ValueError(
-            f"invalid job_id {job_id!r}: use 1-200 characters from A-Z a-z 0-9 _ - = ."
+            f"invalid job_id {job_id!r}: use 1-200 characters from A-Z a-z 0-9 _ - = "
+            "and single dots between them"
         )
     return job_id
+
+
+def validate_task(task: str) -> str:
+    if not isinstance(task, str) or not TASK_RE.match(task):
+        raise ValueError(f"invalid task name {task!r}: expected 'module:qualname'")
+    return task
+
+
+def validate_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not QUEUE_RE.match(queue):
+        raise ValueError(f"invalid queue name {queue!r}: use 1-64 of A-Z a-z 0-9 _ -")
+    return queue
+
+
+def validate_option(name: str, value: float | None) -> float | None:
+    """Retries, timeout and result_ttl: None (the queue's default) or >= 0."""
+    if value is not None and (isinstance(value, bool) or not value >= 0):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return value
 
 
 def encode_job(env: Envelope, encoding: Encoding = "json") -> bytes:
@@ -108,8 +130,11 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         raise EnvelopeError(f"invalid task name {task!r} (expected 'module:qualname')")
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise EnvelopeError("args must be a list and kwargs an object")
-    if not isinstance(job_id, str) or not isinstance(queue, str):
-        raise EnvelopeError("id and queue must be strings")
+    try:
+        validate_job_id(job_id)
+        validate_queue(queue)
+    except ValueError as exc:
+        raise EnvelopeError(str(exc)) from None
     return Envelope(
         id=job_id,
         task=task,

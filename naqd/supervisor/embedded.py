@@ -57,7 +57,11 @@ class EmbeddedNats:
             f"naqd-embedded-{self.port}",
         ]
         logger.info("starting embedded nats-server on {} (store {})", self.url, self.store_dir)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Own session: a Ctrl-C to the terminal must not stop NATS before the children
+        # have drained; the parent-death signal stops it if the supervisor is SIGKILLed.
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -82,6 +86,18 @@ class EmbeddedNats:
             self.proc.kill()
             self.proc.wait()
         logger.info("embedded nats-server stopped")
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG(SIGTERM), Linux only; elsewhere the server outlives a killed parent."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _is_ready(host: str, port: int) -> bool:

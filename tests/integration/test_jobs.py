@@ -160,3 +160,42 @@ async def test_enqueue_many_pipelined(url: str) -> None:
         jobs = await client.enqueue_many("tests.tasks:add", [(i, i) for i in range(300)])
         assert len({j.id for j in jobs}) == 300
         assert [await j.result(timeout=20) for j in jobs[::50]] == [0, 100, 200, 300, 400, 500]
+
+
+async def test_raw_job_with_invalid_id_is_dropped_not_redelivered(url: str) -> None:
+    """A hand-made job whose id cannot be a KV key must not loop forever."""
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    bad = b'{"v":1,"id":"has space","task":"tests.tasks:add","queue":"default","args":[1,1]}'
+    await js.publish("naqd.jobs.default", bad)
+    deadline = time.monotonic() + 10
+    while True:
+        info = await js.consumer_info("NAQD_JOBS", "q-default")
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            break
+        assert time.monotonic() < deadline, "bad job still pending"
+        await asyncio.sleep(0.05)
+    await nc.close()
+    async with Client(url) as client:
+        assert await (await client.enqueue("tests.tasks:add", 1, 1)).result(timeout=10) == 2
+
+
+async def test_client_rejects_bad_names_before_publishing(url: str) -> None:
+    async with Client(url) as client:
+        with pytest.raises(ValueError, match="invalid task name"):
+            await client.enqueue("add", 1, 2)
+        with pytest.raises(ValueError, match="invalid queue name"):
+            await client.enqueue("tests.tasks:add", 1, 2, queue="a.b")
+        with pytest.raises(ValueError, match="invalid job_id"):
+            await client.enqueue("tests.tasks:add", 1, 2, job_id=".lead")
+
+
+async def test_connect_to_unreachable_server_fails_fast() -> None:
+    from naqd import ConnectError
+    from tests.natsserver import free_port
+
+    with pytest.raises(ConnectError, match="cannot connect"):
+        async with Client(f"nats://127.0.0.1:{free_port()}", connect_deadline=1):
+            pass

@@ -148,3 +148,31 @@ def test_run_with_broken_config_exits_78(tmp_path: Path) -> None:
         [naqd_executable(), "--config", str(bad)], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 78 and "queues.default.timeout" in proc.stderr
+
+
+def test_config_option_before_the_command(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [naqd_executable(), "--config", str(REPO / "config" / "naq.yaml"), "check"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_reports_unreachable_nats_in_one_line() -> None:
+    proc = subprocess.run(
+        [naqd_executable(), "enqueue", "tests.tasks:add", "1", "2",
+         "--servers", f"nats://127.0.0.1:{free_port()}", "--connect-timeout", "1"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 69
+    assert proc.stderr.startswith("naqd: cannot connect to NATS") and "Traceback" not in proc.stderr
+
+
+def test_cli_rejects_bad_kwargs_without_traceback(nats_server) -> None:
+    proc = subprocess.run(
+        [naqd_executable(), "enqueue", "tests.tasks:add", "--kwargs", "{nope",
+         "--servers", nats_server.url],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 64 and "--kwargs is not valid JSON" in proc.stderr

@@ -14,6 +14,9 @@ from naqd.protocol.envelope import (
     encode_job,
     encode_result,
     validate_job_id,
+    validate_option,
+    validate_queue,
+    validate_task,
 )
 
 
@@ -83,3 +86,32 @@ def test_pickled_result_needs_opt_in() -> None:
     with pytest.raises(ValueError, match="allow_pickle"):
         decode_result(data)
     assert decode_result(data, allow_pickle=True).result == {1, 2}
+
+
+@pytest.mark.parametrize("job_id", [".lead", "trail.", "x..y", "a.b*"])
+def test_job_ids_must_be_valid_kv_keys(job_id: str) -> None:
+    with pytest.raises(ValueError, match="invalid job_id"):
+        validate_job_id(job_id)
+
+
+def test_decode_rejects_ids_and_queues_that_cannot_be_subjects() -> None:
+    with pytest.raises(EnvelopeError, match="invalid job_id"):
+        decode_job(b'{"id": "a b", "task": "m:f", "queue": "q"}')
+    with pytest.raises(EnvelopeError, match="invalid queue"):
+        decode_job(b'{"id": "a", "task": "m:f", "queue": "q.x"}')
+
+
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [(validate_task, "add"), (validate_queue, "a.b"), (validate_queue, "")],
+)
+def test_client_side_validation(check, value) -> None:
+    with pytest.raises(ValueError):
+        check(value)
+
+
+def test_options_must_be_non_negative() -> None:
+    assert validate_option("timeout", None) is None
+    assert validate_option("timeout", 0) == 0
+    with pytest.raises(ValueError, match="result_ttl must be a number >= 0"):
+        validate_option("result_ttl", -1)
