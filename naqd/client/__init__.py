@@ -1,7 +1,18 @@
 """Producer API: `Client` (async), `SyncClient` (blocking), `Job`, errors."""
 
 from naqd.client.client import Client, Job
+from naqd.client.delayed import DelayedJob, ServerTooOld
 from naqd.client.errors import EnqueueError, JobFailed, NaqdError
 from naqd.client.sync import SyncClient, SyncJob
 
-__all__ = ["Client", "EnqueueError", "Job", "JobFailed", "NaqdError", "SyncClient", "SyncJob"]
+__all__ = [
+    "Client",
+    "DelayedJob",
+    "EnqueueError",
+    "Job",
+    "JobFailed",
+    "NaqdError",
+    "ServerTooOld",
+    "SyncClient",
+    "SyncJob",
+]

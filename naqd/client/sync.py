@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from naqd.client.client import Client
+from naqd.client.delayed import DelayedJob
 from naqd.protocol.envelope import ResultRecord
 
 T = TypeVar("T")
@@ -76,8 +78,29 @@ class SyncClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
+        deps = kwargs.get("depends_on")
+        if deps is not None:  # SyncJob handles -> ids
+            kwargs["depends_on"] = [d.id if isinstance(d, SyncJob) else d for d in deps]
         job = self._run(self._client.enqueue(task, *args, **kwargs))
         return SyncJob(self, job.id)
+
+    def enqueue_at(
+        self, when: datetime, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        job = self._run(self._client.enqueue_at(when, task, *args, **kwargs))
+        return SyncJob(self, job.id)
+
+    def enqueue_in(
+        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        job = self._run(self._client.enqueue_in(delay, task, *args, **kwargs))
+        return SyncJob(self, job.id)
+
+    def cancel(self, job_id: str) -> bool:
+        return self._run(self._client.cancel(job_id))
+
+    def delayed(self) -> list[DelayedJob]:
+        return self._run(self._client.delayed())
 
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         return self._run(self._client.result(job_id, timeout=timeout))
