@@ -1,0 +1,146 @@
+"""Schedules across real `naqd` daemons on one nats-server: exactly one job per tick
+with two schedulers, leader failover after kill -9, SIGHUP reload."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import itertools
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import nats
+
+from naqd.protocol.names import RESULTS_BUCKET
+from tests.natsserver import wait_until
+
+LEASE, RENEW = 2.0, 0.5
+SCHEDULED = f"""
+tasks: {{imports: [tests.tasks]}}
+queues: {{default: {{concurrency: 4, ack_wait: 2s, retries: 1}}}}
+scheduler: {{leader_election: {{lease: {LEASE:g}s, renew_every: {RENEW:g}s}}}}
+shutdown: {{grace_period: 5s}}
+"""
+FIRED = re.compile(r"fired (cron\.\S+) for tick")
+
+
+def tick_schedule(tmp_path: Path, name: str = "tick") -> str:
+    return f"""
+schedules:
+  {name}: {{every: 1s, task: "tests.tasks:count_run", args: ["{tmp_path}"]}}
+"""
+
+
+def fired(*daemons) -> list[str]:
+    return [job for d in daemons for job in FIRED.findall(d.log)]
+
+
+def runs(tmp_path: Path) -> int:
+    path = tmp_path / "runs"
+    return len(path.read_text().split()) if path.exists() else 0
+
+
+def result_keys(url: str, prefix: str) -> list[str]:
+    async def go() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value(RESULTS_BUCKET)
+            return sorted(k for k in await kv.keys() if k.startswith(prefix))
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def stamps_are_consecutive_seconds(job_ids: list[str]) -> bool:
+    secs = [calendar.timegm(time.strptime(j.rsplit(".", 1)[1], "%Y%m%dT%H%M%SZ")) for j in job_ids]
+    return all(b - a == 1 for a, b in itertools.pairwise(secs))
+
+
+def leader_of(*daemons):
+    return next(d for d in daemons if "became scheduler leader" in d.log)
+
+
+def test_two_daemons_fire_one_job_per_tick(daemon_factory, nats_server, tmp_path: Path) -> None:
+    body = SCHEDULED + tick_schedule(tmp_path)
+    a = daemon_factory(body, ready_workers=1, name="a")
+    b = daemon_factory(body, ready_workers=1, name="b")
+    for d in (a, b):
+        d.wait_for_log("scheduler ready: 1 schedule(s)")
+    wait_until(lambda: fired(a, b), 20, what="first fire")
+    time.sleep(30)  # the duration under test: 30 one-second ticks, two schedulers
+    a.stop()
+    b.stop()
+    jobs = fired(a, b)
+    assert len(jobs) >= 25
+    assert len(set(jobs)) == len(jobs), "a tick was fired by both schedulers"
+    assert stamps_are_consecutive_seconds(sorted(jobs)), "a tick was missed"
+    # Each fired tick is one stored job that ran once.
+    keys = result_keys(nats_server.url, "cron.tick.")
+    assert keys == sorted(jobs)
+    assert runs(tmp_path) == len(jobs)
+
+
+def test_kill_9_of_the_leader_hands_over_without_double_fires(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    body = SCHEDULED + tick_schedule(tmp_path)
+    a = daemon_factory(body, ready_workers=1, name="a")
+    b = daemon_factory(body, ready_workers=1, name="b")
+    wait_until(lambda: len(fired(a, b)) >= 3, 20, what="three fires")
+    leader = leader_of(a, b)
+    survivor = b if leader is a else a
+    # The whole naqd dies at once, like a crashed host: supervisor and children.
+    children = [int(p) for p in re.findall(r"started \S+ \(pid (\d+)\)", leader.log)]
+    for pid in [leader.proc.pid, *children]:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    leader.proc.wait(10)
+    last_before = sorted(fired(leader))[-1]
+    survivor.wait_for_log("became scheduler leader", timeout=LEASE + RENEW + 15)
+    took_over = time.monotonic() - killed_at
+    wait_until(lambda: len(fired(survivor)) >= 4, 20, what="fires after takeover")
+    survivor.stop()
+
+    before, after = fired(leader), fired(survivor)
+    assert not set(before) & set(after), "a tick was fired twice"
+    # The new leader continued after the last fired tick: one catch-up, then every tick.
+    assert min(after) > last_before
+    assert stamps_are_consecutive_seconds(sorted(after))
+    # The lease (2 s, +0.25 s expiry lag) plus one campaign interval, with slack for a
+    # busy 2-core test machine.
+    assert took_over < LEASE + RENEW + 3.0, took_over
+    keys = result_keys(nats_server.url, "cron.tick.")
+    assert set(after) <= set(keys)
+
+
+def test_sighup_adds_a_schedule_without_restarting_workers(daemon_factory, tmp_path: Path) -> None:
+    daemon = daemon_factory(SCHEDULED, ready_workers=1)
+    daemon.wait_for_log("scheduler ready: 0 schedule(s)")
+    workers_before = re.findall(r"started worker\S* \(pid (\d+)\)", daemon.log)
+    daemon.config_path.write_text(daemon.config_path.read_text() + tick_schedule(tmp_path, "added"))
+    daemon.send(signal.SIGHUP)
+    daemon.wait_for_log("scheduler ready: 1 schedule(s)")
+    wait_until(lambda: runs(tmp_path) >= 2, 20, what="the added schedule to run")
+    assert all(j.startswith("cron.added.") for j in fired(daemon))
+    assert re.findall(r"started worker\S* \(pid (\d+)\)", daemon.log) == workers_before
+    assert daemon.log.count("started scheduler") == 2  # only the scheduler restarted
+    assert "died with" not in daemon.log
+
+
+def test_broken_yaml_on_sighup_keeps_the_old_config(daemon_factory, tmp_path: Path) -> None:
+    daemon = daemon_factory(SCHEDULED + tick_schedule(tmp_path), ready_workers=1)
+    wait_until(lambda: fired(daemon), 20, what="first fire")
+    good = daemon.config_path.read_text()
+    daemon.config_path.write_text(good.replace("every: 1s", "every: often"))
+    daemon.send(signal.SIGHUP)
+    daemon.wait_for_log("reload failed: keeping the running configuration")
+    assert f"{daemon.config_path}:" in daemon.log and "schedules.tick.every" in daemon.log
+    count = len(fired(daemon))
+    wait_until(lambda: len(fired(daemon)) >= count + 2, 10, what="fires to go on")
+    assert daemon.proc.poll() is None
+    assert daemon.log.count("started scheduler") == 1
+    assert daemon.log.count("started worker") == 1
