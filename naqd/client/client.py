@@ -220,6 +220,8 @@ class Client:
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
         every naqd process and costs naqd nothing while it waits."""
+        if "depends_on" in kwargs:
+            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
         at = utc_instant(when)
         await self._require_schedules()
         if task_kwargs:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import calendar
 import itertools
+import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import nats
 
 from naqd.protocol.names import RESULTS_BUCKET
+from tests.conftest import REPO, naqd_executable
 from tests.natsserver import wait_until
 
 LEASE, RENEW = 2.0, 0.5
@@ -144,3 +147,51 @@ def test_broken_yaml_on_sighup_keeps_the_old_config(daemon_factory, tmp_path: Pa
     assert daemon.proc.poll() is None
     assert daemon.log.count("started scheduler") == 1
     assert daemon.log.count("started worker") == 1
+
+
+def naqd_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [naqd_executable(), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_schedules_cli_lists_pauses_resumes_and_triggers(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    nightly = f"""
+  nightly: {{cron: "30 2 * * *", timezone: Europe/Berlin, task: "tests.tasks:count_run",
+            args: ["{tmp_path}"]}}
+"""
+    daemon = daemon_factory(SCHEDULED + tick_schedule(tmp_path) + nightly, ready_workers=1)
+    wait_until(lambda: fired(daemon), 20, what="first fire")
+    config = str(daemon.config_path)
+
+    listing = naqd_cli("schedules", "--config", config, "--json")
+    assert listing.returncode == 0, listing.stderr
+    data = json.loads(listing.stdout)
+    assert data["leader"]["pid"] > 0
+    rows = {r["name"]: r for r in data["schedules"]}
+    assert rows["tick"]["last_job"].startswith("cron.tick.")
+    assert rows["nightly"]["next_local"].endswith(("CET", "CEST"))
+    assert rows["nightly"]["last_tick"] is None
+
+    assert naqd_cli("schedules", "pause", "tick", "--config", config).returncode == 0
+    daemon.wait_for_log("tick: paused, not firing")
+    paused_runs = len(fired(daemon))
+    daemon.wait_for_log("tick: paused, not firing", count=3)
+    assert len(fired(daemon)) == paused_runs
+    assert naqd_cli("schedules", "resume", "tick", "--config", config).returncode == 0
+    wait_until(lambda: len(fired(daemon)) > paused_runs, 10, what="fires after resume")
+
+    trig = naqd_cli("schedules", "trigger", "nightly", "--config", config)
+    assert trig.returncode == 0, trig.stderr
+    job_id = trig.stdout.strip()
+    assert job_id.startswith("cron.nightly.manual.")
+    wait_until(lambda: job_id in result_keys(nats_server.url, "cron.nightly."), 20, what="run")
+
+    unknown = naqd_cli("schedules", "trigger", "nope", "--config", config)
+    assert unknown.returncode == 1 and "unknown schedule 'nope'" in unknown.stderr
