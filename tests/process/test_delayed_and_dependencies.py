@@ -77,3 +77,13 @@ def test_failing_parent_fails_its_dependents_with_reasons(daemon_factory, nats_s
     assert failed_b.value.message.startswith(f"dependency {a.id} failed: ")
     assert "boom" in failed_b.value.message
     assert failed_c.value.message.startswith(f"dependency {b.id} failed: DependencyFailed: ")
+
+
+def test_a_waiting_dependent_survives_a_naqd_restart(daemon_factory, nats_server) -> None:
+    first = daemon_factory(BODY, ready_workers=1, name="first")
+    with SyncClient(nats_server.url) as client:
+        child = client.enqueue("tests.tasks:add", 5, 5, depends_on=["parent-x"])
+        first.stop()
+        daemon_factory(BODY, ready_workers=1, name="second")
+        client.enqueue("tests.tasks:add", 0, 1, job_id="parent-x")
+        assert child.result(timeout=30) == 10
