@@ -53,7 +53,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             return EXIT_FAILED
 
     from naqd.client import Client
-    from naqd.scheduler.cron import Trigger, tick_stamp
+    from naqd.scheduler.cron import tick_stamp
     from naqd.scheduler.firing import publish_fire
     from naqd.scheduler.state import ScheduleState
 
@@ -74,17 +74,19 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                 await state.resume(args.name)
                 print(f"resumed {args.name}")
                 return 0
-            return await _list(config, state, args.json, Trigger, tick_stamp)
+            return await _list(config, state, args.json)
 
     return asyncio.run(go())
 
 
-async def _list(config: Any, state: Any, as_json: bool, trigger_cls: Any, stamp: Any) -> int:
+async def _list(config: Any, state: Any, as_json: bool) -> int:
+    from naqd.scheduler.cron import Trigger
+
     now = datetime.now(UTC)
     leader = await state.leader()
     rows = []
     for name, s in sorted(config.schedules.items()):
-        nxt = trigger_cls.of(s).next_after(now)
+        nxt = Trigger.of(s).next_after(now)
         last = await state.last_record(name)
         paused = await state.paused(name)
         rows.append(
