@@ -78,7 +78,8 @@ class DependencyResolver:
         self.wake = asyncio.Event()
         self.stopped = False
         self._kv: Any = None
-        self._subs: list[Any] = []
+        self._holder_sub: Any = None
+        self._results_sub: Any = None  # only while jobs wait: results are a busy subject
         self.released = 0
         self.failed = 0
 
@@ -87,13 +88,18 @@ class DependencyResolver:
         self.wake.set()
 
     async def run(self) -> None:
-        async def poke(_msg: Any) -> None:
-            self.wake.set()
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("dependency resolver crashed")
+            raise
 
+    async def _run(self) -> None:
         # New holders and new result records wake the resolver; a periodic pass covers
         # anything missed while disconnected or not leading.
-        self._subs.append(await self.nc.subscribe(f"{DEPENDENT_SUBJECT_PREFIX}.>", cb=poke))
-        self._subs.append(await self.nc.subscribe(result_subject(">"), cb=poke))
+        self._holder_sub = await self.nc.subscribe(f"{DEPENDENT_SUBJECT_PREFIX}.>", cb=self._poke)
         while not self.stopped:
             if self.may_act():
                 try:
@@ -125,11 +131,24 @@ class DependencyResolver:
             d = json.loads(entry.value)
             return ResultRecord(id=job_id, status=d.get("status", "queued"))
 
+    async def _poke(self, _msg: Any) -> None:
+        self.wake.set()
+
+    async def _watch_results(self, waiting: bool) -> None:
+        if waiting and self._results_sub is None:
+            self._results_sub = await self.nc.subscribe(result_subject(">"), cb=self._poke)
+        elif not waiting and self._results_sub is not None:
+            sub, self._results_sub = self._results_sub, None
+            await sub.unsubscribe()
+
     async def resolve_all(self) -> None:
         info = await self.js.stream_info(
             JOBS_STREAM, subjects_filter=f"{DEPENDENT_SUBJECT_PREFIX}.>"
         )
-        for subject in info.state.subjects or {}:
+        held = info.state.subjects or {}
+        # Subscribe before resolving, so a parent finishing meanwhile still wakes us.
+        await self._watch_results(bool(held))
+        for subject in held:
             if self.stopped or not self.may_act():
                 return
             await self.resolve(subject)

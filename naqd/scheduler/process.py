@@ -78,7 +78,13 @@ class SchedulerProcess:
             len(fire.schedules),
             le.lease,
         )
-        await self.stop.wait()
+        stop = loop.create_task(self.stop.wait())
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [t for t in done if t is not stop]
+        for task in crashed:  # a loop must never end on its own: let the supervisor restart us
+            exc = task.exception() if not task.cancelled() else None
+            logger.error("scheduler task ended unexpectedly: {!r}", exc)
+        stop.cancel()
         await fire.stop()
         resolver.stop()
         election.stopped = True
@@ -93,4 +99,4 @@ class SchedulerProcess:
         except Exception as exc:
             logger.warning("closing NATS connection: {}", exc)
         logger.info("scheduler stopped: {} fire(s)", fire.fired)
-        return 0
+        return 1 if crashed else 0
