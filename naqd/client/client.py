@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import nats
@@ -20,6 +21,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
+from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
 from naqd.client.errors import ConnectError, EnqueueError, JobFailed
 from naqd.protocol.envelope import (
     Encoding,
@@ -33,10 +35,16 @@ from naqd.protocol.envelope import (
     validate_task,
 )
 from naqd.protocol.names import (
+    DELAYED_SUBJECT_PREFIX,
+    HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
+    JOBS_STREAM,
     RESULTS_BUCKET,
+    delayed_subject,
+    dependent_subject,
     done_subject,
+    holder_msg_id,
     job_subject,
 )
 
@@ -191,11 +199,16 @@ class Client:
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        depends_on: Iterable[str | Job] | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Store a job; returns once JetStream has it. Keyword names that are options of
-        enqueue itself reach the task through `task_kwargs={...}`."""
+        enqueue itself reach the task through `task_kwargs={...}`.
+
+        With `depends_on`, the job waits until every listed job succeeded, and fails
+        with a reason naming the parent if one fails (docs/scheduling.md); this needs a
+        running naqd scheduler."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
         subject, payload, headers = self.build(
@@ -208,8 +221,94 @@ class Client:
             timeout=timeout,
             result_ttl=result_ttl,
         )
+        job_id = headers[HDR_MSG_ID]
+        parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
+        if parents:
+            queue_name = subject.rsplit(".", 1)[-1]
+            subject = dependent_subject(queue_name, job_id)
+            headers = {**headers, HDR_MSG_ID: holder_msg_id(job_id)}
+            headers[HDR_DEPENDS_ON] = ",".join(parents)
         await self._publish(subject, payload, headers)
-        return Job(self, headers[HDR_MSG_ID])
+        return Job(self, job_id)
+
+    async def enqueue_at(
+        self,
+        when: datetime,
+        task: str | Callable[..., Any],
+        *args: Any,
+        queue: str | None = None,
+        job_id: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        result_ttl: float | None = None,
+        task_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
+        holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
+        every naqd process and costs naqd nothing while it waits."""
+        if "depends_on" in kwargs:
+            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
+        at = utc_instant(when)
+        await self._require_schedules()
+        if task_kwargs:
+            kwargs = {**kwargs, **task_kwargs}
+        subject, payload, headers = self.build(
+            task,
+            args,
+            kwargs,
+            queue=queue,
+            job_id=job_id,
+            retries=retries,
+            timeout=timeout,
+            result_ttl=result_ttl,
+        )
+        job_id = headers[HDR_MSG_ID]
+        queue_name = subject.rsplit(".", 1)[-1]
+        holder = delayed_subject(queue_name, job_id)
+        await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
+        return Job(self, job_id)
+
+    async def enqueue_in(
+        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Job:
+        """Run a job after `delay` (seconds or a timedelta); see enqueue_at."""
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise ValueError(f"delay must not be negative, got {seconds}")
+        when = datetime.fromtimestamp(time.time() + seconds).astimezone()
+        return await self.enqueue_at(when, task, *args, **kwargs)
+
+    async def _require_schedules(self) -> None:
+        if not getattr(self, "_schedules_ok", False):
+            info = await self._js.account_info()
+            require_schedules(getattr(getattr(info, "api", None), "level", 0) or 0)
+            self._schedules_ok = True
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a delayed job before it fires; False when there is no such pending job
+        (it fired already, or never existed)."""
+        validate_job_id(job_id)
+        subject = f"{DELAYED_SUBJECT_PREFIX}.*.{job_id}"
+        info = await self._js.stream_info(JOBS_STREAM, subjects_filter=subject)
+        if not info.state.subjects:
+            return False
+        await self._js.purge_stream(JOBS_STREAM, subject=subject)
+        return True
+
+    async def delayed(self) -> list[DelayedJob]:
+        """Pending delayed jobs, soonest first."""
+        info = await self._js.stream_info(
+            JOBS_STREAM, subjects_filter=f"{DELAYED_SUBJECT_PREFIX}.>"
+        )
+        found = []
+        for subject in info.state.subjects or {}:
+            try:
+                msg = await self._js.get_msg(JOBS_STREAM, subject=subject)
+            except Exception:
+                continue  # fired meanwhile
+            found.append(DelayedJob.from_holder(subject, msg.headers or {}, msg.data or b""))
+        return sorted(found, key=lambda d: d.run_at)
 
     async def enqueue_many(
         self,

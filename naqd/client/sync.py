@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from naqd.client.client import Client
+from naqd.client.delayed import DelayedJob
 from naqd.protocol.envelope import ResultRecord
 
 T = TypeVar("T")
@@ -76,6 +78,9 @@ class SyncClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
+        deps = kwargs.get("depends_on")
+        if deps is not None:  # SyncJob handles -> ids
+            kwargs["depends_on"] = [d.id if isinstance(d, SyncJob) else d for d in deps]
         job = self._run(self._client.enqueue(task, *args, **kwargs))
         return SyncJob(self, job.id)
 
@@ -84,6 +89,24 @@ class SyncClient:
     ) -> list[SyncJob]:
         jobs = self._run(self._client.enqueue_many(task, calls, **options))
         return [SyncJob(self, job.id) for job in jobs]
+
+    def enqueue_at(
+        self, when: datetime, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        job = self._run(self._client.enqueue_at(when, task, *args, **kwargs))
+        return SyncJob(self, job.id)
+
+    def enqueue_in(
+        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        job = self._run(self._client.enqueue_in(delay, task, *args, **kwargs))
+        return SyncJob(self, job.id)
+
+    def cancel(self, job_id: str) -> bool:
+        return self._run(self._client.cancel(job_id))
+
+    def delayed(self) -> list[DelayedJob]:
+        return self._run(self._client.delayed())
 
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         return self._run(self._client.result(job_id, timeout=timeout))

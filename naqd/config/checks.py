@@ -119,7 +119,8 @@ def cron(value: Any) -> str:
     fields = value.split()
     if not (len(fields) == 1 and value.strip().startswith("@")) and len(fields) not in (5, 6):
         raise ValueError(f"expected a cron expression with 5 or 6 fields, got {describe(value)}")
-    if not croniter.is_valid(value):
+    # Six fields put seconds first, as Quartz, Spring and nats-server do.
+    if not croniter.is_valid(value, second_at_beginning=len(fields) == 6):
         raise ValueError(f"invalid cron expression {describe(value)}")
     return " ".join(fields)
 

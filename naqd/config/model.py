@@ -54,6 +54,10 @@ class ScheduleConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     queue: str = "default"
     enabled: bool = True
+    missed: Literal["skip", "run_once"] = "run_once"
+    jitter: float = 0.0
+    retries: int | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,16 @@ def check_lease(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, pat
             f"renew_every ({format_duration(renew)}) must be shorter than "
             f"lease ({format_duration(lease)})",
         )
+    elif renew * 2 > lease:
+        blame = "renew_every" if "renew_every" in items else "lease"
+        node = items[blame][1] if blame in items else where
+        ctx.error(
+            node,
+            join(path, blame),
+            f"renew_every ({format_duration(renew)}) must be at most half of "
+            f"lease ({format_duration(lease)}), so a renewal lands before the leader "
+            "steps down at 3/4 of the lease",
+        )
 
 
 # --- the schema ---------------------------------------------------------------------
@@ -159,6 +169,10 @@ SCHEDULE = Section(
         "args": plain_list,
         "kwargs": plain_mapping,
         "enabled": scalar(boolean),
+        "missed": scalar(choice("skip", "run_once")),
+        "jitter": scalar(duration(at_least=0.0)),
+        "retries": scalar(integer(0, None, "an integer of 0 or more")),
+        "timeout": scalar(duration()),
     },
     required=("task",),
     check=check_schedule,

@@ -5,13 +5,25 @@ from __future__ import annotations
 JOBS_STREAM = "NAQD_JOBS"
 JOBS_SUBJECT_PREFIX = "naqd.jobs"
 RESULTS_BUCKET = "naqd_results"
+# Holders in NAQD_JOBS that no queue consumer covers (docs/scheduling.md).
+DELAYED_SUBJECT_PREFIX = "naqd.sched"  # server-side @at schedules (delayed jobs)
+DEPENDENT_SUBJECT_PREFIX = "naqd.deps"  # jobs waiting for their parents
+LEADER_BUCKET = "naqd_leader"  # key "scheduler": the lease (bucket TTL = lease)
+LEADER_KEY = "scheduler"
+SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>"
 
 # Headers on job messages.
 HDR_MSG_ID = "Nats-Msg-Id"
 HDR_ENCODING = "Naqd-Encoding"  # "json" (default when absent) | "pickle"
 HDR_TTL = "Nats-TTL"
+HDR_SCHEDULE = "Nats-Schedule"
+HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
+HDR_DEPENDS_ON = "Naqd-Depends-On"  # comma-separated parent job ids
+HDR_LEADER_REV = "Naqd-Leader-Rev"  # fencing token on cron-fired jobs
 
 PROTOCOL_VERSION = 1
+# JetStream API level of nats-server 2.12, the first with `Nats-Schedule: @at`.
+SCHEDULES_API_LEVEL = 2
 
 
 def job_subject(queue: str) -> str:
@@ -35,3 +47,16 @@ def done_subject(job_id: str) -> str:
 
 def pull_subject(queue: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer_name(queue)}"
+
+
+def delayed_subject(queue: str, job_id: str) -> str:
+    return f"{DELAYED_SUBJECT_PREFIX}.{queue}.{job_id}"
+
+
+def dependent_subject(queue: str, job_id: str) -> str:
+    return f"{DEPENDENT_SUBJECT_PREFIX}.{queue}.{job_id}"
+
+
+def holder_msg_id(job_id: str) -> str:
+    """Nats-Msg-Id of a holder: not the job id, which the released job itself carries."""
+    return f"hold.{job_id}"

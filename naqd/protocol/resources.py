@@ -15,9 +15,14 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from naqd.protocol.names import (
+    DELAYED_SUBJECT_PREFIX,
+    DEPENDENT_SUBJECT_PREFIX,
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
+    LEADER_BUCKET,
     RESULTS_BUCKET,
+    SCHEDULES_API_LEVEL,
+    SCHEDULES_BUCKET,
     consumer_name,
     job_subject,
 )
@@ -33,16 +38,47 @@ DUPLICATE_WINDOW = 120.0
 MAX_ACK_PENDING = 20_000
 
 
-def jobs_stream_config(replicas: int) -> StreamConfig:
+def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
+    """`schedules` (server >= 2.12) lets delayed-job holders fire into the queues."""
     return StreamConfig(
         name=JOBS_STREAM,
-        subjects=[f"{JOBS_SUBJECT_PREFIX}.>"],
+        subjects=[
+            f"{JOBS_SUBJECT_PREFIX}.>",
+            f"{DELAYED_SUBJECT_PREFIX}.>",
+            f"{DEPENDENT_SUBJECT_PREFIX}.>",
+        ],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW,
+        allow_msg_schedules=True if schedules else None,
     )
+
+
+def kv_stream_config(bucket: str, replicas: int, ttl: float | None = None) -> StreamConfig:
+    """A one-value-per-key bucket. No limit markers: nats-py's get()/create() mishandle
+    them, which would stop a lease from being taken over (reference nats.md §3.3)."""
+    return StreamConfig(
+        name=f"KV_{bucket}",
+        subjects=[f"$KV.{bucket}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_msgs_per_subject=1,
+        max_age=ttl,
+        num_replicas=replicas,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,
+    )
+
+
+async def api_level(js: JetStreamContext) -> int:
+    """The server's JetStream API level (0 when it predates levels: < 2.11)."""
+    info = await js.account_info()
+    api = getattr(info, "api", None)
+    return int(getattr(api, "level", 0) or 0)
 
 
 def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
@@ -87,7 +123,8 @@ async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
 async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     """Create or update what naqd needs; idempotent, safe for many processes at once."""
     replicas = config.nats.replicas
-    await _ensure_stream(js, jobs_stream_config(replicas))
+    schedules = await api_level(js) >= SCHEDULES_API_LEVEL
+    await _ensure_stream(js, jobs_stream_config(replicas, schedules))
     await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
@@ -101,3 +138,11 @@ async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
         info = None
     if info is None or info.config.ack_wait != cfg.ack_wait:
         await js.add_consumer(JOBS_STREAM, cfg)
+
+
+async def ensure_scheduler_resources(js: JetStreamContext, config: Config) -> None:
+    """The lease bucket (TTL = lease) and the schedule state bucket."""
+    replicas = config.nats.replicas
+    lease = config.scheduler.leader_election.lease
+    await _ensure_stream(js, kv_stream_config(LEADER_BUCKET, replicas, ttl=lease))
+    await _ensure_stream(js, kv_stream_config(SCHEDULES_BUCKET, replicas))

@@ -25,6 +25,8 @@ class Slot:
 
     @property
     def label(self) -> str:
+        if not self.queue:
+            return self.role
         return f"{self.role}[{self.queue}]#{self.index}"
 
 
@@ -47,9 +49,12 @@ def after_exit(slot: Slot, now: float) -> float:
 
 
 def plan_slots(config: Config) -> list[Slot]:
-    """The children this host runs: `processes` workers per queue."""
-    return [
+    """The children this host runs: `processes` workers per queue, and one scheduler."""
+    slots = [
         Slot(role="worker", queue=q.name, index=i)
         for q in config.queues.values()
         for i in range(q.processes)
     ]
+    if config.scheduler.enabled:
+        slots.append(Slot(role="scheduler", queue="", index=0))
+    return slots

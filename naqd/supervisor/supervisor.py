@@ -15,13 +15,16 @@ from multiprocessing.context import SpawnProcess
 from loguru import logger
 
 from naqd.config import Config
+from naqd.scheduler import process as scheduler_process
 from naqd.supervisor.embedded import EmbeddedNats
 from naqd.supervisor.policy import Slot, after_exit, plan_slots
+from naqd.supervisor.reloading import Reloader
 from naqd.worker import process as worker_process
 
 # What each child role runs: a picklable function (config, queue, index) -> None.
 ENTRY_POINTS: dict[str, Callable[[Config, str, int], None]] = {
     "worker": worker_process.main,
+    "scheduler": scheduler_process.main,
 }
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -40,6 +43,7 @@ class Supervisor:
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
         self._wake_r, self._wake_w = os.pipe()
+        self.reloader = Reloader(self)
 
     # -- signals: handlers only record; the loop acts -----------------------------------
 
@@ -76,12 +80,14 @@ class Supervisor:
         logger.info("started {} (pid {})", slot.label, proc.pid)
 
     def _reap(self, stopping: bool) -> None:
-        for slot in self.slots:
+        for slot in [*self.slots, *self.reloader.retired]:
             proc = self.procs.get(slot.pid) if slot.pid else None
             if proc is None or proc.is_alive():
                 continue
             proc.join()
             del self.procs[proc.pid]  # type: ignore[arg-type]
+            if self.reloader.reaped(slot, proc.exitcode):
+                continue
             if stopping:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
@@ -130,7 +136,7 @@ class Supervisor:
                 if sig in STOP_SIGNALS:
                     logger.info("received {}: draining children", signal.Signals(sig).name)
                     return self._shutdown()
-                logger.info("SIGHUP: reload is not supported yet; ignoring")
+                self.reloader.reload()
             self._reap(stopping=False)
             self._start_due()
             pending = [s.next_start_at for s in self.slots if s.pid is None]

@@ -125,6 +125,11 @@ def test_empty_config_is_all_defaults(text: str) -> None:
         ("schedules: {s: {cron: '*/5  * * * *', task: 'a:b'}}", "schedules.s.cron", "*/5 * * * *"),
         ("schedules: {s: {every: 1m, task: 'a.b:C.run', args: [1, x, [2]]}}", "schedules.s.args", (1, "x", [2])),
         ("schedules: {s: {every: 1m, task: 'a:b', kwargs: {n: 1, d: {k: v}}}}", "schedules.s.kwargs", {"n": 1, "d": {"k": "v"}}),
+        ("schedules: {s: {cron: '*/10 * * * * *', task: 'a:b'}}", "schedules.s.cron", "*/10 * * * * *"),
+        ("schedules: {s: {every: 1m, task: 'a:b'}}", "schedules.s.missed", "run_once"),
+        ("schedules: {s: {every: 1m, task: 'a:b', missed: skip, jitter: 30s}}", "schedules.s.jitter", 30.0),
+        ("schedules: {s: {every: 1m, task: 'a:b', retries: 0, timeout: 2m}}", "schedules.s.timeout", 120.0),
+        ("scheduler: {leader_election: {lease: 2s, renew_every: 1s}}", "scheduler.leader_election.renew_every", 1.0),
     ],
 )  # fmt: skip
 def test_valid_values(text: str, attribute: str, expected: object) -> None:
@@ -222,6 +227,10 @@ CASES = [
     # cross-field
     ("scheduler:\n  leader_election: {lease: 10s, renew_every: 10s}\n", "naq.yaml:2:46: scheduler.leader_election.renew_every: renew_every (10s) must be shorter than lease (10s)"),
     ("scheduler:\n  leader_election: {lease: 5s}\n", "naq.yaml:2:28: scheduler.leader_election.lease: renew_every (5s) must be shorter than lease (5s)"),
+    ("scheduler:\n  leader_election: {lease: 10s, renew_every: 6s}\n", "naq.yaml:2:46: scheduler.leader_election.renew_every: renew_every (6s) must be at most half of lease (10s), so a renewal lands before the leader steps down at 3/4 of the lease"),
+    ("schedules:\n  s: {every: 1m, task: 'a:b', missed: all}\n", 'naq.yaml:2:39: schedules.s.missed: expected one of skip, run_once, got "all"'),
+    ("schedules:\n  s: {cron: '* * * * * 99', task: 'a:b'}\n", 'naq.yaml:2:13: schedules.s.cron: invalid cron expression "* * * * * 99"'),
+    ("schedules:\n  s: {every: 1m, task: 'a:b', jitter: -1s}\n", 'naq.yaml:2:39: schedules.s.jitter: a duration cannot be negative, got "-1s"'),
 ]  # fmt: skip
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from naqd.config import QueueConfig
-from naqd.config.model import Config
+from naqd.config.model import Config, SchedulerConfig
 from naqd.supervisor.policy import Slot, after_exit, plan_slots, restart_delay
 from naqd.worker.retry import retry_delay
 
@@ -39,4 +39,14 @@ def test_plan_slots_one_per_process() -> None:
             "b": QueueConfig(name="b", processes=1),
         }
     )
-    assert [(s.queue, s.index) for s in plan_slots(config)] == [("a", 0), ("a", 1), ("b", 0)]
+    assert [(s.role, s.queue, s.index) for s in plan_slots(config)] == [
+        ("worker", "a", 0),
+        ("worker", "a", 1),
+        ("worker", "b", 0),
+        ("scheduler", "", 0),  # one per host while scheduler.enabled (the default)
+    ]
+
+
+def test_plan_slots_without_scheduler() -> None:
+    config = Config(scheduler=SchedulerConfig(enabled=False))
+    assert [s.role for s in plan_slots(config)] == ["worker"]

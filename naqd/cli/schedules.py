@@ -1,0 +1,157 @@
+"""Schedule and delayed-job commands: `naqd schedules [trigger|pause|resume NAME]` and
+`naqd delayed [list|cancel JOB_ID]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from naqd.cli.common import EXIT_CONFIG, EXIT_FAILED, add_servers, load, serializer, servers
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sch = sub.add_parser(
+        "schedules", help="list schedules (next/last fire, leader), or trigger/pause/resume one"
+    )
+    actions = ("list", "trigger", "pause", "resume")
+    sch.add_argument("action", nargs="?", default="list", choices=actions)
+    sch.add_argument("name", nargs="?", help="schedule name (for trigger, pause, resume)")
+    sch.add_argument("--json", action="store_true", help="print JSON")
+    add_servers(sch)
+
+    dl = sub.add_parser("delayed", help="list pending delayed jobs, or cancel one")
+    dl.add_argument("action", nargs="?", default="list", choices=("list", "cancel"))
+    dl.add_argument("job_id", nargs="?")
+    dl.add_argument("--json", action="store_true", help="print JSON")
+    add_servers(dl)
+
+
+def _fmt(t: datetime | None, zone: str = "UTC") -> str:
+    if t is None:
+        return "-"
+    return t.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    if not args.config:
+        print("naqd schedules needs --config (the schedules live in naq.yaml)", file=sys.stderr)
+        return EXIT_CONFIG
+    config = load(args.config)
+    if args.action != "list":
+        if not args.name:
+            print(f"naqd schedules {args.action} needs a schedule NAME", file=sys.stderr)
+            return EXIT_CONFIG
+        if args.name not in config.schedules:
+            known = ", ".join(sorted(config.schedules)) or "(none)"
+            print(f"unknown schedule {args.name!r} (configured: {known})", file=sys.stderr)
+            return EXIT_FAILED
+
+    from naqd.client import Client
+    from naqd.scheduler.cron import tick_stamp
+    from naqd.scheduler.firing import publish_fire
+    from naqd.scheduler.state import ScheduleState
+
+    async def go() -> int:
+        async with Client(servers(args), serializer=serializer(args)) as client:
+            state = ScheduleState(client._js)
+            if args.action == "trigger":
+                schedule = config.schedules[args.name]
+                job_id = f"cron.{args.name}.manual.{tick_stamp(datetime.now(UTC))}"
+                await publish_fire(client, schedule, job_id)
+                print(job_id)
+                return 0
+            if args.action == "pause":
+                await state.pause(args.name)
+                print(f"paused {args.name}")
+                return 0
+            if args.action == "resume":
+                await state.resume(args.name)
+                print(f"resumed {args.name}")
+                return 0
+            return await _list(config, state, args.json)
+
+    return asyncio.run(go())
+
+
+async def _list(config: Any, state: Any, as_json: bool) -> int:
+    from naqd.scheduler.cron import Trigger
+
+    now = datetime.now(UTC)
+    leader = await state.leader()
+    rows = []
+    for name, s in sorted(config.schedules.items()):
+        nxt = Trigger.of(s).next_after(now)
+        last = await state.last_record(name)
+        paused = await state.paused(name)
+        rows.append(
+            {
+                "name": name,
+                "trigger": s.cron if s.cron else f"every {s.every:g}s",
+                "timezone": s.timezone,
+                "task": s.task,
+                "queue": s.queue,
+                "enabled": s.enabled,
+                "paused": paused,
+                "next": nxt.isoformat(),
+                "next_local": _fmt(nxt, s.timezone),
+                "last_tick": last.get("tick") if last else None,
+                "last_job": last.get("job_id") if last else None,
+            }
+        )
+    lead = {"host": leader.host, "pid": leader.pid, "since": leader.since} if leader else None
+    if as_json:
+        print(json.dumps({"leader": lead, "schedules": rows}, indent=2))
+        return 0
+    if leader:
+        since = datetime.fromtimestamp(leader.since, UTC)
+        ago = time.time() - leader.since
+        print(f"leader: {leader.host} pid {leader.pid} since {_fmt(since)} ({ago:.0f}s)")
+    else:
+        print("leader: none (no scheduler running?)")
+    for r in rows:
+        state_text = "disabled" if not r["enabled"] else "paused" if r["paused"] else "active"
+        print(
+            f"{r['name']:<20} {r['trigger']:<18} {state_text:<8} next {r['next_local']}"
+            f" ({_fmt(datetime.fromisoformat(r['next']))})  last {r['last_tick'] or '-'}"
+        )
+    return 0
+
+
+def cmd_delayed(args: argparse.Namespace) -> int:
+    from naqd.client import Client
+
+    async def go() -> int:
+        async with Client(servers(args), serializer=serializer(args)) as client:
+            if args.action == "cancel":
+                if not args.job_id:
+                    print("naqd delayed cancel needs a JOB_ID", file=sys.stderr)
+                    return EXIT_CONFIG
+                if await client.cancel(args.job_id):
+                    print(f"cancelled {args.job_id}")
+                    return 0
+                print(f"no pending delayed job {args.job_id}", file=sys.stderr)
+                return EXIT_FAILED
+            pending = await client.delayed()
+            if args.json:
+                out = [
+                    {"id": d.id, "queue": d.queue, "run_at": d.run_at.isoformat(), "task": d.task}
+                    for d in pending
+                ]
+                print(json.dumps(out, indent=2))
+                return 0
+            for d in pending:
+                print(f"{d.id}  {d.queue:<12} {_fmt(d.run_at)}  {d.task}")
+            if not pending:
+                print("no pending delayed jobs")
+            return 0
+
+    return asyncio.run(go())
+
+
+COMMANDS = {"schedules": cmd_schedules, "delayed": cmd_delayed}

@@ -1,0 +1,1 @@
+"""The scheduler child: leader election, cron/interval firing, dependent jobs."""

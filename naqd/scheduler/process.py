@@ -1,0 +1,102 @@
+"""The scheduler child: one per host. All of them campaign for the lease; the leader
+fires schedules and releases dependent jobs. A reload restarts only this child."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import signal
+import sys
+
+from loguru import logger
+
+from naqd.client.client import Client
+from naqd.config import Config
+from naqd.connection import connect_daemon
+from naqd.logs import setup_logging
+from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
+from naqd.scheduler.dependencies import DependencyResolver
+from naqd.scheduler.election import Election
+from naqd.scheduler.firing import FireLoop
+from naqd.scheduler.state import ScheduleState
+
+
+def main(config: Config, queue: str, index: int) -> None:
+    """Entry point of a spawned scheduler process (`queue`/`index` are unused)."""
+    setup_logging(config.logging, role="scheduler")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        code = runner.run(SchedulerProcess(config).run())
+    sys.exit(code)
+
+
+class SchedulerProcess:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop = asyncio.Event()
+
+    def _watch_parent(self, loop: asyncio.AbstractEventLoop) -> None:
+        parent = multiprocessing.parent_process()
+        if parent is None:
+            return
+
+        def on_parent_gone() -> None:
+            loop.remove_reader(parent.sentinel)
+            logger.warning("supervisor is gone: stopping")
+            self.stop.set()
+
+        loop.add_reader(parent.sentinel, on_parent_gone)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+        self._watch_parent(loop)
+        nc = await connect_daemon(self.config.nats.urls, role="scheduler", conn="control")
+        js = nc.jetstream()
+        await ensure_resources(js, self.config)
+        await ensure_scheduler_resources(js, self.config)
+        state = ScheduleState(js)
+        le = self.config.scheduler.leader_election
+        election = Election(await state.leader_kv(), le.lease, le.renew_every)
+        client = await Client(nc=nc, serializer=self.config.tasks.serializer).connect()
+        fire = FireLoop(self.config, client, state, election.may_fire, lambda: election.revision)
+        resolver = DependencyResolver(nc, self.config, election.may_fire)
+        tasks = [
+            loop.create_task(election.run()),
+            loop.create_task(fire.run()),
+            loop.create_task(resolver.run()),
+        ]
+        logger.info(
+            "scheduler ready: {} schedule(s), lease {}s",
+            len(fire.schedules),
+            le.lease,
+        )
+        stop = loop.create_task(self.stop.wait())
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [t for t in done if t is not stop]
+        for task in crashed:  # a loop must never end on its own: let the supervisor restart us
+            exc = task.exception() if not task.cancelled() else None
+            logger.error("scheduler task ended unexpectedly: {!r}", exc)
+        stop.cancel()
+        await fire.stop()
+        resolver.stop()
+        election.stopped = True
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await election.release()
+        try:
+            await asyncio.wait_for(nc.drain(), timeout=5)
+        except Exception as exc:
+            logger.warning("closing NATS connection: {}", exc)
+        logger.info("scheduler stopped: {} fire(s)", fire.fired)
+        return 1 if crashed else 0

@@ -1,0 +1,99 @@
+"""Schedule state in KV, shared by the scheduler child and the CLI: the last fired tick
+of each schedule (so a new leader continues where the old one stopped), pauses, and
+who leads."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+
+from naqd.protocol.names import LEADER_BUCKET, LEADER_KEY, SCHEDULES_BUCKET
+from naqd.scheduler.cron import parse_stamp, tick_stamp
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    host: str
+    pid: int
+    since: float  # wall-clock time the lease was won
+    revision: int = 0
+
+
+def leader_value(since: float) -> bytes:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": since}).encode()
+
+
+class ScheduleState:
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self._kv: Any = None
+        self._leader_kv: Any = None
+
+    async def kv(self) -> Any:
+        if self._kv is None:
+            self._kv = await self.js.key_value(SCHEDULES_BUCKET)
+        return self._kv
+
+    async def leader_kv(self) -> Any:
+        if self._leader_kv is None:
+            self._leader_kv = await self.js.key_value(LEADER_BUCKET)
+        return self._leader_kv
+
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            entry = await (await self.kv()).get(key)
+        except KeyNotFoundError:
+            return None
+        return entry.value or None  # a deleted key reads as empty
+
+    async def last_fired(self, name: str) -> datetime | None:
+        raw = await self._get(f"last.{name}")
+        if raw is None:
+            return None
+        try:
+            return parse_stamp(json.loads(raw)["tick"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    async def record_fired(self, name: str, tick: datetime, job_id: str) -> None:
+        """Store the tick unless a later one is stored already (jittered fires can land
+        out of order)."""
+        previous = await self.last_fired(name)
+        if previous is not None and previous >= tick:
+            return
+        value = {"tick": tick_stamp(tick), "job_id": job_id, "fired_at": time.time()}
+        await (await self.kv()).put(f"last.{name}", json.dumps(value).encode())
+
+    async def last_record(self, name: str) -> dict[str, Any] | None:
+        raw = await self._get(f"last.{name}")
+        return json.loads(raw) if raw else None
+
+    async def paused(self, name: str) -> bool:
+        return await self._get(f"paused.{name}") is not None
+
+    async def pause(self, name: str) -> None:
+        await (await self.kv()).put(f"paused.{name}", json.dumps({"at": time.time()}).encode())
+
+    async def resume(self, name: str) -> None:
+        await (await self.kv()).delete(f"paused.{name}")
+
+    async def leader(self) -> LeaderInfo | None:
+        try:
+            entry = await (await self.leader_kv()).get(LEADER_KEY)
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        try:
+            d = json.loads(entry.value)
+            return LeaderInfo(d["host"], int(d["pid"]), float(d["since"]), entry.revision or 0)
+        except (ValueError, KeyError, TypeError):
+            return None

@@ -1,0 +1,63 @@
+"""What a SIGHUP reload changes, as a pure diff of two configs over the child slots.
+
+- a worker restarts (gracefully) only when its queue's settings changed, or settings
+  every worker uses (nats, tasks, results, logging, shutdown);
+- the scheduler restarts when anything it uses changed (schedules, scheduler, ...),
+  never because of a queue change alone;
+- slots of removed queues (or processes beyond a lowered count) drain and stop;
+- slots of new queues (or a raised count) start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from naqd.config import Config
+from naqd.supervisor.policy import Slot, plan_slots
+
+SlotKey = tuple[str, str, int]
+
+_WORKER_GLOBALS = ("nats", "tasks", "results", "logging", "shutdown")
+_SCHEDULER_SETTINGS = ("nats", "tasks", "results", "logging", "schedules", "scheduler", "queues")
+
+
+def slot_key(slot: Slot) -> SlotKey:
+    return (slot.role, slot.queue, slot.index)
+
+
+@dataclass
+class ReloadPlan:
+    restart: set[SlotKey] = field(default_factory=set)
+    stop: set[SlotKey] = field(default_factory=set)
+    start: list[Slot] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.restart or self.stop or self.start)
+
+
+def _changed(old: Config, new: Config, names: tuple[str, ...]) -> bool:
+    return any(getattr(old, n) != getattr(new, n) for n in names)
+
+
+def _needs_restart(key: SlotKey, old: Config, new: Config) -> bool:
+    role, queue, _ = key
+    if role == "scheduler":
+        # The scheduler reads queue names only to validate schedules: restart it when
+        # queues come or go, not when a queue's concurrency changes.
+        if set(old.queues) != set(new.queues):
+            return True
+        names = tuple(n for n in _SCHEDULER_SETTINGS if n != "queues")
+        return _changed(old, new, names)
+    return _changed(old, new, _WORKER_GLOBALS) or old.queues.get(queue) != new.queues.get(queue)
+
+
+def plan_reload(old: Config, new: Config) -> ReloadPlan:
+    old_keys = {slot_key(s) for s in plan_slots(old)}
+    new_slots = plan_slots(new)
+    new_keys = {slot_key(s) for s in new_slots}
+    plan = ReloadPlan()
+    plan.stop = old_keys - new_keys
+    plan.start = [s for s in new_slots if slot_key(s) not in old_keys]
+    plan.restart = {k for k in old_keys & new_keys if _needs_restart(k, old, new)}
+    return plan

@@ -1,0 +1,89 @@
+"""Delayed jobs and dependencies through the real daemon: a delayed job survives a
+naqd restart and never runs early; dependency chains release or fail in order."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from naqd import JobFailed, SyncClient
+
+BODY = """
+tasks: {imports: [tests.tasks]}
+queues: {default: {concurrency: 4, retries: 0}}
+scheduler: {leader_election: {lease: 2s, renew_every: 0.5s}}
+shutdown: {grace_period: 5s}
+"""
+
+
+def test_enqueue_in_runs_after_the_delay_and_survives_a_restart(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    first = daemon_factory(BODY, ready_workers=1, name="first")
+    with SyncClient(nats_server.url) as client:
+        enqueued = time.time()
+        job = client.enqueue_in(3, "tests.tasks:count_run", str(tmp_path))
+        assert [d.id for d in client.delayed()] == [job.id]
+        first.stop()  # every naqd process is gone while the job waits
+        assert first.proc.returncode == 0
+        daemon_factory(BODY, ready_workers=1, name="second")
+        job.result(timeout=30)
+        rec = client.record(job.id)
+        assert client.delayed() == []
+    assert rec is not None and rec.status == "succeeded"
+    assert rec.started_at is not None and rec.started_at >= enqueued + 3
+    assert len((tmp_path / "runs").read_text().split()) == 1
+
+
+def test_cancel_a_delayed_job_before_it_fires(daemon_factory, nats_server) -> None:
+    daemon_factory(BODY, ready_workers=1)
+    with SyncClient(nats_server.url) as client:
+        job = client.enqueue_in(60, "tests.tasks:add", 1, 2)
+        keep = client.enqueue_in(60, "tests.tasks:add", 3, 4)
+        assert client.cancel(job.id) is True
+        assert [d.id for d in client.delayed()] == [keep.id]
+        assert client.cancel(job.id) is False
+        assert client.status(job.id) == "queued"  # no record: it never ran
+
+
+def test_dependency_chain_runs_in_order(daemon_factory, nats_server, tmp_path: Path) -> None:
+    daemon_factory(BODY, ready_workers=1)
+    with SyncClient(nats_server.url) as client:
+        # B and C are enqueued before A exists; A is enqueued last.
+        b = client.enqueue("tests.tasks:add", 2, 2, depends_on=["job-a"])
+        c = client.enqueue("tests.tasks:add", 3, 3, depends_on=[b])
+        a = client.enqueue("tests.tasks:add", 1, 1, job_id="job-a")
+        assert c.result(timeout=30) == 6
+        ra, rb, rc = (client.record(j.id) for j in (a, b, c))
+        # A parent that finished before its dependent was enqueued releases it at once.
+        d = client.enqueue("tests.tasks:add", 4, 4, depends_on=[a, c])
+        assert d.result(timeout=30) == 8
+    assert ra.finished_at <= rb.started_at and rb.finished_at <= rc.started_at
+
+
+def test_failing_parent_fails_its_dependents_with_reasons(daemon_factory, nats_server) -> None:
+    daemon_factory(BODY, ready_workers=1)
+    with SyncClient(nats_server.url) as client:
+        a = client.enqueue("tests.tasks:fail", "boom")
+        b = client.enqueue("tests.tasks:add", 1, 1, depends_on=[a])
+        c = client.enqueue("tests.tasks:add", 2, 2, depends_on=[b])
+        with pytest.raises(JobFailed) as failed_c:
+            c.result(timeout=30)
+        with pytest.raises(JobFailed) as failed_b:
+            b.result(timeout=5)
+    assert failed_b.value.error_type == "DependencyFailed"
+    assert failed_b.value.message.startswith(f"dependency {a.id} failed: ")
+    assert "boom" in failed_b.value.message
+    assert failed_c.value.message.startswith(f"dependency {b.id} failed: DependencyFailed: ")
+
+
+def test_a_waiting_dependent_survives_a_naqd_restart(daemon_factory, nats_server) -> None:
+    first = daemon_factory(BODY, ready_workers=1, name="first")
+    with SyncClient(nats_server.url) as client:
+        child = client.enqueue("tests.tasks:add", 5, 5, depends_on=["parent-x"])
+        first.stop()
+        daemon_factory(BODY, ready_workers=1, name="second")
+        client.enqueue("tests.tasks:add", 0, 1, job_id="parent-x")
+        assert child.result(timeout=30) == 10
