@@ -15,9 +15,8 @@ from naqd.cli.common import (
     add_config,
     add_servers,
     load,
-    serializer,
-    servers,
 )
+from naqd.cli.common import client as make_client
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +67,7 @@ def _json_arg(text: str) -> Any:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from naqd.client import Client, JobFailed
+    from naqd.client import JobFailed
 
     kwargs = json.loads(args.kwargs)
     if not isinstance(kwargs, dict):
@@ -76,7 +75,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def go() -> int:
-        async with Client(servers(args), serializer=serializer(args)) as client:
+        async with make_client(args) as client:
             job = await client.enqueue(
                 args.task,
                 *[_json_arg(a) for a in args.args],
@@ -105,10 +104,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from naqd.client import Client
-
     async def go() -> int:
-        async with Client(servers(args), serializer=serializer(args)) as client:
+        async with make_client(args) as client:
             if args.wait:
                 try:
                     rec = await client.wait(args.job_id, timeout=args.timeout)

@@ -10,15 +10,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
-from naqd.client.errors import EnqueueError, JobFailed
+from naqd import natsauth
+from naqd.client.errors import EnqueueError, JobFailed, PayloadTooLarge
 from naqd.protocol.envelope import (
     Encoding,
     Envelope,
@@ -30,10 +30,15 @@ from naqd.protocol.envelope import (
 from naqd.protocol.names import (
     HDR_ENCODING,
     HDR_MSG_ID,
+    HDR_SIGNATURE,
     RESULTS_BUCKET,
     done_subject,
     job_subject,
 )
+from naqd.protocol.signing import Keyring, keyring_from_config
+
+if TYPE_CHECKING:
+    from naqd.config.model import Config
 
 _RETRYABLE = (
     NatsTimeoutError,
@@ -86,23 +91,49 @@ class Client:
         default_queue: str = "default",
         publish_deadline: float = 10.0,
         nc: NATS | None = None,
+        signing_key: str | Keyring | None = None,
+        max_payload: int = 1024 * 1024,
+        connect_options: dict[str, Any] | None = None,
+        tls_required: bool = False,
     ) -> None:
+        """`connect_options` go to nats-py's connect (user, password, token, tls,
+        user_credentials, ...); `Client.from_config` fills them from naq.yaml."""
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
+        self.keyring = (
+            Keyring.from_keys(signing_key) if isinstance(signing_key, str) else signing_key
+        )
+        if serializer == "pickle" and self.keyring is None:
+            raise ValueError("serializer='pickle' needs a signing_key: workers refuse unsigned")
+        self.max_payload = max_payload
+        self.connect_options = dict(connect_options or {})
+        self.tls_required = tls_required
         self.default_queue = default_queue
         self.publish_deadline = publish_deadline
         self._nc = nc
         self._own_nc = nc is None
 
+    @classmethod
+    def from_config(cls, config: Config, **options: Any) -> Client:
+        """A client with naq.yaml's servers, credentials, TLS, serializer and keys."""
+        options.setdefault("serializer", config.tasks.serializer)
+        options.setdefault("signing_key", keyring_from_config(config.tasks))
+        options.setdefault("max_payload", config.tasks.max_payload)
+        options.setdefault("connect_options", natsauth.connect_options(config.nats))
+        options.setdefault("tls_required", natsauth.tls_enforced(config.nats))
+        return cls(config.nats.urls, **options)
+
     async def connect(self) -> Client:
+        """Raises NatsAuthError at once if NATS rejects the credentials or TLS."""
         if self._nc is None:
-            self._nc = await nats.connect(
-                servers=self.servers,
+            opts: dict[str, Any] = dict(
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 ping_interval=10,
                 connect_timeout=2,
             )
+            opts.update(self.connect_options)
+            self._nc = await natsauth.connect(self.servers, opts, tls_required=self.tls_required)
         self._js = self._nc.jetstream()
         self._bucket: Any = None
         return self
@@ -150,10 +181,19 @@ class Client:
             timeout=timeout,
             result_ttl=result_ttl,
         )
+        payload = encode_job(env, self.serializer)
+        if len(payload) > self.max_payload:
+            raise PayloadTooLarge(
+                f"job {env.task} encodes to {len(payload)} bytes, over the "
+                f"{self.max_payload}-byte limit (tasks.max_payload): pass a reference "
+                "(a key, a URL) instead of the data"
+            )
         headers = {HDR_MSG_ID: env.id}
         if self.serializer != "json":
             headers[HDR_ENCODING] = self.serializer
-        return job_subject(env.queue), encode_job(env, self.serializer), headers
+        if self.keyring is not None:
+            headers[HDR_SIGNATURE] = self.keyring.sign(payload, self.serializer)
+        return job_subject(env.queue), payload, headers
 
     async def enqueue(
         self,

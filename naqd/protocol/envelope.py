@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from naqd.protocol.jsonsafe import check_arguments
 from naqd.protocol.names import PROTOCOL_VERSION
 
 Encoding = Literal["json", "pickle"]
@@ -70,6 +71,7 @@ def encode_job(env: Envelope, encoding: Encoding = "json") -> bytes:
         import cloudpickle
 
         return cloudpickle.dumps(d)
+    check_arguments(env.task, env.args, env.kwargs)  # strict: nothing silently converted
     try:
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:

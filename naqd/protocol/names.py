@@ -10,6 +10,7 @@ RESULTS_BUCKET = "naqd_results"
 HDR_MSG_ID = "Nats-Msg-Id"
 HDR_ENCODING = "Naqd-Encoding"  # "json" (default when absent) | "pickle"
 HDR_TTL = "Nats-TTL"
+HDR_SIGNATURE = "Naqd-Signature"  # "<key id>:<hex HMAC-SHA256>" (docs/security.md)
 
 PROTOCOL_VERSION = 1
 

@@ -39,6 +39,7 @@ class Supervisor:
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
+        self.config_error = False  # a child exited with EXIT_CONFIG: stop, do not restart
         self._wake_r, self._wake_w = os.pipe()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
@@ -82,7 +83,9 @@ class Supervisor:
                 continue
             proc.join()
             del self.procs[proc.pid]  # type: ignore[arg-type]
-            if stopping:
+            if proc.exitcode == worker_process.EXIT_CONFIG:
+                self.config_error = True
+            if stopping or self.config_error:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
                 continue
@@ -132,6 +135,10 @@ class Supervisor:
                     return self._shutdown()
                 logger.info("SIGHUP: reload is not supported yet; ignoring")
             self._reap(stopping=False)
+            if self.config_error:
+                logger.error("a child found a configuration error (see above): stopping")
+                self._shutdown()
+                return worker_process.EXIT_CONFIG
             self._start_due()
             pending = [s.next_start_at for s in self.slots if s.pid is None]
             timeout = max(0.0, min(pending) - time.monotonic()) if pending else 1.0
