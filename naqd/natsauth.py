@@ -5,6 +5,7 @@ uses this too. Secrets are read here and never put into a message."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
@@ -167,5 +168,6 @@ async def connect(
 
 
 async def _close_quietly(nc: NATS) -> None:
+    # A transport that failed its TLS handshake can hang in close(): bound the wait.
     with contextlib.suppress(Exception):
-        await nc.close()
+        await asyncio.wait_for(nc.close(), 2.0)
