@@ -293,7 +293,9 @@ class Client:
             return None
         if not entry.value:
             return None
-        return decode_result(entry.value, allow_pickle=self.serializer == "pickle")
+        return decode_result(
+            entry.value, allow_pickle=self.serializer == "pickle", keyring=self.keyring
+        )
 
     async def status(self, job_id: str) -> str:
         """queued | running | succeeded | failed. Like Celery's PENDING, 'queued' also
@@ -310,7 +312,7 @@ class Client:
 
         async def on_msg(msg: Any) -> None:
             try:
-                rec = decode_result(msg.data, allow_pickle=allow_pickle)
+                rec = decode_result(msg.data, allow_pickle=allow_pickle, keyring=self.keyring)
             except Exception:
                 return
             if rec.done and not done.done():

@@ -123,7 +123,9 @@ class Runner:
         if store:
             # Fire-and-forget: 'running' is informational, the final record is awaited.
             await self.nc.publish(
-                result_subject(env.id), encode_result(base), headers=self._ttl_headers(env)
+                result_subject(env.id),
+                encode_result(base, self.admission.keyring),
+                headers=self._ttl_headers(env),
             )
         if attempt > retries + 1:
             # Delivered again after workers died holding it: the attempts are used up.
@@ -180,10 +182,10 @@ class Runner:
         if store:
             rec = _with(base, result, error)
             try:
-                data = encode_result(rec)
+                data = encode_result(rec, self.admission.keyring)
             except TypeError as exc:
                 rec = _with(base, None, ErrorInfo("TypeError", str(exc), ""))
-                data = encode_result(rec)
+                data = encode_result(rec, self.admission.keyring)
             await self.js.publish(result_subject(env.id), data, headers=self._ttl_headers(env))
             await self.nc.publish(done_subject(env.id), data)
         await msg.ack()

@@ -18,8 +18,8 @@ from naqd import Client, SyncClient
 from naqd.client.errors import PayloadTooLarge
 from naqd.config import load_config
 from naqd.protocol.envelope import Envelope, encode_job
-from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE, job_subject
-from naqd.protocol.signing import Keyring
+from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE, job_subject, result_subject
+from naqd.protocol.signing import Keyring, SignatureError
 from naqd.worker.admission import AdmissionPolicy, JobRejected, admit
 from tests.conftest import Daemon
 from tests.natsserver import NatsServer
@@ -141,16 +141,39 @@ async def test_signed_pickles_run_and_return_pickled_results(stack: Stack) -> No
     async with Client(stack.url, serializer="pickle", signing_key=NEW_KEY) as client:
         job = await client.enqueue("tests.tasks:echo_kwargs", queue="pickled", s={1, 2})
         assert await job.result(timeout=20) == {"s": {1, 2}}
-    # A JSON client never unpickles the result.
+    # A JSON client never unpickles the result; a client with another key refuses it.
     async with Client(stack.url) as json_client:
         with pytest.raises(ValueError, match="result is pickled"):
             await json_client.record(job.id)
+    async with Client(stack.url, serializer="pickle", signing_key="q" * 40) as other:
+        with pytest.raises(SignatureError, match="unknown key id"):
+            await other.record(job.id)
+
+
+async def test_forged_pickled_result_is_never_loaded(stack: Stack, tmp_path: Path) -> None:
+    """Whoever can write the results bucket but has no key cannot run code on producers."""
+    import base64
+    import json
+
+    trap = tmp_path / "unpickled"
+    forged = {
+        "id": "forged", "status": "succeeded", "encoding": "pickle",
+        "result": base64.b64encode(pickle.dumps(WritesFileWhenUnpickled(trap))).decode(),
+    }  # fmt: skip
+    async with Client(stack.url, serializer="pickle", signing_key=NEW_KEY) as client:
+        await client._js.publish(result_subject("forged"), json.dumps(forged).encode())
+        with pytest.raises(SignatureError, match="not signed"):
+            await client.record("forged")
+    assert not trap.exists()
 
 
 async def test_rotation_old_key_accepted_unknown_key_and_unsigned_refused(
     stack: Stack, tmp_path: Path
 ) -> None:
-    async with Client(stack.url, serializer="pickle", signing_key=OLD_KEY) as old:
+    # A producer still signing with the old key (and accepting the new one, which the
+    # workers now sign results with) keeps working during the rotation.
+    ring = Keyring.from_keys(OLD_KEY, [NEW_KEY])
+    async with Client(stack.url, serializer="pickle", signing_key=ring) as old:
         job = await old.enqueue("tests.tasks:add", 2, 2, queue="pickled")
         assert await job.result(timeout=20) == 4
     before = stack.pickle_daemon.log.count(REJECTED)

@@ -83,3 +83,16 @@ def test_pickled_result_needs_opt_in() -> None:
     with pytest.raises(ValueError, match="allow_pickle"):
         decode_result(data)
     assert decode_result(data, allow_pickle=True).result == {1, 2}
+
+
+def test_signed_pickled_result_loads_only_with_a_matching_key() -> None:
+    from naqd.protocol.signing import Keyring, SignatureError
+
+    ring = Keyring.from_keys("w" * 40)
+    rec = ResultRecord(id="j", status="succeeded", result={1, 2}, encoding="pickle")
+    data = encode_result(rec, ring)
+    assert decode_result(data, allow_pickle=True, keyring=ring).result == {1, 2}
+    with pytest.raises(SignatureError, match="unknown key id"):
+        decode_result(data, allow_pickle=True, keyring=Keyring.from_keys("x" * 40))
+    with pytest.raises(SignatureError, match="not signed"):
+        decode_result(encode_result(rec), allow_pickle=True, keyring=ring)
