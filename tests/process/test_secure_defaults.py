@@ -84,3 +84,21 @@ def test_example_config_runs_json_and_listens_on_loopback_only(tmp_path: Path) -
         assert daemon.wait(30) == 0
     finally:
         daemon.stop()
+
+
+def test_unreadable_signing_key_file_stops_the_daemon_with_78(tmp_path: Path, nats_server) -> None:
+    config = tmp_path / "naq.yaml"
+    config.write_text(
+        f"""
+nats: {{servers: ["{nats_server.url}"]}}
+tasks: {{imports: [tests.tasks], serializer: pickle, signing_key_file: {tmp_path / "missing"}}}
+queues: {{default: {{processes: 2}}}}
+"""
+    )
+    daemon = Daemon(config, tmp_path / "naqd.log").start()
+    try:
+        assert daemon.wait(30) == 78
+    finally:
+        daemon.stop()
+    assert "cannot read tasks.signing_key_file" in daemon.log
+    assert "restarting in" not in daemon.log
