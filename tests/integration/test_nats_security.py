@@ -4,6 +4,7 @@ configured with accounts, users and certificates made in the test."""
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import nkeys
 import pytest
 
-from naqd import Client
+from naqd import Client, SyncClient
 from naqd.client.errors import EnqueueError, NatsAuthError
 from naqd.config import parse_config
 from naqd.connection import connect_daemon
@@ -207,6 +208,28 @@ async def test_tls_with_client_certificate_connects(tls_server: NatsServer, pki:
     async with Client.from_config(cfg) as client:
         assert client.nc.is_connected
         assert client.nc._transport._io_writer.get_extra_info("ssl_object") is not None
+
+
+def test_daemon_runs_jobs_over_mutual_tls_with_a_password(
+    tls_server: NatsServer, pki: Pki, tmp_path: Path
+) -> None:
+    text = tls_config(tls_server.url, pki) + textwrap.dedent(
+        """
+        tasks: {imports: [tests.tasks]}
+        queues: {default: {concurrency: 2, retries: 0}}
+        shutdown: {grace_period: 5s}
+        """
+    )
+    config = tmp_path / "naq.yaml"
+    config.write_text(text)
+    daemon = Daemon(config, tmp_path / "naqd.log").start()
+    try:
+        daemon.wait_for_log("ready: queue")
+        with SyncClient.from_config(parse_config(text, env={})) as client:
+            assert client.enqueue("tests.tasks:add", 20, 1).result(timeout=20) == 21
+    finally:
+        daemon.stop()
+    assert "tls-pass-1" not in daemon.log
 
 
 async def test_tls_untrusted_server_certificate_fails_fast(
