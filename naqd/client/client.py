@@ -7,6 +7,7 @@ nats-py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,6 +40,9 @@ from naqd.protocol.signing import Keyring, keyring_from_config
 
 if TYPE_CHECKING:
     from naqd.config.model import Config
+
+log = logging.getLogger("naqd.client")
+_DENIED = "permissions violation for publish to "
 
 _RETRYABLE = (
     NatsTimeoutError,
@@ -108,6 +112,7 @@ class Client:
         self.max_payload = max_payload
         self.connect_options = dict(connect_options or {})
         self.tls_required = tls_required
+        self.denied: dict[str, str] = {}  # subject -> the server's permissions violation
         self.default_queue = default_queue
         self.publish_deadline = publish_deadline
         self._nc = nc
@@ -133,10 +138,21 @@ class Client:
                 connect_timeout=2,
             )
             opts.update(self.connect_options)
-            self._nc = await natsauth.connect(self.servers, opts, tls_required=self.tls_required)
+            self._nc = await natsauth.connect(
+                self.servers, opts, tls_required=self.tls_required, error_cb=self._on_error
+            )
         self._js = self._nc.jetstream()
         self._bucket: Any = None
         return self
+
+    async def _on_error(self, exc: Exception) -> None:
+        """Log one line; remember subjects the server says we may not publish to, so an
+        enqueue there fails with that reason instead of a timeout."""
+        text = str(exc)
+        at = text.lower().find(_DENIED)
+        if at >= 0:
+            self.denied[text[at + len(_DENIED) :].strip().strip("'\"")] = text
+        log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
         if self._nc is not None and self._own_nc:
@@ -270,6 +286,11 @@ class Client:
                 )
                 return
             except _RETRYABLE as exc:
+                if subject in self.denied:
+                    raise EnqueueError(
+                        f"NATS denied publishing to {subject}: this user may not enqueue "
+                        "into that queue (see its permissions)"
+                    ) from exc
                 if time.monotonic() + delay >= deadline:
                     raise EnqueueError(
                         f"could not enqueue to {subject} within {self.publish_deadline}s "

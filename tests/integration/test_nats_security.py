@@ -102,9 +102,11 @@ async def test_producer_restricted_to_one_queue_cannot_enqueue_into_another(
     secured: tuple[NatsServer, Path], tmp_path: Path
 ) -> None:
     server, _ = secured
-    async with producer(server.url, publish_deadline=1.5) as client:
-        with pytest.raises(EnqueueError):
+    async with producer(server.url, publish_deadline=30) as client:
+        started = time.monotonic()
+        with pytest.raises(EnqueueError, match=r"NATS denied publishing to naqd\.jobs\.default"):
             await client.enqueue("tests.tasks:count_run", str(tmp_path), queue="default")
+        assert time.monotonic() - started < 15  # the denial, not the publish deadline
         # The emails queue still works on the same connection; the other job never ran.
         job = await client.enqueue("tests.tasks:add", 1, 1, queue="emails")
         assert await job.result(timeout=20) == 2

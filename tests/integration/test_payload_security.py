@@ -243,7 +243,7 @@ def test_fuzzed_messages_never_crash_or_stall_a_live_worker(stack: Stack) -> Non
             except JobRejected:
                 expected += 1
         # Every hostile message was refused with a reason; the worker still serves.
-        assert expected >= len(sent) - 5  # nearly all are garbage; a few may be valid
+        assert expected >= len(sent) // 2  # mostly garbage; some mutations stay valid
         stack.json_daemon.wait_for_log(REJECTED, count=before + expected, timeout=30)
         assert client.enqueue("tests.tasks:add", 20, 22).result(timeout=20) == 42
     log = stack.json_daemon.log
