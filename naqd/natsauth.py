@@ -107,9 +107,9 @@ def fatal_reason(exc: BaseException) -> str | None:
     if isinstance(exc, AuthorizationError):
         return "authorization violation"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed ({exc.verify_message})"
+        return f"TLS certificate verification failed ({getattr(exc, 'verify_message', exc)})"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({exc.reason or exc})"
+        return f"TLS handshake failed ({getattr(exc, 'reason', None) or exc})"
     if isinstance(exc, NatsError):
         text = str(exc).lower()
         for marker in _AUTH_MARKERS:
