@@ -7,17 +7,24 @@ import os
 import socket
 from typing import Any
 
-import nats
 from loguru import logger
 from nats.aio.client import Client as NATS
+
+from naqd import natsauth
+from naqd.config.model import NatsConfig
 
 
 def connection_name(role: str, conn: str) -> str:
     return f"naqd/{role}/{socket.gethostname()}/{os.getpid()}/{conn}"
 
 
-async def connect_daemon(servers: list[str], role: str, conn: str = "data") -> NATS:
-    """A daemon reconnects forever and notices a dead link in seconds, not minutes."""
+async def connect_daemon(
+    servers: list[str], role: str, conn: str = "data", nats_config: NatsConfig | None = None
+) -> NATS:
+    """A daemon reconnects forever and notices a dead link in seconds, not minutes; it
+    fails at once (NatsAuthError) when NATS rejects its credentials or TLS settings."""
+    nats_config = nats_config or NatsConfig(servers=tuple(servers))
+    auth = natsauth.connect_options(nats_config)
 
     async def on_error(exc: Exception) -> None:
         logger.warning("nats {}: {}", conn, exc)
@@ -29,14 +36,13 @@ async def connect_daemon(servers: list[str], role: str, conn: str = "data") -> N
         logger.info("nats {}: reconnected", conn)
 
     opts: dict[str, Any] = dict(
-        servers=servers,
+        **auth,
         name=connection_name(role, conn),
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=2,
         ping_interval=10,
         max_outstanding_pings=3,
-        error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
         allow_reconnect=True,
@@ -44,9 +50,14 @@ async def connect_daemon(servers: list[str], role: str, conn: str = "data") -> N
     delay = 0.1
     while True:
         try:
-            return await nats.connect(**opts)
+            return await natsauth.connect(
+                servers, opts, tls_required=natsauth.tls_enforced(nats_config), error_cb=on_error
+            )
+        except natsauth.NatsAuthError:
+            raise
         except Exception as exc:
             # A daemon waits for NATS rather than dying at boot (e.g. server still starting).
-            logger.warning("cannot connect to {}: {}; retrying in {:.1f}s", servers, exc, delay)
+            where = [natsauth.safe_url(s) for s in servers]
+            logger.warning("cannot connect to {}: {}; retrying in {:.1f}s", where, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

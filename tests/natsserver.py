@@ -30,9 +30,13 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: s
 
 
 class NatsServer:
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    """`config` is extra nats-server configuration (accounts, authorization, tls ...),
+    written to a file next to the store; listen address and JetStream stay ours."""
+
+    def __init__(self, store_dir: Path, port: int | None = None, config: str | None = None):
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,9 +45,15 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        extra: list[str] = []
+        if self.config is not None:
+            path = self.store_dir.parent / f"nats-{self.port}.conf"
+            path.write_text(self.config)
+            extra = ["-c", str(path)]
         self.proc = subprocess.Popen(
             [
                 nats_server_binary(),
+                *extra,
                 "-js",
                 "-a",
                 "127.0.0.1",

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from naqd.cli import core, schedules
 from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail
-from naqd.client.errors import NaqdError
+from naqd.client.errors import NaqdError, NatsAuthError
 
 # Add a command group by appending its module here.
 GROUPS: list[ModuleType] = [core, schedules]
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("naqd.client").setLevel(logging.ERROR)
     try:
         sys.exit(commands[command](args))
+    except NatsAuthError as exc:
+        # Credentials or TLS rejected: a configuration problem, not an outage.
+        sys.exit(fail(str(exc), EXIT_CONFIG))
     except NaqdError as exc:
         # Expected failures (NATS unreachable, publish not confirmed): a line, no traceback.
         sys.exit(fail(str(exc), EXIT_UNAVAILABLE))

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from naqd.client import Client
     from naqd.config import Config
 
 EXIT_CONFIG = 78  # EX_CONFIG, as systemd and Vector use it
@@ -73,3 +74,23 @@ def servers(args: argparse.Namespace) -> list[str]:
 def serializer(args: argparse.Namespace) -> str:
     path = config_path(args)
     return load(path).tasks.serializer if path else "json"
+
+
+def client(args: argparse.Namespace) -> Client:
+    """A client from --config (credentials, TLS, signing key) or from plain URLs; exits
+    with EXIT_CONFIG when the key file or credentials cannot be read."""
+    from naqd.client import Client
+    from naqd.client.errors import NatsAuthError
+
+    deadline = getattr(args, "connect_timeout", 10.0)
+    path = config_path(args)
+    if not path:
+        return Client(servers(args), connect_deadline=deadline)
+    try:
+        made = Client.from_config(load(path), connect_deadline=deadline)
+    except (NatsAuthError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    if getattr(args, "servers", None) or os.environ.get("NAQD_SERVERS"):
+        made.servers = servers(args)
+    return made

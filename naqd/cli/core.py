@@ -18,9 +18,8 @@ from naqd.cli.common import (
     config_path,
     fail,
     load,
-    serializer,
-    servers,
 )
+from naqd.cli.common import client as make_client
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +74,7 @@ def _json_arg(text: str) -> Any:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from naqd.client import Client, JobFailed
+    from naqd.client import JobFailed
 
     try:
         kwargs = json.loads(args.kwargs)
@@ -85,9 +84,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         return fail("--kwargs must be a JSON object", EXIT_USAGE)
 
     async def go() -> int:
-        async with Client(
-            servers(args), serializer=serializer(args), connect_deadline=args.connect_timeout
-        ) as client:
+        async with make_client(args) as client:
             try:
                 job = await client.enqueue(
                     args.task,
@@ -118,12 +115,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from naqd.client import Client
-
     async def go() -> int:
-        async with Client(
-            servers(args), serializer=serializer(args), connect_deadline=args.connect_timeout
-        ) as client:
+        async with make_client(args) as client:
             if args.wait:
                 try:
                     rec = await client.wait(args.job_id, timeout=args.timeout)

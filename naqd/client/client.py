@@ -12,17 +12,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nats
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
+from naqd import natsauth
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
-from naqd.client.errors import ConnectError, EnqueueError, JobFailed
+from naqd.client.errors import ConnectError, EnqueueError, JobFailed, PayloadTooLarge
 from naqd.protocol.envelope import (
     Encoding,
     Envelope,
@@ -39,6 +39,7 @@ from naqd.protocol.names import (
     HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
+    HDR_SIGNATURE,
     JOBS_STREAM,
     RESULTS_BUCKET,
     delayed_subject,
@@ -47,6 +48,13 @@ from naqd.protocol.names import (
     holder_msg_id,
     job_subject,
 )
+from naqd.protocol.signing import Keyring, keyring_from_config
+
+if TYPE_CHECKING:
+    from naqd.config.model import Config
+
+log = logging.getLogger("naqd.client")
+_DENIED = "permissions violation for publish to "
 
 _RETRYABLE = (
     NatsTimeoutError,
@@ -58,11 +66,6 @@ _RETRYABLE = (
 
 
 log = logging.getLogger("naqd.client")
-
-
-async def _log_error(exc: Exception) -> None:
-    """One line per connection error; nats-py's default prints a traceback for each."""
-    log.warning("nats: %s: %s", type(exc).__name__, exc)
 
 
 def task_name(task: str | Callable[..., Any]) -> str:
@@ -108,31 +111,61 @@ class Client:
         publish_deadline: float = 10.0,
         connect_deadline: float = 10.0,
         nc: NATS | None = None,
+        signing_key: str | Keyring | None = None,
+        max_payload: int = 1024 * 1024,
+        connect_options: dict[str, Any] | None = None,
+        tls_required: bool = False,
     ) -> None:
+        """`connect_options` go to nats-py's connect (user, password, token, tls,
+        user_credentials, ...); `Client.from_config` fills them from naq.yaml."""
         self.connect_deadline = connect_deadline
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
+        self.keyring = (
+            Keyring.from_keys(signing_key) if isinstance(signing_key, str) else signing_key
+        )
+        if serializer == "pickle" and self.keyring is None:
+            raise ValueError("serializer='pickle' needs a signing_key: workers refuse unsigned")
+        self.max_payload = max_payload
+        self.connect_options = dict(connect_options or {})
+        self.tls_required = tls_required
+        self.denied: dict[str, str] = {}  # subject -> the server's permissions violation
         self.default_queue = default_queue
         self.publish_deadline = publish_deadline
         self._nc = nc
         self._own_nc = nc is None
 
+    @classmethod
+    def from_config(cls, config: Config, **options: Any) -> Client:
+        """A client with naq.yaml's servers, credentials, TLS, serializer and keys."""
+        options.setdefault("serializer", config.tasks.serializer)
+        options.setdefault("signing_key", keyring_from_config(config.tasks))
+        options.setdefault("max_payload", config.tasks.max_payload)
+        options.setdefault("connect_options", natsauth.connect_options(config.nats))
+        options.setdefault("tls_required", natsauth.tls_enforced(config.nats))
+        return cls(config.nats.urls, **options)
+
     async def connect(self) -> Client:
+        """Raises NatsAuthError at once if NATS rejects the credentials or TLS."""
         if self._nc is None:
+            opts: dict[str, Any] = dict(
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                ping_interval=10,
+                connect_timeout=2,
+            )
+            opts.update(self.connect_options)
             # Reconnect forever once connected, but fail the first connect within a
             # deadline: an application must hear that NATS is unreachable, not hang.
+            # A rejected login or TLS handshake raises NatsAuthError at once.
             try:
                 self._nc = await asyncio.wait_for(
-                    nats.connect(
-                        servers=self.servers,
-                        max_reconnect_attempts=-1,
-                        reconnect_time_wait=0.5,
-                        ping_interval=10,
-                        connect_timeout=2,
-                        error_cb=_log_error,
+                    natsauth.connect(
+                        self.servers, opts, tls_required=self.tls_required,
+                        error_cb=self._on_error,
                     ),
                     self.connect_deadline,
-                )
+                )  # fmt: skip
             except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
                 raise ConnectError(
                     f"cannot connect to NATS at {', '.join(self.servers)} "
@@ -141,6 +174,15 @@ class Client:
         self._js = self._nc.jetstream()
         self._bucket: Any = None
         return self
+
+    async def _on_error(self, exc: Exception) -> None:
+        """Log one line; remember subjects the server says we may not publish to, so an
+        enqueue there fails with that reason instead of a timeout."""
+        text = str(exc)
+        at = text.lower().find(_DENIED)
+        if at >= 0:
+            self.denied[text[at + len(_DENIED) :].strip().strip("'\"")] = text
+        log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
         if self._nc is not None and self._own_nc:
@@ -185,10 +227,19 @@ class Client:
             timeout=validate_option("timeout", timeout),
             result_ttl=validate_option("result_ttl", result_ttl),
         )
+        payload = encode_job(env, self.serializer)
+        if len(payload) > self.max_payload:
+            raise PayloadTooLarge(
+                f"job {env.task} encodes to {len(payload)} bytes, over the "
+                f"{self.max_payload}-byte limit (tasks.max_payload): pass a reference "
+                "(a key, a URL) instead of the data"
+            )
         headers = {HDR_MSG_ID: env.id}
         if self.serializer != "json":
             headers[HDR_ENCODING] = self.serializer
-        return job_subject(env.queue), encode_job(env, self.serializer), headers
+        if self.keyring is not None:
+            headers[HDR_SIGNATURE] = self.keyring.sign(payload, self.serializer)
+        return job_subject(env.queue), payload, headers
 
     async def enqueue(
         self,
@@ -356,6 +407,11 @@ class Client:
                 )
                 return
             except _RETRYABLE as exc:
+                if subject in self.denied:
+                    raise EnqueueError(
+                        f"NATS denied publishing to {subject}: this user may not enqueue "
+                        "into that queue (see its permissions)"
+                    ) from exc
                 if time.monotonic() + delay >= deadline:
                     raise EnqueueError(
                         f"could not enqueue to {subject} within {self.publish_deadline}s "
@@ -379,7 +435,9 @@ class Client:
             return None
         if not entry.value:
             return None
-        return decode_result(entry.value, allow_pickle=self.serializer == "pickle")
+        return decode_result(
+            entry.value, allow_pickle=self.serializer == "pickle", keyring=self.keyring
+        )
 
     async def status(self, job_id: str) -> str:
         """queued | running | succeeded | failed. Like Celery's PENDING, 'queued' also
@@ -396,7 +454,7 @@ class Client:
 
         async def on_msg(msg: Any) -> None:
             try:
-                rec = decode_result(msg.data, allow_pickle=allow_pickle)
+                rec = decode_result(msg.data, allow_pickle=allow_pickle, keyring=self.keyring)
             except Exception:
                 return
             if rec.done and not done.done():

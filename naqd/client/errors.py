@@ -24,3 +24,12 @@ class JobFailed(NaqdError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+
+
+class NatsAuthError(NaqdError):
+    """NATS refused our credentials or TLS settings: retrying with the same ones cannot
+    help, so connecting fails at once instead of retrying forever."""
+
+
+class PayloadTooLarge(NaqdError, ValueError):
+    """The encoded job exceeds tasks.max_payload; workers would refuse it anyway."""

@@ -7,11 +7,14 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from naqd.client.client import Client
 from naqd.client.delayed import DelayedJob
 from naqd.protocol.envelope import ResultRecord
+
+if TYPE_CHECKING:
+    from naqd.config.model import Config
 
 T = TypeVar("T")
 
@@ -36,6 +39,13 @@ class SyncClient:
         self._client = Client(servers, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, **options: Any) -> SyncClient:
+        """Servers, credentials, TLS, serializer and keys from naq.yaml (Client.from_config)."""
+        sync = cls()
+        sync._client = Client.from_config(config, **options)
+        return sync
 
     def connect(self) -> SyncClient:
         loop = asyncio.new_event_loop()

@@ -14,6 +14,7 @@ from croniter import croniter
 
 from naqd.config.durations import format_duration, parse_duration
 from naqd.config.errors import describe
+from naqd.protocol.signing import MIN_KEY_LENGTH
 
 
 def integer(low: int, high: int | None, expected: str) -> Callable[[Any], int]:
@@ -134,4 +135,86 @@ def timezone(value: Any) -> str:
         close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         raise ValueError(f"unknown timezone {describe(value)}{hint}") from None
+    return value
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def size(value: Any) -> int:
+    """A byte size: an integer, or a number with a unit like 512KiB, 1MiB, 2MB."""
+    expected = f"expected a size like 1MiB, 512KiB or 65536, got {describe(value)}"
+    if isinstance(value, bool):
+        raise ValueError(expected)
+    if isinstance(value, int):
+        number: float = value
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        digits = text.rstrip("KMGkmgiBb")
+        unit = text[len(digits) :].lower()
+        if unit not in _SIZE_UNITS:
+            raise ValueError(expected)
+        try:
+            number = float(digits) * _SIZE_UNITS[unit]
+        except ValueError:
+            raise ValueError(expected) from None
+    else:
+        raise ValueError(expected)
+    if number < 1024:
+        raise ValueError(f"expected a size of at least 1KiB, got {describe(value)}")
+    return int(number)
+
+
+def secret_key(value: Any) -> str:
+    """An HMAC key: long enough that guessing it is hopeless (never echoed in errors)."""
+    if not isinstance(value, str) or len(value.strip()) < MIN_KEY_LENGTH:
+        raise ValueError(
+            f"expected a secret of at least {MIN_KEY_LENGTH} characters "
+            '(generate one with: python -c "import secrets; print(secrets.token_hex(32))")'
+        )
+    return value.strip()
+
+
+def secret(value: Any) -> str:
+    """A password or token: any non-empty text, never echoed in errors."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty secret (text)")
+    return value
+
+
+def task_pattern(value: Any) -> str:
+    """`module`, `module:function` or a glob of either (`myapp.*`, `myapp.tasks:send_*`)."""
+    ok = isinstance(value, str) and value and not any(c.isspace() for c in value)
+    if ok:
+        module, _, qualname = value.partition(":")
+        allowed = set("*?[]!-")
+        ok = bool(module) and all(
+            c.isalnum() or c in "._" or c in allowed for c in module + qualname
+        )
+    if not ok:
+        raise ValueError(
+            f'expected a task name or pattern like "myapp.tasks", "myapp.tasks:send_*" '
+            f'or "myapp.*", got {describe(value)}'
+        )
+    return str(value)
+
+
+def subject_prefix(value: Any) -> str:
+    """A NATS subject prefix like _INBOX_orders (no spaces or wildcards)."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or any(c.isspace() or c in "*>" for c in value)
+        or "" in value.split(".")
+    ):
+        raise ValueError(f"expected a subject prefix like _INBOX_orders, got {describe(value)}")
     return value

@@ -14,10 +14,28 @@ class EmbeddedNatsConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
 class NatsConfig:
     servers: tuple[str, ...] = ()
     embedded: EmbeddedNatsConfig = field(default_factory=EmbeddedNatsConfig)
     replicas: int = 1
+    # Authentication (docs/security.md); secrets never appear in a repr or a log line.
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    nkey_seed_file: str | None = None
+    creds_file: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    tls_required: bool = False
+    inbox_prefix: str | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -31,6 +49,13 @@ class NatsConfig:
 class TasksConfig:
     imports: tuple[str, ...] = ()
     serializer: Literal["json", "pickle"] = "json"
+    # Security (docs/security.md): what may run, who may send it, how big it may be.
+    allow: tuple[str, ...] = ()
+    signing_key: str | None = field(default=None, repr=False)
+    signing_key_file: str | None = None
+    accepted_keys: tuple[str, ...] = field(default=(), repr=False)
+    sign_json: bool = False
+    max_payload: int = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,12 @@ from naqd.config.checks import (
     host_port,
     integer,
     module_name,
+    secret,
+    secret_key,
     server_url,
+    size,
+    subject_prefix,
+    task_pattern,
     task_ref,
     text,
     timezone,
@@ -37,7 +42,9 @@ from naqd.config.model import (
     SchedulerConfig,
     ShutdownConfig,
     TasksConfig,
+    TlsConfig,
 )
+from naqd.config.security import check_nats_auth, check_tasks_security, check_tls
 from naqd.config.walk import INVALID, Ctx, Items, NamedMap, Section, is_null, join, scalar
 
 # --- structural validators: (node, ctx, path) -> value | INVALID --------------------
@@ -203,11 +210,40 @@ ROOT = Section(
                     EmbeddedNatsConfig, {"listen": scalar(host_port), "store_dir": scalar(text)}
                 ),
                 "replicas": scalar(integer(1, 5, "an integer from 1 to 5")),
+                "user": scalar(text),
+                "password": scalar(secret),
+                "password_file": scalar(text),
+                "token": scalar(secret),
+                "token_file": scalar(text),
+                "nkey_seed_file": scalar(text),
+                "creds_file": scalar(text),
+                "tls": Section(
+                    TlsConfig,
+                    {
+                        "ca_file": scalar(text),
+                        "cert_file": scalar(text),
+                        "key_file": scalar(text),
+                    },
+                    check=check_tls,
+                ),
+                "tls_required": scalar(boolean),
+                "inbox_prefix": scalar(subject_prefix),
             },
+            check=check_nats_auth,
         ),
         "tasks": Section(
             TasksConfig,
-            {"imports": string_list(module_name), "serializer": scalar(choice("json", "pickle"))},
+            {
+                "imports": string_list(module_name),
+                "serializer": scalar(choice("json", "pickle")),
+                "allow": string_list(task_pattern),
+                "signing_key": scalar(secret_key),
+                "signing_key_file": scalar(text),
+                "accepted_keys": string_list(secret_key),
+                "sign_json": scalar(boolean),
+                "max_payload": scalar(size),
+            },
+            check=check_tasks_security,
         ),
         "queues": queues,  # before schedules, which refer to queue names
         "schedules": NamedMap(SCHEDULE, "schedule"),

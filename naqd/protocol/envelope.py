@@ -11,9 +11,15 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from naqd.protocol.jsonsafe import check_arguments
 from naqd.protocol.names import PROTOCOL_VERSION
+
+if TYPE_CHECKING:
+    from naqd.protocol.signing import Keyring
+
+RESULT_SIGNING_LABEL = "pickle-result"  # keeps result and job signatures apart
 
 Encoding = Literal["json", "pickle"]
 # Job ids are KV keys and subject tokens: dots only between non-empty parts.
@@ -92,6 +98,7 @@ def encode_job(env: Envelope, encoding: Encoding = "json") -> bytes:
         import cloudpickle
 
         return cloudpickle.dumps(d)
+    check_arguments(env.task, env.args, env.kwargs)  # strict: nothing silently converted
     try:
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -203,7 +210,8 @@ class ResultRecord:
         return self.status in FINAL_STATUSES
 
 
-def encode_result(rec: ResultRecord) -> bytes:
+def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
+    """`keyring` signs a pickled result, so a producer loads only what a worker wrote."""
     d: dict[str, Any] = {
         "id": rec.id,
         "status": rec.status,
@@ -220,7 +228,10 @@ def encode_result(rec: ResultRecord) -> bytes:
     if rec.encoding == "pickle":
         import cloudpickle
 
-        d["result"] = base64.b64encode(cloudpickle.dumps(rec.result)).decode()
+        blob = cloudpickle.dumps(rec.result)
+        d["result"] = base64.b64encode(blob).decode()
+        if keyring is not None:
+            d["result_sig"] = keyring.sign(blob, RESULT_SIGNING_LABEL)
     if rec.error is not None:
         d["error"] = {
             "type": rec.error.type,
@@ -233,7 +244,10 @@ def encode_result(rec: ResultRecord) -> bytes:
         raise TypeError(f"task result is not JSON-serializable: {exc}") from exc
 
 
-def decode_result(data: bytes, *, allow_pickle: bool = False) -> ResultRecord:
+def decode_result(
+    data: bytes, *, allow_pickle: bool = False, keyring: Keyring | None = None
+) -> ResultRecord:
+    """With `keyring`, a pickled result is loaded only if a worker's signature checks."""
     d = json.loads(data)
     err = d.get("error")
     result = d.get("result")
@@ -243,7 +257,10 @@ def decode_result(data: bytes, *, allow_pickle: bool = False) -> ResultRecord:
             raise ValueError("result is pickled; pass allow_pickle=True to load it")
         import pickle
 
-        result = pickle.loads(base64.b64decode(result))
+        blob = base64.b64decode(result)
+        if keyring is not None:
+            keyring.verify(blob, d.get("result_sig"), RESULT_SIGNING_LABEL)
+        result = pickle.loads(blob)
     return ResultRecord(
         id=d["id"],
         status=d["status"],

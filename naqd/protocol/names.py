@@ -20,6 +20,7 @@ HDR_SCHEDULE = "Nats-Schedule"
 HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
 HDR_DEPENDS_ON = "Naqd-Depends-On"  # comma-separated parent job ids
 HDR_LEADER_REV = "Naqd-Leader-Rev"  # fencing token on cron-fired jobs
+HDR_SIGNATURE = "Naqd-Signature"  # "<key id>:<hex HMAC-SHA256>" (docs/security.md)
 
 PROTOCOL_VERSION = 1
 # JetStream API level of nats-server 2.12, the first with `Nats-Schedule: @at`.

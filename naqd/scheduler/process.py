@@ -12,6 +12,7 @@ import sys
 from loguru import logger
 
 from naqd.client.client import Client
+from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
@@ -20,6 +21,7 @@ from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
 from naqd.scheduler.state import ScheduleState
+from naqd.worker.process import EXIT_CONFIG
 
 
 def main(config: Config, queue: str, index: int) -> None:
@@ -58,14 +60,22 @@ class SchedulerProcess:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop.set)
         self._watch_parent(loop)
-        nc = await connect_daemon(self.config.nats.urls, role="scheduler", conn="control")
+        try:
+            nc = await connect_daemon(
+                self.config.nats.urls, role="scheduler", conn="control",
+                nats_config=self.config.nats,
+            )  # fmt: skip
+        except NatsAuthError as exc:
+            logger.error("{}", exc)
+            return EXIT_CONFIG
         js = nc.jetstream()
         await ensure_resources(js, self.config)
         await ensure_scheduler_resources(js, self.config)
         state = ScheduleState(js)
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
-        client = await Client(nc=nc, serializer=self.config.tasks.serializer).connect()
+        # Fired jobs are signed like any producer's when a signing key is configured.
+        client = await Client.from_config(self.config, nc=nc).connect()
         fire = FireLoop(self.config, client, state, election.may_fire, lambda: election.revision)
         resolver = DependencyResolver(nc, self.config, election.may_fire)
         tasks = [

@@ -42,6 +42,7 @@ class Supervisor:
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
+        self.config_error = False  # a child exited with EXIT_CONFIG: stop, do not restart
         self._wake_r, self._wake_w = os.pipe()
         self.reloader = Reloader(self)
 
@@ -88,7 +89,9 @@ class Supervisor:
             del self.procs[proc.pid]  # type: ignore[arg-type]
             if self.reloader.reaped(slot, proc.exitcode):
                 continue
-            if stopping:
+            if proc.exitcode == worker_process.EXIT_CONFIG:
+                self.config_error = True
+            if stopping or self.config_error:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
                 continue
@@ -138,6 +141,10 @@ class Supervisor:
                     return self._shutdown()
                 self.reloader.reload()
             self._reap(stopping=False)
+            if self.config_error:
+                logger.error("a child found a configuration error (see above): stopping")
+                self._shutdown()
+                return worker_process.EXIT_CONFIG
             self._start_due()
             pending = [s.next_start_at for s in self.slots if s.pid is None]
             timeout = max(0.0, min(pending) - time.monotonic()) if pending else 1.0

@@ -12,14 +12,17 @@ import time
 
 from loguru import logger
 
+from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.protocol.resources import ensure_resources
+from naqd.protocol.signing import keyring_from_config
 from naqd.worker.puller import Puller
 from naqd.worker.runner import Runner
 
 EXIT_BOOT_ERROR = 3
+EXIT_CONFIG = 78  # the supervisor stops the daemon: restarting cannot fix a config error
 
 
 def main(config: Config, queue: str, index: int) -> None:
@@ -33,6 +36,11 @@ def main(config: Config, queue: str, index: int) -> None:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
         loop_factory = None
+    try:
+        keyring_from_config(config.tasks)  # read the key file now: a bad one is fatal
+    except ValueError as exc:
+        logger.error("{}", exc)
+        sys.exit(EXIT_CONFIG)
     for module in config.tasks.imports:
         try:
             importlib.import_module(module)
@@ -76,7 +84,13 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
         self._watch_parent(loop)
-        nc = await connect_daemon(self.config.nats.urls, role=f"worker-{self.queue.name}")
+        try:
+            nc = await connect_daemon(
+                self.config.nats.urls, f"worker-{self.queue.name}", nats_config=self.config.nats
+            )
+        except NatsAuthError as exc:
+            logger.error("{}", exc)
+            return EXIT_CONFIG
         await ensure_resources(nc.jetstream(), self.config)
         runner = Runner(nc, self.config, self.queue)
         puller = Puller(

@@ -26,10 +26,10 @@ from naqd.protocol.envelope import (
     EnvelopeError,
     ErrorInfo,
     ResultRecord,
-    decode_job,
     encode_result,
 )
 from naqd.protocol.names import HDR_ENCODING, HDR_TTL, done_subject, result_subject
+from naqd.worker.admission import AdmissionPolicy, admit
 from naqd.worker.retry import retry_delay
 from naqd.worker.tasks import TaskNotFound, resolve_task
 
@@ -43,6 +43,7 @@ class Runner:
         self.js = nc.jetstream()
         self.config = config
         self.queue = queue
+        self.admission = AdmissionPolicy.from_config(config, queue.name)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[int, tuple[Msg, asyncio.Task[None]]] = {}  # by id(msg)
         self.backlog: deque[Msg] = deque()
@@ -99,9 +100,7 @@ class Runner:
         attempt = msg.metadata.num_delivered
         encoding = (msg.headers or {}).get(HDR_ENCODING, "json")
         try:
-            if encoding == "pickle" and self.config.tasks.serializer != "pickle":
-                raise EnvelopeError("pickled job refused: tasks.serializer is json")
-            env = decode_job(msg.data, encoding)
+            env = admit(msg.data, msg.headers, self.admission)  # size, signature, allow-list
         except EnvelopeError as exc:
             logger.error("unreadable job (stream seq {}): {}", msg.metadata.sequence.stream, exc)
             await msg.term()
@@ -124,7 +123,9 @@ class Runner:
         if store:
             # Fire-and-forget: 'running' is informational, the final record is awaited.
             await self.nc.publish(
-                result_subject(env.id), encode_result(base), headers=self._ttl_headers(env)
+                result_subject(env.id),
+                encode_result(base, self.admission.keyring),
+                headers=self._ttl_headers(env),
             )
         if attempt > retries + 1:
             # Delivered again after workers died holding it: the attempts are used up.
@@ -181,10 +182,10 @@ class Runner:
         if store:
             rec = _with(base, result, error)
             try:
-                data = encode_result(rec)
+                data = encode_result(rec, self.admission.keyring)
             except TypeError as exc:
                 rec = _with(base, None, ErrorInfo("TypeError", str(exc), ""))
-                data = encode_result(rec)
+                data = encode_result(rec, self.admission.keyring)
             await self.js.publish(result_subject(env.id), data, headers=self._ttl_headers(env))
             await self.nc.publish(done_subject(env.id), data)
         await msg.ack()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import cache
+from types import ModuleType
 from typing import Any
 
 
@@ -20,10 +21,22 @@ def resolve_task(name: str) -> Callable[..., Any]:
     except ImportError as exc:
         raise TaskNotFound(f"cannot import module {module_name!r} of task {name!r}: {exc}") from exc
     for part in qualname.split("."):
+        if part.startswith("_"):
+            raise TaskNotFound(f"task {name!r}: private names are not tasks")
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise TaskNotFound(f"module {module_name!r} has no {qualname!r}") from None
+        if isinstance(obj, ModuleType):
+            # `tasks:os.system` must not reach whatever a task module imported.
+            raise TaskNotFound(f"task {name!r} goes through module {obj.__name__!r}")
     if not callable(obj):
         raise TaskNotFound(f"task {name!r} is not callable")
+    defined_in = getattr(obj, "__module__", None) or ""
+    if defined_in != module_name and not defined_in.startswith(module_name + "."):
+        # `from subprocess import run` in a task module does not make `run` a task.
+        raise TaskNotFound(
+            f"task {name!r} is defined in {defined_in or 'an unknown module'!r}, "
+            f"not in {module_name!r}: enqueue it under the module that defines it"
+        )
     return obj  # type: ignore[no-any-return]

@@ -59,7 +59,7 @@ def test_unknown_encoding_is_an_envelope_error() -> None:
 
 
 def test_non_json_args_rejected_with_task_name() -> None:
-    with pytest.raises(TypeError, match="m:f are not JSON-serializable"):
+    with pytest.raises(TypeError, match=r"cannot enqueue m:f: args\[0\]: a object value"):
         encode_job(Envelope(id="j", task="m:f", queue="q", args=(object(),)))
 
 
@@ -115,3 +115,16 @@ def test_options_must_be_non_negative() -> None:
     assert validate_option("timeout", 0) == 0
     with pytest.raises(ValueError, match="result_ttl must be a number >= 0"):
         validate_option("result_ttl", -1)
+
+
+def test_signed_pickled_result_loads_only_with_a_matching_key() -> None:
+    from naqd.protocol.signing import Keyring, SignatureError
+
+    ring = Keyring.from_keys("w" * 40)
+    rec = ResultRecord(id="j", status="succeeded", result={1, 2}, encoding="pickle")
+    data = encode_result(rec, ring)
+    assert decode_result(data, allow_pickle=True, keyring=ring).result == {1, 2}
+    with pytest.raises(SignatureError, match="unknown key id"):
+        decode_result(data, allow_pickle=True, keyring=Keyring.from_keys("x" * 40))
+    with pytest.raises(SignatureError, match="not signed"):
+        decode_result(encode_result(rec), allow_pickle=True, keyring=ring)
