@@ -5,6 +5,7 @@ from __future__ import annotations
 JOBS_STREAM = "NAQD_JOBS"
 JOBS_SUBJECT_PREFIX = "naqd.jobs"
 RESULTS_BUCKET = "naqd_results"
+HEARTBEATS_BUCKET = "naqd_heartbeats"
 
 # Headers on job messages.
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -29,3 +30,9 @@ def result_subject(job_id: str) -> str:
 
 def pull_subject(queue: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer_name(queue)}"
+
+
+def heartbeat_key(host: str, role: str, pid: int) -> str:
+    """`<host>.<role>.<pid>`, the host reduced to characters a KV key token allows."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in host) or "unknown"
+    return f"{safe}.{role}.{pid}"

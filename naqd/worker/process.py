@@ -15,6 +15,7 @@ from loguru import logger
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
+from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.resources import ensure_resources
 from naqd.worker.puller import Puller
 from naqd.worker.runner import Runner
@@ -76,6 +77,14 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
         self._watch_parent(loop)
+        beat = Heartbeat(
+            self.config,
+            "worker",
+            queues=(self.queue.name,),
+            index=self.index,
+            concurrency=self.queue.concurrency,
+        )
+        beat.start()
         nc = await connect_daemon(self.config.nats.urls, role=f"worker-{self.queue.name}")
         await ensure_resources(nc.jetstream(), self.config)
         runner = Runner(nc, self.config, self.queue)
@@ -83,6 +92,8 @@ class WorkerProcess:
         runner.on_slot_free = puller.request
         keep_alive = loop.create_task(runner.keep_alive())
         await puller.start()
+        # Worker 0 of each queue reports the queue's depth from consumer info.
+        beat.attach(nc, runner.observe, depth_queue=self.queue.name if self.index == 0 else None)
         logger.info(
             "worker {} ready: queue {} concurrency {}",
             self.index,
@@ -94,6 +105,7 @@ class WorkerProcess:
         await puller.stop()
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
+        await beat.stop()
         try:
             await asyncio.wait_for(nc.drain(), timeout=5)
         except Exception as exc:
