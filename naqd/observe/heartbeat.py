@@ -91,11 +91,14 @@ class Heartbeat:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self._kv is not None and self.nc is not None and self.nc.is_connected:
+        if self._kv is None or self.nc is None or not self.nc.is_connected:
+            return  # the record expires by itself after 3 intervals
+        for attempt in (1, 2):
             try:
-                await asyncio.wait_for(self._kv.delete(self.key), PUT_TIMEOUT)
+                await asyncio.wait_for(self._kv.delete(self.key), 2 * PUT_TIMEOUT)
+                return
             except Exception as exc:
-                logger.debug("deleting heartbeat {}: {}", self.key, exc)
+                logger.warning("deleting heartbeat {} (attempt {}): {!r}", self.key, attempt, exc)
 
     # -- the two beats ------------------------------------------------------------------
 

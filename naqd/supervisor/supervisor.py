@@ -100,6 +100,8 @@ class Supervisor:
 
     def _status_path_for(self, slot: Slot) -> str | None:
         """One child per host gathers the status page's cluster data: the first worker."""
+        if not self.config.metrics.enabled:
+            return None
         first = next((s for s in self.slots if s.role == "worker"), None)
         return str(self.metrics_dir.path / "status.json") if slot is first else None
 

@@ -194,7 +194,7 @@ def test_kv_heartbeats_expire_after_sigkill_and_vanish_on_clean_stop(
     daemon.send(signal.SIGTERM)
     assert daemon.wait(30) == 0
     # Deleted at once, not after the TTL: check before a single interval has passed.
-    assert worker_records(url) == []
+    assert worker_records(url) == [], daemon.log[-6000:]
 
 
 # -- sd_notify ------------------------------------------------------------------------------

@@ -135,6 +135,12 @@ def api_status(daemon) -> dict:
     return json.loads(urllib.request.urlopen(f"{daemon.metrics_url}/api/status").read())
 
 
+def cluster_of(data: dict, workers: int) -> dict | None:
+    """The page's data once its cluster snapshot has seen every worker's heartbeat."""
+    cluster = data["cluster"]
+    return data if cluster and len(cluster["workers"]) == workers else None
+
+
 def test_status_page_and_its_data_over_http(live) -> None:
     daemon, _ = live
     page = urllib.request.urlopen(f"{daemon.metrics_url}/", timeout=5)
@@ -142,7 +148,7 @@ def test_status_page_and_its_data_over_http(live) -> None:
     html = page.read().decode()
     assert 'id="queues"' in html and "/api/status" in html
     assert "<link" not in html and "src=" not in html  # no external assets
-    data = wait_until(lambda: api_status(daemon)["cluster"] and api_status(daemon), 20)
+    data = wait_until(lambda: cluster_of(api_status(daemon), 3), 20, what="3 workers on the page")
     assert data["healthy"] is True
     assert len(data["children"]) == 3
     cluster = data["cluster"]
@@ -154,7 +160,7 @@ def test_status_page_and_its_data_over_http(live) -> None:
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
 def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
     daemon, _ = live
-    wait_until(lambda: api_status(daemon)["cluster"], 20, what="cluster snapshot")
+    wait_until(lambda: cluster_of(api_status(daemon), 3), 20, what="cluster snapshot")
     pids = [str(c["pid"]) for c in api_status(daemon)["children"]]
     dom = subprocess.run(
         [
