@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from naqd.config import Config
 from naqd.protocol import names
@@ -23,25 +23,29 @@ CONSUMER_PREFIX = names.consumer_name("")  # "q-"
 
 
 async def workers(js: JetStreamContext) -> list[dict[str, Any]]:
-    """Every live process's heartbeat record, across all hosts."""
+    """Every live process's heartbeat record, across all hosts.
+
+    Read from the bucket's stream directly (subject list, then the last message of each),
+    which needs no consumer; delete markers of cleanly stopped processes are skipped."""
+    stream = f"KV_{HEARTBEATS_BUCKET}"
+    prefix = f"$KV.{HEARTBEATS_BUCKET}."
     try:
-        kv = await js.key_value(HEARTBEATS_BUCKET)
-        keys = await kv.keys()
-    except (NotFoundError, NoKeysError):
+        info = await js.stream_info(stream, subjects_filter=f"{prefix}>")
+    except NotFoundError:
         return []
     records = []
-    for key in keys:
+    for subject in info.state.subjects or {}:
         try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:  # expired or deleted between keys() and get()
+            msg = await js.get_msg(stream, subject=subject, direct=True)
+        except NotFoundError:  # expired between the two calls
             continue
-        if not entry.value:
+        if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             continue
         try:
-            rec = json.loads(entry.value)
+            rec = json.loads(msg.data)
         except ValueError:
             continue
-        rec["key"] = key
+        rec["key"] = subject[len(prefix) :]
         records.append(rec)
     records.sort(
         key=lambda r: (r.get("host", ""), r.get("role", ""), r.get("queues", []), r.get("index", 0))

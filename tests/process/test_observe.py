@@ -189,7 +189,11 @@ def test_kv_heartbeats_expire_after_sigkill_and_vanish_on_clean_stop(
     wait_until(
         lambda: victim not in [r["pid"] for r in worker_records(url)], 15, what="record expired"
     )
-    wait_until(lambda: len(worker_records(url)) == 2, 20, what="replacement's record")
+    wait_until(
+        lambda: sorted(r["pid"] for r in worker_records(url)) == sorted(child_pids(daemon)),
+        20,
+        what="records of exactly the live children",
+    )
 
     daemon.send(signal.SIGTERM)
     assert daemon.wait(30) == 0
