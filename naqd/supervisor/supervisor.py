@@ -163,6 +163,7 @@ class Supervisor:
 
     def _loop(self) -> int:
         logger.info("naqd supervisor starting {} child process(es)", len(self.slots))
+        self.notifier.status(f"starting {len(self.slots)} child process(es)")
         while True:
             while self.signals:
                 sig = self.signals.pop(0)
