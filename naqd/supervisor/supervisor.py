@@ -146,13 +146,13 @@ class Supervisor:
         self._install_signals()
         self.metrics_dir.prepare()
         (self.metrics_dir.path / "status.json").unlink(missing_ok=True)
-        self._start_http()
-        nats_cfg = self.config.nats
-        if not nats_cfg.servers:
-            embedded = nats_cfg.embedded
-            self.embedded = EmbeddedNats(embedded.listen, embedded.store_dir)
-            self.embedded.start()
         try:
+            self._start_http()
+            nats_cfg = self.config.nats
+            if not nats_cfg.servers:
+                embedded = nats_cfg.embedded
+                self.embedded = EmbeddedNats(embedded.listen, embedded.store_dir)
+                self.embedded.start()
             return self._loop()
         finally:
             if self.embedded is not None:
