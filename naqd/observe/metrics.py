@@ -168,3 +168,7 @@ class JobObserver:
             self.done += 1
         elif outcome == "failed":
             self.failed += 1
+
+    def dead_lettered(self, task: str) -> None:
+        """A job of this queue went to the dead-letter stream (called by that path)."""
+        metrics().dead_lettered.labels(self.queue, task).inc()

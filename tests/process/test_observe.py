@@ -293,3 +293,16 @@ def test_a_rejected_reload_is_reported_and_the_daemon_runs_on(daemon_factory) ->
     )
     assert healthz(base) == 200 and daemon.proc.poll() is None
     assert "reload rejected, keeping the running config" in daemon.log
+
+
+def test_a_taken_metrics_port_does_not_stop_the_jobs(daemon_factory, nats_server) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = daemon_factory(
+            FAST + f'metrics: {{listen: "127.0.0.1:{port}"}}\n', ready_workers=2
+        )
+        daemon.wait_for_log("cannot serve metrics on")
+        with SyncClient(nats_server.url) as client:
+            assert client.enqueue("tests.tasks:add", 2, 2).result(timeout=20) == 4
