@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import platform
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -138,13 +139,15 @@ class ObserveServer:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
 
     def start(self) -> None:
         """Bind (raises OSError when the port is taken) and serve from a daemon thread."""
         handler = type("Handler", (_Handler,), {"observe": self})
         if ":" in self.address[0]:
-            server_cls = type("Server6", (ThreadingHTTPServer,), {"address_family": 10})
+            server_cls = type(
+                "Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6}
+            )
         else:
             server_cls = ThreadingHTTPServer
         self._server = server_cls(self.address, handler)
