@@ -135,6 +135,20 @@ def metrics() -> Metrics:
     )
 
 
+class _TaskSeries:
+    """A task's labelled children, looked up once: `labels()` costs more than `inc()`."""
+
+    def __init__(self, m: Metrics, queue: str, task: str) -> None:
+        self.started = m.started.labels(queue, task)
+        self.queue_wait = m.queue_wait.labels(queue, task)
+        self.duration = m.duration.labels(queue, task)
+        self.outcomes = {
+            "succeeded": m.succeeded.labels(queue, task),
+            "failed": m.failed.labels(queue, task),
+            "retried": m.retried.labels(queue, task),
+        }
+
+
 class JobObserver:
     """What one worker process knows about its jobs: metrics, plus the ids running now and
     the done/failed counts its KV heartbeat reports. The runner calls started/ended."""
@@ -144,26 +158,34 @@ class JobObserver:
         self.running: dict[str, float] = {}  # job id -> started (unix time)
         self.done = 0
         self.failed = 0
+        self._series: dict[str, _TaskSeries] = {}
+        self._running_gauge: Any = None
+
+    def _for(self, task: str) -> _TaskSeries:
+        series = self._series.get(task)
+        if series is None:
+            series = self._series[task] = _TaskSeries(metrics(), self.queue, task)
+            self._running_gauge = metrics().running.labels(self.queue)
+        return series
 
     def started(self, job_id: str, task: str, enqueued_at: float) -> float:
         now = time.time()
-        m = metrics()
-        m.started.labels(self.queue, task).inc()
+        series = self._for(task)
+        series.started.inc()
         if enqueued_at > 0:
-            m.queue_wait.labels(self.queue, task).observe(max(0.0, now - enqueued_at))
-        m.running.labels(self.queue).inc()
+            series.queue_wait.observe(max(0.0, now - enqueued_at))
+        self._running_gauge.inc()
         self.running[job_id] = now
         return now
 
     def ended(self, job_id: str, task: str, outcome: str) -> None:
         """outcome: succeeded | failed (for good) | retried."""
         started = self.running.pop(job_id, None)
-        m = metrics()
-        m.running.labels(self.queue).dec()
+        series = self._for(task)
+        self._running_gauge.dec()
         if started is not None:
-            m.duration.labels(self.queue, task).observe(max(0.0, time.time() - started))
-        counter = {"succeeded": m.succeeded, "failed": m.failed, "retried": m.retried}[outcome]
-        counter.labels(self.queue, task).inc()
+            series.duration.observe(max(0.0, time.time() - started))
+        series.outcomes[outcome].inc()
         if outcome == "succeeded":
             self.done += 1
         elif outcome == "failed":
