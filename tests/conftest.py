@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.natsserver import NatsServer, wait_until
+from tests.natsserver import NatsServer, free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,13 +29,17 @@ def naqd_executable() -> str:
 class Daemon:
     """The real `naqd` as a subprocess, its output in a log file the test can poll."""
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(
+        self, config_path: Path, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.config_path = config_path
         self.log_path = log_path
+        self.extra_env = env or {}
+        self.metrics_url = ""  # http://host:port of /metrics, when the test set one
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.extra_env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [naqd_executable(), "--config", str(self.config_path)],
@@ -80,11 +84,23 @@ class Daemon:
 def daemon_factory(tmp_path: Path, nats_server: NatsServer) -> Iterator:
     daemons: list[Daemon] = []
 
-    def make(yaml_body: str, ready_workers: int | None = None, name: str = "naq") -> Daemon:
+    def make(
+        yaml_body: str,
+        ready_workers: int | None = None,
+        name: str = "naq",
+        env: dict[str, str] | None = None,
+    ) -> Daemon:
         config = tmp_path / f"{name}.yaml"
         body = f"nats:\n  servers: [{nats_server.url}]\n" + textwrap.dedent(yaml_body)
+        metrics_port = None
+        if "metrics:" not in body:  # never the shared default port: tests run in parallel
+            metrics_port = free_port()
+            body = body.rstrip() + f'\nmetrics: {{listen: "127.0.0.1:{metrics_port}"}}\n'
         config.write_text(body)
-        daemon = Daemon(config, tmp_path / f"{name}.log").start()
+        daemon = Daemon(config, tmp_path / f"{name}.log", env)
+        if metrics_port:
+            daemon.metrics_url = f"http://127.0.0.1:{metrics_port}"
+        daemon.start()
         daemons.append(daemon)
         if ready_workers:
             daemon.wait_for_log("ready: queue", count=ready_workers)

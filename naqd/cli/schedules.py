@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from naqd.cli.common import EXIT_CONFIG, EXIT_FAILED, add_servers, load, serializer, servers
+from naqd.cli.common import EXIT_CONFIG, EXIT_FAILED, add_servers, config_path, load
+from naqd.cli.common import client as make_client
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +40,11 @@ def _fmt(t: datetime | None, zone: str = "UTC") -> str:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    if not args.config:
+    path = config_path(args)
+    if not path:
         print("naqd schedules needs --config (the schedules live in naq.yaml)", file=sys.stderr)
         return EXIT_CONFIG
-    config = load(args.config)
+    config = load(path)
     if args.action != "list":
         if not args.name:
             print(f"naqd schedules {args.action} needs a schedule NAME", file=sys.stderr)
@@ -52,13 +54,12 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             print(f"unknown schedule {args.name!r} (configured: {known})", file=sys.stderr)
             return EXIT_FAILED
 
-    from naqd.client import Client
     from naqd.scheduler.cron import tick_stamp
     from naqd.scheduler.firing import publish_fire
     from naqd.scheduler.state import ScheduleState
 
     async def go() -> int:
-        async with Client(servers(args), serializer=serializer(args)) as client:
+        async with make_client(args) as client:
             state = ScheduleState(client._js)
             if args.action == "trigger":
                 schedule = config.schedules[args.name]
@@ -124,10 +125,9 @@ async def _list(config: Any, state: Any, as_json: bool) -> int:
 
 
 def cmd_delayed(args: argparse.Namespace) -> int:
-    from naqd.client import Client
 
     async def go() -> int:
-        async with Client(servers(args), serializer=serializer(args)) as client:
+        async with make_client(args) as client:
             if args.action == "cancel":
                 if not args.job_id:
                     print("naqd delayed cancel needs a JOB_ID", file=sys.stderr)

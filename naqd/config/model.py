@@ -110,6 +110,7 @@ class ResultsConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     listen: str = "127.0.0.1:9464"
+    enabled: bool = True  # the HTTP endpoint: /metrics, /healthz, status page
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,9 @@ ROOT = Section(
         ),
         "heartbeat": Section(HeartbeatConfig, {"interval": scalar(duration())}),
         "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
-        "metrics": Section(MetricsConfig, {"listen": scalar(host_port)}),
+        "metrics": Section(
+            MetricsConfig, {"listen": scalar(host_port), "enabled": scalar(boolean)}
+        ),
         "shutdown": Section(ShutdownConfig, {"grace_period": scalar(duration(at_least=0.0))}),
         "logging": Section(
             LoggingConfig,

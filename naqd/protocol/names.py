@@ -11,6 +11,7 @@ DEPENDENT_SUBJECT_PREFIX = "naqd.deps"  # jobs waiting for their parents
 LEADER_BUCKET = "naqd_leader"  # key "scheduler": the lease (bucket TTL = lease)
 LEADER_KEY = "scheduler"
 SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>"
+HEARTBEATS_BUCKET = "naqd_heartbeats"
 
 # Headers on job messages.
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -61,3 +62,9 @@ def dependent_subject(queue: str, job_id: str) -> str:
 def holder_msg_id(job_id: str) -> str:
     """Nats-Msg-Id of a holder: not the job id, which the released job itself carries."""
     return f"hold.{job_id}"
+
+
+def heartbeat_key(host: str, role: str, pid: int) -> str:
+    """`<host>.<role>.<pid>`, the host reduced to characters a KV key token allows."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in host) or "unknown"
+    return f"{safe}.{role}.{pid}"

@@ -17,6 +17,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from naqd.protocol.names import (
     DELAYED_SUBJECT_PREFIX,
     DEPENDENT_SUBJECT_PREFIX,
+    HEARTBEATS_BUCKET,
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
     LEADER_BUCKET,
@@ -100,6 +101,26 @@ def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
     )
 
 
+def heartbeats_stream_config(replicas: int, interval: float) -> StreamConfig:
+    """KV bucket of process heartbeats: a record lives 3 intervals after its last put, so
+    a killed process disappears on its own. No limit markers (nats.md §3.3)."""
+    ttl = max(1.0, 3 * interval)
+    return StreamConfig(
+        name=f"KV_{HEARTBEATS_BUCKET}",
+        subjects=[f"$KV.{HEARTBEATS_BUCKET}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.MEMORY,
+        discard=DiscardPolicy.NEW,
+        max_msgs_per_subject=1,
+        max_age=ttl,
+        num_replicas=replicas,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,
+        duplicate_window=min(DUPLICATE_WINDOW, ttl),
+    )
+
+
 def queue_consumer_config(queue: QueueConfig) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=consumer_name(queue.name),
@@ -126,6 +147,7 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     schedules = await api_level(js) >= SCHEDULES_API_LEVEL
     await _ensure_stream(js, jobs_stream_config(replicas, schedules))
     await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
+    await _ensure_stream(js, heartbeats_stream_config(replicas, config.heartbeat.interval))
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
 

@@ -5,6 +5,7 @@ leaders still stores one job; the last fired tick goes to KV for the next leader
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from loguru import logger
 
 from naqd.client.client import Client
 from naqd.config import Config, ScheduleConfig
+from naqd.observe.metrics import metrics
 from naqd.protocol.names import HDR_LEADER_REV
 from naqd.scheduler.cron import Trigger, decide, jitter_offset, tick_job_id
 from naqd.scheduler.state import ScheduleState
@@ -125,6 +127,9 @@ class FireLoop:
                 return
             await publish_fire(self.client, schedule, job_id, self.revision())
             self.fired += 1
+            m = metrics()
+            m.schedule_fires.labels(name).inc()
+            m.schedule_last_fire.labels(name).set(time.time())
             logger.info("fired {} for tick {}", job_id, tick.isoformat())
             await self.state.record_fired(name, tick, job_id)
         except Exception as exc:

@@ -16,6 +16,8 @@ from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
+from naqd.observe.heartbeat import Heartbeat
+from naqd.observe.metrics import metrics
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
@@ -60,6 +62,8 @@ class SchedulerProcess:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop.set)
         self._watch_parent(loop)
+        beat = Heartbeat(self.config, "scheduler")
+        beat.start()
         try:
             nc = await connect_daemon(
                 self.config.nats.urls, role="scheduler", conn="control",
@@ -83,6 +87,15 @@ class SchedulerProcess:
             loop.create_task(fire.run()),
             loop.create_task(resolver.run()),
         ]
+        is_leader = metrics().scheduler_is_leader
+
+        def leadership() -> dict[str, object]:
+            """Extra heartbeat fields, refreshed each interval with the leader gauge."""
+            leading = election.may_fire()
+            is_leader.set(1 if leading else 0)
+            return {"leader": leading, "leader_since": election.since if leading else None}
+
+        beat.attach(nc, extra=leadership)
         logger.info(
             "scheduler ready: {} schedule(s), lease {}s",
             len(fire.schedules),
@@ -104,6 +117,8 @@ class SchedulerProcess:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await election.release()
+        is_leader.set(0)
+        await beat.stop()
         try:
             await asyncio.wait_for(nc.drain(), timeout=5)
         except Exception as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
@@ -60,7 +63,7 @@ class EmbeddedNats:
         # Own session: a Ctrl-C to the terminal must not stop NATS before the children
         # have drained; the parent-death signal stops it if the supervisor is SIGKILLed.
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+            cmd, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_parent_death_hook()
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -88,16 +91,15 @@ class EmbeddedNats:
         logger.info("embedded nats-server stopped")
 
 
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG(SIGTERM), Linux only; elsewhere the server outlives a killed parent."""
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A preexec hook setting PR_SET_PDEATHSIG(SIGTERM) (Linux). libc is looked up here,
+    in the parent: the hook itself must not import or allocate between fork and exec."""
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+        prctl = libc.prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
 def _is_ready(host: str, port: int) -> bool:

@@ -15,10 +15,15 @@ from multiprocessing.context import SpawnProcess
 from loguru import logger
 
 from naqd.config import Config
+from naqd.observe import health
+from naqd.observe.health import ChildLink, ChildView
+from naqd.observe.http import ObserveServer, SupervisorView
+from naqd.observe.metrics import MultiprocDir
 from naqd.scheduler import process as scheduler_process
 from naqd.supervisor.embedded import EmbeddedNats
 from naqd.supervisor.policy import Slot, after_exit, plan_slots
 from naqd.supervisor.reloading import Reloader
+from naqd.supervisor.sdnotify import Notifier
 from naqd.worker import process as worker_process
 
 # What each child role runs: a picklable function (config, queue, index) -> None.
@@ -29,6 +34,9 @@ ENTRY_POINTS: dict[str, Callable[[Config, str, int], None]] = {
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their connections
+
+# Roles whose children beat into their health cell (others count as healthy while alive).
+HEARTBEAT_ROLES = frozenset({"worker", "scheduler"})
 
 # Only the supervisor talks to systemd; children must not see its notify socket.
 _SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -45,6 +53,19 @@ class Supervisor:
         self.config_error = False  # a child exited with EXIT_CONFIG: stop, do not restart
         self._wake_r, self._wake_w = os.pipe()
         self.reloader = Reloader(self)
+        # Observability: health cells by pid, systemd notify, the HTTP endpoint's view.
+        self.links: dict[int, ChildLink] = {}
+        self.restarts: dict[str, int] = {}
+        self.notifier = Notifier()
+        self.metrics_dir = MultiprocDir()
+        self.http: ObserveServer | None = None
+        self.ready_sent = False
+        self.reload_ok = True
+        self.loaded_at = time.time()
+        self.started_at = time.time()
+        self._status = ""
+        self._next_watchdog = 0.0
+        self.view = SupervisorView()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
 
@@ -66,10 +87,11 @@ class Supervisor:
 
     def _spawn(self, slot: Slot) -> None:
         saved = {k: os.environ.pop(k) for k in _SUPERVISOR_ONLY_ENV if k in os.environ}
+        link = ChildLink.create(self.ctx, self._status_path_for(slot))
         try:
             proc = self.ctx.Process(
-                target=ENTRY_POINTS[slot.role],
-                args=(self.config, slot.queue, slot.index),
+                target=health.child_main,
+                args=(ENTRY_POINTS[slot.role], link, self.config, slot.queue, slot.index),
                 name=f"naqd-{slot.label}",
             )
             proc.start()
@@ -78,7 +100,15 @@ class Supervisor:
         assert proc.pid is not None
         slot.pid, slot.started_at = proc.pid, time.monotonic()
         self.procs[proc.pid] = proc
+        self.links[proc.pid] = link
         logger.info("started {} (pid {})", slot.label, proc.pid)
+
+    def _status_path_for(self, slot: Slot) -> str | None:
+        """One child per host gathers the status page's cluster data: the first worker."""
+        if not self.config.metrics.enabled:
+            return None
+        first = next((s for s in self.slots if s.role == "worker"), None)
+        return str(self.metrics_dir.path / "status.json") if slot is first else None
 
     def _reap(self, stopping: bool) -> None:
         for slot in [*self.slots, *self.reloader.retired]:
@@ -87,6 +117,8 @@ class Supervisor:
                 continue
             proc.join()
             del self.procs[proc.pid]  # type: ignore[arg-type]
+            self.links.pop(proc.pid, None)  # type: ignore[arg-type]
+            self.metrics_dir.mark_dead(proc.pid)  # type: ignore[arg-type]
             if self.reloader.reaped(slot, proc.exitcode):
                 continue
             if proc.exitcode == worker_process.EXIT_CONFIG:
@@ -96,6 +128,7 @@ class Supervisor:
                 slot.pid = None
                 continue
             at = after_exit(slot, time.monotonic())
+            self.restarts[slot.role] = self.restarts.get(slot.role, 0) + 1
             logger.warning(
                 "{} (pid {}) died with {}; restarting in {:.1f}s",
                 slot.label,
@@ -120,32 +153,41 @@ class Supervisor:
 
     def run(self) -> int:
         self._install_signals()
-        nats_cfg = self.config.nats
-        if not nats_cfg.servers:
-            embedded = nats_cfg.embedded
-            self.embedded = EmbeddedNats(embedded.listen, embedded.store_dir)
-            self.embedded.start()
+        self.metrics_dir.prepare()
+        (self.metrics_dir.path / "status.json").unlink(missing_ok=True)
         try:
+            nats_cfg = self.config.nats
+            if not nats_cfg.servers:
+                # Before any thread exists: the server is started with a preexec hook.
+                embedded = nats_cfg.embedded
+                self.embedded = EmbeddedNats(embedded.listen, embedded.store_dir)
+                self.embedded.start()
+            self._start_http()
             return self._loop()
         finally:
             if self.embedded is not None:
                 self.embedded.stop()
+            if self.http is not None:
+                self.http.stop()
+            self.metrics_dir.cleanup()
 
     def _loop(self) -> int:
         logger.info("naqd supervisor starting {} child process(es)", len(self.slots))
+        self.notifier.status(f"starting {len(self.slots)} child process(es)")
         while True:
             while self.signals:
                 sig = self.signals.pop(0)
                 if sig in STOP_SIGNALS:
                     logger.info("received {}: draining children", signal.Signals(sig).name)
                     return self._shutdown()
-                self.reloader.reload()
+                self._reload()
             self._reap(stopping=False)
             if self.config_error:
                 logger.error("a child found a configuration error (see above): stopping")
                 self._shutdown()
                 return worker_process.EXIT_CONFIG
             self._start_due()
+            self._observe()
             pending = [s.next_start_at for s in self.slots if s.pid is None]
             timeout = max(0.0, min(pending) - time.monotonic()) if pending else 1.0
             self._wait(min(timeout, 1.0))
@@ -153,6 +195,7 @@ class Supervisor:
     def _shutdown(self) -> int:
         grace = self.config.shutdown.grace_period
         deadline = time.monotonic() + grace + KILL_MARGIN
+        self.notifier.stopping()
         self._signal_children(signal.SIGTERM)
         while self.procs and time.monotonic() < deadline:
             self._wait(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -162,6 +205,7 @@ class Supervisor:
                     logger.warning("second stop signal: children nak their jobs and exit now")
                     self._signal_children(signal.SIGTERM)
             self._reap(stopping=True)
+            self._publish_view()
         if self.procs:
             logger.error("{} child(ren) did not stop in time: SIGKILL", len(self.procs))
             self._signal_children(signal.SIGKILL)
@@ -170,10 +214,93 @@ class Supervisor:
         logger.info("naqd stopped")
         return 0
 
+    # -- reload, health, systemd --------------------------------------------------------
+
+    def _reload(self) -> None:
+        """SIGHUP: tell systemd, then let the Reloader validate and apply the file; a bad
+        file keeps the running config (naqd_config_last_reload_successful 0)."""
+        self.notifier.reloading()
+        self.reload_ok = self.reloader.reload()
+        if self.reload_ok:
+            self.loaded_at = time.time()
+        self._publish_view()
+        self.notifier.ready(self._status or "running")
+
+    def _publish_view(self) -> None:
+        children = tuple(
+            ChildView(
+                label=s.label,
+                role=s.role,
+                queue=s.queue,
+                index=s.index,
+                pid=s.pid,
+                started_at=s.started_at,
+                link=self.links.get(s.pid) if s.pid else None,
+                tracked=s.role in HEARTBEAT_ROLES,
+            )
+            for s in self.slots
+        )
+        self.view = SupervisorView(
+            children=children,
+            restarts=dict(self.restarts),
+            reload_ok=self.reload_ok,
+            reload_at=self.loaded_at,
+            stale_after=3 * self.config.heartbeat.interval,
+            started_at=self.started_at,
+        )
+
+    def _observe(self) -> None:
+        """Each tick: refresh the HTTP view, READY=1 once every child is up, STATUS= on
+        change, WATCHDOG=1 only while every running child's loop beats."""
+        self._publish_view()
+        kids = self.view.health()
+        if not self.ready_sent and health.all_ready(kids):
+            self.ready_sent = True
+            self._status = _status_line(kids)
+            self.notifier.ready(self._status)
+            logger.info("all {} child process(es) ready", len(kids))
+        elif self.ready_sent:
+            line = _status_line(kids)
+            if line != self._status:
+                self._status = line
+                self.notifier.status(line)
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        if interval and now >= self._next_watchdog and health.watchdog_ok(kids):
+            self.notifier.watchdog()
+            self._next_watchdog = now + interval
+
+    def _start_http(self) -> None:
+        cfg = self.config.metrics
+        if not cfg.enabled:
+            return
+        self.http = ObserveServer(
+            cfg.listen,
+            lambda: self.view,
+            self.metrics_dir.path,
+            self.metrics_dir.path / "status.json",
+        )
+        try:
+            self.http.start()
+        except OSError as exc:
+            # Jobs matter more than the dashboard: run on, loudly (Prometheus shows up=0).
+            logger.error("cannot serve metrics on {}: {}", cfg.listen, exc)
+            self.http = None
+        else:
+            logger.info("metrics, health and status page on {}", self.http.url)
+
     def _signal_children(self, sig: int) -> None:
         for pid in list(self.procs):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+
+
+def _status_line(kids: list[health.ChildHealth]) -> str:
+    """systemctl status: 'running: 3/3 children healthy' or what is wrong."""
+    ok = sum(1 for k in kids if k.state == "healthy")
+    bad = [f"{k.label} {k.state}" for k in kids if k.state != "healthy"]
+    line = f"running: {ok}/{len(kids)} children healthy"
+    return f"{line}; {', '.join(bad)}" if bad else line
 
 
 def _describe_exit(code: int | None) -> str:

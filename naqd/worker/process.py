@@ -16,6 +16,7 @@ from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
+from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.resources import ensure_resources
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.puller import Puller
@@ -84,6 +85,14 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
         self._watch_parent(loop)
+        beat = Heartbeat(
+            self.config,
+            "worker",
+            queues=(self.queue.name,),
+            index=self.index,
+            concurrency=self.queue.concurrency,
+        )
+        beat.start()
         try:
             nc = await connect_daemon(
                 self.config.nats.urls, f"worker-{self.queue.name}", nats_config=self.config.nats
@@ -99,6 +108,8 @@ class WorkerProcess:
         runner.on_slot_free = puller.request
         keep_alive = loop.create_task(runner.keep_alive())
         await puller.start()
+        # Worker 0 of each queue reports the queue's depth from consumer info.
+        beat.attach(nc, runner.observe, depth_queue=self.queue.name if self.index == 0 else None)
         logger.info(
             "worker {} ready: queue {} concurrency {}",
             self.index,
@@ -111,6 +122,7 @@ class WorkerProcess:
         await puller.stop()
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
+        await beat.stop()
         try:
             await asyncio.wait_for(nc.drain(), timeout=5)
         except Exception as exc:

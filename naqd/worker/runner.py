@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from naqd.config import Config, QueueConfig
+from naqd.observe.metrics import JobObserver
 from naqd.protocol.envelope import (
     Envelope,
     EnvelopeError,
@@ -56,6 +57,7 @@ class Runner:
         self.on_slot_free: Any = None  # set by the process: re-pull when a slot frees
         self.done = 0
         self.failed = 0
+        self.observe = JobObserver(queue.name)  # metrics and the heartbeat's job list
 
     # -- slots --------------------------------------------------------------------------
 
@@ -132,11 +134,13 @@ class Runner:
             error = ErrorInfo("WorkerLost", f"job was delivered {attempt} times", "")
             await self._finish(msg, env, base, None, error, store)
             return
+        self.observe.started(env.id, env.task, env.enqueued_at)
         try:
             result = await self._call(env, timeout)
         except Exception as exc:
             error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
             if not isinstance(exc, _PERMANENT) and attempt <= retries:
+                self.observe.ended(env.id, env.task, "retried")
                 delay = retry_delay(attempt)
                 logger.warning(
                     "job {} {} failed (attempt {}/{}): {}: {}; retry in {:.1f}s",
@@ -151,8 +155,10 @@ class Runner:
                 await msg.nak(delay=delay)
                 return
             logger.error("job {} {} failed: {}: {}", env.id, env.task, error.type, error.message)
+            self.observe.ended(env.id, env.task, "failed")
             await self._finish(msg, env, base, None, error, store)
             return
+        self.observe.ended(env.id, env.task, "succeeded")
         await self._finish(msg, env, base, result, None, store)
 
     async def _call(self, env: Envelope, timeout: float) -> Any:

@@ -18,7 +18,7 @@ from naqd.config import parse_config
 from naqd.connection import connect_daemon
 from tests.certs import Pki, make_ca, make_pki
 from tests.conftest import Daemon
-from tests.natsserver import NatsServer
+from tests.natsserver import NatsServer, free_port
 
 WORKER_PASSWORD = "worker-secret-7f3a"
 PRODUCER_PASSWORD = "producer-secret-91c2"
@@ -37,7 +37,9 @@ accounts {{
           "$JS.API.STREAM.UPDATE.KV_naqd_results", "$JS.API.CONSUMER.INFO.NAQD_JOBS.*",
           "$JS.API.CONSUMER.CREATE.NAQD_JOBS.>", "$JS.API.CONSUMER.DURABLE.CREATE.NAQD_JOBS.*",
           "$JS.API.CONSUMER.MSG.NEXT.NAQD_JOBS.*", "$JS.ACK.NAQD_JOBS.>",
-          "$KV.naqd_results.>", "naqd.done.>"
+          "$KV.naqd_results.>", "naqd.done.>",
+          "$JS.API.STREAM.CREATE.KV_naqd_heartbeats", "$JS.API.STREAM.UPDATE.KV_naqd_heartbeats",
+          "$KV.naqd_heartbeats.>"
         ]
         subscribe: ["_INBOX.>"]
       }}}},
@@ -69,6 +71,7 @@ nats:
   password_file: {tmp / "worker.password"}
 tasks: {{imports: [tests.tasks]}}
 scheduler: {{enabled: false}}  # the worker user has no rights on the scheduler's buckets
+metrics: {{listen: "127.0.0.1:{free_port()}"}}
 queues:
   default: {{concurrency: 2, retries: 0}}
   emails: {{concurrency: 2, retries: 0}}

@@ -1,0 +1,428 @@
+"""Operator commands: status, workers, queues, purge, job. Tables for people, `--json` for
+scripts; exit codes in EXIT_* below (docs/status.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from naqd.cli.common import EXIT_FAILED, add_servers, config_path, load, servers
+
+EXIT_NOT_FOUND = 3  # no such job / queue
+EXIT_USAGE = 64  # EX_USAGE: purge without --yes and no confirmation
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS cannot be reached
+
+DEFAULT_SCAN = 100_000  # messages `naqd job` looks through for a queued job's envelope
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        add_servers(p)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    command("status", help="one screen: NATS, queues, workers per host, leader, schedules")
+    command("workers", help="every naqd process's heartbeat, across all hosts")
+    command("queues", help="pending / in-flight / dead jobs per queue")
+    purge = command("purge", help="remove every waiting job of a queue")
+    purge.add_argument("queue")
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    job = command("job", help="a job's envelope, status, attempts and result")
+    job.add_argument("job_id")
+    job.add_argument(
+        "--scan",
+        type=int,
+        default=DEFAULT_SCAN,
+        metavar="N",
+        help=f"queued messages to search for the envelope (default {DEFAULT_SCAN}; 0: skip)",
+    )
+
+
+# -- plumbing -----------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, go: Callable[[Any], Awaitable[int]]) -> int:
+    """Connect once (no endless reconnects: this is a command, not a daemon), run `go`."""
+    import nats
+
+    urls = servers(args)
+
+    async def main() -> int:
+        try:
+            nc = await nats.connect(
+                servers=urls,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # 0 would mean "forever" at connect
+                reconnect_time_wait=0.2,
+                error_cb=_quiet,
+            )
+        except Exception as exc:
+            print(
+                f"cannot reach NATS at {', '.join(urls)}: {exc or type(exc).__name__}",
+                file=sys.stderr,
+            )
+            return EXIT_UNAVAILABLE
+        try:
+            return await go(nc)
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py prints a traceback per failed attempt by default; one clear line is ours."""
+
+
+def _config(args: argparse.Namespace) -> Any:
+    path = config_path(args)
+    return load(path) if path else None
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header, *[["-" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def when(ts: float | None, now: float | None = None) -> str:
+    if not ts:
+        return "-"
+    stamp = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = ts - (time.time() if now is None else now)
+    return f"{stamp} ({_ago(delta)})"
+
+
+def _ago(delta: float) -> str:
+    span = abs(delta)
+    text = (
+        f"{span:.0f}s"
+        if span < 120
+        else f"{span / 60:.0f}m"
+        if span < 7200
+        else f"{span / 3600:.1f}h"
+    )
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} TiB"
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from naqd.observe.status import collect_status
+
+    config = _config(args)
+
+    async def go(nc: Any) -> int:
+        data = await collect_status(nc, config)
+        if args.json:
+            _print_json(data)
+        else:
+            print(render_status(data))
+        return 0
+
+    return _run(args, go)
+
+
+def render_status(data: dict[str, Any]) -> str:
+    srv = data["server"]
+    out = [
+        f"NATS       {srv['connected_url']} (server {srv['server_name']} v{srv['version']}"
+        + (f", cluster {srv['cluster']}" if srv.get("cluster") else "")
+        + f"; known: {', '.join(srv['servers'])})"
+    ]
+    js = srv.get("jetstream")
+    if js:
+        out.append(
+            f"JetStream  {js['streams']} streams, {js['consumers']} consumers, "
+            f"{_size(js['storage'])} stored, {_size(js['memory'])} in memory, "
+            f"API level {js['api_level']}"
+        )
+    else:
+        out.append(f"JetStream  unavailable: {srv.get('jetstream_error')}")
+    out += ["", queues_table(data["queues"]), ""]
+    hosts = data["hosts"]
+    if hosts:
+        rows = [[h["host"], h["workers"], h["schedulers"], h["running"]] for h in hosts]
+        out.append(table(rows, ["HOST", "WORKERS", "SCHEDULERS", "RUNNING"]))
+    else:
+        out.append("no naqd processes are heartbeating")
+    lead = data.get("leader")
+    out += [
+        "",
+        f"Scheduler leader: {lead['host']} pid {lead['pid']}" if lead else "Scheduler leader: none",
+    ]
+    if data["schedules"]:
+        rows = [
+            [s["schedule"], when(s["next"]) if s["next"] else "-", s["trigger"], s["task"]]
+            for s in data["schedules"][:10]
+        ]
+        out += ["", table(rows, ["SCHEDULE", "NEXT", "TRIGGER", "TASK"])]
+    return "\n".join(out)
+
+
+def queues_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no queues"
+    return table(
+        [
+            [
+                q["queue"],
+                q["pending"],
+                q["in_flight"],
+                q["dead"],
+                q["redelivered"],
+                q["processes"],
+                f"{q['running']}/{q['concurrency']}",
+            ]
+            for q in rows
+        ],
+        ["QUEUE", "PENDING", "IN FLIGHT", "DEAD", "REDELIVERED", "PROCESSES", "RUNNING"],
+    )
+
+
+# -- workers, queues ------------------------------------------------------------------------
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    from naqd.observe.status import workers
+
+    async def go(nc: Any) -> int:
+        records = await workers(nc.jetstream())
+        if args.json:
+            _print_json(records)
+        elif not records:
+            print("no naqd processes are heartbeating")
+        else:
+            now = time.time()
+            rows = [
+                [
+                    r.get("host"),
+                    r.get("pid"),
+                    r.get("role"),
+                    ",".join(r.get("queues", [])) or "-",
+                    f"{len(r.get('running', []))}/{r.get('concurrency', 0)}",
+                    r.get("done", 0),
+                    r.get("failed", 0),
+                    _ago(r.get("started_at", now) - now),
+                    f"{now - r.get('last_heartbeat', now):.1f}s",
+                    r.get("version"),
+                ]
+                for r in records
+            ]
+            header = ["HOST", "PID", "ROLE", "QUEUES", "RUNNING", "DONE", "FAILED", "STARTED"]
+            print(table(rows, [*header, "HEARTBEAT", "VERSION"]))
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    from naqd.observe.status import dead_letters, queues, workers
+
+    config = _config(args)
+
+    async def go(nc: Any) -> int:
+        js = nc.jetstream()
+        rows = await queues(js, config, await workers(js), await dead_letters(js, recent=0))
+        if args.json:
+            _print_json(rows)
+        else:
+            print(queues_table(rows))
+        return 0
+
+    return _run(args, go)
+
+
+# -- purge ----------------------------------------------------------------------------------
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from nats.js.errors import NotFoundError
+
+    from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("refusing to purge without --yes (stdin is not a terminal)", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"Remove every waiting job of queue {args.queue!r}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing purged", file=sys.stderr)
+            return EXIT_USAGE
+
+    async def go(nc: Any) -> int:
+        js = nc.jetstream()
+        subject = job_subject(args.queue)
+        try:
+            await js.consumer_info(JOBS_STREAM, consumer_name(args.queue))
+        except NotFoundError:
+            try:
+                info = await js.stream_info(JOBS_STREAM, subjects_filter=subject)
+                known = bool((info.state.subjects or {}).get(subject))
+            except NotFoundError:
+                known = False
+        else:
+            known = True
+        if not known:
+            print(
+                f"unknown queue {args.queue!r}: no consumer {consumer_name(args.queue)}",
+                file=sys.stderr,
+            )
+            return EXIT_NOT_FOUND
+        # The raw API answers with the count; nats-py's purge_stream only says "success".
+        req = json.dumps({"filter": subject}).encode()
+        msg = await nc.request(f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", req, timeout=10)
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            print(f"purge failed: {resp['error'].get('description')}", file=sys.stderr)
+            return EXIT_FAILED
+        purged = int(resp.get("purged", 0))
+        if args.json:
+            _print_json({"queue": args.queue, "purged": purged})
+        else:
+            print(f"purged {purged} job(s) from queue {args.queue}")
+        return 0
+
+    return _run(args, go)
+
+
+# -- job --------------------------------------------------------------------------------------
+
+
+async def find_envelope(js: Any, job_id: str, limit: int) -> dict[str, Any] | None:
+    """A job still in the stream (queued or running): look for its Nats-Msg-Id, at most
+    `limit` messages. There is no index by id: the stream is walked message by message."""
+    from nats.js.errors import NotFoundError
+
+    from naqd.protocol.envelope import EnvelopeError, decode_job
+    from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, JOBS_STREAM, JOBS_SUBJECT_PREFIX
+
+    if limit <= 0:
+        return None
+    try:
+        info = await js.stream_info(JOBS_STREAM)
+    except NotFoundError:
+        return None
+    seq = info.state.first_seq
+    for _ in range(limit):
+        if seq > info.state.last_seq:
+            break
+        try:
+            msg = await js.get_msg(JOBS_STREAM, seq, subject=f"{JOBS_SUBJECT_PREFIX}.>", next=True)
+        except NotFoundError:
+            break
+        headers = msg.headers or {}
+        if headers.get(HDR_MSG_ID) == job_id:
+            encoding = headers.get(HDR_ENCODING, "json")
+            found: dict[str, Any] = {
+                "stream_seq": msg.seq,
+                "subject": msg.subject,
+                "encoding": encoding,
+            }
+            if encoding != "json":
+                found["envelope"] = "(pickled: not decoded)"
+                return found
+            try:
+                found["envelope"] = decode_job(msg.data, encoding).to_dict()
+            except EnvelopeError as exc:
+                found["envelope"] = f"(unreadable: {exc})"
+            return found
+        seq = msg.seq + 1
+    return None
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from nats.js.errors import KeyNotFoundError, NotFoundError
+
+    from naqd.protocol.names import RESULTS_BUCKET
+
+    async def go(nc: Any) -> int:
+        js = nc.jetstream()
+        record = None
+        try:
+            entry = await (await js.key_value(RESULTS_BUCKET)).get(args.job_id)
+            record = json.loads(entry.value) if entry.value else None
+        except (KeyNotFoundError, NotFoundError):
+            pass
+        if record and record.get("encoding") == "pickle" and record.get("result") is not None:
+            record["result"] = "(pickled: not decoded)"
+        done = bool(record and record.get("status") in ("succeeded", "failed"))
+        found = None if done else await find_envelope(js, args.job_id, args.scan)
+        if record is None and found is None:
+            msg = f"job {args.job_id}: not found (no result record"
+            print(
+                msg + (", not in the queue)" if args.scan > 0 else "; queue not searched)"),
+                file=sys.stderr,
+            )
+            return EXIT_NOT_FOUND
+        status = record["status"] if record else "queued"
+        data = {"id": args.job_id, "status": status, "record": record, "queued": found}
+        if args.json:
+            _print_json(data)
+        else:
+            print(render_job(data))
+        return EXIT_FAILED if status == "failed" else 0
+
+    return _run(args, go)
+
+
+def render_job(data: dict[str, Any]) -> str:
+    rec = data["record"] or {}
+    env = (data["queued"] or {}).get("envelope")
+    lines = [f"job       {data['id']}", f"status    {data['status']}"]
+    task = rec.get("task") or (env.get("task") if isinstance(env, dict) else None)
+    queue = rec.get("queue") or (env.get("queue") if isinstance(env, dict) else None)
+    lines += [f"task      {task}", f"queue     {queue}"]
+    if rec:
+        lines += [
+            f"attempts  {rec.get('attempts')}",
+            f"enqueued  {when(rec.get('enqueued_at'))}",
+            f"started   {when(rec.get('started_at'))}",
+            f"finished  {when(rec.get('finished_at'))}",
+            f"worker    {rec.get('worker') or '-'}",
+        ]
+        if rec.get("status") == "succeeded":
+            lines.append(f"result    {json.dumps(rec.get('result'), default=str)}")
+        err = rec.get("error")
+        if err:
+            lines.append(f"error     {err.get('type')}: {err.get('message')}")
+            if err.get("traceback"):
+                lines.append(err["traceback"].rstrip())
+    if data["queued"]:
+        lines.append(f"in stream seq {data['queued']['stream_seq']} ({data['queued']['subject']})")
+        lines.append(f"envelope  {json.dumps(env, default=str)}")
+    return "\n".join(lines)
+
+
+COMMANDS = {
+    "status": cmd_status,
+    "workers": cmd_workers,
+    "queues": cmd_queues,
+    "purge": cmd_purge,
+    "job": cmd_job,
+}

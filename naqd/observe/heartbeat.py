@@ -1,0 +1,164 @@
+"""A child's heartbeats, both from its event loop: a local beat into the shared health
+cell every fraction of a second (the supervisor's /healthz and systemd watchdog), and a
+record in the heartbeats KV bucket every `heartbeat.interval` (`naqd workers`).
+
+The bucket keeps a record 3 intervals after its last put, so a SIGKILLed process
+vanishes by itself; a clean stop deletes its record at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from nats.aio.client import Client as NATS
+
+from naqd.config import Config
+from naqd.observe.health import ChildLink, current_link
+from naqd.observe.metrics import JobObserver, metrics
+from naqd.protocol.names import HEARTBEATS_BUCKET, JOBS_STREAM, consumer_name, heartbeat_key
+
+PUT_TIMEOUT = 2.0
+
+
+def version() -> str:
+    from naqd import __version__
+
+    return __version__
+
+
+class Heartbeat:
+    """Start it first thing in the child's loop (the local beat says "booting"), attach the
+    connection once the child serves, stop it after draining."""
+
+    def __init__(
+        self,
+        config: Config,
+        role: str,
+        *,
+        queues: tuple[str, ...] = (),
+        index: int = 0,
+        concurrency: int = 0,
+        link: ChildLink | None = None,
+    ) -> None:
+        self.config = config
+        self.role = role
+        self.queues = queues
+        self.index = index
+        self.concurrency = concurrency
+        self.link = link if link is not None else current_link()
+        self.interval = config.heartbeat.interval
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.key = heartbeat_key(self.host, role, self.pid)
+        self.started_at = time.time()
+        self.nc: NATS | None = None
+        self.observer: JobObserver | None = None
+        self.extra: Callable[[], dict[str, Any]] | None = None
+        self.depth_queue: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kv: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._beat_local()))
+
+    def attach(
+        self,
+        nc: NATS,
+        observer: JobObserver | None = None,
+        *,
+        depth_queue: str | None = None,
+        extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """The child is ready: beat as ready, start the KV record. `depth_queue`: also
+        export that queue's pending / in-flight gauges (one child per queue does)."""
+        self.nc, self.observer, self.depth_queue, self.extra = nc, observer, depth_queue, extra
+        self._tasks.append(asyncio.get_running_loop().create_task(self._beat_kv()))
+
+    async def stop(self) -> None:
+        """Stop beating and delete the KV record (while the connection is still open)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._kv is None or self.nc is None or not self.nc.is_connected:
+            return  # the record expires by itself after 3 intervals
+        for attempt in (1, 2):
+            try:
+                await asyncio.wait_for(self._kv.delete(self.key), 2 * PUT_TIMEOUT)
+                return
+            except Exception as exc:
+                logger.warning("deleting heartbeat {} (attempt {}): {!r}", self.key, attempt, exc)
+
+    # -- the two beats ------------------------------------------------------------------
+
+    async def _beat_local(self) -> None:
+        if self.link is None:
+            return
+        tick = min(1.0, self.interval / 3)
+        while True:
+            connected = self.nc is not None and self.nc.is_connected
+            self.link.beat(connected=connected, ready=self.nc is not None)
+            await asyncio.sleep(tick)
+
+    async def _beat_kv(self) -> None:
+        while True:
+            if self.nc is not None and self.nc.is_connected:
+                try:
+                    await asyncio.wait_for(self._once(), max(PUT_TIMEOUT, self.interval))
+                except Exception as exc:
+                    logger.debug("heartbeat failed: {}", exc)
+            await asyncio.sleep(self.interval)
+
+    async def _once(self) -> None:
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        if self._kv is None:
+            self._kv = await js.key_value(HEARTBEATS_BUCKET)
+        await self._kv.put(self.key, json.dumps(self.record()).encode())
+        if self.depth_queue is not None:
+            info = await js.consumer_info(JOBS_STREAM, consumer_name(self.depth_queue))
+            m = metrics()
+            m.queue_pending.labels(self.depth_queue).set(info.num_pending or 0)
+            m.queue_in_flight.labels(self.depth_queue).set(info.num_ack_pending or 0)
+        if self.link is not None and self.link.status_path:
+            await self._write_status(self.link.status_path)
+
+    async def _write_status(self, path: str) -> None:
+        """The status page's data, gathered here because the supervisor has no NATS."""
+        from naqd.observe.status import collect_status
+
+        assert self.nc is not None
+        snapshot = await collect_status(self.nc, self.config)
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(snapshot, default=str))
+        tmp.replace(path)
+
+    def record(self) -> dict[str, Any]:
+        obs = self.observer
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "role": self.role,
+            "queues": list(self.queues),
+            "index": self.index,
+            "concurrency": self.concurrency,
+            "running": sorted(obs.running) if obs else [],
+            "done": obs.done if obs else 0,
+            "failed": obs.failed if obs else 0,
+            "started_at": self.started_at,
+            "last_heartbeat": time.time(),
+            "interval": self.interval,
+            "version": version(),
+            "extra": self.extra() if self.extra else {},
+        }

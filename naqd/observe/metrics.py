@@ -1,0 +1,196 @@
+"""Metric definitions (docs/metrics.md) and the multiprocess directory they live in.
+
+Children write their values to mmap files in PROMETHEUS_MULTIPROC_DIR (prometheus_client
+multiprocess mode); the supervisor owns the directory, wipes it at boot, marks reaped
+children dead and merges everything at scrape time. Metric objects are created on first
+use, in the child, so importing this module never creates value files (the supervisor
+imports worker code for its entry points but must not write samples of its own).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+# Seconds; jobs range from milliseconds to an hour.
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+WAIT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    21600.0, 86400.0,
+)  # fmt: skip
+
+
+class MultiprocDir:
+    """The directory of metric files: $PROMETHEUS_MULTIPROC_DIR (systemd's RuntimeDirectory)
+    or a private temporary one. Stale `*.db` files of an earlier run are removed, since
+    counters of dead pids would otherwise be added to this run's."""
+
+    def __init__(self, env: dict[str, str] | os._Environ[str] = os.environ) -> None:
+        given = env.get(ENV_DIR)
+        self.owned = not given
+        self.path = Path(given) if given else Path(tempfile.mkdtemp(prefix="naqd-metrics-"))
+
+    def prepare(self) -> Path:
+        """Create and wipe the directory, and export it to the children we spawn."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for db in self.path.glob("*.db"):
+            db.unlink(missing_ok=True)
+        os.environ[ENV_DIR] = str(self.path)
+        return self.path
+
+    def mark_dead(self, pid: int) -> None:
+        """Drop a reaped child's live gauges (its counters stay: totals never go back)."""
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, str(self.path))
+
+    def cleanup(self) -> None:
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    started: Any
+    succeeded: Any
+    failed: Any
+    retried: Any
+    dead_lettered: Any
+    duration: Any
+    queue_wait: Any
+    running: Any
+    queue_pending: Any
+    queue_in_flight: Any
+    schedule_fires: Any
+    schedule_last_fire: Any
+    scheduler_is_leader: Any
+
+
+@functools.cache
+def metrics() -> Metrics:
+    """The child-side metrics, created once per process on first use."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    job = ("queue", "task")
+    return Metrics(
+        started=Counter("naqd_jobs_started", "Job attempts started", job),
+        succeeded=Counter("naqd_jobs_succeeded", "Jobs that returned a result", job),
+        failed=Counter("naqd_jobs_failed", "Jobs that failed for good (no retry left)", job),
+        retried=Counter("naqd_jobs_retried", "Failed attempts scheduled for a retry", job),
+        dead_lettered=Counter(
+            "naqd_jobs_dead_lettered", "Jobs moved to the dead-letter stream", job
+        ),
+        duration=Histogram(
+            "naqd_job_duration_seconds",
+            "Run time of a job attempt, start to outcome",
+            job,
+            buckets=DURATION_BUCKETS,
+        ),
+        queue_wait=Histogram(
+            "naqd_job_queue_wait_seconds",
+            "Enqueue to start of an attempt (includes retry delays)",
+            job,
+            buckets=WAIT_BUCKETS,
+        ),
+        running=Gauge(
+            "naqd_jobs_running", "Jobs running now", ("queue",), multiprocess_mode="livesum"
+        ),
+        queue_pending=Gauge(
+            "naqd_queue_pending",
+            "Jobs waiting in the queue (consumer num_pending)",
+            ("queue",),
+            multiprocess_mode="livemostrecent",
+        ),
+        queue_in_flight=Gauge(
+            "naqd_queue_in_flight",
+            "Jobs delivered and not yet acked, cluster-wide (consumer num_ack_pending)",
+            ("queue",),
+            multiprocess_mode="livemostrecent",
+        ),
+        schedule_fires=Counter(
+            "naqd_schedule_fires", "Jobs fired by a schedule on this host", ("schedule",)
+        ),
+        schedule_last_fire=Gauge(
+            "naqd_schedule_last_fire_timestamp_seconds",
+            "Unix time of a schedule's last fire from this host",
+            ("schedule",),
+            multiprocess_mode="mostrecent",
+        ),
+        scheduler_is_leader=Gauge(
+            "naqd_scheduler_is_leader",
+            "1 while this host's scheduler holds the leader lease",
+            multiprocess_mode="livemax",
+        ),
+    )
+
+
+class _TaskSeries:
+    """A task's labelled children, looked up once: `labels()` costs more than `inc()`."""
+
+    def __init__(self, m: Metrics, queue: str, task: str) -> None:
+        self.started = m.started.labels(queue, task)
+        self.queue_wait = m.queue_wait.labels(queue, task)
+        self.duration = m.duration.labels(queue, task)
+        self.outcomes = {
+            "succeeded": m.succeeded.labels(queue, task),
+            "failed": m.failed.labels(queue, task),
+            "retried": m.retried.labels(queue, task),
+        }
+
+
+class JobObserver:
+    """What one worker process knows about its jobs: metrics, plus the ids running now and
+    the done/failed counts its KV heartbeat reports. The runner calls started/ended."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.running: dict[str, float] = {}  # job id -> started (unix time)
+        self.done = 0
+        self.failed = 0
+        self._series: dict[str, _TaskSeries] = {}
+        self._running_gauge: Any = None
+
+    def _for(self, task: str) -> _TaskSeries:
+        series = self._series.get(task)
+        if series is None:
+            series = self._series[task] = _TaskSeries(metrics(), self.queue, task)
+            self._running_gauge = metrics().running.labels(self.queue)
+        return series
+
+    def started(self, job_id: str, task: str, enqueued_at: float) -> float:
+        now = time.time()
+        series = self._for(task)
+        series.started.inc()
+        if enqueued_at > 0:
+            series.queue_wait.observe(max(0.0, now - enqueued_at))
+        self._running_gauge.inc()
+        self.running[job_id] = now
+        return now
+
+    def ended(self, job_id: str, task: str, outcome: str) -> None:
+        """outcome: succeeded | failed (for good) | retried."""
+        started = self.running.pop(job_id, None)
+        series = self._for(task)
+        self._running_gauge.dec()
+        if started is not None:
+            series.duration.observe(max(0.0, time.time() - started))
+        series.outcomes[outcome].inc()
+        if outcome == "succeeded":
+            self.done += 1
+        elif outcome == "failed":
+            self.failed += 1
+
+    def dead_lettered(self, task: str) -> None:
+        """A job of this queue went to the dead-letter stream (called by that path)."""
+        metrics().dead_lettered.labels(self.queue, task).inc()

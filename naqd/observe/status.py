@@ -1,0 +1,235 @@
+"""What `naqd status`, `naqd workers`, `naqd queues` and the status page show, gathered
+from NATS: heartbeat records, consumer info, the dead-letter stream and server info. The
+shapes are plain dicts so `--json` and the page get exactly what the tables print."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from naqd.config import Config
+from naqd.protocol import names
+from naqd.protocol.names import HEARTBEATS_BUCKET, JOBS_STREAM
+
+CONSUMER_PREFIX = names.consumer_name("")  # "q-"
+
+
+async def workers(js: JetStreamContext) -> list[dict[str, Any]]:
+    """Every live process's heartbeat record, across all hosts.
+
+    Read from the bucket's stream directly (subject list, then the last message of each),
+    which needs no consumer; delete markers of cleanly stopped processes are skipped."""
+    stream = f"KV_{HEARTBEATS_BUCKET}"
+    prefix = f"$KV.{HEARTBEATS_BUCKET}."
+    try:
+        info = await js.stream_info(stream, subjects_filter=f"{prefix}>")
+    except NotFoundError:
+        return []
+    records = []
+    for subject in info.state.subjects or {}:
+        try:
+            msg = await js.get_msg(stream, subject=subject, direct=True)
+        except NotFoundError:  # expired between the two calls
+            continue
+        if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
+            continue
+        try:
+            rec = json.loads(msg.data)
+        except ValueError:
+            continue
+        rec["key"] = subject[len(prefix) :]
+        records.append(rec)
+    records.sort(
+        key=lambda r: (r.get("host", ""), r.get("role", ""), r.get("queues", []), r.get("index", 0))
+    )
+    return records
+
+
+def leader(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The scheduler whose heartbeat says it leads (its `extra.leader`)."""
+    for rec in records:
+        extra = rec.get("extra") or {}
+        if rec.get("role") == "scheduler" and extra.get("leader"):
+            return {
+                "host": rec.get("host"),
+                "pid": rec.get("pid"),
+                "since": extra.get("leader_since"),
+            }
+    return None
+
+
+async def dead_letters(js: JetStreamContext, recent: int = 10) -> dict[str, Any]:
+    """Dead-letter counts per queue and the newest entries, from the stream the delivery
+    work names `names.DLQ_STREAM` (absent until that stream exists)."""
+    stream = getattr(names, "DLQ_STREAM", None)
+    empty: dict[str, Any] = {"available": False, "counts": {}, "recent": []}
+    if not stream:
+        return empty
+    try:
+        info = await js.stream_info(stream, subjects_filter=">")
+    except NotFoundError:
+        return empty
+    counts: dict[str, int] = {}
+    for subject, n in (info.state.subjects or {}).items():
+        queue = subject.rsplit(".", 1)[-1]
+        counts[queue] = counts.get(queue, 0) + n
+    entries: list[dict[str, Any]] = []
+    seq = info.state.last_seq
+    while seq >= max(1, info.state.first_seq) and len(entries) < recent:
+        try:
+            msg = await js.get_msg(stream, seq)
+        except NotFoundError:
+            seq -= 1
+            continue
+        entries.append(_dead_entry(msg))
+        seq -= 1
+    return {"available": True, "counts": counts, "recent": entries}
+
+
+def _dead_entry(msg: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "seq": msg.seq,
+        "subject": msg.subject,
+        "queue": msg.subject.rsplit(".", 1)[-1],
+    }
+    if getattr(msg, "time", None):
+        entry["time"] = str(msg.time)
+    try:
+        body = json.loads(msg.data or b"{}")
+    except ValueError:
+        body = {}
+    if isinstance(body, dict):
+        envelope = body.get("envelope") if isinstance(body.get("envelope"), dict) else body
+        entry["id"] = body.get("id") or envelope.get("id")
+        entry["task"] = body.get("task") or envelope.get("task")
+        error = body.get("error") or body.get("reason")
+        if isinstance(error, dict):
+            error = f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
+        entry["error"] = error
+    headers = msg.headers or {}
+    entry["id"] = entry.get("id") or headers.get("Naqd-Job-Id") or headers.get("Nats-Msg-Id")
+    return entry
+
+
+async def queues(
+    js: JetStreamContext, config: Config | None, records: list[dict[str, Any]], dead: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One row per queue that has a consumer (or is configured)."""
+    try:
+        consumers = await js.consumers_info(JOBS_STREAM)
+    except NotFoundError:
+        consumers = []
+    rows: dict[str, dict[str, Any]] = {}
+    for c in consumers:
+        if not c.name.startswith(CONSUMER_PREFIX):
+            continue
+        name = c.name[len(CONSUMER_PREFIX) :]
+        rows[name] = {
+            "queue": name,
+            "pending": c.num_pending or 0,
+            "in_flight": c.num_ack_pending or 0,
+            "redelivered": c.num_redelivered or 0,
+            "waiting_pulls": c.num_waiting or 0,
+        }
+    for name in config.queues if config else ():
+        rows.setdefault(
+            name,
+            {"queue": name, "pending": 0, "in_flight": 0, "redelivered": 0, "waiting_pulls": 0},
+        )
+    for name, row in rows.items():
+        procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]
+        row["dead"] = dead["counts"].get(name, 0) if dead["available"] else None
+        row["processes"] = len(procs)
+        row["concurrency"] = sum(int(r.get("concurrency", 0)) for r in procs)
+        row["running"] = sum(len(r.get("running", [])) for r in procs)
+    return [rows[k] for k in sorted(rows)]
+
+
+def schedules(config: Config | None, now: float | None = None) -> list[dict[str, Any]]:
+    """Configured schedules with their next fire time (cron; interval ones say 'every')."""
+    if config is None:
+        return []
+    from croniter import croniter
+
+    at = time.time() if now is None else now
+    rows = []
+    for s in config.schedules.values():
+        row: dict[str, Any] = {
+            "schedule": s.name,
+            "task": s.task,
+            "queue": s.queue,
+            "enabled": s.enabled,
+            "trigger": s.cron if s.cron else f"every {s.every:g}s",
+            "timezone": s.timezone,
+            "next": None,
+        }
+        if s.cron and s.enabled:
+            start = dt.datetime.fromtimestamp(at, ZoneInfo(s.timezone))
+            six = len(s.cron.split()) == 6
+            nxt = croniter(s.cron, start, second_at_beginning=six).get_next(dt.datetime)
+            row["next"] = nxt.timestamp()
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["next"] is None, r["next"] or 0, r["schedule"]))
+
+
+async def server(nc: NATS, js: JetStreamContext) -> dict[str, Any]:
+    info: dict[str, Any] = dict(getattr(nc, "_server_info", {}) or {})
+    out: dict[str, Any] = {
+        "connected_url": str(nc.connected_url.netloc) if nc.connected_url else None,
+        "server_name": info.get("server_name"),
+        "version": info.get("version"),
+        "cluster": info.get("cluster"),
+        "servers": sorted({f"{u.hostname}:{u.port}" for u in (s.uri for s in nc._server_pool)}),
+        "jetstream": None,
+    }
+    try:
+        acct = await js.account_info()
+        out["jetstream"] = {
+            "streams": acct.streams,
+            "consumers": acct.consumers,
+            "memory": acct.memory,
+            "storage": acct.storage,
+            "api_level": getattr(acct.api, "level", None),
+        }
+    except Exception as exc:  # JetStream disabled or unavailable: say so, do not fail
+        out["jetstream_error"] = str(exc) or type(exc).__name__
+    return out
+
+
+async def collect_status(nc: NATS, config: Config | None) -> dict[str, Any]:
+    js = nc.jetstream()
+    records, dead, srv = await asyncio.gather(workers(js), dead_letters(js), server(nc, js))
+    return {
+        "time": time.time(),
+        "server": srv,
+        "queues": await queues(js, config, records, dead),
+        "workers": records,
+        "hosts": hosts(records),
+        "leader": leader(records),
+        "schedules": schedules(config),
+        "dead_letters": dead,
+    }
+
+
+def hosts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Processes per host and role, for the one-screen summary."""
+    by: dict[str, dict[str, Any]] = {}
+    for r in records:
+        h = by.setdefault(
+            r.get("host", "?"),
+            {"host": r.get("host", "?"), "workers": 0, "schedulers": 0, "running": 0},
+        )
+        if r.get("role") == "worker":
+            h["workers"] += 1
+        elif r.get("role") == "scheduler":
+            h["schedulers"] += 1
+        h["running"] += len(r.get("running", []))
+    return [by[k] for k in sorted(by)]

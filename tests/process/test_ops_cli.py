@@ -1,0 +1,197 @@
+"""`naqd status / workers / queues / purge / job` against a real server and a live
+daemon, and the status page over HTTP and in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from naqd import SyncClient
+from tests.conftest import REPO, naqd_executable
+from tests.natsserver import wait_until
+
+CONFIG = """
+tasks: {imports: [tests.tasks]}
+queues:
+  default: {concurrency: 2, processes: 2, retries: 0}
+  idle: {concurrency: 1, processes: 1}
+schedules:
+  nightly: {cron: "0 3 * * *", task: "tests.tasks:add", args: [1, 2]}
+heartbeat: {interval: 1s}
+"""
+
+
+def naqd(*args: str, check_json: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [naqd_executable(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    if check_json:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def live(daemon_factory, nats_server):
+    daemon = daemon_factory(CONFIG, ready_workers=3)
+    wait_until(
+        lambda: (
+            json.loads(naqd("workers", "--servers", nats_server.url, "--json").stdout or "[]")
+            and len(json.loads(naqd("workers", "--servers", nats_server.url, "--json").stdout)) == 4
+        ),
+        20,
+        what="4 heartbeats (3 workers and the scheduler)",
+    )
+    return daemon, nats_server.url
+
+
+def test_workers_lists_every_process(live) -> None:
+    _, url = live
+    records = json.loads(naqd("workers", "--servers", url, "--json").stdout)
+    workers = [r for r in records if r["role"] == "worker"]
+    assert sorted(r["queues"][0] for r in workers) == ["default", "default", "idle"]
+    assert [r["role"] for r in records if r["role"] != "worker"] == ["scheduler"]
+    table = naqd("workers", "--servers", url)
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["HOST", "PID", "ROLE", "QUEUES"]
+    assert len(lines) == 5  # header, three workers, the scheduler
+    for r in records:
+        assert str(r["pid"]) in table.stdout
+
+
+def test_status_shows_queues_workers_and_schedules(live, tmp_path: Path) -> None:
+    daemon, url = live
+    with SyncClient(url) as client:
+        client.enqueue("tests.tasks:add", 1, 1).result(timeout=20)
+    out = naqd("status", "--config", str(daemon.config_path))
+    assert out.returncode == 0, out.stderr
+    assert "JetStream" in out.stdout and "API level" in out.stdout
+    assert "default" in out.stdout and "idle" in out.stdout
+    assert "nightly" in out.stdout and "03:00:00 UTC" in out.stdout
+    # The scheduler child wins the lease and says so in its heartbeat.
+    host = socket.gethostname()
+    wait_until(
+        lambda: (
+            f"Scheduler leader: {host}"
+            in naqd("status", "--config", str(daemon.config_path)).stdout
+        ),
+        30,
+        what="the leader in naqd status",
+    )
+    data = json.loads(naqd("status", "--config", str(daemon.config_path), "--json").stdout)
+    assert [q["queue"] for q in data["queues"]] == ["default", "idle"]
+    default = data["queues"][0]
+    assert default["processes"] == 2 and default["concurrency"] == 4
+    assert data["hosts"][0]["workers"] == 3
+    assert data["schedules"][0]["schedule"] == "nightly"
+
+
+def test_queues_purge_and_job(live, tmp_path: Path) -> None:
+    _, url = live
+    with SyncClient(url) as client:
+        # A queue nobody serves keeps its jobs: something to look at and to purge.
+        waiting = [client.enqueue("tests.tasks:add", i, i, queue="nobody") for i in range(3)]
+        done = client.enqueue("tests.tasks:add", 2, 3)
+        assert done.result(timeout=20) == 5
+        failed = client.enqueue("tests.tasks:fail", "nope")
+        wait_until(lambda: client.status(failed.id) == "failed", 20)
+
+    rows = json.loads(naqd("queues", "--servers", url, "--json").stdout)
+    assert {r["queue"]: r["pending"] for r in rows}["default"] == 0
+
+    queued = naqd("job", waiting[1].id, "--servers", url, "--json")
+    assert queued.returncode == 0
+    data = json.loads(queued.stdout)
+    assert data["status"] == "queued"
+    assert data["queued"]["envelope"]["args"] == [1, 1]
+    assert data["queued"]["envelope"]["queue"] == "nobody"
+
+    ok = naqd("job", done.id, "--servers", url)
+    assert ok.returncode == 0 and "succeeded" in ok.stdout and "result    5" in ok.stdout
+    bad = naqd("job", failed.id, "--servers", url)
+    assert bad.returncode == 1 and "ValueError: nope" in bad.stdout
+    missing = naqd("job", "no-such-job", "--servers", url)
+    assert missing.returncode == 3 and "not found" in missing.stderr
+
+    refused = naqd("purge", "nobody", "--servers", url)  # stdin is not a terminal
+    assert refused.returncode == 64
+    purged = naqd("purge", "nobody", "--yes", "--servers", url)
+    assert purged.returncode == 0 and purged.stdout.strip() == "purged 3 job(s) from queue nobody"
+    empty = json.loads(naqd("purge", "idle", "--yes", "--servers", url, "--json").stdout)
+    assert empty == {"queue": "idle", "purged": 0}
+    # Purged and unserved: nothing left that says the queue exists.
+    assert naqd("purge", "never-heard-of", "--yes", "--servers", url).returncode == 3
+    assert naqd("job", waiting[1].id, "--servers", url).returncode == 3
+
+
+def test_unreachable_nats_exits_69() -> None:
+    out = naqd("status", "--servers", "nats://127.0.0.1:1")
+    assert out.returncode == 69 and "cannot reach NATS" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+# -- the status page ----------------------------------------------------------------------
+
+
+def api_status(daemon) -> dict:
+    return json.loads(urllib.request.urlopen(f"{daemon.metrics_url}/api/status").read())
+
+
+def cluster_of(data: dict, workers: int) -> dict | None:
+    """The page's data once its cluster snapshot has seen every worker's heartbeat."""
+    cluster = data["cluster"]
+    return data if cluster and len(cluster["workers"]) == workers else None
+
+
+def test_status_page_and_its_data_over_http(live) -> None:
+    daemon, _ = live
+    page = urllib.request.urlopen(f"{daemon.metrics_url}/", timeout=5)
+    assert page.headers["Content-Type"].startswith("text/html")
+    html = page.read().decode()
+    assert 'id="queues"' in html and "/api/status" in html
+    assert "<link" not in html and "src=" not in html  # no external assets
+    data = wait_until(lambda: cluster_of(api_status(daemon), 4), 20, what="4 processes on the page")
+    assert data["healthy"] is True
+    assert len(data["children"]) == 4
+    cluster = data["cluster"]
+    assert {q["queue"] for q in cluster["queues"]} == {"default", "idle"}
+    assert len(cluster["workers"]) == 4
+    assert cluster["schedules"][0]["schedule"] == "nightly"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
+def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
+    daemon, _ = live
+    wait_until(lambda: cluster_of(api_status(daemon), 4), 20, what="cluster snapshot")
+    pids = [str(c["pid"]) for c in api_status(daemon)["children"]]
+    dom = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"{daemon.metrics_url}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    ).stdout
+    assert '<span id="health" class="badge ok">healthy</span>' in dom
+    for pid in pids:
+        assert f"<td>{pid}</td>" in dom or f'<td class="num">{pid}</td>' in dom
+    assert "<td>nightly</td>" in dom
+    assert "<td>idle</td>" in dom
+    assert "no scheduler leads right now" in dom

@@ -1,0 +1,69 @@
+"""How the supervisor judges a child from its shared health cell: pure rules."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from naqd.observe.health import (
+    ChildLink,
+    ChildView,
+    all_healthy,
+    all_ready,
+    assess,
+    watchdog_ok,
+)
+
+CTX = multiprocessing.get_context("spawn")
+STALE = 3.0
+
+
+def view(link: ChildLink | None, pid: int | None = 100, started: float = 0.0, **kw) -> ChildView:
+    return ChildView("worker[default]#0", "worker", "default", 0, pid, started, link, **kw)
+
+
+def link_with(beat: float, connected: bool, ready: bool) -> ChildLink:
+    link = ChildLink.create(CTX)
+    link.cell[:] = [beat, float(connected), float(ready)]
+    return link
+
+
+@pytest.mark.parametrize(
+    ("beat", "connected", "ready", "now", "state"),
+    [
+        (100.0, True, True, 101.0, "healthy"),
+        (100.0, True, True, 103.5, "stale"),  # loop blocked or process stopped
+        (100.0, False, True, 101.0, "disconnected"),
+        (100.0, False, False, 101.0, "starting"),  # beating, not yet serving
+        (0.0, False, False, 5.0, "starting"),  # Python still booting
+        (0.0, False, False, 60.0, "stale"),  # never beat at all
+    ],
+)
+def test_states(beat: float, connected: bool, ready: bool, now: float, state: str) -> None:
+    assert assess(view(link_with(beat, connected, ready)), now, STALE).state == state
+
+
+def test_a_slot_without_a_process_is_down_and_a_role_that_does_not_beat_is_alive() -> None:
+    assert assess(view(None, pid=None), 10.0, STALE).state == "down"
+    assert assess(view(None, tracked=False), 10.0, STALE).state == "healthy"
+
+
+def test_verdicts() -> None:
+    healthy = assess(view(link_with(100, True, True)), 101, STALE)
+    stale = assess(view(link_with(90, True, True)), 101, STALE)
+    offline = assess(view(link_with(100, False, True)), 101, STALE)
+    down = assess(view(None, pid=None), 101, STALE)
+    assert all_healthy([healthy]) and not all_healthy([healthy, offline])
+    assert not all_healthy([])
+    assert all_ready([healthy, offline]) and not all_ready([healthy, down])
+    # The watchdog starves only for a wedged loop, not for NATS or a restart backoff.
+    assert watchdog_ok([healthy, offline, down])
+    assert not watchdog_ok([healthy, stale])
+
+
+def test_the_child_side_beat_is_what_the_supervisor_reads() -> None:
+    link = ChildLink.create(CTX)
+    link.beat(connected=True, ready=False)
+    r = link.read()
+    assert r.beat > 0 and r.connected and not r.ready
