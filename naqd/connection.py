@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -16,8 +17,14 @@ def connection_name(role: str, conn: str) -> str:
     return f"naqd/{role}/{socket.gethostname()}/{os.getpid()}/{conn}"
 
 
-async def connect_daemon(servers: list[str], role: str, conn: str = "data") -> NATS:
-    """A daemon reconnects forever and notices a dead link in seconds, not minutes."""
+async def connect_daemon(
+    servers: list[str],
+    role: str,
+    conn: str = "data",
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> NATS:
+    """A daemon reconnects forever and notices a dead link in seconds, not minutes.
+    `on_reconnect` runs after each reconnect (pull requests do not survive one)."""
 
     async def on_error(exc: Exception) -> None:
         logger.warning("nats {}: {}", conn, exc)
@@ -27,6 +34,8 @@ async def connect_daemon(servers: list[str], role: str, conn: str = "data") -> N
 
     async def on_reconnected() -> None:
         logger.info("nats {}: reconnected", conn)
+        if on_reconnect is not None:
+            await on_reconnect()
 
     opts: dict[str, Any] = dict(
         servers=servers,

@@ -34,6 +34,7 @@ from naqd.protocol.names import (
     job_subject,
     result_subject,
 )
+from naqd.protocol.options import check_backoff, exception_names
 
 _RETRYABLE = (
     NatsTimeoutError,
@@ -137,6 +138,9 @@ class Client:
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        backoff: Any = None,
+        retry_on: Any = None,
+        dont_retry_on: Any = None,
     ) -> tuple[str, bytes, dict[str, str]]:
         """Subject, payload and headers of a job: pure, shared by every enqueue path."""
         env = Envelope(
@@ -149,6 +153,9 @@ class Client:
             retries=retries,
             timeout=timeout,
             result_ttl=result_ttl,
+            backoff=check_backoff(backoff),
+            retry_on=exception_names(retry_on),
+            dont_retry_on=exception_names(dont_retry_on),
         )
         headers = {HDR_MSG_ID: env.id}
         if self.serializer != "json":
@@ -164,11 +171,18 @@ class Client:
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        backoff: Any = None,
+        retry_on: Any = None,
+        dont_retry_on: Any = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Store a job; returns once JetStream has it. Keyword names that are options of
-        enqueue itself reach the task through `task_kwargs={...}`."""
+        enqueue itself reach the task through `task_kwargs={...}`.
+
+        Retry options override the queue's: `retries`, `backoff` (a list of delays in
+        seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s, "max": s,
+        "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names)."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
         subject, payload, headers = self.build(
@@ -180,6 +194,9 @@ class Client:
             retries=retries,
             timeout=timeout,
             result_ttl=result_ttl,
+            backoff=backoff,
+            retry_on=retry_on,
+            dont_retry_on=dont_retry_on,
         )
         await self._publish(subject, payload, headers)
         return Job(self, headers[HDR_MSG_ID])

@@ -134,3 +134,56 @@ def timezone(value: Any) -> str:
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         raise ValueError(f"unknown timezone {describe(value)}{hint}") from None
     return value
+
+
+def fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"expected a number from 0 to 1, got {describe(value)}")
+    return float(value)
+
+
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+}
+
+
+def size(value: Any) -> int:
+    """Bytes from `512MB`, `1.5GiB`, `800M` (K/M/G alone are binary, as in `ps`) or an int."""
+    expected = f"expected a size like 512MB or 1GiB, got {describe(value)}"
+    if isinstance(value, bool):
+        raise ValueError(expected)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(expected)
+        return value
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    number = value.strip().rstrip("bBiIgGkKmM")
+    unit = value.strip()[len(number) :].lower()
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(expected) from None
+    if unit not in SIZE_UNITS or amount < 0:
+        raise ValueError(expected)
+    return int(amount * SIZE_UNITS[unit])
+
+
+def exception_name(value: Any) -> str:
+    """`ValueError` or a dotted `package.module.Error`; matched against the exception's
+    class hierarchy, so `OSError` also covers `ConnectionError`."""
+    if not isinstance(value, str) or not _dotted(value):
+        raise ValueError(
+            f"expected an exception class name like TimeoutError, got {describe(value)}"
+        )
+    return value

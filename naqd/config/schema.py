@@ -13,10 +13,13 @@ from naqd.config.checks import (
     choice,
     cron,
     duration,
+    exception_name,
+    fraction,
     host_port,
     integer,
     module_name,
     server_url,
+    size,
     task_ref,
     text,
     timezone,
@@ -24,7 +27,9 @@ from naqd.config.checks import (
 from naqd.config.durations import format_duration
 from naqd.config.errors import describe
 from naqd.config.model import (
+    BackoffConfig,
     Config,
+    DeadLettersConfig,
     EmbeddedNatsConfig,
     HeartbeatConfig,
     LeaderElectionConfig,
@@ -101,6 +106,30 @@ def queue_ref(node: Node, ctx: Ctx, path: str) -> Any:
     return name
 
 
+BACKOFF = Section(
+    BackoffConfig,
+    {
+        "strategy": scalar(choice("exponential", "linear", "fixed")),
+        "base": scalar(duration(at_least=0.0)),
+        "max": scalar(duration(at_least=0.0)),
+        "jitter": scalar(fraction),
+    },
+)
+
+
+def backoff(node: Node, ctx: Ctx, path: str) -> Any:
+    """A strategy mapping, or an explicit list of delays (`[5s, 1m, 10m]`)."""
+    if isinstance(node, SequenceNode):
+        if not node.value:
+            ctx.error(node, path, "expected at least one delay")
+            return INVALID
+        delays = [
+            scalar(duration(at_least=0.0))(n, ctx, f"{path}[{i}]") for i, n in enumerate(node.value)
+        ]
+        return INVALID if any(d is INVALID for d in delays) else BackoffConfig(delays=tuple(delays))
+    return BACKOFF(node, ctx, path)
+
+
 # --- cross-field checks -------------------------------------------------------------
 
 
@@ -114,6 +143,17 @@ def check_schedule(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, 
     if "queue" not in items and known is not None and "default" not in known:
         options = ", ".join(sorted(known))
         ctx.error(where, path, f'no "default" queue is configured; set queue to one of: {options}')
+
+
+def check_queue(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    retries = values.get("retries", QueueConfig.retries)
+    deliveries = values.get("max_deliveries")
+    if deliveries is not None and deliveries < retries + 1:
+        ctx.error(
+            items["max_deliveries"][1],
+            join(path, "max_deliveries"),
+            f"must be at least retries + 1 ({retries + 1}): every attempt is a delivery",
+        )
 
 
 def check_lease(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
@@ -145,7 +185,15 @@ QUEUE = Section(
         "timeout": scalar(duration()),
         "retries": scalar(integer(0, None, "an integer of 0 or more")),
         "ack_wait": scalar(duration(at_least=1.0)),
+        "backoff": backoff,
+        "retry_on": string_list(exception_name),
+        "dont_retry_on": string_list(exception_name),
+        "max_deliveries": scalar(integer(1, None, "a positive integer")),
+        "max_jobs_per_process": scalar(integer(0, None, "an integer of 0 or more")),
+        "max_jobs_jitter": scalar(integer(0, None, "an integer of 0 or more")),
+        "max_memory_per_process": scalar(size),
     },
+    check=check_queue,
 )
 
 SCHEDULE = Section(
@@ -210,6 +258,7 @@ ROOT = Section(
         ),
         "heartbeat": Section(HeartbeatConfig, {"interval": scalar(duration())}),
         "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
+        "dead_letters": Section(DeadLettersConfig, {"max_age": scalar(duration())}),
         "metrics": Section(MetricsConfig, {"listen": scalar(host_port)}),
         "shutdown": Section(ShutdownConfig, {"grace_period": scalar(duration(at_least=0.0))}),
         "logging": Section(

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from naqd.protocol.names import PROTOCOL_VERSION
+from naqd.protocol.options import check_backoff, exception_names
 
 Encoding = Literal["json", "pickle"]
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_\-=.]{1,200}$")
@@ -35,11 +36,17 @@ class Envelope:
     retries: int | None = None
     timeout: float | None = None
     result_ttl: float | None = None
+    backoff: Any = None  # list of seconds, or {strategy, base, max, jitter} (options.py)
+    retry_on: tuple[str, ...] | None = None
+    dont_retry_on: tuple[str, ...] | None = None
     v: int = PROTOCOL_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["args"] = list(self.args)
+        for key in ("retry_on", "dont_retry_on"):
+            if d[key] is not None:
+                d[key] = list(d[key])
         return {k: v for k, v in d.items() if v is not None}
 
 
@@ -98,6 +105,12 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         raise EnvelopeError("args must be a list and kwargs an object")
     if not isinstance(job_id, str) or not isinstance(queue, str):
         raise EnvelopeError("id and queue must be strings")
+    try:
+        backoff = check_backoff(raw.get("backoff"))
+        retry_on = exception_names(raw.get("retry_on"))
+        dont_retry_on = exception_names(raw.get("dont_retry_on"))
+    except ValueError as exc:
+        raise EnvelopeError(str(exc)) from None
     return Envelope(
         id=job_id,
         task=task,
@@ -108,6 +121,9 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         retries=_opt_int(raw.get("retries")),
         timeout=_opt_num(raw.get("timeout")),
         result_ttl=_opt_num(raw.get("result_ttl")),
+        backoff=backoff,
+        retry_on=retry_on,
+        dont_retry_on=dont_retry_on,
     )
 
 
@@ -135,7 +151,8 @@ def _opt_int(value: Any) -> int | None:
 
 # --- results -------------------------------------------------------------------------
 
-Status = Literal["queued", "running", "succeeded", "failed"]
+# "retrying": an attempt failed and a retry is due; `errors` lists every failed attempt.
+Status = Literal["queued", "running", "retrying", "succeeded", "failed"]
 FINAL_STATUSES = frozenset({"succeeded", "failed"})
 
 
@@ -160,6 +177,7 @@ class ResultRecord:
     finished_at: float | None = None
     worker: str = ""
     encoding: Encoding = "json"
+    errors: tuple[ErrorInfo, ...] = ()  # one per failed attempt, oldest first
 
     @property
     def done(self) -> bool:
@@ -174,6 +192,8 @@ def encode_result(rec: ResultRecord) -> bytes:
         d["result"] = base64.b64encode(cloudpickle.dumps(rec.result)).decode()
     if rec.error is None:
         del d["error"]
+    if not rec.errors:
+        del d["errors"]
     try:
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -204,6 +224,7 @@ def decode_result(data: bytes, *, allow_pickle: bool = False) -> ResultRecord:
         finished_at=d.get("finished_at"),
         worker=d.get("worker", ""),
         encoding=encoding,
+        errors=tuple(ErrorInfo(**e) for e in d.get("errors") or ()),
     )
 
 

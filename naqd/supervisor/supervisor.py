@@ -16,7 +16,14 @@ from loguru import logger
 
 from naqd.config import Config
 from naqd.supervisor.embedded import EmbeddedNats
-from naqd.supervisor.policy import Slot, after_exit, plan_slots
+from naqd.supervisor.policy import (
+    EXIT_CONFIG,
+    Slot,
+    after_exit,
+    after_recycle,
+    classify_exit,
+    plan_slots,
+)
 from naqd.worker import process as worker_process
 
 # What each child role runs: a picklable function (config, queue, index) -> None.
@@ -39,6 +46,7 @@ class Supervisor:
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
+        self.fatal: str | None = None  # why the daemon must stop (a child's config error)
         self._wake_r, self._wake_w = os.pipe()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
@@ -86,14 +94,31 @@ class Supervisor:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
                 continue
-            at = after_exit(slot, time.monotonic())
-            logger.warning(
-                "{} (pid {}) died with {}; restarting in {:.1f}s",
-                slot.label,
-                proc.pid,
-                _describe_exit(proc.exitcode),
-                at - time.monotonic(),
-            )
+            outcome = classify_exit(proc.exitcode)
+            if outcome == "recycled":
+                after_recycle(slot, time.monotonic())
+                logger.info("{} (pid {}) recycled; starting a new one", slot.label, proc.pid)
+            elif outcome == "fatal":
+                slot.pid = None
+                slot.next_start_at = float("inf")
+                self.fatal = f"{slot.label} failed at boot with a configuration error"
+                logger.critical(
+                    "{} (pid {}) cannot start because of the configuration (see above): "
+                    "stopping naqd with exit code {}",
+                    slot.label,
+                    proc.pid,
+                    EXIT_CONFIG,
+                )
+            else:
+                at = after_exit(slot, time.monotonic())
+                logger.warning(
+                    "{} (pid {}) died with {}; restart #{} in {:.1f}s",
+                    slot.label,
+                    proc.pid,
+                    _describe_exit(proc.exitcode),
+                    slot.failures,
+                    at - time.monotonic(),
+                )
 
     def _start_due(self) -> None:
         now = time.monotonic()
@@ -132,8 +157,15 @@ class Supervisor:
                     return self._shutdown()
                 logger.info("SIGHUP: reload is not supported yet; ignoring")
             self._reap(stopping=False)
+            if self.fatal is not None:
+                self._shutdown()
+                return EXIT_CONFIG
             self._start_due()
-            pending = [s.next_start_at for s in self.slots if s.pid is None]
+            pending = [
+                s.next_start_at
+                for s in self.slots
+                if s.pid is None and s.next_start_at < float("inf")
+            ]
             timeout = max(0.0, min(pending) - time.monotonic()) if pending else 1.0
             self._wait(min(timeout, 1.0))
 

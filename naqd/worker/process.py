@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -16,10 +17,14 @@ from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.protocol.resources import ensure_resources
+from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.puller import Puller
 from naqd.worker.runner import Runner
 
-EXIT_BOOT_ERROR = 3
+# Exit codes the supervisor acts on (naqd/supervisor/policy.py): 0 is a planned exit
+# (drained or recycled), 78 (EX_CONFIG) a boot failure that a restart cannot fix.
+EXIT_OK = 0
+EXIT_CONFIG = 78
 
 
 def main(config: Config, queue: str, index: int) -> None:
@@ -36,11 +41,24 @@ def main(config: Config, queue: str, index: int) -> None:
     for module in config.tasks.imports:
         try:
             importlib.import_module(module)
-        except Exception:
-            logger.exception("cannot import task module {!r}", module)
-            sys.exit(EXIT_BOOT_ERROR)
+        except BaseException as exc:
+            logger.opt(exception=exc).critical(
+                "cannot import task module {!r} (tasks.imports in {}): {}: {}",
+                module,
+                config.path,
+                type(exc).__name__,
+                exc,
+            )
+            sys.exit(EXIT_CONFIG)
+    worker = WorkerProcess(config, queue, index)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        code = runner.run(WorkerProcess(config, queue, index).run())
+        code = runner.run(worker.run())
+    if worker.threads_busy:
+        # A thread stuck in a task would keep the interpreter from exiting: leave now.
+        logger.warning("exiting with a task thread still running")
+        logger.complete()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -51,6 +69,7 @@ class WorkerProcess:
         self.index = index
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()
+        self.threads_busy = False
 
     def _on_term(self) -> None:
         if self.stop.is_set():
@@ -76,12 +95,21 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
         self._watch_parent(loop)
-        nc = await connect_daemon(self.config.nats.urls, role=f"worker-{self.queue.name}")
+        puller: Puller | None = None
+
+        async def on_reconnect() -> None:
+            if puller is not None:
+                await puller.reset()  # pull requests are server state, lost on reconnect
+
+        nc = await connect_daemon(
+            self.config.nats.urls, role=f"worker-{self.queue.name}", on_reconnect=on_reconnect
+        )
         await ensure_resources(nc.jetstream(), self.config)
         runner = Runner(nc, self.config, self.queue)
         puller = Puller(nc, self.queue.name, runner.free_slots, runner.deliver)
         runner.on_slot_free = puller.request
         keep_alive = loop.create_task(runner.keep_alive())
+        mover = loop.create_task(AdvisoryMover(nc, self.config, runner.worker).run())
         await puller.start()
         logger.info(
             "worker {} ready: queue {} concurrency {}",
@@ -89,14 +117,24 @@ class WorkerProcess:
             self.queue.name,
             self.queue.concurrency,
         )
-        await self.stop.wait()
+        recycle = loop.create_task(runner.recycle.wait())
+        await asyncio.wait(
+            [loop.create_task(self.stop.wait()), recycle], return_when=asyncio.FIRST_COMPLETED
+        )
         deadline = time.monotonic() + self.config.shutdown.grace_period
         await puller.stop()
+        mover.cancel()
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
+        self.threads_busy = runner.threads.threads_busy
         try:
             await asyncio.wait_for(nc.drain(), timeout=5)
         except Exception as exc:
             logger.warning("closing NATS connection: {}", exc)
-        logger.info("worker stopped: {} done, {} failed", runner.done, runner.failed)
-        return 0
+        logger.info(
+            "worker {}: {} done, {} failed",
+            "recycled" if recycle.done() and not self.stop.is_set() else "stopped",
+            runner.done,
+            runner.failed,
+        )
+        return EXIT_OK
