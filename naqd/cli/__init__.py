@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from naqd.cli import core
+from naqd.cli import core, dlq
 from naqd.cli.common import EXIT_CONFIG, add_config
 
 # Add a command group by appending its module here.
-GROUPS: list[ModuleType] = [core]
+GROUPS: list[ModuleType] = [core, dlq]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
