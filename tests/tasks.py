@@ -77,6 +77,8 @@ def record(directory: str, n: int, seconds: float = 0.0) -> int:
     """Sleep, then append `n` to this process's runs file: a test counts how often (and
     whether) each job completed. One small O_APPEND write per run is atomic."""
     if seconds:
+        with (Path(directory) / f"starts-{os.getpid()}").open("a") as f:
+            f.write(f"{n}\n")
         time.sleep(seconds)
     with (Path(directory) / f"runs-{os.getpid()}").open("a") as f:
         f.write(f"{n}\n")
@@ -104,3 +106,10 @@ def sleep_past_timeout(directory: str, seconds: float) -> str:
         f.write(f"{os.getpid()}\n")
     time.sleep(seconds)
     return "woke"
+
+
+def kill_own_worker(directory: str) -> None:
+    """A poison pill: the worker process running it dies (like a segfault or OOM kill)."""
+    with (Path(directory) / "kills").open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), 9)
