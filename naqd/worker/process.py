@@ -124,13 +124,16 @@ class WorkerProcess:
         deadline = time.monotonic() + self.config.shutdown.grace_period
         await puller.stop()
         mover.cancel()
+        await asyncio.gather(mover, return_exceptions=True)
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
         self.threads_busy = runner.threads.threads_busy
         try:
-            await asyncio.wait_for(nc.drain(), timeout=5)
+            # Every ack and nak is written by now: flush proves the server has them.
+            await nc.flush(timeout=5)
         except Exception as exc:
-            logger.warning("closing NATS connection: {}", exc)
+            logger.warning("flushing NATS connection: {}", exc)
+        await nc.close()
         logger.info(
             "worker {}: {} done, {} failed",
             "recycled" if recycle.done() and not self.stop.is_set() else "stopped",

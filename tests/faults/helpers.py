@@ -34,4 +34,5 @@ def assert_all_ran(counts: Counter[int], total: int, max_duplicates: int) -> int
     assert not missing, f"{len(missing)} job(s) never ran, e.g. {missing[:10]}"
     duplicates = sum(c - 1 for c in counts.values())
     assert duplicates <= max_duplicates, f"{duplicates} duplicate runs (max {max_duplicates})"
+    print(f"{total} jobs, {duplicates} duplicate run(s)")
     return duplicates
