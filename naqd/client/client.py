@@ -14,7 +14,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
@@ -110,7 +110,12 @@ class Client:
 
     async def close(self) -> None:
         if self._nc is not None and self._own_nc:
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except (ConnectionReconnectingError, ConnectionClosedError):
+                # Mid-reconnect there is nothing to drain: whatever is buffered is lost
+                # either way, and a publish was only ever confirmed by its PubAck.
+                await self._nc.close()
         self._nc = None
 
     async def __aenter__(self) -> Client:

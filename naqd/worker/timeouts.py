@@ -16,12 +16,13 @@ class JobTimeout(TimeoutError):
 
 
 async def call_async(fn: Callable[..., Any], args: Any, kwargs: Any, timeout: float) -> Any:
+    deadline = asyncio.timeout(timeout or None)
     try:
-        async with asyncio.timeout(timeout or None):
+        async with deadline:
             return await fn(*args, **kwargs)
-    except TimeoutError as exc:
-        if isinstance(exc, JobTimeout):
-            raise
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the task's own TimeoutError (say, from an HTTP call)
         raise JobTimeout(f"job exceeded its timeout of {timeout:g}s (cancelled)") from None
 
 

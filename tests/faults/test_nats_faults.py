@@ -110,3 +110,35 @@ queues: {{default: {{concurrency: 16, processes: 2, ack_wait: 5s, retries: 5}}}}
         assert_all_ran(runs(tmp_path), total, max_duplicates=64)
     finally:
         daemon.stop()
+
+
+async def test_enqueue_rides_out_a_nats_restart_and_dedupes_its_retry(nats_server) -> None:
+    from naqd import Client
+    from naqd.config import Config
+    from naqd.protocol.resources import ensure_resources
+
+    async with Client(nats_server.url, publish_deadline=30) as client:
+        await ensure_resources(client.nc.jetstream(), Config())
+        nats_server.stop()
+        enqueue = asyncio.create_task(client.enqueue("tests.tasks:add", 1, 2, job_id="during"))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not client.nc.is_reconnecting:  # the client knows the server is gone
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # let the publish fail at least once against no server
+        nats_server.start()
+        job = await asyncio.wait_for(enqueue, 40)
+        assert job.id == "during"
+        again = await client.enqueue("tests.tasks:add", 1, 2, job_id="during")
+        info = await client.nc.jetstream().stream_info("NAQD_JOBS")
+        assert again.id == "during" and info.state.messages == 1
+
+
+async def test_enqueue_gives_up_with_a_clear_error_at_its_deadline(nats_server) -> None:
+    from naqd import Client, EnqueueError
+
+    async with Client(nats_server.url, publish_deadline=1.0) as client:
+        nats_server.stop()
+        with pytest.raises(EnqueueError, match=r"could not enqueue .* within 1.0s"):
+            await client.enqueue("tests.tasks:add", 1, 2)
+        nats_server.start()

@@ -166,3 +166,35 @@ def test_job_lost_at_max_deliveries_is_recovered_from_the_advisory(
         assert found["reason"] == "worker_lost" and "max_deliveries" in found["error"]["message"]
         assert len((tmp_path / "kills").read_text().split()) == 2
         assert client.enqueue("tests.tasks:add", 2, 2).result(timeout=30) == 4
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; its new parent reaps it
+
+
+def test_supervisor_killed_children_finish_their_jobs_and_exit(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        queues: {default: {concurrency: 2}}
+        shutdown: {grace_period: 30s}
+        """,
+        ready_workers=1,
+    )
+    with SyncClient(nats_server.url) as client:
+        job = client.enqueue("tests.tasks:block_until_released", str(tmp_path))
+        wait_until(lambda: (tmp_path / "started").exists(), 20, what="job start")
+        [child] = [int(p) for p in (tmp_path / "started").read_text().split()]
+        daemon.proc.kill()  # SIGKILL: no chance to tell the children anything
+        daemon.wait(10)
+        daemon.wait_for_log("supervisor is gone: draining")
+        assert _alive(child)  # still finishing its job
+        (tmp_path / "release").touch()
+        assert job.result(timeout=30) == "released"
+        wait_until(lambda: not _alive(child), 30, what="orphaned worker exits")
