@@ -246,6 +246,18 @@ class Runner:
         record = None
         if env is not None and base is not None and env.result_ttl != 0:
             record = replace(_final(base, None, error), errors=errors)
+        elif env is None and entry.id == headers.get(HDR_MSG_ID):
+            # Unreadable, but its producer may be waiting on the id it published with.
+            record = ResultRecord(
+                id=entry.id,
+                status="failed",
+                error=error,
+                errors=errors,
+                attempts=attempts,
+                queue=entry.queue,
+                finished_at=time.time(),
+                worker=self.worker,
+            )
         await bury(self.nc, entry, record, self.store_deadline)
         await msg.term()
 

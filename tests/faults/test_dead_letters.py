@@ -132,6 +132,10 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
         assert "cannot decode" in unreadable[0].error.message
         assert unreadable[1].id == "future-1"
         assert "unsupported envelope version 99" in unreadable[1].error.message
+        async with Client(nats_server.url) as client:
+            rec = await client.record("future-1")  # its producer learns why
+            assert rec is not None and rec.status == "failed"
+            assert "unsupported envelope version" in rec.error.message
         [task] = by_reason["unknown_task"]
         assert task.id == unknown.id and "no_such_task" in task.error.message
         [args] = by_reason["bad_arguments"]
