@@ -151,11 +151,15 @@ class Runner:
             error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
             await self._dead(msg, env, base, "worker_lost", error, errors, attempt)
             return
-        if store:
-            # Fire-and-forget: 'running' is informational, final records are awaited.
+        if store and delivered == 1:
+            # Fire-and-forget on the hot path: 'running' is informational here.
             await self.nc.publish(
                 result_subject(env.id), encode_result(base), headers=self._ttl(env)
             )
+        elif store:
+            # A redelivery may be a poison pill: make sure the next delivery can count
+            # this attempt even if the task kills the process straight away.
+            await self._store(env, base)
         try:
             result = await self._call(env)
         except Exception as exc:

@@ -132,10 +132,12 @@ def test_poison_pill_that_kills_its_worker_ends_in_the_dlq(
         assert rec.status == "failed" and rec.error is not None
         assert rec.error.type == "WorkerLost"
         assert [e.type for e in rec.errors] == ["WorkerLost"] * 3
-        assert len((tmp_path / "kills").read_text().split()) == 3  # 1 + 2 retries
+        # 1 + 2 retries; one more when the very first 'running' record (not awaited on
+        # a first delivery) had not left the process when it died.
+        assert len((tmp_path / "kills").read_text().split()) in (3, 4)
         # The daemon keeps serving.
         assert client.enqueue("tests.tasks:add", 1, 1).result(timeout=30) == 2
-    assert daemon.log.count("died with signal SIGKILL") == 3
+    assert daemon.log.count("died with signal SIGKILL") in (3, 4)
 
 
 def test_job_lost_at_max_deliveries_is_recovered_from_the_advisory(
