@@ -12,7 +12,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from naqd.protocol.names import (
     ADVISORY_CONSUMER,
@@ -118,6 +118,16 @@ def advisory_consumer_config() -> ConsumerConfig:
         max_deliver=-1,
         max_waiting=4096,
     )
+
+
+# JetStream errors no retry can fix: 10074 "replicas > 1 not supported in non-clustered
+# mode"; any 400 left after _ensure_stream tried an update (e.g. 10065, subjects overlap
+# with another stream).
+_CONFIG_ERRORS = frozenset({10074})
+
+
+def refused_by_config(exc: APIError) -> bool:
+    return exc.code == 400 or exc.err_code in _CONFIG_ERRORS
 
 
 async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:

@@ -12,11 +12,12 @@ import sys
 import time
 
 from loguru import logger
+from nats.js.errors import APIError
 
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
-from naqd.protocol.resources import ensure_resources
+from naqd.protocol.resources import ensure_resources, refused_by_config
 from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.puller import Puller
 from naqd.worker.runner import Runner
@@ -104,7 +105,20 @@ class WorkerProcess:
         nc = await connect_daemon(
             self.config.nats.urls, role=f"worker-{self.queue.name}", on_reconnect=on_reconnect
         )
-        await ensure_resources(nc.jetstream(), self.config)
+        try:
+            await ensure_resources(nc.jetstream(), self.config)
+        except APIError as exc:
+            if not refused_by_config(exc):
+                raise  # transient (no quorum yet, timeouts): crash and be restarted
+            logger.critical(
+                "NATS refused naqd's streams: {} (error {}); check nats.replicas and "
+                "nats.servers in {}",
+                exc.description,
+                exc.err_code,
+                self.config.path,
+            )
+            await nc.close()
+            return EXIT_CONFIG
         runner = Runner(nc, self.config, self.queue)
         puller = Puller(nc, self.queue.name, runner.free_slots, runner.deliver)
         runner.on_slot_free = puller.request
@@ -122,6 +136,7 @@ class WorkerProcess:
             [loop.create_task(self.stop.wait()), recycle], return_when=asyncio.FIRST_COMPLETED
         )
         deadline = time.monotonic() + self.config.shutdown.grace_period
+        runner.draining = True  # from here on, a delivered job is nak'ed at once
         await puller.stop()
         mover.cancel()
         await asyncio.gather(mover, return_exceptions=True)

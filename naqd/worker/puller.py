@@ -77,7 +77,10 @@ class Puller:
             self._watchdog.cancel()
         if self._sub is not None:
             try:
-                await self._sub.unsubscribe()
+                # drain, not unsubscribe: jobs the server sent before it saw our UNSUB
+                # still reach `deliver` (which naks them while draining) instead of being
+                # dropped and waiting out ack_wait.
+                await self._sub.drain()
             except Exception as exc:  # connection already closing
                 logger.debug("unsubscribe failed: {}", exc)
 

@@ -61,14 +61,16 @@ def test_max_jobs_per_process_recycles_without_losing_jobs(
     daemon = daemon_factory(
         """
         tasks: {imports: [tests.tasks]}
-        queues: {default: {concurrency: 2, max_jobs_per_process: 10, max_jobs_jitter: 0}}
+        queues:
+          default: {concurrency: 2, max_jobs_per_process: 10, max_jobs_jitter: 0, ack_wait: 90s}
         """,
         ready_workers=1,
     )
     with SyncClient(nats_server.url) as client:
         for n in range(35):
             client.enqueue("tests.tasks:record", str(tmp_path), n)
-        wait_until(lambda: len(runs(tmp_path)) == 35, 60, what="all jobs ran")
+        # A job a recycling process held instead of handing back would wait out ack_wait.
+        wait_until(lambda: len(runs(tmp_path)) == 35, 45, what="all jobs ran")
     assert_all_ran(runs(tmp_path), 35, max_duplicates=0)
     # Each process ran at most its 10 jobs (plus what was in flight as it recycled).
     per_process = [len(p.read_text().split()) for p in tmp_path.glob("runs-*")]
@@ -102,3 +104,19 @@ dead_letters: {max_age: 14d}
     assert proc.returncode == 78
     assert "queues.emails.max_deliveries: must be at least retries + 1 (5)" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_replicas_the_server_cannot_provide_stop_the_daemon_with_78(
+    nats_server, tmp_path: Path
+) -> None:
+    from tests.conftest import Daemon
+
+    config = tmp_path / "naq.yaml"
+    config.write_text(f"nats: {{servers: [{nats_server.url}], replicas: 3}}\n")
+    daemon = Daemon(config, tmp_path / "naqd.log").start()
+    try:
+        assert daemon.wait(30) == 78
+    finally:
+        daemon.stop()
+    assert "NATS refused naqd's streams" in daemon.log
+    assert "check nats.replicas" in daemon.log and "restart #" not in daemon.log
