@@ -120,3 +120,22 @@ def test_replicas_the_server_cannot_provide_stop_the_daemon_with_78(
         daemon.stop()
     assert "NATS refused naqd's streams" in daemon.log
     assert "check nats.replicas" in daemon.log and "restart #" not in daemon.log
+
+
+def test_max_memory_per_process_recycles_after_the_job(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        queues: {default: {concurrency: 1, max_memory_per_process: 1MiB, ack_wait: 90s}}
+        """,
+        ready_workers=1,
+    )
+    with SyncClient(nats_server.url) as client:
+        for n in range(3):
+            client.enqueue("tests.tasks:record", str(tmp_path), n)
+        wait_until(lambda: len(runs(tmp_path)) == 3, 45, what="all jobs ran")
+    assert_all_ran(runs(tmp_path), 3, max_duplicates=0)
+    assert len(list(tmp_path.glob("runs-*"))) == 3  # every process is far above 1 MiB
+    daemon.wait_for_log("(max_memory_per_process)", count=3)
