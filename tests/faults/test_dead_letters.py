@@ -145,3 +145,31 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
         assert info.num_pending == 0 and info.num_ack_pending == 0
     finally:
         await nc.close()
+
+
+def test_requeue_all_of_a_queue(daemon_factory, nats_server, tmp_path: Path) -> None:
+    daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        queues: {default: {retries: 0}, other: {retries: 0}}
+        """,
+        ready_workers=2,
+    )
+    url = nats_server.url
+    attempts = tmp_path / "attempts"
+
+    def count() -> int:
+        return len(attempts.read_text().split()) if attempts.exists() else 0
+
+    with SyncClient(url) as client:
+        jobs = [client.enqueue("tests.tasks:always_fail", str(tmp_path)) for _ in range(2)]
+        other = client.enqueue("tests.tasks:always_fail", str(tmp_path), queue="other")
+        for job in (*jobs, other):
+            assert client.wait(job.id, timeout=30).status == "failed"
+        out = dlq_cli(url, "requeue", "--all", "default")
+        assert out.returncode == 0 and out.stdout.count("requeued") == 2, out.stderr
+        wait_until(lambda: count() == 5, 30, what="the two requeued jobs ran")
+        listing = dlq_cli(url, "list", "--json").stdout.splitlines()
+        wait_until(lambda: len(dlq_cli(url, "list", "--json").stdout.splitlines()) == 3, 30)
+    assert {json.loads(line)["queue"] for line in listing} <= {"default", "other"}
+    assert "no dead letter 'nope'" in dlq_cli(url, "show", "nope").stderr
