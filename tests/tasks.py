@@ -113,3 +113,16 @@ def kill_own_worker(directory: str) -> None:
     with (Path(directory) / "kills").open("a") as f:
         f.write(f"{os.getpid()}\n")
     os.kill(os.getpid(), 9)
+
+
+def exit_now() -> None:
+    """A task that calls sys.exit: the job fails, the worker stays."""
+    import sys
+
+    sys.exit(3)
+
+
+async def async_exit_now() -> None:
+    import sys
+
+    sys.exit(4)

@@ -37,6 +37,9 @@ from naqd.worker.store import read_record, reliable_publish
 from naqd.worker.tasks import BadArguments, TaskNotFound, check_arguments, resolve_task
 from naqd.worker.timeouts import ThreadRunner, call_async
 
+# What a task may raise: a sys.exit() in a task fails the job, not the worker.
+_JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
 # Errors of the job itself that retrying cannot fix, and the dead-letter reason for each.
 _PERMANENT: dict[type[Exception], Reason] = {
     TaskNotFound: "unknown_task",
@@ -162,7 +165,7 @@ class Runner:
             await self._store(env, base)
         try:
             result = await self._call(env)
-        except Exception as exc:
+        except _JOB_ERRORS as exc:
             await self._failed(msg, env, base, policy, exc, delivered)
             return
         self.done += 1
@@ -187,7 +190,7 @@ class Runner:
         env: Envelope,
         base: ResultRecord,
         policy: RetryPolicy,
-        exc: Exception,
+        exc: BaseException,
         delivered: int,
     ) -> None:
         error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())

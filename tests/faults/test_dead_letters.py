@@ -102,6 +102,10 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
         async with Client(nats_server.url) as client:
             unknown = await client.enqueue("tests.tasks:no_such_task", 1)
             misfit = await client.enqueue("tests.tasks:add", 1, 2, 3)
+            exits = [
+                await client.enqueue(f"tests.tasks:{name}", retries=0)
+                for name in ("exit_now", "async_exit_now")
+            ]
             ok = await client.enqueue("tests.tasks:add", 20, 22)
             assert await ok.result(timeout=20) == 42
             for job, kind in ((unknown, "TaskNotFound"), (misfit, "BadArguments")):
@@ -113,6 +117,10 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
                     assert rec is not None and rec.attempts == 1  # never retried
                 else:
                     raise AssertionError(f"{job} should have failed")
+            for job in exits:  # sys.exit() in a task fails the job, not the worker
+                rec = await client.wait(job.id, timeout=20)
+                assert rec.status == "failed" and rec.error is not None
+                assert rec.error.type == "SystemExit"
         dl = DeadLetters(nc)
         by_reason: dict[str, list] = {}
 
@@ -120,7 +128,7 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
             by_reason.clear()
             for e in await dl.list("default"):
                 by_reason.setdefault(e.reason, []).append(e)
-            return sum(map(len, by_reason.values())) == 4
+            return sum(map(len, by_reason.values())) == 6
 
         deadline = asyncio.get_running_loop().time() + 20
         while not await four():
@@ -136,6 +144,7 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
             rec = await client.record("future-1")  # its producer learns why
             assert rec is not None and rec.status == "failed"
             assert "unsupported envelope version" in rec.error.message
+        assert len(by_reason["failed"]) == 2  # the two sys.exit() jobs
         [task] = by_reason["unknown_task"]
         assert task.id == unknown.id and "no_such_task" in task.error.message
         [args] = by_reason["bad_arguments"]
