@@ -59,11 +59,12 @@ class ThreadRunner:
             ) from None
 
     def _done(self, fut: Future[Any]) -> None:
-        self.busy.discard(fut)
+        self.busy.discard(fut)  # runs in the pool thread; set.discard is atomic
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def threads_busy(self) -> bool:
-        return any(not f.done() for f in self.busy)
+        # tuple() copies in one step: pool threads discard from the set as they finish.
+        return any(not f.done() for f in tuple(self.busy))
