@@ -64,6 +64,7 @@ class Runner:
         self.recycle = asyncio.Event()  # set when this process should be replaced
         self.recycle_reason = ""
         self.limits = RecycleLimits.for_queue(queue, random.random())
+        self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         self.done = 0
         self.failed = 0
@@ -129,7 +130,7 @@ class Runner:
             if encoding == "pickle" and self.config.tasks.serializer != "pickle":
                 raise EnvelopeError("pickled job refused: tasks.serializer is json")
             env = decode_job(msg.data, encoding)
-            policy = policy_for(self.queue, _options(env))
+            policy = self._policy(env)
         except (EnvelopeError, ValueError) as exc:
             error = ErrorInfo("EnvelopeError", str(exc))
             await self._dead(msg, None, None, "unreadable", error, (error,), delivered)
@@ -172,6 +173,12 @@ class Runner:
         if store:
             await self._store(env, _final(base, result, None))
         await msg.ack()
+
+    def _policy(self, env: Envelope) -> RetryPolicy:
+        """The queue's policy, built once; a job with its own settings gets its own."""
+        if (env.retries, env.backoff, env.retry_on, env.dont_retry_on) == (None,) * 4:
+            return self.queue_policy
+        return policy_for(self.queue, _options(env))
 
     async def _call(self, env: Envelope) -> Any:
         fn = resolve_task(env.task)
