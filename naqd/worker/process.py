@@ -102,9 +102,20 @@ class WorkerProcess:
             if puller is not None:
                 await puller.reset()  # pull requests are server state, lost on reconnect
 
-        nc = await connect_daemon(
-            self.config.nats.urls, role=f"worker-{self.queue.name}", on_reconnect=on_reconnect
+        connecting = loop.create_task(
+            connect_daemon(
+                self.config.nats.urls, role=f"worker-{self.queue.name}", on_reconnect=on_reconnect
+            )
         )
+        stopping = loop.create_task(self.stop.wait())
+        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            # Stopped while NATS was unreachable: nothing is held, nothing to hand back.
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            logger.info("worker stopped before it could reach NATS")
+            return EXIT_OK
+        nc = connecting.result()
         try:
             await ensure_resources(nc.jetstream(), self.config)
         except APIError as exc:
@@ -132,9 +143,7 @@ class WorkerProcess:
             self.queue.concurrency,
         )
         recycle = loop.create_task(runner.recycle.wait())
-        await asyncio.wait(
-            [loop.create_task(self.stop.wait()), recycle], return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait([stopping, recycle], return_when=asyncio.FIRST_COMPLETED)
         deadline = time.monotonic() + self.config.shutdown.grace_period
         runner.draining = True  # from here on, a delivered job is nak'ed at once
         await puller.stop()

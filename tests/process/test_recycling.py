@@ -139,3 +139,23 @@ def test_max_memory_per_process_recycles_after_the_job(
     assert_all_ran(runs(tmp_path), 3, max_duplicates=0)
     assert len(list(tmp_path.glob("runs-*"))) == 3  # every process is far above 1 MiB
     daemon.wait_for_log("(max_memory_per_process)", count=3)
+
+
+def test_sigterm_while_nats_is_unreachable_exits_promptly(tmp_path: Path) -> None:
+    import signal
+
+    from tests.conftest import Daemon
+    from tests.natsserver import free_port
+
+    config = tmp_path / "naq.yaml"
+    config.write_text(
+        f"nats: {{servers: [nats://127.0.0.1:{free_port()}]}}\nshutdown: {{grace_period: 60s}}\n"
+    )
+    daemon = Daemon(config, tmp_path / "naqd.log").start()
+    try:
+        daemon.wait_for_log("Connection refused")
+        daemon.send(signal.SIGTERM)
+        assert daemon.wait(20) == 0  # not grace_period + the kill margin
+    finally:
+        daemon.stop()
+    assert "worker stopped before it could reach NATS" in daemon.log
