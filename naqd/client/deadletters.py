@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from naqd.protocol.deadletter import DeadLetter, decode_dead_letter
 from naqd.protocol.envelope import JOB_ID_RE, ResultRecord, encode_result
@@ -48,7 +48,13 @@ class DeadLetters:
             queued = ResultRecord(id=entry.id, status="queued", task=entry.task, queue=entry.queue)
             await self.js.publish(result_subject(entry.id), encode_result(queued))
         await self.js.publish(entry.subject, entry.payload, headers=headers)
-        await self.js.delete_msg(DLQ_STREAM, entry.seq)
+        try:
+            await self.js.delete_msg(DLQ_STREAM, entry.seq)
+        except (NotFoundError, BadRequestError) as exc:
+            # 10043 "sequence not found": the requeued job already failed again and its
+            # new entry replaced this one (one entry per job).
+            if getattr(exc, "err_code", None) not in (None, 10043):
+                raise
 
     async def purge(self, queue: str) -> int:
         """Drop every entry of `queue`; returns how many there were."""
