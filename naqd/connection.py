@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -19,10 +20,15 @@ def connection_name(role: str, conn: str) -> str:
 
 
 async def connect_daemon(
-    servers: list[str], role: str, conn: str = "data", nats_config: NatsConfig | None = None
+    servers: list[str],
+    role: str,
+    conn: str = "data",
+    nats_config: NatsConfig | None = None,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
 ) -> NATS:
     """A daemon reconnects forever and notices a dead link in seconds, not minutes; it
-    fails at once (NatsAuthError) when NATS rejects its credentials or TLS settings."""
+    fails at once (NatsAuthError) when NATS rejects its credentials or TLS settings.
+    `on_reconnect` runs after each reconnect (pull requests do not survive one)."""
     nats_config = nats_config or NatsConfig(servers=tuple(servers))
     auth = natsauth.connect_options(nats_config)
 
@@ -34,6 +40,8 @@ async def connect_daemon(
 
     async def on_reconnected() -> None:
         logger.info("nats {}: reconnected", conn)
+        if on_reconnect is not None:
+            await on_reconnect()
 
     opts: dict[str, Any] = dict(
         **auth,

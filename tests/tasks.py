@@ -71,3 +71,58 @@ def block_until_released(directory: str) -> str:
     if first_run:
         _wait_for(lambda: (d / "release").exists(), 60.0)
     return "released" if first_run else "rerun"
+
+
+def record(directory: str, n: int, seconds: float = 0.0) -> int:
+    """Sleep, then append `n` to this process's runs file: a test counts how often (and
+    whether) each job completed. One small O_APPEND write per run is atomic."""
+    if seconds:
+        with (Path(directory) / f"starts-{os.getpid()}").open("a") as f:
+            f.write(f"{n}\n")
+        time.sleep(seconds)
+    with (Path(directory) / f"runs-{os.getpid()}").open("a") as f:
+        f.write(f"{n}\n")
+    return n
+
+
+async def async_record(directory: str, n: int, seconds: float = 0.0) -> int:
+    if seconds:
+        await asyncio.sleep(seconds)
+    with (Path(directory) / f"runs-{os.getpid()}").open("a") as f:
+        f.write(f"{n}\n")
+    return n
+
+
+def always_fail(directory: str) -> None:
+    """Log the time of each attempt, then fail."""
+    with (Path(directory) / "attempts").open("a") as f:
+        f.write(f"{time.time()}\n")
+    raise RuntimeError("this job always fails")
+
+
+def sleep_past_timeout(directory: str, seconds: float) -> str:
+    """A plain function that ignores its timeout (a thread cannot be interrupted)."""
+    with (Path(directory) / "stuck").open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return "woke"
+
+
+def kill_own_worker(directory: str) -> None:
+    """A poison pill: the worker process running it dies (like a segfault or OOM kill)."""
+    with (Path(directory) / "kills").open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), 9)
+
+
+def exit_now() -> None:
+    """A task that calls sys.exit: the job fails, the worker stays."""
+    import sys
+
+    sys.exit(3)
+
+
+async def async_exit_now() -> None:
+    import sys
+
+    sys.exit(4)

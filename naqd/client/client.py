@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
@@ -48,6 +48,7 @@ from naqd.protocol.names import (
     holder_msg_id,
     job_subject,
 )
+from naqd.protocol.options import check_backoff, exception_names
 from naqd.protocol.signing import Keyring, keyring_from_config
 
 if TYPE_CHECKING:
@@ -186,7 +187,12 @@ class Client:
 
     async def close(self) -> None:
         if self._nc is not None and self._own_nc:
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except (ConnectionReconnectingError, ConnectionClosedError):
+                # Mid-reconnect there is nothing to drain: whatever is buffered is lost
+                # either way, and a publish was only ever confirmed by its PubAck.
+                await self._nc.close()
         self._nc = None
 
     async def __aenter__(self) -> Client:
@@ -214,6 +220,9 @@ class Client:
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        backoff: Any = None,
+        retry_on: Any = None,
+        dont_retry_on: Any = None,
     ) -> tuple[str, bytes, dict[str, str]]:
         """Subject, payload and headers of a job: pure, shared by every enqueue path."""
         env = Envelope(
@@ -226,6 +235,9 @@ class Client:
             retries=int(validate_option("retries", retries)) if retries is not None else None,
             timeout=validate_option("timeout", timeout),
             result_ttl=validate_option("result_ttl", result_ttl),
+            backoff=check_backoff(backoff),
+            retry_on=exception_names(retry_on),
+            dont_retry_on=exception_names(dont_retry_on),
         )
         payload = encode_job(env, self.serializer)
         if len(payload) > self.max_payload:
@@ -251,6 +263,9 @@ class Client:
         timeout: float | None = None,
         result_ttl: float | None = None,
         depends_on: Iterable[str | Job] | None = None,
+        backoff: Any = None,
+        retry_on: Any = None,
+        dont_retry_on: Any = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -259,7 +274,10 @@ class Client:
 
         With `depends_on`, the job waits until every listed job succeeded, and fails
         with a reason naming the parent if one fails (docs/scheduling.md); this needs a
-        running naqd scheduler."""
+        running naqd scheduler.
+        Retry options override the queue's: `retries`, `backoff` (a list of delays in
+        seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s, "max": s,
+        "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names)."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
         subject, payload, headers = self.build(
@@ -271,6 +289,9 @@ class Client:
             retries=retries,
             timeout=timeout,
             result_ttl=result_ttl,
+            backoff=backoff,
+            retry_on=retry_on,
+            dont_retry_on=dont_retry_on,
         )
         job_id = headers[HDR_MSG_ID]
         parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
@@ -292,6 +313,9 @@ class Client:
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        backoff: Any = None,
+        retry_on: Any = None,
+        dont_retry_on: Any = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -313,6 +337,9 @@ class Client:
             retries=retries,
             timeout=timeout,
             result_ttl=result_ttl,
+            backoff=backoff,
+            retry_on=retry_on,
+            dont_retry_on=dont_retry_on,
         )
         job_id = headers[HDR_MSG_ID]
         queue_name = subject.rsplit(".", 1)[-1]

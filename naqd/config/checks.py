@@ -138,9 +138,12 @@ def timezone(value: Any) -> str:
     return value
 
 
-_SIZE_UNITS = {
+SIZE_UNITS = {
     "": 1,
     "b": 1,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
     "kb": 1000,
     "mb": 1000**2,
     "gb": 1000**3,
@@ -150,8 +153,15 @@ _SIZE_UNITS = {
 }
 
 
+def fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"expected a number from 0 to 1, got {describe(value)}")
+    return float(value)
+
+
 def size(value: Any) -> int:
-    """A byte size: an integer, or a number with a unit like 512KiB, 1MiB, 2MB."""
+    """Bytes from an int or `512KiB`, `1MiB`, `2MB`, `800M` (K/M/G alone are binary, as in
+    `ps`)."""
     expected = f"expected a size like 1MiB, 512KiB or 65536, got {describe(value)}"
     if isinstance(value, bool):
         raise ValueError(expected)
@@ -161,17 +171,25 @@ def size(value: Any) -> int:
         text = value.strip().replace(" ", "")
         digits = text.rstrip("KMGkmgiBb")
         unit = text[len(digits) :].lower()
-        if unit not in _SIZE_UNITS:
+        if unit not in SIZE_UNITS:
             raise ValueError(expected)
         try:
-            number = float(digits) * _SIZE_UNITS[unit]
+            number = float(digits) * SIZE_UNITS[unit]
         except ValueError:
             raise ValueError(expected) from None
     else:
         raise ValueError(expected)
+    if number < 0:
+        raise ValueError(expected)
+    return int(number)
+
+
+def payload_size(value: Any) -> int:
+    """A maximum message size: at least 1KiB, or nothing could be enqueued."""
+    number = size(value)
     if number < 1024:
         raise ValueError(f"expected a size of at least 1KiB, got {describe(value)}")
-    return int(number)
+    return number
 
 
 def secret_key(value: Any) -> str:
@@ -217,4 +235,14 @@ def subject_prefix(value: Any) -> str:
         or "" in value.split(".")
     ):
         raise ValueError(f"expected a subject prefix like _INBOX_orders, got {describe(value)}")
+    return value
+
+
+def exception_name(value: Any) -> str:
+    """`ValueError` or a dotted `package.module.Error`; matched against the exception's
+    class hierarchy, so `OSError` also covers `ConnectionError`."""
+    if not isinstance(value, str) or not _dotted(value):
+        raise ValueError(
+            f"expected an exception class name like TimeoutError, got {describe(value)}"
+        )
     return value

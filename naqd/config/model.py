@@ -59,6 +59,18 @@ class TasksConfig:
 
 
 @dataclass(frozen=True)
+class BackoffConfig:
+    """Delay before retry n: `delays[n-1]` (the last repeats) when delays are given, else
+    the strategy's curve from `base`, capped at `max`, shortened by up to `jitter` (0-1)."""
+
+    strategy: Literal["exponential", "linear", "fixed"] = "exponential"
+    base: float = 1.0
+    max: float = 300.0
+    jitter: float = 0.1
+    delays: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     name: str
     concurrency: int = 16
@@ -66,6 +78,18 @@ class QueueConfig:
     timeout: float = 300.0
     retries: int = 3
     ack_wait: float = 30.0
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    retry_on: tuple[str, ...] = ()  # exception class names; empty: every exception
+    dont_retry_on: tuple[str, ...] = ()
+    max_deliveries: int | None = None  # consumer max_deliver; None: retries + 10
+    max_jobs_per_process: int = 0  # recycle the process after this many jobs; 0: never
+    max_jobs_jitter: int | None = None  # None: 10 % of max_jobs_per_process
+    max_memory_per_process: int = 0  # bytes of RSS that trigger a recycle; 0: never
+
+    @property
+    def deliveries(self) -> int:
+        """The consumer's max_deliver: room above the attempts for shutdown hand-backs."""
+        return self.max_deliveries or self.retries + 10
 
 
 @dataclass(frozen=True)
@@ -114,6 +138,11 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class DeadLettersConfig:
+    max_age: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
 class ShutdownConfig:
     grace_period: float = 30.0
 
@@ -136,6 +165,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
+    dead_letters: DeadLettersConfig = field(default_factory=DeadLettersConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -13,9 +13,12 @@ from naqd.config.checks import (
     choice,
     cron,
     duration,
+    exception_name,
+    fraction,
     host_port,
     integer,
     module_name,
+    payload_size,
     secret,
     secret_key,
     server_url,
@@ -29,7 +32,9 @@ from naqd.config.checks import (
 from naqd.config.durations import format_duration
 from naqd.config.errors import describe
 from naqd.config.model import (
+    BackoffConfig,
     Config,
+    DeadLettersConfig,
     EmbeddedNatsConfig,
     HeartbeatConfig,
     LeaderElectionConfig,
@@ -108,6 +113,30 @@ def queue_ref(node: Node, ctx: Ctx, path: str) -> Any:
     return name
 
 
+BACKOFF = Section(
+    BackoffConfig,
+    {
+        "strategy": scalar(choice("exponential", "linear", "fixed")),
+        "base": scalar(duration(at_least=0.0)),
+        "max": scalar(duration(at_least=0.0)),
+        "jitter": scalar(fraction),
+    },
+)
+
+
+def backoff(node: Node, ctx: Ctx, path: str) -> Any:
+    """A strategy mapping, or an explicit list of delays (`[5s, 1m, 10m]`)."""
+    if isinstance(node, SequenceNode):
+        if not node.value:
+            ctx.error(node, path, "expected at least one delay")
+            return INVALID
+        delays = [
+            scalar(duration(at_least=0.0))(n, ctx, f"{path}[{i}]") for i, n in enumerate(node.value)
+        ]
+        return INVALID if any(d is INVALID for d in delays) else BackoffConfig(delays=tuple(delays))
+    return BACKOFF(node, ctx, path)
+
+
 # --- cross-field checks -------------------------------------------------------------
 
 
@@ -121,6 +150,17 @@ def check_schedule(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, 
     if "queue" not in items and known is not None and "default" not in known:
         options = ", ".join(sorted(known))
         ctx.error(where, path, f'no "default" queue is configured; set queue to one of: {options}')
+
+
+def check_queue(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    retries = values.get("retries", QueueConfig.retries)
+    deliveries = values.get("max_deliveries")
+    if deliveries is not None and deliveries < retries + 1:
+        ctx.error(
+            items["max_deliveries"][1],
+            join(path, "max_deliveries"),
+            f"must be at least retries + 1 ({retries + 1}): every attempt is a delivery",
+        )
 
 
 def check_lease(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
@@ -162,7 +202,15 @@ QUEUE = Section(
         "timeout": scalar(duration()),
         "retries": scalar(integer(0, None, "an integer of 0 or more")),
         "ack_wait": scalar(duration(at_least=1.0)),
+        "backoff": backoff,
+        "retry_on": string_list(exception_name, comma_separated=True),
+        "dont_retry_on": string_list(exception_name, comma_separated=True),
+        "max_deliveries": scalar(integer(1, None, "a positive integer")),
+        "max_jobs_per_process": scalar(integer(0, None, "an integer of 0 or more")),
+        "max_jobs_jitter": scalar(integer(0, None, "an integer of 0 or more")),
+        "max_memory_per_process": scalar(size),
     },
+    check=check_queue,
 )
 
 SCHEDULE = Section(
@@ -241,7 +289,7 @@ ROOT = Section(
                 "signing_key_file": scalar(text),
                 "accepted_keys": string_list(secret_key),
                 "sign_json": scalar(boolean),
-                "max_payload": scalar(size),
+                "max_payload": scalar(payload_size),
             },
             check=check_tasks_security,
         ),
@@ -260,6 +308,7 @@ ROOT = Section(
         ),
         "heartbeat": Section(HeartbeatConfig, {"interval": scalar(duration())}),
         "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
+        "dead_letters": Section(DeadLettersConfig, {"max_age": scalar(duration())}),
         "metrics": Section(
             MetricsConfig, {"listen": scalar(host_port), "enabled": scalar(boolean)}
         ),

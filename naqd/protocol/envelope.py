@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from naqd.protocol.jsonsafe import check_arguments
 from naqd.protocol.names import PROTOCOL_VERSION
+from naqd.protocol.options import check_backoff, exception_names
 
 if TYPE_CHECKING:
     from naqd.protocol.signing import Keyring
@@ -43,6 +44,9 @@ class Envelope:
     retries: int | None = None
     timeout: float | None = None
     result_ttl: float | None = None
+    backoff: Any = None  # list of seconds, or {strategy, base, max, jitter} (options.py)
+    retry_on: tuple[str, ...] | None = None
+    dont_retry_on: tuple[str, ...] | None = None
     v: int = PROTOCOL_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,10 +60,14 @@ class Envelope:
             "kwargs": self.kwargs,
             "enqueued_at": self.enqueued_at,
         }
-        for key in ("retries", "timeout", "result_ttl"):
+        for key in ("retries", "timeout", "result_ttl", "backoff"):
             value = getattr(self, key)
             if value is not None:
                 d[key] = value
+        for key in ("retry_on", "dont_retry_on"):
+            names = getattr(self, key)
+            if names is not None:
+                d[key] = list(names)
         return d
 
 
@@ -140,6 +148,9 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
     try:
         validate_job_id(job_id)
         validate_queue(queue)
+        backoff = check_backoff(raw.get("backoff"))
+        retry_on = exception_names(raw.get("retry_on"))
+        dont_retry_on = exception_names(raw.get("dont_retry_on"))
     except ValueError as exc:
         raise EnvelopeError(str(exc)) from None
     return Envelope(
@@ -152,6 +163,9 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         retries=_opt_int(raw.get("retries")),
         timeout=_opt_num(raw.get("timeout")),
         result_ttl=_opt_num(raw.get("result_ttl")),
+        backoff=backoff,
+        retry_on=retry_on,
+        dont_retry_on=dont_retry_on,
     )
 
 
@@ -179,7 +193,8 @@ def _opt_int(value: Any) -> int | None:
 
 # --- results -------------------------------------------------------------------------
 
-Status = Literal["queued", "running", "succeeded", "failed"]
+# "retrying": an attempt failed and a retry is due; `errors` lists every failed attempt.
+Status = Literal["queued", "running", "retrying", "succeeded", "failed"]
 FINAL_STATUSES = frozenset({"succeeded", "failed"})
 
 
@@ -204,6 +219,7 @@ class ResultRecord:
     finished_at: float | None = None
     worker: str = ""
     encoding: Encoding = "json"
+    errors: tuple[ErrorInfo, ...] = ()  # one per failed attempt, oldest first
 
     @property
     def done(self) -> bool:
@@ -238,6 +254,10 @@ def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
             "message": rec.error.message,
             "traceback": rec.error.traceback,
         }
+    if rec.errors:
+        d["errors"] = [
+            {"type": e.type, "message": e.message, "traceback": e.traceback} for e in rec.errors
+        ]
     try:
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -274,6 +294,7 @@ def decode_result(
         finished_at=d.get("finished_at"),
         worker=d.get("worker", ""),
         encoding=encoding,
+        errors=tuple(ErrorInfo(**e) for e in d.get("errors") or ()),
     )
 
 

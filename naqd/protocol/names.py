@@ -68,3 +68,24 @@ def heartbeat_key(host: str, role: str, pid: int) -> str:
     """`<host>.<role>.<pid>`, the host reduced to characters a KV key token allows."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in host) or "unknown"
     return f"{safe}.{role}.{pid}"
+
+
+# Dead letters: one entry per job (the newest), subject naqd.dlq.<queue>.<job id>.
+DLQ_STREAM = "NAQD_DLQ"
+DLQ_SUBJECT_PREFIX = "naqd.dlq"
+# JetStream's max-deliveries advisories are core NATS messages: this stream keeps them
+# until a worker's dead-letter mover has handled them.
+ADVISORY_STREAM = "NAQD_ADVISORIES"
+ADVISORY_CONSUMER = "dlq-mover"
+
+
+def dlq_subject(queue: str, job_id: str) -> str:
+    return f"{DLQ_SUBJECT_PREFIX}.{queue}.{job_id}"
+
+
+def dlq_filter(queue: str | None = None) -> str:
+    return f"{DLQ_SUBJECT_PREFIX}.{queue or '*'}.>"
+
+
+def max_deliveries_advisories() -> str:
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*"

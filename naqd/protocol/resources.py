@@ -12,11 +12,15 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from naqd.protocol.names import (
+    ADVISORY_CONSUMER,
+    ADVISORY_STREAM,
     DELAYED_SUBJECT_PREFIX,
     DEPENDENT_SUBJECT_PREFIX,
+    DLQ_STREAM,
+    DLQ_SUBJECT_PREFIX,
     HEARTBEATS_BUCKET,
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
@@ -26,6 +30,7 @@ from naqd.protocol.names import (
     SCHEDULES_BUCKET,
     consumer_name,
     job_subject,
+    max_deliveries_advisories,
 )
 
 if TYPE_CHECKING:
@@ -127,10 +132,59 @@ def queue_consumer_config(queue: QueueConfig) -> ConsumerConfig:
         filter_subject=job_subject(queue.name),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=queue.ack_wait,
-        max_deliver=-1,
+        # A backstop above the retries (docs/delivery.md): a job that reaches it without an
+        # outcome (its workers kept dying) is dead-lettered through the advisory stream.
+        max_deliver=queue.deliveries,
         max_ack_pending=MAX_ACK_PENDING,
         max_waiting=4096,
     )
+
+
+def dlq_stream_config(replicas: int, max_age: float) -> StreamConfig:
+    return StreamConfig(
+        name=DLQ_STREAM,
+        subjects=[f"{DLQ_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msgs_per_subject=1,
+        max_age=max_age,
+        num_replicas=replicas,
+        duplicate_window=min(DUPLICATE_WINDOW, max_age),
+    )
+
+
+def advisory_stream_config(replicas: int, max_age: float) -> StreamConfig:
+    return StreamConfig(
+        name=ADVISORY_STREAM,
+        subjects=[max_deliveries_advisories()],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age,
+        num_replicas=replicas,
+        duplicate_window=min(DUPLICATE_WINDOW, max_age),
+    )
+
+
+def advisory_consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=ADVISORY_CONSUMER,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_deliver=-1,
+        max_waiting=4096,
+    )
+
+
+# JetStream errors no retry can fix: 10074 "replicas > 1 not supported in non-clustered
+# mode"; any 400 left after _ensure_stream tried an update (e.g. 10065, subjects overlap
+# with another stream).
+_CONFIG_ERRORS = frozenset({10074})
+
+
+def refused_by_config(exc: APIError) -> bool:
+    return exc.code == 400 or exc.err_code in _CONFIG_ERRORS
 
 
 async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
@@ -148,6 +202,13 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     await _ensure_stream(js, jobs_stream_config(replicas, schedules))
     await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
     await _ensure_stream(js, heartbeats_stream_config(replicas, config.heartbeat.interval))
+    max_age = config.dead_letters.max_age
+    await _ensure_stream(js, dlq_stream_config(replicas, max_age))
+    await _ensure_stream(js, advisory_stream_config(replicas, max_age))
+    try:
+        await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
+    except NotFoundError:
+        await js.add_consumer(ADVISORY_STREAM, advisory_consumer_config())
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
 
@@ -158,7 +219,11 @@ async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
         info = await js.consumer_info(JOBS_STREAM, cfg.durable_name or "")
     except NotFoundError:
         info = None
-    if info is None or info.config.ack_wait != cfg.ack_wait:
+    if (
+        info is None
+        or info.config.ack_wait != cfg.ack_wait
+        or info.config.max_deliver != cfg.max_deliver
+    ):
         await js.add_consumer(JOBS_STREAM, cfg)
 
 

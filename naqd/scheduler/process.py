@@ -64,11 +64,23 @@ class SchedulerProcess:
         self._watch_parent(loop)
         beat = Heartbeat(self.config, "scheduler")
         beat.start()
-        try:
-            nc = await connect_daemon(
+        connecting = loop.create_task(
+            connect_daemon(
                 self.config.nats.urls, role="scheduler", conn="control",
                 nats_config=self.config.nats,
-            )  # fmt: skip
+            )
+        )  # fmt: skip
+        stopping = loop.create_task(self.stop.wait())
+        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            # Stopped while NATS was unreachable: no lease held, nothing to release.
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            logger.info("scheduler stopped before it could reach NATS")
+            return 0
+        stopping.cancel()
+        try:
+            nc = connecting.result()
         except NatsAuthError as exc:
             logger.error("{}", exc)
             return EXIT_CONFIG

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from naqd.config import Config
 
+EXIT_OK = 0  # a child's planned exit: drained after its parent vanished, or recycled
+EXIT_CONFIG = 78  # EX_CONFIG: a boot failure no restart can fix (bad tasks.imports)
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 HEALTHY_UPTIME = 60.0
@@ -35,6 +38,26 @@ def restart_delay(failures: int) -> float:
     if failures <= 0:
         return 0.0
     return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
+
+
+Outcome = Literal["recycled", "fatal", "crashed"]
+
+
+def classify_exit(code: int | None) -> Outcome:
+    """What a child's exit means: 0 is a planned recycle (respawn now, not a crash), 78 a
+    config problem (stop the daemon: a respawn storm would fix nothing), else a crash."""
+    if code == EXIT_OK:
+        return "recycled"
+    if code == EXIT_CONFIG:
+        return "fatal"
+    return "crashed"
+
+
+def after_recycle(slot: Slot, now: float) -> float:
+    """A recycle does not count as a crash: start the replacement at once."""
+    slot.pid = None
+    slot.next_start_at = now
+    return now
 
 
 def after_exit(slot: Slot, now: float) -> float:

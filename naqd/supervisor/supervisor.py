@@ -21,7 +21,14 @@ from naqd.observe.http import ObserveServer, SupervisorView
 from naqd.observe.metrics import MultiprocDir
 from naqd.scheduler import process as scheduler_process
 from naqd.supervisor.embedded import EmbeddedNats
-from naqd.supervisor.policy import Slot, after_exit, plan_slots
+from naqd.supervisor.policy import (
+    EXIT_CONFIG,
+    Slot,
+    after_exit,
+    after_recycle,
+    classify_exit,
+    plan_slots,
+)
 from naqd.supervisor.reloading import Reloader
 from naqd.supervisor.sdnotify import Notifier
 from naqd.worker import process as worker_process
@@ -50,7 +57,7 @@ class Supervisor:
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
-        self.config_error = False  # a child exited with EXIT_CONFIG: stop, do not restart
+        self.fatal: str | None = None  # why the daemon must stop (a child's config error)
         self._wake_r, self._wake_w = os.pipe()
         self.reloader = Reloader(self)
         # Observability: health cells by pid, systemd notify, the HTTP endpoint's view.
@@ -121,21 +128,36 @@ class Supervisor:
             self.metrics_dir.mark_dead(proc.pid)  # type: ignore[arg-type]
             if self.reloader.reaped(slot, proc.exitcode):
                 continue
-            if proc.exitcode == worker_process.EXIT_CONFIG:
-                self.config_error = True
-            if stopping or self.config_error:
+            if stopping:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
                 continue
-            at = after_exit(slot, time.monotonic())
-            self.restarts[slot.role] = self.restarts.get(slot.role, 0) + 1
-            logger.warning(
-                "{} (pid {}) died with {}; restarting in {:.1f}s",
-                slot.label,
-                proc.pid,
-                _describe_exit(proc.exitcode),
-                at - time.monotonic(),
-            )
+            outcome = classify_exit(proc.exitcode)
+            if outcome == "recycled":
+                after_recycle(slot, time.monotonic())
+                logger.info("{} (pid {}) recycled; starting a new one", slot.label, proc.pid)
+            elif outcome == "fatal":
+                slot.pid = None
+                slot.next_start_at = float("inf")
+                self.fatal = f"{slot.label} failed at boot with a configuration error"
+                logger.critical(
+                    "{} (pid {}) cannot start because of the configuration (see above): "
+                    "stopping naqd with exit code {}",
+                    slot.label,
+                    proc.pid,
+                    EXIT_CONFIG,
+                )
+            else:
+                at = after_exit(slot, time.monotonic())
+                self.restarts[slot.role] = self.restarts.get(slot.role, 0) + 1
+                logger.warning(
+                    "{} (pid {}) died with {}; restart #{} in {:.1f}s",
+                    slot.label,
+                    proc.pid,
+                    _describe_exit(proc.exitcode),
+                    slot.failures,
+                    at - time.monotonic(),
+                )
 
     def _start_due(self) -> None:
         now = time.monotonic()
@@ -182,13 +204,16 @@ class Supervisor:
                     return self._shutdown()
                 self._reload()
             self._reap(stopping=False)
-            if self.config_error:
-                logger.error("a child found a configuration error (see above): stopping")
+            if self.fatal is not None:
                 self._shutdown()
-                return worker_process.EXIT_CONFIG
+                return EXIT_CONFIG
             self._start_due()
             self._observe()
-            pending = [s.next_start_at for s in self.slots if s.pid is None]
+            pending = [
+                s.next_start_at
+                for s in self.slots
+                if s.pid is None and s.next_start_at < float("inf")
+            ]
             timeout = max(0.0, min(pending) - time.monotonic()) if pending else 1.0
             self._wait(min(timeout, 1.0))
 

@@ -6,24 +6,29 @@ from __future__ import annotations
 import asyncio
 import importlib
 import multiprocessing
+import os
 import signal
 import sys
 import time
 
 from loguru import logger
+from nats.js.errors import APIError
 
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
-from naqd.protocol.resources import ensure_resources
+from naqd.protocol.resources import ensure_resources, refused_by_config
 from naqd.protocol.signing import keyring_from_config
+from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.puller import Puller
 from naqd.worker.runner import Runner
 
-EXIT_BOOT_ERROR = 3
-EXIT_CONFIG = 78  # the supervisor stops the daemon: restarting cannot fix a config error
+# Exit codes the supervisor acts on (naqd/supervisor/policy.py): 0 is a planned exit
+# (drained or recycled), 78 (EX_CONFIG) a boot failure that a restart cannot fix.
+EXIT_OK = 0
+EXIT_CONFIG = 78
 
 
 def main(config: Config, queue: str, index: int) -> None:
@@ -45,11 +50,24 @@ def main(config: Config, queue: str, index: int) -> None:
     for module in config.tasks.imports:
         try:
             importlib.import_module(module)
-        except Exception:
-            logger.exception("cannot import task module {!r}", module)
-            sys.exit(EXIT_BOOT_ERROR)
+        except BaseException as exc:
+            logger.opt(exception=exc).critical(
+                "cannot import task module {!r} (tasks.imports in {}): {}: {}",
+                module,
+                config.path,
+                type(exc).__name__,
+                exc,
+            )
+            sys.exit(EXIT_CONFIG)
+    worker = WorkerProcess(config, queue, index)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        code = runner.run(WorkerProcess(config, queue, index).run())
+        code = runner.run(worker.run())
+    if worker.threads_busy:
+        # A thread stuck in a task would keep the interpreter from exiting: leave now.
+        logger.warning("exiting with a task thread still running")
+        logger.complete()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -60,6 +78,7 @@ class WorkerProcess:
         self.index = index
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()
+        self.threads_busy = False
 
     def _on_term(self) -> None:
         if self.stop.is_set():
@@ -93,20 +112,54 @@ class WorkerProcess:
             concurrency=self.queue.concurrency,
         )
         beat.start()
-        try:
-            nc = await connect_daemon(
-                self.config.nats.urls, f"worker-{self.queue.name}", nats_config=self.config.nats
+        puller: Puller | None = None
+
+        async def on_reconnect() -> None:
+            if puller is not None:
+                await puller.reset()  # pull requests are server state, lost on reconnect
+
+        connecting = loop.create_task(
+            connect_daemon(
+                self.config.nats.urls,
+                role=f"worker-{self.queue.name}",
+                nats_config=self.config.nats,
+                on_reconnect=on_reconnect,
             )
+        )
+        stopping = loop.create_task(self.stop.wait())
+        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            # Stopped while NATS was unreachable: nothing is held, nothing to hand back.
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            logger.info("worker stopped before it could reach NATS")
+            return EXIT_OK
+        try:
+            nc = connecting.result()
         except NatsAuthError as exc:
             logger.error("{}", exc)
             return EXIT_CONFIG
-        await ensure_resources(nc.jetstream(), self.config)
+        try:
+            await ensure_resources(nc.jetstream(), self.config)
+        except APIError as exc:
+            if not refused_by_config(exc):
+                raise  # transient (no quorum yet, timeouts): crash and be restarted
+            logger.critical(
+                "NATS refused naqd's streams: {} (error {}); check nats.replicas and "
+                "nats.servers in {}",
+                exc.description,
+                exc.err_code,
+                self.config.path,
+            )
+            await nc.close()
+            return EXIT_CONFIG
         runner = Runner(nc, self.config, self.queue)
         puller = Puller(
             nc, self.queue.name, runner.free_slots, runner.deliver, capacity=self.queue.concurrency
         )
         runner.on_slot_free = puller.request
         keep_alive = loop.create_task(runner.keep_alive())
+        mover = loop.create_task(AdvisoryMover(nc, self.config, runner.worker).run())
         await puller.start()
         # Worker 0 of each queue reports the queue's depth from consumer info.
         beat.attach(nc, runner.observe, depth_queue=self.queue.name if self.index == 0 else None)
@@ -116,16 +169,27 @@ class WorkerProcess:
             self.queue.name,
             self.queue.concurrency,
         )
-        await self.stop.wait()
+        recycle = loop.create_task(runner.recycle.wait())
+        await asyncio.wait([stopping, recycle], return_when=asyncio.FIRST_COMPLETED)
         deadline = time.monotonic() + self.config.shutdown.grace_period
         runner.draining = True  # from here on, a delivered job is nak'ed at once
         await puller.stop()
+        mover.cancel()
+        await asyncio.gather(mover, return_exceptions=True)
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
         await beat.stop()
+        self.threads_busy = runner.threads.threads_busy
         try:
-            await asyncio.wait_for(nc.drain(), timeout=5)
+            # Every ack and nak is written by now: flush proves the server has them.
+            await nc.flush(timeout=5)
         except Exception as exc:
-            logger.warning("closing NATS connection: {}", exc)
-        logger.info("worker stopped: {} done, {} failed", runner.done, runner.failed)
-        return 0
+            logger.warning("flushing NATS connection: {}", exc)
+        await nc.close()
+        logger.info(
+            "worker {}: {} done, {} failed",
+            "recycled" if recycle.done() and not self.stop.is_set() else "stopped",
+            runner.done,
+            runner.failed,
+        )
+        return EXIT_OK

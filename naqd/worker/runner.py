@@ -1,18 +1,17 @@
 """Runs the jobs of one queue in one process: at most `concurrency` at a time, coroutines
-on the loop, plain functions in a thread pool; stores the result, then acks."""
+on the loop, plain functions in a thread pool; stores the outcome, then acks, naks with a
+retry delay, or dead-letters (docs/delivery.md)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import inspect
 import os
+import random
 import socket
 import time
 import traceback
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -22,20 +21,32 @@ from nats.aio.msg import Msg
 
 from naqd.config import Config, QueueConfig
 from naqd.observe.metrics import JobObserver
+from naqd.protocol.deadletter import DeadLetter, Reason
 from naqd.protocol.envelope import (
     Envelope,
     EnvelopeError,
     ErrorInfo,
     ResultRecord,
+    decode_job,
     encode_result,
 )
-from naqd.protocol.names import HDR_ENCODING, HDR_TTL, done_subject, result_subject
+from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_TTL, done_subject, result_subject
 from naqd.worker.admission import AdmissionPolicy, admit
-from naqd.worker.retry import retry_delay
-from naqd.worker.tasks import TaskNotFound, resolve_task
+from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
+from naqd.worker.recycle import RecycleLimits, rss_bytes
+from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
+from naqd.worker.store import read_record, reliable_publish
+from naqd.worker.tasks import BadArguments, TaskNotFound, check_arguments, resolve_task
+from naqd.worker.timeouts import ThreadRunner, call_async
 
-# Raised by the job itself: retrying a job whose task cannot be found cannot help.
-_PERMANENT = (TaskNotFound,)
+# What a task may raise: a sys.exit() in a task fails the job, not the worker.
+_JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
+# Errors of the job itself that retrying cannot fix, and the dead-letter reason for each.
+_PERMANENT: dict[type[Exception], Reason] = {
+    TaskNotFound: "unknown_task",
+    BadArguments: "bad_arguments",
+}
 
 
 class Runner:
@@ -45,24 +56,28 @@ class Runner:
         self.config = config
         self.queue = queue
         self.admission = AdmissionPolicy.from_config(config, queue.name)
+        self.observe = JobObserver(queue.name)  # metrics and the heartbeat's job list
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[int, tuple[Msg, asyncio.Task[None]]] = {}  # by id(msg)
         self.backlog: deque[Msg] = deque()
         self.draining = False
         self.idle = asyncio.Event()
         self.idle.set()
-        self.executor = ThreadPoolExecutor(
-            max_workers=queue.concurrency, thread_name_prefix=f"naqd-{queue.name}"
-        )
+        self.threads = ThreadRunner(queue.concurrency, f"naqd-{queue.name}")
         self.on_slot_free: Any = None  # set by the process: re-pull when a slot frees
+        self.recycle = asyncio.Event()  # set when this process should be replaced
+        self.recycle_reason = ""
+        self.limits = RecycleLimits.for_queue(queue, random.random())
+        self.queue_policy = policy_for(queue)
+        self.store_deadline = max(5.0, queue.ack_wait / 2)
         self.done = 0
         self.failed = 0
-        self.observe = JobObserver(queue.name)  # metrics and the heartbeat's job list
+        self.processed = 0
 
     # -- slots --------------------------------------------------------------------------
 
     def free_slots(self) -> int:
-        if self.draining:
+        if self.draining or self.recycle.is_set():
             return 0
         return self.queue.concurrency - len(self.running) - len(self.backlog)
 
@@ -89,6 +104,8 @@ class Runner:
             logger.exception("job handling failed; it will be redelivered")
         finally:
             self.running.pop(id(msg), None)
+            self.processed += 1
+            self._check_recycle()
             if self.backlog and not self.draining:
                 self._start(self.backlog.popleft())
             if not self.running:
@@ -96,21 +113,33 @@ class Runner:
             if self.on_slot_free is not None:
                 await self.on_slot_free()
 
+    def request_recycle(self, reason: str) -> None:
+        if not self.recycle.is_set():
+            logger.warning("recycling this worker process: {}", reason)
+            self.recycle_reason = reason
+            self.recycle.set()
+
+    def _check_recycle(self) -> None:
+        reason = self.limits.exceeded(self.processed, rss_bytes)
+        if reason:
+            self.request_recycle(reason)
+
     # -- one job ------------------------------------------------------------------------
 
     async def process(self, msg: Msg) -> None:
-        attempt = msg.metadata.num_delivered
-        encoding = (msg.headers or {}).get(HDR_ENCODING, "json")
+        delivered = msg.metadata.num_delivered
+        headers = msg.headers or {}
+        encoding = headers.get(HDR_ENCODING, "json")
         try:
-            env = admit(msg.data, msg.headers, self.admission)  # size, signature, allow-list
-        except EnvelopeError as exc:
-            logger.error("unreadable job (stream seq {}): {}", msg.metadata.sequence.stream, exc)
-            await msg.term()
+            env = admit(msg.data, headers, self.admission)  # size, signature, allow-list
+            policy = self._policy(env)
+        except (EnvelopeError, ValueError) as exc:
+            error = ErrorInfo(type(exc).__name__, str(exc))
+            await self._dead(msg, None, None, "unreadable", error, (error,), delivered)
             return
-        retries = env.retries if env.retries is not None else self.queue.retries
-        timeout = env.timeout if env.timeout is not None else self.queue.timeout
         store = env.result_ttl != 0
-        started = time.time()
+        prior = await read_record(self.js, env.id) if store and delivered > 1 else None
+        attempt, errors = _attempt(prior, delivered, store)
         base = ResultRecord(
             id=env.id,
             status="running",
@@ -118,85 +147,161 @@ class Runner:
             task=env.task,
             queue=env.queue,
             enqueued_at=env.enqueued_at,
-            started_at=started,
+            started_at=time.time(),
             worker=self.worker,
             encoding="pickle" if encoding == "pickle" else "json",
+            errors=errors,
         )
-        if store:
-            # Fire-and-forget: 'running' is informational, the final record is awaited.
+        if attempt > policy.max_attempts:
+            # Its workers kept dying while running it: the attempts are used up.
+            error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
+            await self._dead(msg, env, base, "worker_lost", error, errors, attempt)
+            return
+        if store and delivered == 1:
+            # Fire-and-forget on the hot path: 'running' is informational here.
             await self.nc.publish(
                 result_subject(env.id),
                 encode_result(base, self.admission.keyring),
-                headers=self._ttl_headers(env),
+                headers=self._ttl(env),
             )
-        if attempt > retries + 1:
-            # Delivered again after workers died holding it: the attempts are used up.
-            error = ErrorInfo("WorkerLost", f"job was delivered {attempt} times", "")
-            await self._finish(msg, env, base, None, error, store)
-            return
+        elif store:
+            # A redelivery may be a poison pill: make sure the next delivery can count
+            # this attempt even if the task kills the process straight away.
+            await self._store(env, base)
         self.observe.started(env.id, env.task, env.enqueued_at)
         try:
-            result = await self._call(env, timeout)
-        except Exception as exc:
-            error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
-            if not isinstance(exc, _PERMANENT) and attempt <= retries:
-                self.observe.ended(env.id, env.task, "retried")
-                delay = retry_delay(attempt)
-                logger.warning(
-                    "job {} {} failed (attempt {}/{}): {}: {}; retry in {:.1f}s",
-                    env.id,
-                    env.task,
-                    attempt,
-                    retries + 1,
-                    error.type,
-                    error.message,
-                    delay,
-                )
-                await msg.nak(delay=delay)
-                return
-            logger.error("job {} {} failed: {}: {}", env.id, env.task, error.type, error.message)
-            self.observe.ended(env.id, env.task, "failed")
-            await self._finish(msg, env, base, None, error, store)
+            result = await self._call(env)
+        except _JOB_ERRORS as exc:
+            await self._failed(msg, env, base, policy, exc, delivered)
             return
+        self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")
-        await self._finish(msg, env, base, result, None, store)
+        if store:
+            await self._store(env, _final(base, result, None), final=True)
+        await msg.ack()
 
-    async def _call(self, env: Envelope, timeout: float) -> Any:
+    def _policy(self, env: Envelope) -> RetryPolicy:
+        """The queue's policy, built once; a job with its own settings gets its own."""
+        if (env.retries, env.backoff, env.retry_on, env.dont_retry_on) == (None,) * 4:
+            return self.queue_policy
+        return policy_for(self.queue, _options(env))
+
+    async def _call(self, env: Envelope) -> Any:
         fn = resolve_task(env.task)
+        check_arguments(env.task, fn, env.args, env.kwargs)
+        timeout = env.timeout if env.timeout is not None else self.queue.timeout
         if inspect.iscoroutinefunction(fn):
-            async with asyncio.timeout(timeout or None):
-                return await fn(*env.args, **env.kwargs)
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, fn, *env.args, **env.kwargs)
-        # A thread cannot be interrupted: on timeout the job fails, the thread runs on.
-        return await asyncio.wait_for(loop.run_in_executor(self.executor, call), timeout or None)
+            return await call_async(fn, env.args, env.kwargs, timeout)
+        return await self.threads.call(fn, env.args, env.kwargs, timeout, self._on_stuck)
 
-    async def _finish(
+    def _on_stuck(self) -> None:
+        self.request_recycle("a job's thread outlived its timeout")
+
+    async def _failed(
         self,
         msg: Msg,
         env: Envelope,
         base: ResultRecord,
-        result: Any,
-        error: ErrorInfo | None,
-        store: bool,
+        policy: RetryPolicy,
+        exc: BaseException,
+        delivered: int,
     ) -> None:
-        """Store the final record (awaited), then ack: a job is never acked unrecorded."""
-        if error is None:
-            self.done += 1
-        else:
-            self.failed += 1
-        if store:
-            rec = _with(base, result, error)
-            try:
-                data = encode_result(rec, self.admission.keyring)
-            except TypeError as exc:
-                rec = _with(base, None, ErrorInfo("TypeError", str(exc), ""))
-                data = encode_result(rec, self.admission.keyring)
-            await self.js.publish(result_subject(env.id), data, headers=self._ttl_headers(env))
-            await self.nc.publish(done_subject(env.id), data)
-        await msg.ack()
+        error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
+        errors = (*base.errors, error)
+        attempt = base.attempts
+        permanent = next((r for t, r in _PERMANENT.items() if isinstance(exc, t)), None)
+        retry = permanent is None and policy.retryable(exc) and attempt < policy.max_attempts
+        if retry and delivered >= self.queue.deliveries:
+            retry = False  # the server would not deliver it again: dead-letter it now
+            error = replace(error, message=f"{error.message} (max_deliveries reached)")
+        if not retry:
+            reason: Reason = permanent or "failed"
+            self.observe.ended(env.id, env.task, "failed")
+            await self._dead(msg, env, base, reason, error, errors, attempt)
+            return
+        self.observe.ended(env.id, env.task, "retried")
+        delay = policy.delay(attempt)
+        logger.warning(
+            "job {} {} failed (attempt {}/{}): {}: {}; retry in {:.1f}s",
+            env.id,
+            env.task,
+            attempt,
+            policy.max_attempts,
+            error.type,
+            error.message,
+            delay,
+        )
+        if env.result_ttl != 0:
+            # Awaited: the next attempt reads it to count attempts and keep the errors.
+            await self._store(env, replace(base, status="retrying", error=error, errors=errors))
+        await msg.nak(delay=delay)
 
-    def _ttl_headers(self, env: Envelope) -> dict[str, str] | None:
+    async def _dead(
+        self,
+        msg: Msg,
+        env: Envelope | None,
+        base: ResultRecord | None,
+        reason: Reason,
+        error: ErrorInfo,
+        errors: tuple[ErrorInfo, ...],
+        attempts: int,
+    ) -> None:
+        """Dead-letter, store the failed record, then term: the job leaves the stream
+        only once both are stored."""
+        self.failed += 1
+        headers = msg.headers or {}
+        seq = msg.metadata.sequence.stream
+        entry = DeadLetter(
+            id=entry_id(env.id if env else headers.get(HDR_MSG_ID), seq),
+            queue=env.queue if env else queue_of(msg.subject),
+            reason=reason,
+            error=error,
+            errors=errors,
+            subject=msg.subject,
+            payload=msg.data,
+            headers=kept_headers(headers),
+            attempts=attempts,
+            task=env.task if env else "",
+            stream_seq=seq,
+            worker=self.worker,
+        )
+        record = None
+        if env is not None and base is not None and env.result_ttl != 0:
+            record = replace(_final(base, None, error), errors=errors)
+        elif env is None and entry.id == headers.get(HDR_MSG_ID):
+            # Unreadable, but its producer may be waiting on the id it published with.
+            record = ResultRecord(
+                id=entry.id,
+                status="failed",
+                error=error,
+                errors=errors,
+                attempts=attempts,
+                queue=entry.queue,
+                finished_at=time.time(),
+                worker=self.worker,
+            )
+        await bury(self.nc, entry, record, self.store_deadline)
+        self.observe.dead_lettered(entry.task)
+        if record is not None:
+            await self.nc.publish(done_subject(record.id), encode_result(record))
+        await msg.term()
+
+    async def _store(self, env: Envelope, rec: ResultRecord, final: bool = False) -> None:
+        """Store a record; a final one is then announced on naqd.done.<id>, so a waiting
+        client learns of it only once it is stored (docs/protocol.md)."""
+        keyring = self.admission.keyring
+        try:
+            data = encode_result(rec, keyring)
+        except TypeError as exc:
+            rec = replace(rec, result=None, error=ErrorInfo("TypeError", str(exc)))
+            data = encode_result(rec, keyring)
+        await reliable_publish(
+            self.js, result_subject(env.id), data, self._ttl(env), self.store_deadline
+        )
+        if final:
+            await self.nc.publish(done_subject(env.id), data)
+
+    def _ttl(self, env: Envelope) -> dict[str, str] | None:
         if env.result_ttl is None:
             return None
         return {HDR_TTL: f"{max(1, int(env.result_ttl))}s"}
@@ -229,8 +334,21 @@ class Runner:
         for msg, task in list(self.running.values()):
             logger.warning("job not finished at shutdown: nak so another worker takes it")
             task.cancel()
-            await self._nak(msg)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+            await self._hand_back(msg)
+        self.threads.shutdown()
+
+    async def _hand_back(self, msg: Msg) -> None:
+        """An attempt cut short by shutdown does not count: record it as queued again."""
+        try:
+            env = decode_job(msg.data, (msg.headers or {}).get(HDR_ENCODING, "json"))
+            if env.result_ttl != 0:
+                rec = await read_record(self.js, env.id)
+                if rec is not None and rec.status == "running":
+                    back = replace(rec, status="queued", attempts=max(0, rec.attempts - 1))
+                    await self.js.publish(result_subject(env.id), encode_result(back), timeout=2.0)
+        except Exception as exc:
+            logger.debug("cannot reset the record of an interrupted job: {}", exc)
+        await self._nak(msg)
 
     async def _nak(self, msg: Msg) -> None:
         try:
@@ -239,7 +357,35 @@ class Runner:
             logger.debug("nak failed: {}", exc)
 
 
-def _with(base: ResultRecord, result: Any, error: ErrorInfo | None) -> ResultRecord:
+def _options(env: Envelope) -> JobOptions:
+    return JobOptions(
+        retries=env.retries,
+        backoff=None if env.backoff is None else backoff_from_wire(env.backoff),
+        retry_on=env.retry_on,
+        dont_retry_on=env.dont_retry_on,
+    )
+
+
+def _attempt(
+    prior: ResultRecord | None, delivered: int, store: bool
+) -> tuple[int, tuple[ErrorInfo, ...]]:
+    """This attempt's number and the errors so far. Deliveries overcount attempts (a job
+    handed back at shutdown is delivered again), so the stored record counts them."""
+    if not store:
+        return delivered, ()
+    if prior is None or delivered == 1:
+        return 1, ()
+    errors = prior.errors
+    if prior.status == "running":
+        lost = ErrorInfo(
+            "WorkerLost",
+            f"attempt {prior.attempts} ended without an outcome (worker {prior.worker} died)",
+        )
+        errors = (*errors, lost)
+    return prior.attempts + 1, errors
+
+
+def _final(base: ResultRecord, result: Any, error: ErrorInfo | None) -> ResultRecord:
     return replace(
         base,
         status="failed" if error else "succeeded",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from functools import cache
 from types import ModuleType
@@ -40,3 +41,25 @@ def resolve_task(name: str) -> Callable[..., Any]:
             f"not in {module_name!r}: enqueue it under the module that defines it"
         )
     return obj  # type: ignore[no-any-return]
+
+
+class BadArguments(TypeError):
+    """The job's arguments do not fit the task's signature: retrying cannot help."""
+
+
+@cache
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
+        return None
+
+
+def check_arguments(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+    sig = _signature(fn)
+    if sig is None:
+        return
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise BadArguments(f"arguments do not fit {name}{sig}: {exc}") from None

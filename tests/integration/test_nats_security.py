@@ -39,7 +39,14 @@ accounts {{
           "$JS.API.CONSUMER.MSG.NEXT.NAQD_JOBS.*", "$JS.ACK.NAQD_JOBS.>",
           "$KV.naqd_results.>", "naqd.done.>",
           "$JS.API.STREAM.CREATE.KV_naqd_heartbeats", "$JS.API.STREAM.UPDATE.KV_naqd_heartbeats",
-          "$KV.naqd_heartbeats.>"
+          "$KV.naqd_heartbeats.>",
+          "$JS.API.STREAM.CREATE.NAQD_DLQ", "$JS.API.STREAM.UPDATE.NAQD_DLQ", "naqd.dlq.>",
+          "$JS.API.STREAM.CREATE.NAQD_ADVISORIES", "$JS.API.STREAM.UPDATE.NAQD_ADVISORIES",
+          "$JS.API.CONSUMER.INFO.NAQD_ADVISORIES.*", "$JS.API.CONSUMER.CREATE.NAQD_ADVISORIES.>",
+          "$JS.API.CONSUMER.DURABLE.CREATE.NAQD_ADVISORIES.*",
+          "$JS.API.CONSUMER.MSG.NEXT.NAQD_ADVISORIES.*", "$JS.ACK.NAQD_ADVISORIES.>",
+          "$JS.API.STREAM.MSG.GET.NAQD_JOBS", "$JS.API.STREAM.MSG.DELETE.NAQD_JOBS",
+          "$JS.API.DIRECT.GET.KV_naqd_results.>", "$JS.API.DIRECT.GET.KV_naqd_heartbeats.>"
         ]
         subscribe: ["_INBOX.>"]
       }}}},

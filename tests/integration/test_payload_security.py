@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from naqd import Client, SyncClient
+from naqd.client.deadletters import DeadLetters
 from naqd.client.errors import PayloadTooLarge
 from naqd.config import load_config
 from naqd.protocol.envelope import Envelope, encode_job
@@ -26,7 +27,7 @@ from tests.natsserver import NatsServer
 
 NEW_KEY = "new-key-" + "a" * 40
 OLD_KEY = "old-key-" + "b" * 40
-REJECTED = "unreadable job (stream seq"
+REJECTED = "dead-lettered (unreadable)"
 
 
 class Stack:
@@ -90,6 +91,15 @@ async def publish_raw(client: Client, queue: str, data: bytes, headers: dict[str
     await client._js.publish(job_subject(queue), data, headers=headers)
 
 
+async def assert_dead_lettered(client: Client, job_id: str, reason: str) -> None:
+    """Refused unread: a failed record for its producer, and a dead letter that says why."""
+    rec = await client.wait(job_id, timeout=20)
+    assert rec.status == "failed" and rec.error is not None
+    assert rec.error.type == "JobRejected" and reason in rec.error.message
+    entry = await DeadLetters(client.nc).get(job_id)
+    assert entry is not None and entry.reason == "unreadable" and reason in entry.error.message
+
+
 async def test_json_mode_never_unpickles(stack: Stack, tmp_path: Path) -> None:
     trap = tmp_path / "unpickled"
     payload = pickle.dumps(WritesFileWhenUnpickled(trap))
@@ -109,7 +119,7 @@ async def test_task_outside_the_allow_list_is_never_imported(stack: Stack, tmp_p
     async with Client(stack.url) as client:
         job = await client.enqueue("tests.unlisted_tasks:boom", str(ran))
         stack.json_daemon.wait_for_log("task not allowed: tests.unlisted_tasks:boom")
-        assert await client.record(job.id) is None  # DLQ after the merge: assert it there
+        await assert_dead_lettered(client, job.id, "task not allowed")
     assert not ran.exists()
     assert not stack.import_marker.exists()
 
@@ -134,7 +144,7 @@ async def test_oversized_payloads_refused_at_enqueue_and_at_the_worker(stack: St
                                   args=("x" * 5000, "y")))  # fmt: skip
         await publish_raw(client, "default", big, {"Nats-Msg-Id": "big"})
         stack.json_daemon.wait_for_log("too large: payload is")
-        assert await client.record("big") is None
+        await assert_dead_lettered(client, "big", "too large")
 
 
 async def test_signed_pickles_run_and_return_pickled_results(stack: Stack) -> None:
@@ -187,7 +197,7 @@ async def test_rotation_old_key_accepted_unknown_key_and_unsigned_refused(
         sig = Keyring.from_keys(NEW_KEY).sign(data, "json")
         await publish_raw(stranger, "pickled", data, {HDR_ENCODING: "pickle", HDR_SIGNATURE: sig})
         stack.pickle_daemon.wait_for_log(REJECTED, count=before + 3)
-        assert await stranger.record(bad.id) is None
+        await assert_dead_lettered(stranger, bad.id, "unknown key id")
     log = stack.pickle_daemon.log
     assert "unknown key id" in log and "job is not signed" in log
     assert not (tmp_path / "runs").exists()

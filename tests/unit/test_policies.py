@@ -4,15 +4,14 @@ import pytest
 
 from naqd.config import QueueConfig
 from naqd.config.model import Config, SchedulerConfig
-from naqd.supervisor.policy import Slot, after_exit, plan_slots, restart_delay
-from naqd.worker.retry import retry_delay
-
-
-@pytest.mark.parametrize(
-    ("attempt", "delay"), [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (9, 256.0), (10, 300.0)]
+from naqd.supervisor.policy import (
+    Slot,
+    after_exit,
+    after_recycle,
+    classify_exit,
+    plan_slots,
+    restart_delay,
 )
-def test_retry_delay_is_exponential_and_capped(attempt: int, delay: float) -> None:
-    assert retry_delay(attempt) == delay
 
 
 @pytest.mark.parametrize(
@@ -50,3 +49,18 @@ def test_plan_slots_one_per_process() -> None:
 def test_plan_slots_without_scheduler() -> None:
     config = Config(scheduler=SchedulerConfig(enabled=False))
     assert [s.role for s in plan_slots(config)] == ["worker"]
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(0, "recycled"), (78, "fatal"), (1, "crashed"), (3, "crashed"), (-9, "crashed"),
+     (None, "crashed")],
+)  # fmt: skip
+def test_classify_exit(code: int | None, outcome: str) -> None:
+    assert classify_exit(code) == outcome
+
+
+def test_recycle_restarts_at_once_and_keeps_the_crash_count() -> None:
+    slot = Slot(role="worker", queue="q", index=0, pid=1, started_at=100.0, failures=2)
+    assert after_recycle(slot, 101.0) == 101.0
+    assert slot.pid is None and slot.failures == 2

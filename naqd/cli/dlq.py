@@ -1,0 +1,116 @@
+"""Dead-letter commands: dlq list, show, requeue, purge."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from naqd.cli.common import EXIT_FAILED, add_servers, servers
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dlq = sub.add_parser("dlq", help="inspect and requeue dead-lettered jobs")
+    verbs = dlq.add_subparsers(dest="dlq_command", required=True)
+    ls = verbs.add_parser("list", help="list dead letters (of one queue)")
+    ls.add_argument("queue", nargs="?")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = verbs.add_parser("show", help="one dead letter with its errors and tracebacks")
+    show.add_argument("id", help="job id (or seq-N for a message that had none)")
+    rq = verbs.add_parser("requeue", help="enqueue dead-lettered jobs again")
+    target = rq.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", help="job id")
+    target.add_argument("--all", metavar="QUEUE", dest="all_queue", help="every entry of QUEUE")
+    purge = verbs.add_parser("purge", help="delete every dead letter of a queue")
+    purge.add_argument("queue")
+    for p in (ls, show, rq, purge):
+        add_servers(p)
+
+
+def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int:
+    import nats
+
+    from naqd.client.deadletters import DeadLetters
+
+    async def go() -> int:
+        nc = await nats.connect(servers=servers(args), connect_timeout=2)
+        try:
+            return await body(DeadLetters(nc))
+        finally:
+            await nc.drain()
+
+    return asyncio.run(go())
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    return {"list": _list, "show": _show, "requeue": _requeue, "purge": _purge}[args.dlq_command](
+        args
+    )
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def body(dl: Any) -> int:
+        entries = await dl.list(args.queue)
+        if args.json:
+            for e in entries:
+                print(json.dumps(e.summary()))
+            return 0
+        if not entries:
+            print("no dead letters")
+            return 0
+        print(f"{'ID':<34} {'QUEUE':<12} {'REASON':<14} {'ATT':>3}  {'DIED':<19}  ERROR")
+        for e in entries:
+            died = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.dead_at))
+            error = f"{e.error.type}: {e.error.message}".splitlines()[0][:60]
+            print(f"{e.id:<34} {e.queue:<12} {e.reason:<14} {e.attempts:>3}  {died}  {error}")
+        return 0
+
+    return _run(args, body)
+
+
+def _show(args: argparse.Namespace) -> int:
+    async def body(dl: Any) -> int:
+        entry = await dl.get(args.id)
+        if entry is None:
+            print(f"no dead letter {args.id!r}", file=sys.stderr)
+            return EXIT_FAILED
+        print(json.dumps({**entry.to_dict(), "seq": entry.seq}, indent=2))
+        return 0
+
+    return _run(args, body)
+
+
+def _requeue(args: argparse.Namespace) -> int:
+    async def body(dl: Any) -> int:
+        if args.all_queue:
+            entries = await dl.list(args.all_queue)
+        else:
+            entry = await dl.get(args.id)
+            if entry is None:
+                print(f"no dead letter {args.id!r}", file=sys.stderr)
+                return EXIT_FAILED
+            entries = [entry]
+        for e in entries:
+            await dl.requeue(e)
+            print(f"requeued {e.id} to {e.queue}")
+        if not entries:
+            print("nothing to requeue")
+        return 0
+
+    return _run(args, body)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    async def body(dl: Any) -> int:
+        count = await dl.purge(args.queue)
+        print(f"purged {count} dead letter(s) of {args.queue}")
+        return 0
+
+    return _run(args, body)
+
+
+COMMANDS = {"dlq": cmd_dlq}
