@@ -32,6 +32,8 @@ class BenchDaemon:
             "tasks: {imports: [bench.tasks]}\n"
             f"queues: {{{queue}: {{concurrency: {concurrency}, processes: {processes}}}}}\n"
             "logging: {level: WARNING}\n"
+            "scheduler: {enabled: false}\n"  # only workers: the drain is what is timed
+            "metrics: {enabled: false}\n"
             "shutdown: {grace_period: 10s}\n"
         )
         self.processes = processes
