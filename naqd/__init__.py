@@ -7,6 +7,9 @@ from naqd.client import (
     Job,
     JobFailed,
     NaqdError,
+    ScheduleError,
+    ScheduleInfo,
+    ScheduleNotFound,
     SyncClient,
     SyncJob,
 )
@@ -19,6 +22,9 @@ __all__ = [
     "Job",
     "JobFailed",
     "NaqdError",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "SyncClient",
     "SyncJob",
 ]

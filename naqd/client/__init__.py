@@ -3,7 +3,9 @@
 from naqd.client.client import Client, Job
 from naqd.client.delayed import DelayedJob, ServerTooOld
 from naqd.client.errors import ConnectError, EnqueueError, JobFailed, NaqdError
+from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
 from naqd.client.sync import SyncClient, SyncJob
+from naqd.scheduler.code_schedules import ScheduleError
 
 __all__ = [
     "Client",
@@ -13,6 +15,9 @@ __all__ = [
     "Job",
     "JobFailed",
     "NaqdError",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "ServerTooOld",
     "SyncClient",
     "SyncJob",

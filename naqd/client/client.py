@@ -23,6 +23,7 @@ from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnava
 
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
 from naqd.client.errors import ConnectError, EnqueueError, JobFailed
+from naqd.client.schedules import ScheduleMixin
 from naqd.protocol.envelope import (
     Encoding,
     Envelope,
@@ -96,7 +97,7 @@ class Job:
         return f"Job({self.id!r})"
 
 
-class Client:
+class Client(ScheduleMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
     def __init__(

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from naqd.client.client import Client
 from naqd.client.delayed import DelayedJob
+from naqd.client.schedules import ScheduleInfo
 from naqd.protocol.envelope import ResultRecord
 
 T = TypeVar("T")
@@ -119,3 +120,28 @@ class SyncClient:
 
     def record(self, job_id: str) -> ResultRecord | None:
         return self._run(self._client.record(job_id))
+
+    # -- schedules from code (naqd/client/schedules.py) ---------------------------------
+
+    def schedule(
+        self, name: str, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> ScheduleInfo:
+        return self._run(self._client.schedule(name, task, *args, **kwargs))
+
+    def modify_schedule(self, name: str, **changes: Any) -> ScheduleInfo:
+        return self._run(self._client.modify_schedule(name, **changes))
+
+    def remove_schedule(self, name: str) -> bool:
+        return self._run(self._client.remove_schedule(name))
+
+    def pause_schedule(self, name: str) -> None:
+        self._run(self._client.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> None:
+        self._run(self._client.resume_schedule(name))
+
+    def get_schedule(self, name: str) -> ScheduleInfo | None:
+        return self._run(self._client.get_schedule(name))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return self._run(self._client.list_schedules())

@@ -10,7 +10,10 @@ DELAYED_SUBJECT_PREFIX = "naqd.sched"  # server-side @at schedules (delayed jobs
 DEPENDENT_SUBJECT_PREFIX = "naqd.deps"  # jobs waiting for their parents
 LEADER_BUCKET = "naqd_leader"  # key "scheduler": the lease (bucket TTL = lease)
 LEADER_KEY = "scheduler"
-SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>"
+SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>", "code.<name>"
+CODE_SCHEDULE_PREFIX = "code"  # "code.<name>": a schedule created from code (JSON)
+YAML_NAMES_KEY = "yaml_names"  # JSON list of the leader's YAML schedule names
+CANCELS_BUCKET = "naqd_cancels"  # key = job id of a cancelled job (docs/job-control.md)
 
 # Headers on job messages.
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -60,3 +63,12 @@ def dependent_subject(queue: str, job_id: str) -> str:
 def holder_msg_id(job_id: str) -> str:
     """Nats-Msg-Id of a holder: not the job id, which the released job itself carries."""
     return f"hold.{job_id}"
+
+
+def code_schedule_key(name: str) -> str:
+    return f"{CODE_SCHEDULE_PREFIX}.{name}"
+
+
+def cancel_subject(job_id: str) -> str:
+    """The KV subject of a cancel record; workers also listen on it in core NATS."""
+    return f"$KV.{CANCELS_BUCKET}.{job_id}"

@@ -16,6 +16,7 @@ from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
+from naqd.scheduler.code_schedules import CodeScheduleSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
@@ -66,12 +67,16 @@ class SchedulerProcess:
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
         client = await Client(nc=nc, serializer=self.config.tasks.serializer).connect()
-        fire = FireLoop(self.config, client, state, election.may_fire, lambda: election.revision)
+        code = CodeScheduleSource(await state.kv())
+        fire = FireLoop(
+            self.config, client, state, election.may_fire, lambda: election.revision, code
+        )
         resolver = DependencyResolver(nc, self.config, election.may_fire)
         tasks = [
             loop.create_task(election.run()),
             loop.create_task(fire.run()),
             loop.create_task(resolver.run()),
+            loop.create_task(code.run()),
         ]
         logger.info(
             "scheduler ready: {} schedule(s), lease {}s",
@@ -87,6 +92,7 @@ class SchedulerProcess:
         stop.cancel()
         await fire.stop()
         resolver.stop()
+        code.stopped = True
         election.stopped = True
         for task in tasks:
             task.cancel()
