@@ -5,7 +5,9 @@ from naqd.client import (
     ConnectError,
     EnqueueError,
     Job,
+    JobCancelled,
     JobFailed,
+    JobStatus,
     NaqdError,
     ScheduleError,
     ScheduleInfo,
@@ -13,6 +15,7 @@ from naqd.client import (
     SyncClient,
     SyncJob,
 )
+from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
 __all__ = [
@@ -20,11 +23,15 @@ __all__ = [
     "ConnectError",
     "EnqueueError",
     "Job",
+    "JobCancelled",
+    "JobContext",
     "JobFailed",
+    "JobStatus",
     "NaqdError",
     "ScheduleError",
     "ScheduleInfo",
     "ScheduleNotFound",
     "SyncClient",
     "SyncJob",
+    "current_job",
 ]

@@ -21,8 +21,9 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
 
+from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
-from naqd.client.errors import ConnectError, EnqueueError, JobFailed
+from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed
 from naqd.client.schedules import ScheduleMixin
 from naqd.protocol.envelope import (
     Encoding,
@@ -90,14 +91,17 @@ class Job:
     async def result(self, timeout: float | None = None) -> Any:
         return await self.client.result(self.id, timeout=timeout)
 
-    async def status(self) -> str:
+    async def status(self) -> JobStatus:
         return await self.client.status(self.id)
+
+    async def cancel(self) -> bool:
+        return await self.client.cancel(self.id)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
 
-class Client(ScheduleMixin):
+class Client(ScheduleMixin, ControlMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
     def __init__(
@@ -286,17 +290,6 @@ class Client(ScheduleMixin):
             require_schedules(getattr(getattr(info, "api", None), "level", 0) or 0)
             self._schedules_ok = True
 
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel a delayed job before it fires; False when there is no such pending job
-        (it fired already, or never existed)."""
-        validate_job_id(job_id)
-        subject = f"{DELAYED_SUBJECT_PREFIX}.*.{job_id}"
-        info = await self._js.stream_info(JOBS_STREAM, subjects_filter=subject)
-        if not info.state.subjects:
-            return False
-        await self._js.purge_stream(JOBS_STREAM, subject=subject)
-        return True
-
     async def delayed(self) -> list[DelayedJob]:
         """Pending delayed jobs, soonest first."""
         info = await self._js.stream_info(
@@ -382,11 +375,11 @@ class Client(ScheduleMixin):
             return None
         return decode_result(entry.value, allow_pickle=self.serializer == "pickle")
 
-    async def status(self, job_id: str) -> str:
-        """queued | running | succeeded | failed. Like Celery's PENDING, 'queued' also
-        covers an id naqd has never seen: no record exists before a worker takes a job."""
-        rec = await self.record(job_id)
-        return rec.status if rec else "queued"
+    async def status(self, job_id: str) -> JobStatus:
+        """queued | running | succeeded | failed | cancelled, with the job's reported
+        `.progress` and `.message`. Like Celery's PENDING, 'queued' also covers an id
+        naqd has never seen: no record exists before a worker takes a job."""
+        return JobStatus.of(await self.record(job_id))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
         """Wait for a final record: subscribe to the done notice first, then look it up.
@@ -422,8 +415,10 @@ class Client(ScheduleMixin):
             await sub.unsubscribe()
 
     async def result(self, job_id: str, timeout: float | None = None) -> Any:
-        """The job's return value; raises JobFailed or TimeoutError."""
+        """The job's return value; raises JobFailed, JobCancelled or TimeoutError."""
         rec = await self.wait(job_id, timeout)
+        if rec.status == "cancelled":
+            raise JobCancelled(job_id)
         if rec.status == "failed":
             err = rec.error
             raise JobFailed(

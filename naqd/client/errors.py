@@ -24,3 +24,12 @@ class JobFailed(NaqdError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+
+
+class JobCancelled(NaqdError):
+    """The job was cancelled (`client.cancel`). A job's own code raises it too, through
+    `naqd.current_job().raise_if_cancelled()`, to stop when asked."""
+
+    def __init__(self, job_id: str, message: str = "") -> None:
+        super().__init__(f"job {job_id} was cancelled" + (f": {message}" if message else ""))
+        self.job_id = job_id

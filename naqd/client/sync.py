@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from naqd.client.client import Client
+from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
 from naqd.client.schedules import ScheduleInfo
 from naqd.protocol.envelope import ResultRecord
@@ -25,8 +26,11 @@ class SyncJob:
     def result(self, timeout: float | None = None) -> Any:
         return self.client.result(self.id, timeout=timeout)
 
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         return self.client.status(self.id)
+
+    def cancel(self) -> bool:
+        return self.client.cancel(self.id)
 
     def __repr__(self) -> str:
         return f"SyncJob({self.id!r})"
@@ -115,7 +119,7 @@ class SyncClient:
     def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
         return self._run(self._client.wait(job_id, timeout=timeout))
 
-    def status(self, job_id: str) -> str:
+    def status(self, job_id: str) -> JobStatus:
         return self._run(self._client.status(job_id))
 
     def record(self, job_id: str) -> ResultRecord | None:

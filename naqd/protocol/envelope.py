@@ -172,8 +172,8 @@ def _opt_int(value: Any) -> int | None:
 
 # --- results -------------------------------------------------------------------------
 
-Status = Literal["queued", "running", "succeeded", "failed"]
-FINAL_STATUSES = frozenset({"succeeded", "failed"})
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,8 @@ class ResultRecord:
     finished_at: float | None = None
     worker: str = ""
     encoding: Encoding = "json"
+    progress: float | None = None  # 0..1, set by the job (naqd.current_job().progress)
+    progress_message: str = ""
 
     @property
     def done(self) -> bool:
@@ -221,6 +223,9 @@ def encode_result(rec: ResultRecord) -> bytes:
         import cloudpickle
 
         d["result"] = base64.b64encode(cloudpickle.dumps(rec.result)).decode()
+    if rec.progress is not None:
+        d["progress"] = rec.progress
+        d["progress_message"] = rec.progress_message
     if rec.error is not None:
         d["error"] = {
             "type": rec.error.type,
@@ -257,6 +262,8 @@ def decode_result(data: bytes, *, allow_pickle: bool = False) -> ResultRecord:
         finished_at=d.get("finished_at"),
         worker=d.get("worker", ""),
         encoding=encoding,
+        progress=d.get("progress"),
+        progress_message=d.get("progress_message", ""),
     )
 
 

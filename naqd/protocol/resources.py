@@ -15,6 +15,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from naqd.protocol.names import (
+    CANCELS_BUCKET,
     DELAYED_SUBJECT_PREFIX,
     DEPENDENT_SUBJECT_PREFIX,
     JOBS_STREAM,
@@ -126,6 +127,8 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     schedules = await api_level(js) >= SCHEDULES_API_LEVEL
     await _ensure_stream(js, jobs_stream_config(replicas, schedules))
     await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
+    # Cancel records live as long as results: a job cancelled while queued stays skipped.
+    await _ensure_stream(js, kv_stream_config(CANCELS_BUCKET, replicas, ttl=config.results.ttl))
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
 

@@ -2,21 +2,16 @@
 `code.<name>` in the schedule state bucket and fired by the elected scheduler next to
 the YAML ones, with the same cron math, cursors and job ids (docs/job-control.md).
 
-The pure part validates and encodes a definition; `CodeScheduleSource` keeps every
-scheduler's copy of the definitions current through a KV watch."""
+Pure: validation and encoding. The scheduler's KV watch is in code_source.py."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from loguru import logger
 
 from naqd.config.checks import cron as check_cron
 from naqd.config.checks import timezone as check_timezone
@@ -27,7 +22,6 @@ from naqd.protocol.names import CODE_SCHEDULE_PREFIX
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MIN_EVERY = 1.0
-RESYNC = 60.0  # the watch is re-opened this often, in case it silently lost its consumer
 
 
 class ScheduleError(ValueError):
@@ -196,57 +190,6 @@ def decode(data: bytes, revision: int = 0) -> CodeSchedule:
 
 def name_of(key: str) -> str:
     return key[len(CODE_SCHEDULE_PREFIX) + 1 :]
-
-
-class CodeScheduleSource:
-    """Every scheduler's current copy of the code schedules, fed by a KV watch (initial
-    values, then live changes); the watch is re-opened after any error."""
-
-    def __init__(self, kv: Any) -> None:
-        self.kv = kv
-        self.schedules: dict[str, CodeSchedule] = {}
-        self.ready = asyncio.Event()  # the initial values are in
-        self.stopped = False
-
-    async def run(self) -> None:
-        while not self.stopped:
-            try:
-                await asyncio.wait_for(self._watch(), RESYNC)
-            except TimeoutError:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("code schedule watch: {}: {}; reopening", type(exc).__name__, exc)
-                await asyncio.sleep(1.0)
-
-    async def _watch(self) -> None:
-        watcher = await self.kv.watch(f"{CODE_SCHEDULE_PREFIX}.>")
-        fresh: dict[str, CodeSchedule] = {}
-        initial = True
-        try:
-            async for entry in watcher:
-                if entry is None:  # end of the initial values
-                    if initial:
-                        self.schedules, initial = fresh, False
-                        self.ready.set()
-                    continue
-                target = fresh if initial else self.schedules
-                self._apply(target, entry)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
-
-    def _apply(self, target: dict[str, CodeSchedule], entry: Any) -> None:
-        name = name_of(entry.key)
-        if entry.operation in ("DEL", "PURGE") or not entry.value:
-            target.pop(name, None)
-            return
-        try:
-            target[name] = decode(entry.value, entry.revision or 0)
-        except ScheduleError as exc:
-            logger.error("ignoring code schedule {}: {}", name, exc)
-            target.pop(name, None)
 
 
 def with_name(schedule: ScheduleConfig, name: str) -> ScheduleConfig:

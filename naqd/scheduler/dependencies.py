@@ -51,10 +51,10 @@ def judge(parents: list[str], records: dict[str, ResultRecord | None]) -> Verdic
     given); otherwise wait. A parent with no record yet has not finished."""
     for parent in parents:
         rec = records.get(parent)
-        if rec is not None and rec.status == "failed":
+        if rec is not None and rec.status in ("failed", "cancelled"):
             err = rec.error
             detail = f": {err.type}: {err.message}" if err else ""
-            return Verdict("fail", f"dependency {parent} failed{detail}")
+            return Verdict("fail", f"dependency {parent} {rec.status}{detail}")
     if all((r := records.get(p)) is not None and r.status == "succeeded" for p in parents):
         return Verdict("release")
     return Verdict("wait")

@@ -13,7 +13,8 @@ from loguru import logger
 from naqd.client.client import Client
 from naqd.config import Config, ScheduleConfig
 from naqd.protocol.names import HDR_LEADER_REV
-from naqd.scheduler.code_schedules import CodeSchedule, CodeScheduleSource
+from naqd.scheduler.code_schedules import CodeSchedule
+from naqd.scheduler.code_source import CodeScheduleSource
 from naqd.scheduler.cron import Trigger, decide, jitter_offset, tick_job_id
 from naqd.scheduler.state import ScheduleState
 

@@ -16,7 +16,7 @@ from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
-from naqd.scheduler.code_schedules import CodeScheduleSource
+from naqd.scheduler.code_source import CodeScheduleSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop

@@ -83,6 +83,7 @@ class WorkerProcess:
             nc, self.queue.name, runner.free_slots, runner.deliver, capacity=self.queue.concurrency
         )
         runner.on_slot_free = puller.request
+        await runner.control.start()
         keep_alive = loop.create_task(runner.keep_alive())
         await puller.start()
         logger.info(
@@ -97,6 +98,7 @@ class WorkerProcess:
         await puller.stop()
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
+        await runner.control.stop()
         try:
             await asyncio.wait_for(nc.drain(), timeout=5)
         except Exception as exc:

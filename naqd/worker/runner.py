@@ -20,6 +20,7 @@ from loguru import logger
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
 from naqd.protocol.envelope import (
     Envelope,
@@ -30,6 +31,7 @@ from naqd.protocol.envelope import (
     encode_result,
 )
 from naqd.protocol.names import HDR_ENCODING, HDR_TTL, done_subject, result_subject
+from naqd.worker.control import JobControl, current_job
 from naqd.worker.retry import retry_delay
 from naqd.worker.tasks import TaskNotFound, resolve_task
 
@@ -53,8 +55,10 @@ class Runner:
             max_workers=queue.concurrency, thread_name_prefix=f"naqd-{queue.name}"
         )
         self.on_slot_free: Any = None  # set by the process: re-pull when a slot frees
+        self.control = JobControl(nc)  # cancel requests and progress (worker/control.py)
         self.done = 0
         self.failed = 0
+        self.cancelled = 0
 
     # -- slots --------------------------------------------------------------------------
 
@@ -121,6 +125,10 @@ class Runner:
             worker=self.worker,
             encoding="pickle" if encoding == "pickle" else "json",
         )
+        if self.control.is_cancelled(env.id):
+            logger.info("job {} was cancelled before it started: skipped", env.id)
+            await self._finish(msg, env, base, None, None, store, "cancelled")
+            return
         if store:
             # Fire-and-forget: 'running' is informational, the final record is awaited.
             await self.nc.publish(
@@ -131,9 +139,18 @@ class Runner:
             error = ErrorInfo("WorkerLost", f"job was delivered {attempt} times", "")
             await self._finish(msg, env, base, None, error, store)
             return
+        ctx = self.control.begin(env, attempt, base, self._ttl_headers(env), store)
         try:
             result = await self._call(env, timeout)
-        except Exception as exc:
+        except BaseException as exc:
+            self.control.end(ctx)
+            base = ctx.with_progress(base)
+            if _cancelled(ctx.cancelled, exc):
+                logger.info("job {} {} cancelled", env.id, env.task)
+                await self._finish(msg, env, base, None, None, store, "cancelled")
+                return
+            if not isinstance(exc, Exception):
+                raise
             error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
             if not isinstance(exc, _PERMANENT) and attempt <= retries:
                 delay = retry_delay(attempt)
@@ -152,13 +169,17 @@ class Runner:
             logger.error("job {} {} failed: {}: {}", env.id, env.task, error.type, error.message)
             await self._finish(msg, env, base, None, error, store)
             return
-        await self._finish(msg, env, base, result, None, store)
+        self.control.end(ctx)
+        await self._finish(msg, env, ctx.with_progress(base), result, None, store)
 
     async def _call(self, env: Envelope, timeout: float) -> Any:
         fn = resolve_task(env.task)
         if inspect.iscoroutinefunction(fn):
+            # Its own task, so a cancel request stops the job and nothing else.
+            job = asyncio.ensure_future(fn(*env.args, **env.kwargs))
+            current_job().attach(job)
             async with asyncio.timeout(timeout or None):
-                return await fn(*env.args, **env.kwargs)
+                return await job
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, fn, *env.args, **env.kwargs)
         # A thread cannot be interrupted: on timeout the job fails, the thread runs on.
@@ -172,14 +193,17 @@ class Runner:
         result: Any,
         error: ErrorInfo | None,
         store: bool,
+        status: str | None = None,
     ) -> None:
         """Store the final record (awaited), then ack: a job is never acked unrecorded."""
-        if error is None:
+        if status == "cancelled":
+            self.cancelled += 1
+        elif error is None:
             self.done += 1
         else:
             self.failed += 1
         if store:
-            rec = _with(base, result, error)
+            rec = _with(base, result, error, status)
             try:
                 data = encode_result(rec)
             except TypeError as exc:
@@ -232,10 +256,26 @@ class Runner:
             logger.debug("nak failed: {}", exc)
 
 
-def _with(base: ResultRecord, result: Any, error: ErrorInfo | None) -> ResultRecord:
+def _cancelled(requested: bool, exc: BaseException) -> bool:
+    """The job ended because it was cancelled (not because the worker is shutting down):
+    it raised JobCancelled, or a cancel was requested and then it stopped, by any error
+    or by the CancelledError of a cancelled coroutine job."""
+    if isinstance(exc, JobCancelled):
+        return True
+    if not requested:
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() == 0
+    return isinstance(exc, Exception)
+
+
+def _with(
+    base: ResultRecord, result: Any, error: ErrorInfo | None, status: str | None = None
+) -> ResultRecord:
     return replace(
         base,
-        status="failed" if error else "succeeded",
+        status=status or ("failed" if error else "succeeded"),  # type: ignore[arg-type]
         result=result,
         error=error,
         finished_at=time.time(),
