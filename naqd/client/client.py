@@ -7,6 +7,7 @@ nats-py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -25,6 +26,9 @@ from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
 from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed
 from naqd.client.schedules import ScheduleMixin
+from naqd.client.unique import acquire as acquire_unique
+from naqd.client.unique import lock_key, unique_key_of, unique_window
+from naqd.client.unique import release as release_unique
 from naqd.protocol.envelope import (
     Encoding,
     Envelope,
@@ -41,6 +45,7 @@ from naqd.protocol.names import (
     HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
+    HDR_UNIQUE,
     JOBS_STREAM,
     RESULTS_BUCKET,
     delayed_subject,
@@ -205,6 +210,8 @@ class Client(ScheduleMixin, ControlMixin):
         timeout: float | None = None,
         result_ttl: float | None = None,
         depends_on: Iterable[str | Job] | None = None,
+        unique_key: str | None = None,
+        unique_for: float | timedelta | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -213,7 +220,10 @@ class Client(ScheduleMixin, ControlMixin):
 
         With `depends_on`, the job waits until every listed job succeeded, and fails
         with a reason naming the parent if one fails (docs/scheduling.md); this needs a
-        running naqd scheduler."""
+        running naqd scheduler.
+
+        With `unique_key` and/or `unique_for`, a second enqueue with the same key while
+        the first job is queued or running returns the first job (docs/job-control.md)."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
         subject, payload, headers = self.build(
@@ -227,13 +237,29 @@ class Client(ScheduleMixin, ControlMixin):
             result_ttl=result_ttl,
         )
         job_id = headers[HDR_MSG_ID]
+        lock = None
+        if unique_key is not None or unique_for is not None:
+            ttl = unique_window(unique_for)
+            queue_name = subject.rsplit(".", 1)[-1]
+            key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
+            owner = await acquire_unique(self._js, key, job_id, ttl)
+            if owner != job_id:
+                return Job(self, owner)
+            lock = lock_key(key)
+            headers[HDR_UNIQUE] = lock
         parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
         if parents:
             queue_name = subject.rsplit(".", 1)[-1]
             subject = dependent_subject(queue_name, job_id)
             headers = {**headers, HDR_MSG_ID: holder_msg_id(job_id)}
             headers[HDR_DEPENDS_ON] = ",".join(parents)
-        await self._publish(subject, payload, headers)
+        try:
+            await self._publish(subject, payload, headers)
+        except BaseException:
+            if lock is not None:  # not stored: do not block the key until the TTL
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock, job_id)
+            raise
         return Job(self, job_id)
 
     async def enqueue_at(
@@ -252,8 +278,9 @@ class Client(ScheduleMixin, ControlMixin):
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
         every naqd process and costs naqd nothing while it waits."""
-        if "depends_on" in kwargs:
-            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
+        for option in ("depends_on", "unique_key", "unique_for"):
+            if option in kwargs:
+                raise TypeError(f"{option} cannot be combined with enqueue_at / enqueue_in")
         at = utc_instant(when)
         await self._require_schedules()
         if task_kwargs:

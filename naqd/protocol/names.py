@@ -13,6 +13,7 @@ LEADER_KEY = "scheduler"
 SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>", "code.<name>"
 CODE_SCHEDULE_PREFIX = "code"  # "code.<name>": a schedule created from code (JSON)
 YAML_NAMES_KEY = "yaml_names"  # JSON list of the leader's YAML schedule names
+UNIQUE_BUCKET = "naqd_unique"  # key = sha256 of a unique key; value {"job_id", "key"}
 CANCELS_BUCKET = "naqd_cancels"  # key = job id of a cancelled job (docs/job-control.md)
 
 # Headers on job messages.
@@ -23,6 +24,7 @@ HDR_SCHEDULE = "Nats-Schedule"
 HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
 HDR_DEPENDS_ON = "Naqd-Depends-On"  # comma-separated parent job ids
 HDR_LEADER_REV = "Naqd-Leader-Rev"  # fencing token on cron-fired jobs
+HDR_UNIQUE = "Naqd-Unique-Lock"  # the unique-lock KV key a worker releases at the end
 
 PROTOCOL_VERSION = 1
 # JetStream API level of nats-server 2.12, the first with `Nats-Schedule: @at`.

@@ -24,6 +24,7 @@ from naqd.protocol.names import (
     RESULTS_BUCKET,
     SCHEDULES_API_LEVEL,
     SCHEDULES_BUCKET,
+    UNIQUE_BUCKET,
     consumer_name,
     job_subject,
 )
@@ -129,6 +130,10 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
     # Cancel records live as long as results: a job cancelled while queued stays skipped.
     await _ensure_stream(js, kv_stream_config(CANCELS_BUCKET, replicas, ttl=config.results.ttl))
+    # Unique-job locks carry their own TTL (`unique_for`); the bucket's bounds them.
+    unique = kv_stream_config(UNIQUE_BUCKET, replicas, ttl=config.results.ttl)
+    unique.allow_msg_ttl = True
+    await _ensure_stream(js, unique)
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
 

@@ -15,8 +15,9 @@ from typing import Any
 from loguru import logger
 from nats.aio.client import Client as NATS
 
+from naqd.client.unique import release
 from naqd.protocol.envelope import Envelope, ResultRecord, encode_result
-from naqd.protocol.names import CANCELS_BUCKET, cancel_subject, result_subject
+from naqd.protocol.names import CANCELS_BUCKET, HDR_UNIQUE, cancel_subject, result_subject
 from naqd.worker.context import JobContext, _current, current_job
 
 __all__ = ["JobContext", "JobControl", "current_job"]
@@ -82,6 +83,16 @@ class JobControl:
                 await self._load()
             except Exception as exc:
                 logger.debug("cancel resync failed: {}", exc)
+
+    async def release_unique(self, headers: dict[str, str] | None, job_id: str) -> None:
+        """A unique job has ended: free its key for the next enqueue."""
+        lock = (headers or {}).get(HDR_UNIQUE)
+        if not lock:
+            return
+        try:
+            await release(self.js, lock, job_id)
+        except Exception as exc:  # the lock's TTL frees it anyway
+            logger.warning("job {}: releasing its unique lock failed: {}", job_id, exc)
 
     def is_cancelled(self, job_id: str) -> bool:
         return job_id in self.cancelled

@@ -212,6 +212,7 @@ class Runner:
             await self.js.publish(result_subject(env.id), data, headers=self._ttl_headers(env))
             await self.nc.publish(done_subject(env.id), data)
         await msg.ack()
+        await self.control.release_unique(msg.headers, env.id)
 
     def _ttl_headers(self, env: Envelope) -> dict[str, str] | None:
         if env.result_ttl is None:
