@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from naqd.cli import core, jobs, schedules
+from naqd.cli import core, jobs, queues, schedules
 from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail
 from naqd.client.errors import NaqdError
 
 # Add a command group by appending its module here.
-GROUPS: list[ModuleType] = [core, schedules, jobs]
+GROUPS: list[ModuleType] = [core, schedules, jobs, queues]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:

@@ -4,6 +4,7 @@ from naqd.client.client import Client, Job
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob, ServerTooOld
 from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed, NaqdError
+from naqd.client.queues import QueueInfo, QueueNotFound
 from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
 from naqd.client.sync import SyncClient, SyncJob
 from naqd.scheduler.code_schedules import ScheduleError
@@ -18,6 +19,8 @@ __all__ = [
     "JobFailed",
     "JobStatus",
     "NaqdError",
+    "QueueInfo",
+    "QueueNotFound",
     "ScheduleError",
     "ScheduleInfo",
     "ScheduleNotFound",

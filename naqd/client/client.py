@@ -25,6 +25,7 @@ from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnava
 from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
 from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed
+from naqd.client.queues import QueueMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.unique import acquire as acquire_unique
 from naqd.client.unique import lock_key, unique_key_of, unique_window
@@ -106,7 +107,7 @@ class Job:
         return f"Job({self.id!r})"
 
 
-class Client(ScheduleMixin, ControlMixin):
+class Client(ScheduleMixin, ControlMixin, QueueMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
     def __init__(

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from naqd.client.client import Client
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
+from naqd.client.queues import QueueInfo
 from naqd.client.schedules import ScheduleInfo
 from naqd.protocol.envelope import ResultRecord
 
@@ -149,3 +150,17 @@ class SyncClient:
 
     def list_schedules(self) -> list[ScheduleInfo]:
         return self._run(self._client.list_schedules())
+
+    # -- queues (naqd/client/queues.py) -------------------------------------------------
+
+    def pause_queue(self, queue: str, until: datetime | None = None) -> None:
+        self._run(self._client.pause_queue(queue, until))
+
+    def resume_queue(self, queue: str) -> None:
+        self._run(self._client.resume_queue(queue))
+
+    def queue_info(self, queue: str) -> QueueInfo:
+        return self._run(self._client.queue_info(queue))
+
+    def queues(self) -> list[QueueInfo]:
+        return self._run(self._client.queues())

@@ -145,6 +145,8 @@ async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
     except NotFoundError:
         info = None
     if info is None or info.config.ack_wait != cfg.ack_wait:
+        if info is not None and info.config.pause_until:
+            cfg.pause_until = info.config.pause_until  # an update must not resume a queue
         await js.add_consumer(JOBS_STREAM, cfg)
 
 
