@@ -113,3 +113,11 @@ def progress_until_released(directory: str) -> str:
     _wait_for(lambda: (Path(directory) / "release").exists(), 60.0)
     naqd.current_job().progress(1.0, "done")
     return "released"
+
+
+def stamp_run(directory: str) -> float:
+    """Append the start time, so a test can measure a rate."""
+    now = time.time()
+    with (Path(directory) / "stamps").open("a") as f:
+        f.write(f"{now}\n")
+    return now

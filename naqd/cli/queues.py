@@ -45,6 +45,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
                         "waiting": i.waiting,
                         "in_flight": i.in_flight,
                         "paused": i.paused,
+                        "max_in_flight": i.max_in_flight,
                     }
                     for i in infos
                 ]
@@ -52,7 +53,10 @@ def cmd_queues(args: argparse.Namespace) -> int:
                 return 0
             for i in infos:
                 state = "paused" if i.paused else "active"
-                print(f"{i.name:<20} {state:<7} waiting {i.waiting:<8} in flight {i.in_flight}")
+                print(
+                    f"{i.name:<20} {state:<7} waiting {i.waiting:<8} "
+                    f"in flight {i.in_flight}/{i.max_in_flight}"
+                )
             if not infos:
                 print("no queues (no naqd worker has started on this NATS account)")
             return 0

@@ -32,6 +32,7 @@ class QueueInfo:
     in_flight: int  # delivered, not yet acked (running, or held for a slot)
     paused: bool
     paused_until: datetime | None
+    max_in_flight: int = 0  # the consumer's max_ack_pending: the cluster-wide cap
 
 
 def rfc3339(t: datetime) -> str:
@@ -83,6 +84,7 @@ class QueueMixin:
             in_flight=int(info.num_ack_pending or 0),
             paused=paused,
             paused_until=until if paused else None,
+            max_in_flight=int(info.config.max_ack_pending or 0),
         )
 
     async def queues(self) -> list[QueueInfo]:

@@ -135,3 +135,24 @@ def timezone(value: Any) -> str:
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         raise ValueError(f"unknown timezone {describe(value)}{hint}") from None
     return value
+
+
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def rate(value: Any) -> float:
+    """`100/s`, `1000/m` or `3600/h` -> jobs per second."""
+    expected = f"expected a rate like 100/s, 1000/m or 3600/h, got {describe(value)}"
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    count, _, unit = value.strip().partition("/")
+    unit = unit.strip()
+    if unit not in _RATE_UNITS:
+        raise ValueError(expected)
+    try:
+        number = float(count.strip())
+    except ValueError:
+        raise ValueError(expected) from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError(f"a rate must be greater than 0, got {describe(value)}")
+    return number / _RATE_UNITS[unit]

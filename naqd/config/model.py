@@ -41,6 +41,8 @@ class QueueConfig:
     timeout: float = 300.0
     retries: int = 3
     ack_wait: float = 30.0
+    max_in_flight: int | None = None  # jobs delivered and unacked, across every host
+    rate: float | None = None  # jobs started per second, across every host
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from naqd.config.checks import (
     host_port,
     integer,
     module_name,
+    rate,
     server_url,
     task_ref,
     text,
@@ -155,6 +156,8 @@ QUEUE = Section(
         "timeout": scalar(duration()),
         "retries": scalar(integer(0, None, "an integer of 0 or more")),
         "ack_wait": scalar(duration(at_least=1.0)),
+        "max_in_flight": scalar(integer(1, None, "a positive integer")),
+        "rate": scalar(rate),
     },
 )
 

@@ -13,6 +13,8 @@ LEADER_KEY = "scheduler"
 SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>", "code.<name>"
 CODE_SCHEDULE_PREFIX = "code"  # "code.<name>": a schedule created from code (JSON)
 YAML_NAMES_KEY = "yaml_names"  # JSON list of the leader's YAML schedule names
+RATE_STREAM = "NAQD_RATE"  # counters: "naqd.rate.<queue>.<window>" (queue `rate` limits)
+RATE_SUBJECT_PREFIX = "naqd.rate"
 UNIQUE_BUCKET = "naqd_unique"  # key = sha256 of a unique key; value {"job_id", "key"}
 CANCELS_BUCKET = "naqd_cancels"  # key = job id of a cancelled job (docs/job-control.md)
 

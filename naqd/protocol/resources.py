@@ -21,6 +21,8 @@ from naqd.protocol.names import (
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
     LEADER_BUCKET,
+    RATE_STREAM,
+    RATE_SUBJECT_PREFIX,
     RESULTS_BUCKET,
     SCHEDULES_API_LEVEL,
     SCHEDULES_BUCKET,
@@ -109,7 +111,8 @@ def queue_consumer_config(queue: QueueConfig) -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=queue.ack_wait,
         max_deliver=-1,
-        max_ack_pending=MAX_ACK_PENDING,
+        # `max_in_flight` caps a queue's unacked jobs across every host, server-side.
+        max_ack_pending=queue.max_in_flight or MAX_ACK_PENDING,
         max_waiting=4096,
     )
 
@@ -144,10 +147,37 @@ async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
         info = await js.consumer_info(JOBS_STREAM, cfg.durable_name or "")
     except NotFoundError:
         info = None
-    if info is None or info.config.ack_wait != cfg.ack_wait:
+    if (
+        info is None
+        or info.config.ack_wait != cfg.ack_wait
+        or info.config.max_ack_pending != cfg.max_ack_pending
+    ):
         if info is not None and info.config.pause_until:
             cfg.pause_until = info.config.pause_until  # an update must not resume a queue
         await js.add_consumer(JOBS_STREAM, cfg)
+
+
+def rate_stream_config(replicas: int) -> StreamConfig:
+    """Counters (server >= 2.12) for cluster-wide rate limits: one subject per queue and
+    time window, `Nats-Incr` returns the window's count (naqd/worker/ratelimit.py)."""
+    return StreamConfig(
+        name=RATE_STREAM,
+        subjects=[f"{RATE_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        max_age=60.0,
+        num_replicas=replicas,
+        allow_msg_counter=True,
+    )
+
+
+async def ensure_rate_stream(js: JetStreamContext, config: Config) -> bool:
+    """False when the server is too old for counters."""
+    if await api_level(js) < SCHEDULES_API_LEVEL:
+        return False
+    await _ensure_stream(js, rate_stream_config(config.nats.replicas))
+    return True
 
 
 async def ensure_scheduler_resources(js: JetStreamContext, config: Config) -> None:

@@ -16,9 +16,12 @@ from loguru import logger
 from nats.aio.client import Client as NATS
 
 from naqd.client.unique import release
+from naqd.config import Config, QueueConfig
 from naqd.protocol.envelope import Envelope, ResultRecord, encode_result
 from naqd.protocol.names import CANCELS_BUCKET, HDR_UNIQUE, cancel_subject, result_subject
+from naqd.protocol.resources import ensure_rate_stream
 from naqd.worker.context import JobContext, _current, current_job
+from naqd.worker.ratelimit import RateLimiter
 
 __all__ = ["JobContext", "JobControl", "current_job"]
 
@@ -27,9 +30,12 @@ MAX_REMEMBERED = 100_000  # cancelled ids kept in memory (oldest forgotten first
 
 
 class JobControl:
-    def __init__(self, nc: NATS) -> None:
+    def __init__(self, nc: NATS, queue: QueueConfig | None = None, config: Config | None = None):
         self.nc = nc
         self.js = nc.jetstream()
+        self.queue = queue
+        self.config = config
+        self.limiter: RateLimiter | None = None
         self.cancelled: dict[str, None] = {}  # insertion-ordered set
         self.running: dict[str, JobContext] = {}
         self._sub: Any = None
@@ -40,6 +46,22 @@ class JobControl:
         self._sub = await self.nc.subscribe(cancel_subject(">"), cb=self._on_cancel)
         await self._load()
         self._resync = asyncio.get_running_loop().create_task(self._resync_loop())
+        if self.queue is not None and self.queue.rate and self.config is not None:
+            if await ensure_rate_stream(self.js, self.config):
+                self.limiter = RateLimiter(self.js, self.queue.name, self.queue.rate)
+            else:
+                logger.error(
+                    "queue {}: rate limits need nats-server 2.12 or newer; running unlimited",
+                    self.queue.name,
+                )
+
+    async def admit(self) -> bool:
+        """Wait until the queue's cluster-wide rate allows one more job to start; False
+        when the queue has no rate limit."""
+        if self.limiter is None:
+            return False
+        await self.limiter.acquire()
+        return True
 
     async def stop(self) -> None:
         if self._resync is not None:

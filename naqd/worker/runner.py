@@ -55,7 +55,9 @@ class Runner:
             max_workers=queue.concurrency, thread_name_prefix=f"naqd-{queue.name}"
         )
         self.on_slot_free: Any = None  # set by the process: re-pull when a slot frees
-        self.control = JobControl(nc)  # cancel requests and progress (worker/control.py)
+        self.control = JobControl(
+            nc, queue, config
+        )  # cancel requests and progress (worker/control.py)
         self.done = 0
         self.failed = 0
         self.cancelled = 0
@@ -129,6 +131,8 @@ class Runner:
             logger.info("job {} was cancelled before it started: skipped", env.id)
             await self._finish(msg, env, base, None, None, store, "cancelled")
             return
+        if await self.control.admit():  # waited for the queue's `rate`
+            base = replace(base, started_at=time.time())
         if store:
             # Fire-and-forget: 'running' is informational, the final record is awaited.
             await self.nc.publish(

@@ -49,7 +49,7 @@ def test_a_paused_queue_accumulates_and_drains_after_resume(
         assert runs(tmp_path) == 0
         assert client.queue_info("default").waiting == 20
         listing = naqd_cli("queues", "--servers", nats_server.url)
-        assert "default" in listing and "paused" in listing and "waiting 20" in listing
+        assert "default" in listing and "paused" in listing and "waiting 20 " in listing
         naqd_cli("queues", "resume", "default", "--servers", nats_server.url)
         for job in jobs:
             job.result(timeout=30)
