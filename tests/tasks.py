@@ -121,3 +121,10 @@ def stamp_run(directory: str) -> float:
     with (Path(directory) / "stamps").open("a") as f:
         f.write(f"{now}\n")
     return now
+
+
+def order_run(directory: str, label: str, pause: float = 0.0) -> None:
+    """Append `label time` when the job starts, then sleep `pause` seconds."""
+    with (Path(directory) / "order").open("a") as f:
+        f.write(f"{label} {time.time()}\n")
+    time.sleep(pause)

@@ -20,7 +20,12 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
+from nats.js.errors import (
+    KeyNotFoundError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
@@ -38,10 +43,12 @@ from naqd.protocol.envelope import (
     encode_job,
     validate_job_id,
     validate_option,
+    validate_priority,
     validate_queue,
     validate_task,
 )
 from naqd.protocol.names import (
+    DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
     HDR_DEPENDS_ON,
     HDR_ENCODING,
@@ -53,7 +60,8 @@ from naqd.protocol.names import (
     dependent_subject,
     done_subject,
     holder_msg_id,
-    job_subject,
+    priority_consumer_name,
+    priority_subject,
 )
 
 _RETRYABLE = (
@@ -127,6 +135,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         self.publish_deadline = publish_deadline
         self._nc = nc
         self._own_nc = nc is None
+        self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
 
     async def connect(self) -> Client:
         if self._nc is None:
@@ -183,6 +192,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        priority: str | None = None,
     ) -> tuple[str, bytes, dict[str, str]]:
         """Subject, payload and headers of a job: pure, shared by every enqueue path."""
         env = Envelope(
@@ -199,7 +209,8 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         headers = {HDR_MSG_ID: env.id}
         if self.serializer != "json":
             headers[HDR_ENCODING] = self.serializer
-        return job_subject(env.queue), encode_job(env, self.serializer), headers
+        subject = priority_subject(env.queue, validate_priority(priority))
+        return subject, encode_job(env, self.serializer), headers
 
     async def enqueue(
         self,
@@ -211,6 +222,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         timeout: float | None = None,
         result_ttl: float | None = None,
         depends_on: Iterable[str | Job] | None = None,
+        priority: str | None = None,
         unique_key: str | None = None,
         unique_for: float | timedelta | None = None,
         task_kwargs: dict[str, Any] | None = None,
@@ -227,6 +239,8 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         the first job is queued or running returns the first job (docs/job-control.md)."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
+        if priority is not None and depends_on:
+            raise TypeError("priority cannot be combined with depends_on")
         subject, payload, headers = self.build(
             task,
             args,
@@ -236,12 +250,14 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             retries=retries,
             timeout=timeout,
             result_ttl=result_ttl,
+            priority=priority,
         )
+        queue_name = queue or self.default_queue
+        await self._require_priority(queue_name, priority)
         job_id = headers[HDR_MSG_ID]
         lock = None
         if unique_key is not None or unique_for is not None:
             ttl = unique_window(unique_for)
-            queue_name = subject.rsplit(".", 1)[-1]
             key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
             owner = await acquire_unique(self._js, key, job_id, ttl)
             if owner != job_id:
@@ -250,7 +266,6 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             headers[HDR_UNIQUE] = lock
         parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
         if parents:
-            queue_name = subject.rsplit(".", 1)[-1]
             subject = dependent_subject(queue_name, job_id)
             headers = {**headers, HDR_MSG_ID: holder_msg_id(job_id)}
             headers[HDR_DEPENDS_ON] = ",".join(parents)
@@ -273,6 +288,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        priority: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -295,9 +311,11 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             retries=retries,
             timeout=timeout,
             result_ttl=result_ttl,
+            priority=priority,
         )
+        await self._require_priority(queue or self.default_queue, priority)
         job_id = headers[HDR_MSG_ID]
-        queue_name = subject.rsplit(".", 1)[-1]
+        queue_name = queue or self.default_queue
         holder = delayed_subject(queue_name, job_id)
         await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
         return Job(self, job_id)
@@ -311,6 +329,23 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             raise ValueError(f"delay must not be negative, got {seconds}")
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
+
+    async def _require_priority(self, queue: str, priority: str | None) -> None:
+        """A job on a level no worker consumes would wait for ever: refuse it clearly.
+        Checked once per (queue, level) and client."""
+        if priority is None or priority == DEFAULT_PRIORITY:
+            return
+        known = self._levels_ok
+        if (queue, priority) in known:
+            return
+        try:
+            await self._js.consumer_info(JOBS_STREAM, priority_consumer_name(queue, priority))
+        except NotFoundError:
+            raise ValueError(
+                f"queue {queue!r} has no priority level {priority!r} (set "
+                f"queues.{queue}.priorities in naq.yaml and start a worker)"
+            ) from None
+        known.add((queue, priority))
 
     async def _require_schedules(self) -> None:
         if not getattr(self, "_schedules_ok", False):
@@ -341,6 +376,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        priority: str | None = None,
     ) -> list[Job]:
         """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
         for each PubAck, then all acks are awaited; any publish that failed or went
@@ -348,10 +384,11 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         msgs = [
             self.build(
                 task, tuple(args), {}, queue=queue, retries=retries, timeout=timeout,
-                result_ttl=result_ttl,
+                result_ttl=result_ttl, priority=priority,
             )
             for args in calls
         ]  # fmt: skip
+        await self._require_priority(queue or self.default_queue, priority)
         futures = [
             await self._js.publish_async(subject, payload, headers=headers)
             for subject, payload, headers in msgs

@@ -5,6 +5,7 @@ they are easy to test and reuse (e.g. from a CLI `--set` flag)."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,3 +157,14 @@ def rate(value: Any) -> float:
     if not number > 0 or number != number or number == float("inf"):
         raise ValueError(f"a rate must be greater than 0, got {describe(value)}")
     return number / _RATE_UNITS[unit]
+
+
+def priority_level(value: Any) -> str:
+    """A priority level name (a subject token): `high`, `default`, `5`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+        raise ValueError(
+            f"expected a priority level name of 1-32 letters, digits, _ or -, got {describe(value)}"
+        )
+    return value

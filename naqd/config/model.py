@@ -43,6 +43,7 @@ class QueueConfig:
     ack_wait: float = 30.0
     max_in_flight: int | None = None  # jobs delivered and unacked, across every host
     rate: float | None = None  # jobs started per second, across every host
+    priorities: tuple[str, ...] = ()  # level names, highest first; includes "default"
 
 
 @dataclass(frozen=True)

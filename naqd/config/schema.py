@@ -16,6 +16,7 @@ from naqd.config.checks import (
     host_port,
     integer,
     module_name,
+    priority_level,
     rate,
     server_url,
     task_ref,
@@ -102,6 +103,29 @@ def queue_ref(node: Node, ctx: Ctx, path: str) -> Any:
     return name
 
 
+def priority_levels(node: Node, ctx: Ctx, path: str) -> Any:
+    """`[high, default, low]`: level names highest first, one of them `default` (the
+    plain `naqd.jobs.<queue>` subject, so producers without priorities keep working)."""
+    levels = string_list(priority_level)(node, ctx, path)
+    if levels is INVALID or not levels:
+        return levels
+    seen: set[str] = set()
+    for level in levels:
+        if level in seen:
+            ctx.error(node, path, f"priority level {describe(level)} is listed twice")
+            return INVALID
+        seen.add(level)
+    if "default" not in seen:
+        ctx.error(
+            node,
+            path,
+            'the levels must include "default" (jobs enqueued without a priority), '
+            f"e.g. [{levels[0]}, default]",
+        )
+        return INVALID
+    return levels
+
+
 # --- cross-field checks -------------------------------------------------------------
 
 
@@ -158,6 +182,7 @@ QUEUE = Section(
         "ack_wait": scalar(duration(at_least=1.0)),
         "max_in_flight": scalar(integer(1, None, "a positive integer")),
         "rate": scalar(rate),
+        "priorities": priority_levels,
     },
 )
 

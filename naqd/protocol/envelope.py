@@ -79,6 +79,13 @@ def validate_queue(queue: str) -> str:
     return queue
 
 
+def validate_priority(level: str | None) -> str | None:
+    """A priority level is a subject token (`naqd.jobs.<queue>.<level>`)."""
+    if level is not None and (not isinstance(level, str) or not QUEUE_RE.match(level)):
+        raise ValueError(f"invalid priority {level!r}: use 1-64 of A-Z a-z 0-9 _ -")
+    return level
+
+
 def validate_option(name: str, value: float | None) -> float | None:
     """Retries, timeout and result_ttl: None (the queue's default) or >= 0."""
     if value is not None and (isinstance(value, bool) or not value >= 0):

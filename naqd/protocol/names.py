@@ -41,6 +41,23 @@ def consumer_name(queue: str) -> str:
     return f"q-{queue}"
 
 
+DEFAULT_PRIORITY = "default"  # the level on the plain `naqd.jobs.<queue>` subject
+
+
+def priority_subject(queue: str, level: str | None) -> str:
+    """`naqd.jobs.<queue>.<level>`; the default level is the plain queue subject."""
+    if level is None or level == DEFAULT_PRIORITY:
+        return job_subject(queue)
+    return f"{JOBS_SUBJECT_PREFIX}.{queue}.{level}"
+
+
+def priority_consumer_name(queue: str, level: str) -> str:
+    """`q-<queue>~<level>` (`~` cannot occur in queue names, so names never clash)."""
+    if level == DEFAULT_PRIORITY:
+        return consumer_name(queue)
+    return f"q-{queue}~{level}"
+
+
 def result_subject(job_id: str) -> str:
     """The KV subject a result record is written to (KV is a stream under the hood)."""
     return f"$KV.{RESULTS_BUCKET}.{job_id}"

@@ -16,6 +16,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from naqd.protocol.names import (
     CANCELS_BUCKET,
+    DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
     DEPENDENT_SUBJECT_PREFIX,
     JOBS_STREAM,
@@ -27,8 +28,8 @@ from naqd.protocol.names import (
     SCHEDULES_API_LEVEL,
     SCHEDULES_BUCKET,
     UNIQUE_BUCKET,
-    consumer_name,
-    job_subject,
+    priority_consumer_name,
+    priority_subject,
 )
 
 if TYPE_CHECKING:
@@ -104,10 +105,11 @@ def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
     )
 
 
-def queue_consumer_config(queue: QueueConfig) -> ConsumerConfig:
+def queue_consumer_config(queue: QueueConfig, level: str | None = None) -> ConsumerConfig:
+    """The consumer of a queue, or of one of its priority levels."""
     return ConsumerConfig(
-        durable_name=consumer_name(queue.name),
-        filter_subject=job_subject(queue.name),
+        durable_name=priority_consumer_name(queue.name, level or DEFAULT_PRIORITY),
+        filter_subject=priority_subject(queue.name, level),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=queue.ack_wait,
         max_deliver=-1,
@@ -142,7 +144,11 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
 
 
 async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
-    cfg = queue_consumer_config(queue)
+    for level in queue.priorities or (DEFAULT_PRIORITY,):
+        await _ensure_one_consumer(js, queue_consumer_config(queue, level))
+
+
+async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> None:
     try:
         info = await js.consumer_info(JOBS_STREAM, cfg.durable_name or "")
     except NotFoundError:

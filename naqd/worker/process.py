@@ -16,7 +16,7 @@ from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.protocol.resources import ensure_resources
-from naqd.worker.puller import Puller
+from naqd.worker.priority import make_puller
 from naqd.worker.runner import Runner
 
 EXIT_BOOT_ERROR = 3
@@ -79,9 +79,7 @@ class WorkerProcess:
         nc = await connect_daemon(self.config.nats.urls, role=f"worker-{self.queue.name}")
         await ensure_resources(nc.jetstream(), self.config)
         runner = Runner(nc, self.config, self.queue)
-        puller = Puller(
-            nc, self.queue.name, runner.free_slots, runner.deliver, capacity=self.queue.concurrency
-        )
+        puller = make_puller(nc, self.queue, runner)
         runner.on_slot_free = puller.request
         await runner.control.start()
         keep_alive = loop.create_task(runner.keep_alive())

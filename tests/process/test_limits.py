@@ -51,8 +51,14 @@ def test_rate_holds_within_ten_percent_across_two_daemons(
         for job in jobs:
             job.result(timeout=60)
     stamps = sorted(float(s) for s in (tmp_path / "stamps").read_text().split())
-    # Skip the first second (workers warming up), then count over 5 s.
-    start = stamps[0] + 1.0
-    in_window = [s for s in stamps if start <= s < start + 5.0]
-    rate = len(in_window) / 5.0
-    assert 18.0 <= rate <= 22.0, f"{rate:.1f} jobs/s"
+    # Every 5 s window from the second second on (the first has the workers warming up).
+    rates = [
+        sum(1 for s in stamps if start <= s < start + 5.0) / 5.0
+        for start in stamps
+        if stamps[0] + 1.0 <= start <= stamps[-1] - 5.0
+    ]
+    assert rates
+    # Never above 20/s + 10 %, in any window; and at full speed in some window (a
+    # stall of this busy 2-core machine can only slow a window down, never speed it up).
+    assert max(rates) <= 22.0, f"{max(rates):.1f} jobs/s"
+    assert max(rates) >= 18.0, f"{max(rates):.1f} jobs/s at best"

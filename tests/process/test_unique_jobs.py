@@ -28,27 +28,27 @@ def test_fifty_concurrent_enqueues_with_one_key_run_once(
     daemon_factory, nats_server, tmp_path: Path
 ) -> None:
     daemon_factory(BODY, ready_workers=1)
+    task, arg = "tests.tasks:block_until_released", str(tmp_path)
 
     async def go() -> set[str]:
         async with Client(nats_server.url) as client:
             jobs = await asyncio.gather(
-                *(
-                    client.enqueue("tests.tasks:count_run", str(tmp_path), unique_key="report-42")
-                    for _ in range(50)
-                )
+                *(client.enqueue(task, arg, unique_key="report-42") for _ in range(50))
             )
+            # The job blocks until released, so every enqueue saw it queued or running.
+            (tmp_path / "release").touch()
             await jobs[0].result(timeout=20)
             return {j.id for j in jobs}
 
     ids = asyncio.run(go())
     assert len(ids) == 1
-    assert runs(tmp_path) == 1
+    assert len((tmp_path / "started").read_text().split()) == 1
     # The job ended, so the key is free: the next enqueue is a new job.
     with SyncClient(nats_server.url) as client:
         again = client.enqueue("tests.tasks:count_run", str(tmp_path), unique_key="report-42")
         assert again.id not in ids
         again.result(timeout=20)
-    assert runs(tmp_path) == 2
+    assert runs(tmp_path) == 1
 
 
 def test_derived_key_compares_task_and_arguments(daemon_factory, nats_server, tmp_path) -> None:

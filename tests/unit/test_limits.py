@@ -35,3 +35,11 @@ def test_windows_are_the_same_on_every_host() -> None:
     p = plan(20.0)
     assert window_of(1000.0, p) == 10_000 and window_of(1000.099, p) == 10_000
     assert window_of(1000.1, p) == 10_001
+
+
+def test_priority_rounds_serve_the_lowest_level_first_one_round_in_ten() -> None:
+    from naqd.worker.priority import round_order
+
+    orders = [round_order(3, r) for r in range(20)]
+    assert orders.count([2, 1, 0]) == 2 and orders.count([0, 1, 2]) == 18
+    assert orders[9] == [2, 1, 0] and orders[19] == [2, 1, 0]
