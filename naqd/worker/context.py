@@ -51,7 +51,8 @@ class JobContext:
         self._publish = publish
         self._base = base
         self._cancel = threading.Event()
-        self._task: asyncio.Task[Any] | None = None
+        self._task: asyncio.Task[Any] | None = None  # set while a coroutine job runs
+        self.cancel_sent = False  # we cancelled that task (the runner un-cancels it)
         self._progress: tuple[float, str] | None = None
         self._written: tuple[float, str] | None = None
         self._flush_at = 0.0
@@ -70,15 +71,23 @@ class JobContext:
         if self._cancel.is_set():
             raise JobCancelled(self.id)
 
-    def attach(self, task: asyncio.Task[Any]) -> None:
-        """The task running a coroutine job: cancelled as a whole on request."""
+    def enter(self, task: asyncio.Task[Any] | None) -> None:
+        """The runner task is about to await the coroutine job itself: a cancel request
+        from now on cancels that task (no extra task per job), until `leave`."""
         self._task = task
         if self._cancel.is_set():
-            task.cancel()
+            self._cancel_task()
+
+    def leave(self) -> None:
+        self._task = None
 
     def request_cancel(self) -> None:
         self._cancel.set()
-        if self._task is not None and not self._task.done():
+        self._cancel_task()
+
+    def _cancel_task(self) -> None:
+        if self._task is not None and not self._task.done() and not self.cancel_sent:
+            self.cancel_sent = True
             self._task.cancel()
 
     # -- progress -----------------------------------------------------------------------

@@ -143,6 +143,13 @@ class JobControl:
 
     def end(self, ctx: JobContext) -> None:
         ctx.close()
+        if ctx.cancel_sent:
+            # The cancel we threw into the coroutine job has been delivered (or the job
+            # swallowed it): take it back, so only a worker shutdown leaves one pending.
+            ctx.cancel_sent = False
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()
         if self.running.get(ctx.id) is ctx:
             del self.running[ctx.id]
         _current.set(None)

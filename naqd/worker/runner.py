@@ -31,7 +31,7 @@ from naqd.protocol.envelope import (
     encode_result,
 )
 from naqd.protocol.names import HDR_ENCODING, HDR_TTL, done_subject, result_subject
-from naqd.worker.control import JobControl, current_job
+from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.retry import retry_delay
 from naqd.worker.tasks import TaskNotFound, resolve_task
 
@@ -149,7 +149,7 @@ class Runner:
         except BaseException as exc:
             self.control.end(ctx)
             base = ctx.with_progress(base)
-            if _cancelled(ctx.cancelled, exc):
+            if _cancelled(ctx, exc):
                 logger.info("job {} {} cancelled", env.id, env.task)
                 await self._finish(msg, env, base, None, None, store, "cancelled")
                 return
@@ -179,11 +179,13 @@ class Runner:
     async def _call(self, env: Envelope, timeout: float) -> Any:
         fn = resolve_task(env.task)
         if inspect.iscoroutinefunction(fn):
-            # Its own task, so a cancel request stops the job and nothing else.
-            job = asyncio.ensure_future(fn(*env.args, **env.kwargs))
-            current_job().attach(job)
-            async with asyncio.timeout(timeout or None):
-                return await job
+            ctx = current_job()
+            ctx.enter(asyncio.current_task())  # a cancel request cancels this await only
+            try:
+                async with asyncio.timeout(timeout or None):
+                    return await fn(*env.args, **env.kwargs)
+            finally:
+                ctx.leave()
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, fn, *env.args, **env.kwargs)
         # A thread cannot be interrupted: on timeout the job fails, the thread runs on.
@@ -261,16 +263,16 @@ class Runner:
             logger.debug("nak failed: {}", exc)
 
 
-def _cancelled(requested: bool, exc: BaseException) -> bool:
+def _cancelled(ctx: JobContext, exc: BaseException) -> bool:
     """The job ended because it was cancelled (not because the worker is shutting down):
     it raised JobCancelled, or a cancel was requested and then it stopped, by any error
-    or by the CancelledError of a cancelled coroutine job."""
+    or by the CancelledError a cancel request threw into the coroutine job."""
     if isinstance(exc, JobCancelled):
         return True
-    if not requested:
+    if not ctx.cancelled:
         return False
     if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
+        task = asyncio.current_task()  # JobControl.end took back our own cancel
         return task is None or task.cancelling() == 0
     return isinstance(exc, Exception)
 
