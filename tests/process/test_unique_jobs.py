@@ -81,3 +81,18 @@ def test_a_lock_expires_after_unique_for(daemon_factory, nats_server, tmp_path) 
             )
 
         wait_until(new_job, 10, interval=0.2, what="the lock to expire")
+
+
+def test_a_unique_dependent_releases_its_key_after_it_ran(
+    daemon_factory, nats_server, tmp_path
+) -> None:
+    daemon_factory(BODY.replace("enabled: false", "enabled: true"), ready_workers=1)
+    with SyncClient(nats_server.url) as client:
+        parent = client.enqueue("tests.tasks:block_until_released", str(tmp_path))
+        child = client.enqueue("tests.tasks:add", 1, 2, depends_on=[parent], unique_key="c")
+        assert client.enqueue("tests.tasks:add", 1, 2, unique_key="c").id == child.id
+        (tmp_path / "release").touch()
+        assert child.result(timeout=30) == 3
+        # The released job kept its lock header, so the worker freed the key.
+        again = client.enqueue("tests.tasks:add", 1, 2, unique_key="c")
+        assert again.id != child.id and again.result(timeout=20) == 3
