@@ -64,12 +64,24 @@ class QueueMixin:
         """Workers everywhere stop taking jobs from `queue` (until `resume_queue`, or
         until `until`); jobs keep accumulating, running ones finish."""
         await self._require_pause()
-        target = FOREVER if until is None else until
-        await self._js.pause_consumer(JOBS_STREAM, await self._consumer(queue), rfc3339(target))
+        target = rfc3339(FOREVER if until is None else until)
+        for name in await self._consumers_of(queue):  # every priority level
+            await self._js.pause_consumer(JOBS_STREAM, name, target)
 
     async def resume_queue(self, queue: str) -> None:
         await self._require_pause()
-        await self._js.resume_consumer(JOBS_STREAM, await self._consumer(queue))
+        for name in await self._consumers_of(queue):
+            await self._js.resume_consumer(JOBS_STREAM, name)
+
+    async def _consumers_of(self, queue: str) -> list[str]:
+        """`q-<queue>` and its priority levels' `q-<queue>~<level>`."""
+        main = await self._consumer(queue)
+        levels = [
+            info.name
+            for info in await self._js.consumers_info(JOBS_STREAM)
+            if info.name.startswith(f"{main}~")
+        ]
+        return [main, *sorted(levels)]
 
     async def queue_info(self, queue: str) -> QueueInfo:
         name = await self._consumer(queue)

@@ -65,3 +65,19 @@ def test_plain_subject_is_the_default_level_and_unknown_levels_are_refused(
             client.enqueue("tests.tasks:add", 1, 2, priority="urgent")
         with pytest.raises(ValueError, match="invalid priority"):
             client.enqueue("tests.tasks:add", 1, 2, priority="a.b")
+
+
+def test_pausing_a_queue_pauses_every_level(daemon_factory, nats_server, tmp_path) -> None:
+    daemon_factory(BODY, ready_workers=1)
+    with SyncClient(nats_server.url) as client:
+        client.pause_queue("default")
+        jobs = [
+            client.enqueue("tests.tasks:order_run", str(tmp_path), level, priority=level)
+            for level in ("high", "default", "low")
+        ]
+        time.sleep(1.0)  # the behaviour under test: no level delivers while paused
+        assert starts(tmp_path) == []
+        client.resume_queue("default")
+        for job in jobs:
+            job.result(timeout=30)
+        assert sorted(label for label, _ in starts(tmp_path)) == ["default", "high", "low"]
