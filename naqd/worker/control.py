@@ -55,7 +55,7 @@ class JobControl:
                     self.queue.name,
                 )
 
-    async def admit(self) -> bool:
+    async def wait_for_rate(self) -> bool:
         """Wait until the queue's cluster-wide rate allows one more job to start; False
         when the queue has no rate limit."""
         if self.limiter is None:

@@ -55,9 +55,8 @@ class Runner:
             max_workers=queue.concurrency, thread_name_prefix=f"naqd-{queue.name}"
         )
         self.on_slot_free: Any = None  # set by the process: re-pull when a slot frees
-        self.control = JobControl(
-            nc, queue, config
-        )  # cancel requests and progress (worker/control.py)
+        # Cancel requests, progress, unique locks, rate limit (worker/control.py).
+        self.control = JobControl(nc, queue, config)
         self.done = 0
         self.failed = 0
         self.cancelled = 0
@@ -131,7 +130,7 @@ class Runner:
             logger.info("job {} was cancelled before it started: skipped", env.id)
             await self._finish(msg, env, base, None, None, store, "cancelled")
             return
-        if await self.control.admit():  # waited for the queue's `rate`
+        if await self.control.wait_for_rate():  # waited for the queue's `rate`
             base = replace(base, started_at=time.time())
         if store:
             # Fire-and-forget: 'running' is informational, the final record is awaited.
