@@ -4,12 +4,15 @@ one job per tick, modify takes effect, remove stops it, a YAML name is refused."
 from __future__ import annotations
 
 import calendar
+import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from naqd import ScheduleError, SyncClient
+from tests.conftest import REPO, naqd_executable
 from tests.natsserver import wait_until
 from tests.process.test_scheduling import SCHEDULED, fired, result_keys, runs
 
@@ -67,10 +70,16 @@ def test_code_schedule_fires_once_per_tick_on_two_daemons_and_stops_after_remove
 
 
 def test_pause_and_resume_a_code_schedule(daemon_factory, nats_server, tmp_path: Path) -> None:
-    d = daemon_factory(SCHEDULED, ready_workers=1)
+    d = daemon_factory(SCHEDULED + YAML_SCHEDULE, ready_workers=1)
     d.wait_for_log("became scheduler leader")
     with SyncClient(nats_server.url) as client:
         client.schedule("p", "tests.tasks:count_run", str(tmp_path), every=1)
+        listing = subprocess.run(
+            [naqd_executable(), "schedules", "--config", str(d.config_path)],
+            capture_output=True, text=True, cwd=REPO, timeout=30,
+        ).stdout  # fmt: skip
+        assert re.search(r"^nightly\s+yaml\s+0 3 \* \* \*\s+active", listing, re.M)
+        assert re.search(r"^p\s+code\s+every 1s\s+active", listing, re.M)
         wait_until(lambda: len(fired(d)) >= 2, 20, what="two fires")
         client.pause_schedule("p")
         assert client.get_schedule("p").paused
