@@ -5,11 +5,19 @@ from naqd.client import (
     ConnectError,
     EnqueueError,
     Job,
+    JobCancelled,
     JobFailed,
+    JobStatus,
     NaqdError,
+    QueueInfo,
+    QueueNotFound,
+    ScheduleError,
+    ScheduleInfo,
+    ScheduleNotFound,
     SyncClient,
     SyncJob,
 )
+from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
 __all__ = [
@@ -17,8 +25,17 @@ __all__ = [
     "ConnectError",
     "EnqueueError",
     "Job",
+    "JobCancelled",
+    "JobContext",
     "JobFailed",
+    "JobStatus",
     "NaqdError",
+    "QueueInfo",
+    "QueueNotFound",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "SyncClient",
     "SyncJob",
+    "current_job",
 ]

@@ -126,3 +126,60 @@ async def async_exit_now() -> None:
     import sys
 
     sys.exit(4)
+
+
+def _marker(directory: str, name: str) -> None:
+    (Path(directory) / name).touch()
+
+
+async def async_wait_forever(directory: str) -> str:
+    """Report progress, mark 'started', then wait far longer than any test: only a
+    cancel ends it (the 'finally' marker shows the coroutine saw its CancelledError)."""
+    import naqd
+
+    naqd.current_job().progress(0.25, "waiting")
+    _marker(directory, "started")
+    try:
+        await asyncio.sleep(120)
+    finally:
+        _marker(directory, "finally")
+    return "not cancelled"
+
+
+def thread_until_cancelled(directory: str) -> str:
+    """A sync job that cooperates: checks the cancel flag while it works."""
+    import naqd
+
+    job = naqd.current_job()
+    _marker(directory, "started")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job.raise_if_cancelled()
+        time.sleep(0.01)
+    return "not cancelled"
+
+
+def progress_until_released(directory: str) -> str:
+    """Report progress from a pool thread, then wait for a 'release' file."""
+    import naqd
+
+    naqd.current_job().progress(0.4, "resizing")
+    _marker(directory, "started")
+    _wait_for(lambda: (Path(directory) / "release").exists(), 60.0)
+    naqd.current_job().progress(1.0, "done")
+    return "released"
+
+
+def stamp_run(directory: str) -> float:
+    """Append the start time, so a test can measure a rate."""
+    now = time.time()
+    with (Path(directory) / "stamps").open("a") as f:
+        f.write(f"{now}\n")
+    return now
+
+
+def order_run(directory: str, label: str, pause: float = 0.0) -> None:
+    """Append `label time` when the job starts, then sleep `pause` seconds."""
+    with (Path(directory) / "order").open("a") as f:
+        f.write(f"{label} {time.time()}\n")
+    time.sleep(pause)

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     enq.add_argument("--queue", "-q", default="default")
     enq.add_argument("--job-id")
     enq.add_argument("--retries", type=int)
+    enq.add_argument("--priority", help="priority level of the queue (e.g. high)")
+    enq.add_argument("--unique-key", help="return the queued or running job with this key")
     enq.add_argument("--timeout-job", type=float, dest="job_timeout", help="job timeout (s)")
     enq.add_argument("--wait", action="store_true", help="wait for and print the result")
     enq.add_argument("--timeout", type=float, default=60.0, help="seconds to --wait")
@@ -93,6 +95,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                     job_id=args.job_id,
                     retries=args.retries,
                     timeout=args.job_timeout,
+                    priority=args.priority,
+                    unique_key=args.unique_key,
                     task_kwargs=kwargs,
                 )
             except (ValueError, TypeError) as exc:

@@ -30,12 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     command("status", help="one screen: NATS, queues, workers per host, leader, schedules")
     command("workers", help="every naqd process's heartbeat, across all hosts")
-    command("queues", help="pending / in-flight / dead jobs per queue")
+    queues = command("queues", help="pending / in-flight / dead jobs per queue; pause|resume one")
+    queues.add_argument("action", nargs="?", default="list", choices=("list", "pause", "resume"))
+    queues.add_argument("queue", nargs="?", help="the queue to pause or resume")
     purge = command("purge", help="remove every waiting job of a queue")
     purge.add_argument("queue")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    job = command("job", help="a job's envelope, status, attempts and result")
-    job.add_argument("job_id")
+    job = command("job", help="a job's envelope, status, progress and result; job cancel ID")
+    job.add_argument("words", nargs="+", metavar="[cancel] JOB_ID")
     job.add_argument(
         "--scan",
         type=int,
@@ -244,6 +246,10 @@ def cmd_workers(args: argparse.Namespace) -> int:
 def cmd_queues(args: argparse.Namespace) -> int:
     from naqd.observe.status import dead_letters, queues, workers
 
+    if args.action != "list":
+        from naqd.cli.control import pause_or_resume
+
+        return pause_or_resume(args)
     config = _config(args)
 
     async def go(nc: Any) -> int:
@@ -359,6 +365,15 @@ async def find_envelope(js: Any, job_id: str, limit: int) -> dict[str, Any] | No
 def cmd_job(args: argparse.Namespace) -> int:
     from nats.js.errors import KeyNotFoundError, NotFoundError
 
+    words = list(args.words)
+    if words[0] == "cancel" and len(words) == 2:
+        from naqd.cli.control import cancel
+
+        return cancel(args, words[1])
+    if len(words) != 1:
+        return _usage("usage: naqd job JOB_ID | naqd job cancel JOB_ID")
+    args.job_id = words[0]
+
     from naqd.protocol.names import RESULTS_BUCKET
 
     async def go(nc: Any) -> int:
@@ -394,7 +409,10 @@ def cmd_job(args: argparse.Namespace) -> int:
 def render_job(data: dict[str, Any]) -> str:
     rec = data["record"] or {}
     env = (data["queued"] or {}).get("envelope")
-    lines = [f"job       {data['id']}", f"status    {data['status']}"]
+    status = data["status"]
+    if rec.get("progress") is not None:
+        status += f"  {rec['progress']:.0%} {rec.get('progress_message') or ''}".rstrip()
+    lines = [f"job       {data['id']}", f"status    {status}"]
     task = rec.get("task") or (env.get("task") if isinstance(env, dict) else None)
     queue = rec.get("queue") or (env.get("queue") if isinstance(env, dict) else None)
     lines += [f"task      {task}", f"queue     {queue}"]
@@ -426,3 +444,8 @@ COMMANDS = {
     "purge": cmd_purge,
     "job": cmd_job,
 }
+
+
+def _usage(message: str) -> int:
+    print(message, file=sys.stderr)
+    return EXIT_USAGE

@@ -18,11 +18,13 @@ from naqd.cli.common import client as make_client
 
 def register(sub: argparse._SubParsersAction) -> None:
     sch = sub.add_parser(
-        "schedules", help="list schedules (next/last fire, leader), or trigger/pause/resume one"
+        "schedules",
+        help="list YAML and code schedules (next/last fire, leader), or trigger/pause/"
+        "resume/remove one",
     )
-    actions = ("list", "trigger", "pause", "resume")
+    actions = ("list", "trigger", "pause", "resume", "remove")
     sch.add_argument("action", nargs="?", default="list", choices=actions)
-    sch.add_argument("name", nargs="?", help="schedule name (for trigger, pause, resume)")
+    sch.add_argument("name", nargs="?", help="schedule name (for trigger, pause, resume, remove)")
     sch.add_argument("--json", action="store_true", help="print JSON")
     add_servers(sch)
 
@@ -40,19 +42,17 @@ def _fmt(t: datetime | None, zone: str = "UTC") -> str:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
+    from naqd.config import Config
+
+    # Without --config only code schedules are known (they live in KV).
     path = config_path(args)
-    if not path:
-        print("naqd schedules needs --config (the schedules live in naq.yaml)", file=sys.stderr)
+    config = load(path) if path else Config()
+    if args.action != "list" and not args.name:
+        print(f"naqd schedules {args.action} needs a schedule NAME", file=sys.stderr)
         return EXIT_CONFIG
-    config = load(path)
-    if args.action != "list":
-        if not args.name:
-            print(f"naqd schedules {args.action} needs a schedule NAME", file=sys.stderr)
-            return EXIT_CONFIG
-        if args.name not in config.schedules:
-            known = ", ".join(sorted(config.schedules)) or "(none)"
-            print(f"unknown schedule {args.name!r} (configured: {known})", file=sys.stderr)
-            return EXIT_FAILED
+    if args.action == "remove" and args.name in config.schedules:
+        print(f"{args.name} is a YAML schedule: remove it from the file", file=sys.stderr)
+        return EXIT_FAILED
 
     from naqd.scheduler.cron import tick_stamp
     from naqd.scheduler.firing import publish_fire
@@ -61,21 +61,34 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     async def go() -> int:
         async with make_client(args) as client:
             state = ScheduleState(client._js)
+            if args.action == "list":
+                return await _list(config, state, args.json)
+            schedule = config.schedules.get(args.name)
+            if schedule is None:
+                code = await state.code_get(args.name)
+                if code is None:
+                    known = ", ".join(sorted(config.schedules)) or "(none in YAML)"
+                    print(
+                        f"unknown schedule {args.name!r} (YAML: {known}; code schedules: "
+                        "see `naqd schedules`)",
+                        file=sys.stderr,
+                    )
+                    return EXIT_FAILED
+                schedule = code.schedule
             if args.action == "trigger":
-                schedule = config.schedules[args.name]
                 job_id = f"cron.{args.name}.manual.{tick_stamp(datetime.now(UTC))}"
                 await publish_fire(client, schedule, job_id)
                 print(job_id)
-                return 0
-            if args.action == "pause":
+            elif args.action == "pause":
                 await state.pause(args.name)
                 print(f"paused {args.name}")
-                return 0
-            if args.action == "resume":
+            elif args.action == "resume":
                 await state.resume(args.name)
                 print(f"resumed {args.name}")
-                return 0
-            return await _list(config, state, args.json)
+            else:
+                await state.code_remove(args.name)
+                print(f"removed {args.name}")
+            return 0
 
     return asyncio.run(go())
 
@@ -85,19 +98,28 @@ async def _list(config: Any, state: Any, as_json: bool) -> int:
 
     now = datetime.now(UTC)
     leader = await state.leader()
+    entries = [(s, "yaml", now) for s in config.schedules.values()]
+    try:
+        code = await state.code_list()
+    except Exception as exc:  # no scheduler ever ran: no bucket
+        print(f"(code schedules unavailable: {exc})", file=sys.stderr)
+        code = []
+    entries += [(c.schedule, "code", max(now, c.since)) for c in code]
     rows = []
-    for name, s in sorted(config.schedules.items()):
-        nxt = Trigger.of(s).next_after(now)
-        last = await state.last_record(name)
-        paused = await state.paused(name)
+    for s, origin, after in sorted(entries, key=lambda e: e[0].name):
+        nxt = Trigger.of(s).next_after(after)
+        last = await state.last_record(s.name)
+        paused = await state.paused(s.name)
+        shadowed = origin == "code" and s.name in config.schedules
         rows.append(
             {
-                "name": name,
+                "name": s.name,
+                "origin": origin,
                 "trigger": s.cron if s.cron else f"every {s.every:g}s",
                 "timezone": s.timezone,
                 "task": s.task,
                 "queue": s.queue,
-                "enabled": s.enabled,
+                "enabled": s.enabled and not shadowed,
                 "paused": paused,
                 "next": nxt.isoformat(),
                 "next_local": _fmt(nxt, s.timezone),
@@ -118,8 +140,9 @@ async def _list(config: Any, state: Any, as_json: bool) -> int:
     for r in rows:
         state_text = "disabled" if not r["enabled"] else "paused" if r["paused"] else "active"
         print(
-            f"{r['name']:<20} {r['trigger']:<18} {state_text:<8} next {r['next_local']}"
-            f" ({_fmt(datetime.fromisoformat(r['next']))})  last {r['last_tick'] or '-'}"
+            f"{r['name']:<20} {r['origin']:<4} {r['trigger']:<18} {state_text:<8} "
+            f"next {r['next_local']} ({_fmt(datetime.fromisoformat(r['next']))})  "
+            f"last {r['last_tick'] or '-'}"
         )
     return 0
 

@@ -1,9 +1,13 @@
 """Producer API: `Client` (async), `SyncClient` (blocking), `Job`, errors."""
 
 from naqd.client.client import Client, Job
+from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob, ServerTooOld
-from naqd.client.errors import ConnectError, EnqueueError, JobFailed, NaqdError
+from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed, NaqdError
+from naqd.client.queues import QueueInfo, QueueNotFound
+from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
 from naqd.client.sync import SyncClient, SyncJob
+from naqd.scheduler.code_schedules import ScheduleError
 
 __all__ = [
     "Client",
@@ -11,8 +15,15 @@ __all__ = [
     "DelayedJob",
     "EnqueueError",
     "Job",
+    "JobCancelled",
     "JobFailed",
+    "JobStatus",
     "NaqdError",
+    "QueueInfo",
+    "QueueNotFound",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "ServerTooOld",
     "SyncClient",
     "SyncJob",

@@ -7,6 +7,7 @@ nats-py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -18,11 +19,28 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import KeyNotFoundError, NoStreamResponseError, ServiceUnavailableError
+from nats.js.errors import (
+    KeyNotFoundError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from naqd import natsauth
+from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
-from naqd.client.errors import ConnectError, EnqueueError, JobFailed, PayloadTooLarge
+from naqd.client.errors import (
+    ConnectError,
+    EnqueueError,
+    JobCancelled,
+    JobFailed,
+    PayloadTooLarge,
+)
+from naqd.client.queues import QueueMixin
+from naqd.client.schedules import ScheduleMixin
+from naqd.client.unique import acquire as acquire_unique
+from naqd.client.unique import lock_key, unique_key_of, unique_window
+from naqd.client.unique import release as release_unique
 from naqd.protocol.envelope import (
     Encoding,
     Envelope,
@@ -31,22 +49,26 @@ from naqd.protocol.envelope import (
     encode_job,
     validate_job_id,
     validate_option,
+    validate_priority,
     validate_queue,
     validate_task,
 )
 from naqd.protocol.names import (
+    DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
     HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
     HDR_SIGNATURE,
+    HDR_UNIQUE,
     JOBS_STREAM,
     RESULTS_BUCKET,
     delayed_subject,
     dependent_subject,
     done_subject,
     holder_msg_id,
-    job_subject,
+    priority_consumer_name,
+    priority_subject,
 )
 from naqd.protocol.options import check_backoff, exception_names
 from naqd.protocol.signing import Keyring, keyring_from_config
@@ -93,14 +115,17 @@ class Job:
     async def result(self, timeout: float | None = None) -> Any:
         return await self.client.result(self.id, timeout=timeout)
 
-    async def status(self) -> str:
+    async def status(self) -> JobStatus:
         return await self.client.status(self.id)
+
+    async def cancel(self) -> bool:
+        return await self.client.cancel(self.id)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
 
-class Client:
+class Client(ScheduleMixin, ControlMixin, QueueMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
     def __init__(
@@ -135,6 +160,7 @@ class Client:
         self.publish_deadline = publish_deadline
         self._nc = nc
         self._own_nc = nc is None
+        self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> Client:
@@ -223,6 +249,7 @@ class Client:
         backoff: Any = None,
         retry_on: Any = None,
         dont_retry_on: Any = None,
+        priority: str | None = None,
     ) -> tuple[str, bytes, dict[str, str]]:
         """Subject, payload and headers of a job: pure, shared by every enqueue path."""
         env = Envelope(
@@ -251,7 +278,7 @@ class Client:
             headers[HDR_ENCODING] = self.serializer
         if self.keyring is not None:
             headers[HDR_SIGNATURE] = self.keyring.sign(payload, self.serializer)
-        return job_subject(env.queue), payload, headers
+        return priority_subject(env.queue, validate_priority(priority)), payload, headers
 
     async def enqueue(
         self,
@@ -266,6 +293,9 @@ class Client:
         backoff: Any = None,
         retry_on: Any = None,
         dont_retry_on: Any = None,
+        priority: str | None = None,
+        unique_key: str | None = None,
+        unique_for: float | timedelta | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -277,9 +307,14 @@ class Client:
         running naqd scheduler.
         Retry options override the queue's: `retries`, `backoff` (a list of delays in
         seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s, "max": s,
-        "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names)."""
+        "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names).
+
+        With `unique_key` and/or `unique_for`, a second enqueue with the same key while
+        the first job is queued or running returns the first job (docs/job-control.md)."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
+        if priority is not None and depends_on:
+            raise TypeError("priority cannot be combined with depends_on")
         subject, payload, headers = self.build(
             task,
             args,
@@ -292,15 +327,32 @@ class Client:
             backoff=backoff,
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
+            priority=priority,
         )
+        queue_name = queue or self.default_queue
+        await self._require_priority(queue_name, priority)
         job_id = headers[HDR_MSG_ID]
+        lock = None
+        if unique_key is not None or unique_for is not None:
+            ttl = unique_window(unique_for)
+            key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
+            owner = await acquire_unique(self._js, key, job_id, ttl)
+            if owner != job_id:
+                return Job(self, owner)
+            lock = lock_key(key)
+            headers[HDR_UNIQUE] = lock
         parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
         if parents:
-            queue_name = subject.rsplit(".", 1)[-1]
             subject = dependent_subject(queue_name, job_id)
             headers = {**headers, HDR_MSG_ID: holder_msg_id(job_id)}
             headers[HDR_DEPENDS_ON] = ",".join(parents)
-        await self._publish(subject, payload, headers)
+        try:
+            await self._publish(subject, payload, headers)
+        except BaseException:
+            if lock is not None:  # not stored: do not block the key until the TTL
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock, job_id)
+            raise
         return Job(self, job_id)
 
     async def enqueue_at(
@@ -316,14 +368,16 @@ class Client:
         backoff: Any = None,
         retry_on: Any = None,
         dont_retry_on: Any = None,
+        priority: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
         every naqd process and costs naqd nothing while it waits."""
-        if "depends_on" in kwargs:
-            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
+        for option in ("depends_on", "unique_key", "unique_for"):
+            if option in kwargs:
+                raise TypeError(f"{option} cannot be combined with enqueue_at / enqueue_in")
         at = utc_instant(when)
         await self._require_schedules()
         if task_kwargs:
@@ -340,9 +394,11 @@ class Client:
             backoff=backoff,
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
+            priority=priority,
         )
+        await self._require_priority(queue or self.default_queue, priority)
         job_id = headers[HDR_MSG_ID]
-        queue_name = subject.rsplit(".", 1)[-1]
+        queue_name = queue or self.default_queue
         holder = delayed_subject(queue_name, job_id)
         await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
         return Job(self, job_id)
@@ -357,22 +413,28 @@ class Client:
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
 
+    async def _require_priority(self, queue: str, priority: str | None) -> None:
+        """A job on a level no worker consumes would wait for ever: refuse it clearly.
+        Checked once per (queue, level) and client."""
+        if priority is None or priority == DEFAULT_PRIORITY:
+            return
+        known = self._levels_ok
+        if (queue, priority) in known:
+            return
+        try:
+            await self._js.consumer_info(JOBS_STREAM, priority_consumer_name(queue, priority))
+        except NotFoundError:
+            raise ValueError(
+                f"queue {queue!r} has no priority level {priority!r} (set "
+                f"queues.{queue}.priorities in naq.yaml and start a worker)"
+            ) from None
+        known.add((queue, priority))
+
     async def _require_schedules(self) -> None:
         if not getattr(self, "_schedules_ok", False):
             info = await self._js.account_info()
             require_schedules(getattr(getattr(info, "api", None), "level", 0) or 0)
             self._schedules_ok = True
-
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel a delayed job before it fires; False when there is no such pending job
-        (it fired already, or never existed)."""
-        validate_job_id(job_id)
-        subject = f"{DELAYED_SUBJECT_PREFIX}.*.{job_id}"
-        info = await self._js.stream_info(JOBS_STREAM, subjects_filter=subject)
-        if not info.state.subjects:
-            return False
-        await self._js.purge_stream(JOBS_STREAM, subject=subject)
-        return True
 
     async def delayed(self) -> list[DelayedJob]:
         """Pending delayed jobs, soonest first."""
@@ -397,6 +459,7 @@ class Client:
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
+        priority: str | None = None,
     ) -> list[Job]:
         """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
         for each PubAck, then all acks are awaited; any publish that failed or went
@@ -404,10 +467,11 @@ class Client:
         msgs = [
             self.build(
                 task, tuple(args), {}, queue=queue, retries=retries, timeout=timeout,
-                result_ttl=result_ttl,
+                result_ttl=result_ttl, priority=priority,
             )
             for args in calls
         ]  # fmt: skip
+        await self._require_priority(queue or self.default_queue, priority)
         futures = [
             await self._js.publish_async(subject, payload, headers=headers)
             for subject, payload, headers in msgs
@@ -466,11 +530,11 @@ class Client:
             entry.value, allow_pickle=self.serializer == "pickle", keyring=self.keyring
         )
 
-    async def status(self, job_id: str) -> str:
-        """queued | running | succeeded | failed. Like Celery's PENDING, 'queued' also
-        covers an id naqd has never seen: no record exists before a worker takes a job."""
-        rec = await self.record(job_id)
-        return rec.status if rec else "queued"
+    async def status(self, job_id: str) -> JobStatus:
+        """queued | running | succeeded | failed | cancelled, with the job's reported
+        `.progress` and `.message`. Like Celery's PENDING, 'queued' also covers an id
+        naqd has never seen: no record exists before a worker takes a job."""
+        return JobStatus.of(await self.record(job_id))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
         """Wait for a final record: subscribe to the done notice first, then look it up.
@@ -506,8 +570,10 @@ class Client:
             await sub.unsubscribe()
 
     async def result(self, job_id: str, timeout: float | None = None) -> Any:
-        """The job's return value; raises JobFailed or TimeoutError."""
+        """The job's return value; raises JobFailed, JobCancelled or TimeoutError."""
         rec = await self.wait(job_id, timeout)
+        if rec.status == "cancelled":
+            raise JobCancelled(job_id)
         if rec.status == "failed":
             err = rec.error
             raise JobFailed(

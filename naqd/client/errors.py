@@ -33,3 +33,12 @@ class NatsAuthError(NaqdError):
 
 class PayloadTooLarge(NaqdError, ValueError):
     """The encoded job exceeds tasks.max_payload; workers would refuse it anyway."""
+
+
+class JobCancelled(NaqdError):
+    """The job was cancelled (`client.cancel`). A job's own code raises it too, through
+    `naqd.current_job().raise_if_cancelled()`, to stop when asked."""
+
+    def __init__(self, job_id: str, message: str = "") -> None:
+        super().__init__(f"job {job_id} was cancelled" + (f": {message}" if message else ""))
+        self.job_id = job_id

@@ -10,7 +10,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from naqd.client.client import Client
+from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
+from naqd.client.queues import QueueInfo
+from naqd.client.schedules import ScheduleInfo
 from naqd.protocol.envelope import ResultRecord
 
 if TYPE_CHECKING:
@@ -27,8 +30,11 @@ class SyncJob:
     def result(self, timeout: float | None = None) -> Any:
         return self.client.result(self.id, timeout=timeout)
 
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         return self.client.status(self.id)
+
+    def cancel(self) -> bool:
+        return self.client.cancel(self.id)
 
     def __repr__(self) -> str:
         return f"SyncJob({self.id!r})"
@@ -124,8 +130,47 @@ class SyncClient:
     def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
         return self._run(self._client.wait(job_id, timeout=timeout))
 
-    def status(self, job_id: str) -> str:
+    def status(self, job_id: str) -> JobStatus:
         return self._run(self._client.status(job_id))
 
     def record(self, job_id: str) -> ResultRecord | None:
         return self._run(self._client.record(job_id))
+
+    # -- schedules from code (naqd/client/schedules.py) ---------------------------------
+
+    def schedule(
+        self, name: str, task: str | Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> ScheduleInfo:
+        return self._run(self._client.schedule(name, task, *args, **kwargs))
+
+    def modify_schedule(self, name: str, **changes: Any) -> ScheduleInfo:
+        return self._run(self._client.modify_schedule(name, **changes))
+
+    def remove_schedule(self, name: str) -> bool:
+        return self._run(self._client.remove_schedule(name))
+
+    def pause_schedule(self, name: str) -> None:
+        self._run(self._client.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> None:
+        self._run(self._client.resume_schedule(name))
+
+    def get_schedule(self, name: str) -> ScheduleInfo | None:
+        return self._run(self._client.get_schedule(name))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return self._run(self._client.list_schedules())
+
+    # -- queues (naqd/client/queues.py) -------------------------------------------------
+
+    def pause_queue(self, queue: str, until: datetime | None = None) -> None:
+        self._run(self._client.pause_queue(queue, until))
+
+    def resume_queue(self, queue: str) -> None:
+        self._run(self._client.resume_queue(queue))
+
+    def queue_info(self, queue: str) -> QueueInfo:
+        return self._run(self._client.queue_info(queue))
+
+    def queues(self) -> list[QueueInfo]:
+        return self._run(self._client.queues())

@@ -5,6 +5,7 @@ they are easy to test and reuse (e.g. from a CLI `--set` flag)."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -244,5 +245,37 @@ def exception_name(value: Any) -> str:
     if not isinstance(value, str) or not _dotted(value):
         raise ValueError(
             f"expected an exception class name like TimeoutError, got {describe(value)}"
+        )
+    return value
+
+
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def rate(value: Any) -> float:
+    """`100/s`, `1000/m` or `3600/h` -> jobs per second."""
+    expected = f"expected a rate like 100/s, 1000/m or 3600/h, got {describe(value)}"
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    count, _, unit = value.strip().partition("/")
+    unit = unit.strip()
+    if unit not in _RATE_UNITS:
+        raise ValueError(expected)
+    try:
+        number = float(count.strip())
+    except ValueError:
+        raise ValueError(expected) from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError(f"a rate must be greater than 0, got {describe(value)}")
+    return number / _RATE_UNITS[unit]
+
+
+def priority_level(value: Any) -> str:
+    """A priority level name (a subject token): `high`, `default`, `5`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+        raise ValueError(
+            f"expected a priority level name of 1-32 letters, digits, _ or -, got {describe(value)}"
         )
     return value

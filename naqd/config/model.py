@@ -91,6 +91,10 @@ class QueueConfig:
         """The consumer's max_deliver: room above the attempts for shutdown hand-backs."""
         return self.max_deliveries or self.retries + 10
 
+    max_in_flight: int | None = None  # jobs delivered and unacked, across every host
+    rate: float | None = None  # jobs started per second, across every host
+    priorities: tuple[str, ...] = ()  # level names, highest first; includes "default"
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:

@@ -19,6 +19,8 @@ from naqd.config.checks import (
     integer,
     module_name,
     payload_size,
+    priority_level,
+    rate,
     secret,
     secret_key,
     server_url,
@@ -137,6 +139,29 @@ def backoff(node: Node, ctx: Ctx, path: str) -> Any:
     return BACKOFF(node, ctx, path)
 
 
+def priority_levels(node: Node, ctx: Ctx, path: str) -> Any:
+    """`[high, default, low]`: level names highest first, one of them `default` (the
+    plain `naqd.jobs.<queue>` subject, so producers without priorities keep working)."""
+    levels = string_list(priority_level)(node, ctx, path)
+    if levels is INVALID or not levels:
+        return levels
+    seen: set[str] = set()
+    for level in levels:
+        if level in seen:
+            ctx.error(node, path, f"priority level {describe(level)} is listed twice")
+            return INVALID
+        seen.add(level)
+    if "default" not in seen:
+        ctx.error(
+            node,
+            path,
+            'the levels must include "default" (jobs enqueued without a priority), '
+            f"e.g. [{levels[0]}, default]",
+        )
+        return INVALID
+    return levels
+
+
 # --- cross-field checks -------------------------------------------------------------
 
 
@@ -209,6 +234,9 @@ QUEUE = Section(
         "max_jobs_per_process": scalar(integer(0, None, "an integer of 0 or more")),
         "max_jobs_jitter": scalar(integer(0, None, "an integer of 0 or more")),
         "max_memory_per_process": scalar(size),
+        "max_in_flight": scalar(integer(1, None, "a positive integer")),
+        "rate": scalar(rate),
+        "priorities": priority_levels,
     },
     check=check_queue,
 )

@@ -179,13 +179,15 @@ class JobObserver:
         return now
 
     def ended(self, job_id: str, task: str, outcome: str) -> None:
-        """outcome: succeeded | failed (for good) | retried."""
+        """outcome: succeeded | failed (for good) | retried | cancelled."""
         started = self.running.pop(job_id, None)
         series = self._for(task)
         self._running_gauge.dec()
         if started is not None:
             series.duration.observe(max(0.0, time.time() - started))
-        series.outcomes[outcome].inc()
+        counter = series.outcomes.get(outcome)  # "cancelled" has no counter of its own
+        if counter is not None:
+            counter.inc()
         if outcome == "succeeded":
             self.done += 1
         elif outcome == "failed":

@@ -93,6 +93,13 @@ def validate_queue(queue: str) -> str:
     return queue
 
 
+def validate_priority(level: str | None) -> str | None:
+    """A priority level is a subject token (`naqd.jobs.<queue>.<level>`)."""
+    if level is not None and (not isinstance(level, str) or not QUEUE_RE.match(level)):
+        raise ValueError(f"invalid priority {level!r}: use 1-64 of A-Z a-z 0-9 _ -")
+    return level
+
+
 def validate_option(name: str, value: float | None) -> float | None:
     """Retries, timeout and result_ttl: None (the queue's default) or >= 0."""
     if value is not None and (isinstance(value, bool) or not value >= 0):
@@ -194,8 +201,8 @@ def _opt_int(value: Any) -> int | None:
 # --- results -------------------------------------------------------------------------
 
 # "retrying": an attempt failed and a retry is due; `errors` lists every failed attempt.
-Status = Literal["queued", "running", "retrying", "succeeded", "failed"]
-FINAL_STATUSES = frozenset({"succeeded", "failed"})
+Status = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,8 @@ class ResultRecord:
     worker: str = ""
     encoding: Encoding = "json"
     errors: tuple[ErrorInfo, ...] = ()  # one per failed attempt, oldest first
+    progress: float | None = None  # 0..1, set by the job (naqd.current_job().progress)
+    progress_message: str = ""
 
     @property
     def done(self) -> bool:
@@ -248,6 +257,9 @@ def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
         d["result"] = base64.b64encode(blob).decode()
         if keyring is not None:
             d["result_sig"] = keyring.sign(blob, RESULT_SIGNING_LABEL)
+    if rec.progress is not None:
+        d["progress"] = rec.progress
+        d["progress_message"] = rec.progress_message
     if rec.error is not None:
         d["error"] = {
             "type": rec.error.type,
@@ -295,6 +307,8 @@ def decode_result(
         worker=d.get("worker", ""),
         encoding=encoding,
         errors=tuple(ErrorInfo(**e) for e in d.get("errors") or ()),
+        progress=d.get("progress"),
+        progress_message=d.get("progress_message", ""),
     )
 
 

@@ -10,8 +10,14 @@ DELAYED_SUBJECT_PREFIX = "naqd.sched"  # server-side @at schedules (delayed jobs
 DEPENDENT_SUBJECT_PREFIX = "naqd.deps"  # jobs waiting for their parents
 LEADER_BUCKET = "naqd_leader"  # key "scheduler": the lease (bucket TTL = lease)
 LEADER_KEY = "scheduler"
-SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>"
 HEARTBEATS_BUCKET = "naqd_heartbeats"
+SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>", "code.<name>"
+CODE_SCHEDULE_PREFIX = "code"  # "code.<name>": a schedule created from code (JSON)
+YAML_NAMES_KEY = "yaml_names"  # JSON list of the leader's YAML schedule names
+RATE_STREAM = "NAQD_RATE"  # counters: "naqd.rate.<queue>.<window>" (queue `rate` limits)
+RATE_SUBJECT_PREFIX = "naqd.rate"
+UNIQUE_BUCKET = "naqd_unique"  # key = sha256 of a unique key; value {"job_id", "key"}
+CANCELS_BUCKET = "naqd_cancels"  # key = job id of a cancelled job (docs/job-control.md)
 
 # Headers on job messages.
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -22,6 +28,7 @@ HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
 HDR_DEPENDS_ON = "Naqd-Depends-On"  # comma-separated parent job ids
 HDR_LEADER_REV = "Naqd-Leader-Rev"  # fencing token on cron-fired jobs
 HDR_SIGNATURE = "Naqd-Signature"  # "<key id>:<hex HMAC-SHA256>" (docs/security.md)
+HDR_UNIQUE = "Naqd-Unique-Lock"  # the unique-lock KV key a worker releases at the end
 
 PROTOCOL_VERSION = 1
 # JetStream API level of nats-server 2.12, the first with `Nats-Schedule: @at`.
@@ -34,6 +41,23 @@ def job_subject(queue: str) -> str:
 
 def consumer_name(queue: str) -> str:
     return f"q-{queue}"
+
+
+DEFAULT_PRIORITY = "default"  # the level on the plain `naqd.jobs.<queue>` subject
+
+
+def priority_subject(queue: str, level: str | None) -> str:
+    """`naqd.jobs.<queue>.<level>`; the default level is the plain queue subject."""
+    if level is None or level == DEFAULT_PRIORITY:
+        return job_subject(queue)
+    return f"{JOBS_SUBJECT_PREFIX}.{queue}.{level}"
+
+
+def priority_consumer_name(queue: str, level: str) -> str:
+    """`q-<queue>~<level>` (`~` cannot occur in queue names, so names never clash)."""
+    if level == DEFAULT_PRIORITY:
+        return consumer_name(queue)
+    return f"q-{queue}~{level}"
 
 
 def result_subject(job_id: str) -> str:
@@ -89,3 +113,12 @@ def dlq_filter(queue: str | None = None) -> str:
 
 def max_deliveries_advisories() -> str:
     return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*"
+
+
+def code_schedule_key(name: str) -> str:
+    return f"{CODE_SCHEDULE_PREFIX}.{name}"
+
+
+def cancel_subject(job_id: str) -> str:
+    """The KV subject of a cancel record; workers also listen on it in core NATS."""
+    return f"$KV.{CANCELS_BUCKET}.{job_id}"

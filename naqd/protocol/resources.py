@@ -17,6 +17,8 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 from naqd.protocol.names import (
     ADVISORY_CONSUMER,
     ADVISORY_STREAM,
+    CANCELS_BUCKET,
+    DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
     DEPENDENT_SUBJECT_PREFIX,
     DLQ_STREAM,
@@ -25,12 +27,15 @@ from naqd.protocol.names import (
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
     LEADER_BUCKET,
+    RATE_STREAM,
+    RATE_SUBJECT_PREFIX,
     RESULTS_BUCKET,
     SCHEDULES_API_LEVEL,
     SCHEDULES_BUCKET,
-    consumer_name,
-    job_subject,
+    UNIQUE_BUCKET,
     max_deliveries_advisories,
+    priority_consumer_name,
+    priority_subject,
 )
 
 if TYPE_CHECKING:
@@ -126,16 +131,18 @@ def heartbeats_stream_config(replicas: int, interval: float) -> StreamConfig:
     )
 
 
-def queue_consumer_config(queue: QueueConfig) -> ConsumerConfig:
+def queue_consumer_config(queue: QueueConfig, level: str | None = None) -> ConsumerConfig:
+    """The consumer of a queue, or of one of its priority levels."""
     return ConsumerConfig(
-        durable_name=consumer_name(queue.name),
-        filter_subject=job_subject(queue.name),
+        durable_name=priority_consumer_name(queue.name, level or DEFAULT_PRIORITY),
+        filter_subject=priority_subject(queue.name, level),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=queue.ack_wait,
         # A backstop above the retries (docs/delivery.md): a job that reaches it without an
         # outcome (its workers kept dying) is dead-lettered through the advisory stream.
         max_deliver=queue.deliveries,
-        max_ack_pending=MAX_ACK_PENDING,
+        # `max_in_flight` caps a queue's unacked jobs across every host, server-side.
+        max_ack_pending=queue.max_in_flight or MAX_ACK_PENDING,
         max_waiting=4096,
     )
 
@@ -209,12 +216,22 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
         await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
     except NotFoundError:
         await js.add_consumer(ADVISORY_STREAM, advisory_consumer_config())
+    # Cancel records live as long as results: a job cancelled while queued stays skipped.
+    await _ensure_stream(js, kv_stream_config(CANCELS_BUCKET, replicas, ttl=config.results.ttl))
+    # Unique-job locks carry their own TTL (`unique_for`); the bucket's bounds them.
+    unique = kv_stream_config(UNIQUE_BUCKET, replicas, ttl=config.results.ttl)
+    unique.allow_msg_ttl = True
+    await _ensure_stream(js, unique)
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
 
 
 async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
-    cfg = queue_consumer_config(queue)
+    for level in queue.priorities or (DEFAULT_PRIORITY,):
+        await _ensure_one_consumer(js, queue_consumer_config(queue, level))
+
+
+async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> None:
     try:
         info = await js.consumer_info(JOBS_STREAM, cfg.durable_name or "")
     except NotFoundError:
@@ -223,8 +240,34 @@ async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
         info is None
         or info.config.ack_wait != cfg.ack_wait
         or info.config.max_deliver != cfg.max_deliver
+        or info.config.max_ack_pending != cfg.max_ack_pending
     ):
+        if info is not None and info.config.pause_until:
+            cfg.pause_until = info.config.pause_until  # an update must not resume a queue
         await js.add_consumer(JOBS_STREAM, cfg)
+
+
+def rate_stream_config(replicas: int) -> StreamConfig:
+    """Counters (server >= 2.12) for cluster-wide rate limits: one subject per queue and
+    time window, `Nats-Incr` returns the window's count (naqd/worker/ratelimit.py)."""
+    return StreamConfig(
+        name=RATE_STREAM,
+        subjects=[f"{RATE_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        max_age=60.0,
+        num_replicas=replicas,
+        allow_msg_counter=True,
+    )
+
+
+async def ensure_rate_stream(js: JetStreamContext, config: Config) -> bool:
+    """False when the server is too old for counters."""
+    if await api_level(js) < SCHEDULES_API_LEVEL:
+        return False
+    await _ensure_stream(js, rate_stream_config(config.nats.replicas))
+    return True
 
 
 async def ensure_scheduler_resources(js: JetStreamContext, config: Config) -> None:

@@ -31,6 +31,7 @@ from naqd.protocol.names import (
     HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
+    HDR_UNIQUE,
     JOBS_STREAM,
     RESULTS_BUCKET,
     job_subject,
@@ -51,10 +52,10 @@ def judge(parents: list[str], records: dict[str, ResultRecord | None]) -> Verdic
     given); otherwise wait. A parent with no record yet has not finished."""
     for parent in parents:
         rec = records.get(parent)
-        if rec is not None and rec.status == "failed":
+        if rec is not None and rec.status in ("failed", "cancelled"):
             err = rec.error
             detail = f": {err.type}: {err.message}" if err else ""
-            return Verdict("fail", f"dependency {parent} failed{detail}")
+            return Verdict("fail", f"dependency {parent} {rec.status}{detail}")
     if all((r := records.get(p)) is not None and r.status == "succeeded" for p in parents):
         return Verdict("release")
     return Verdict("wait")
@@ -168,8 +169,9 @@ class DependencyResolver:
         queue = queue_of(subject)
         if verdict.action == "release":
             out = {HDR_MSG_ID: job_id}
-            if HDR_ENCODING in headers:
-                out[HDR_ENCODING] = headers[HDR_ENCODING]
+            for name in (HDR_ENCODING, HDR_UNIQUE):
+                if name in headers:
+                    out[name] = headers[name]
             await self.js.publish(job_subject(queue), held.data or b"", headers=out)
             self.released += 1
             logger.info("released job {} (dependencies succeeded)", job_id)

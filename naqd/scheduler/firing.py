@@ -15,6 +15,8 @@ from naqd.client.client import Client
 from naqd.config import Config, ScheduleConfig
 from naqd.observe.metrics import metrics
 from naqd.protocol.names import HDR_LEADER_REV
+from naqd.scheduler.code_schedules import CodeSchedule
+from naqd.scheduler.code_source import CodeScheduleSource
 from naqd.scheduler.cron import Trigger, decide, jitter_offset, tick_job_id
 from naqd.scheduler.state import ScheduleState
 
@@ -54,14 +56,20 @@ class FireLoop:
         state: ScheduleState,
         may_fire: Callable[[], bool],
         revision: Callable[[], int | None],
+        code: CodeScheduleSource | None = None,
     ) -> None:
-        self.schedules = {n: s for n, s in config.schedules.items() if s.enabled}
+        self.yaml = {n: s for n, s in config.schedules.items() if s.enabled}
+        self.schedules = dict(self.yaml)
         self.triggers = {n: Trigger.of(s) for n, s in self.schedules.items()}
+        self.code = code
+        self._code_seen: dict[str, CodeSchedule] = {}
+        self._shadowed: set[str] = set()
         self.client = client
         self.state = state
         self.may_fire = may_fire
         self.revision = revision
         self.cursors: dict[str, datetime] = {}
+        self.loaded = False  # cursors loaded from KV since we last became leader
         self.stopped = False
         self.pending: set[asyncio.Task[None]] = set()
         self.fired = 0
@@ -69,30 +77,71 @@ class FireLoop:
     async def run(self) -> None:
         while not self.stopped:
             if not self.may_fire():
-                self.cursors.clear()  # reload from KV when we lead again
+                self.loaded = False  # reload from KV when we lead again
                 await asyncio.sleep(0.1)
                 continue
             try:
-                if not self.cursors:
+                if not self.loaded:
                     await self._load_cursors()
+                await self._refresh_code()
                 await self._fire_due()
             except Exception as exc:  # NATS trouble: try again shortly, never die
                 logger.warning("scheduler loop: {}: {}", type(exc).__name__, exc)
-                self.cursors.clear()
+                self.loaded = False
                 await asyncio.sleep(0.5)
                 continue
             await asyncio.sleep(self._sleep_time())
 
     async def _load_cursors(self) -> None:
         now = utcnow()
-        for name in self.schedules:
+        # Publish our YAML names so `client.schedule()` refuses to shadow them.
+        await self.state.set_yaml_names(sorted(self.yaml))
+        self._code_seen.clear()
+        self.cursors.clear()
+        for name in self.yaml:
             last = await self.state.last_fired(name)
             # A schedule never fired starts now: no catch-up for a tick before it existed.
             self.cursors[name] = last if last is not None else now
+        self.schedules = dict(self.yaml)
+        self.triggers = {n: Trigger.of(s) for n, s in self.yaml.items()}
+        self.loaded = True
+
+    async def _refresh_code(self) -> None:
+        """Bring code schedules in step with KV: new ones start at their creation time
+        (or their last fired tick), a modified one never fires a tick from before the
+        change, a removed one stops. YAML wins a name conflict."""
+        if self.code is None:
+            return
+        current = self.code.schedules
+        if current == self._code_seen:
+            return
+        for name in set(self._code_seen) - set(current):
+            if name not in self.yaml:
+                self.schedules.pop(name, None)
+                self.triggers.pop(name, None)
+                self.cursors.pop(name, None)
+                logger.info("code schedule {} removed", name)
+        for name, code in current.items():
+            if name in self.yaml:
+                if name not in self._shadowed:
+                    self._shadowed.add(name)
+                    logger.warning("code schedule {} ignored: a YAML schedule has its name", name)
+                continue
+            if self._code_seen.get(name) == code:
+                continue
+            last = await self.state.last_fired(name)
+            cursor = max(last, code.since) if last is not None else code.since
+            if name in self.cursors:
+                cursor = max(cursor, self.cursors[name])
+            self.cursors[name] = cursor
+            self.schedules[name] = code.schedule
+            self.triggers[name] = Trigger.of(code.schedule)
+            logger.info("code schedule {} loaded", name)
+        self._code_seen = dict(current)
 
     async def _fire_due(self) -> None:
         now = utcnow()
-        for name, schedule in self.schedules.items():
+        for name, schedule in list(self.schedules.items()):
             cursor = self.cursors[name]
             decision = decide(self.triggers[name], cursor, now, schedule.missed)
             self.cursors[name] = decision.cursor

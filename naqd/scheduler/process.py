@@ -10,6 +10,7 @@ import signal
 import sys
 
 from loguru import logger
+from nats.js.errors import APIError
 
 from naqd.client.client import Client
 from naqd.client.errors import NatsAuthError
@@ -18,7 +19,12 @@ from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
-from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
+from naqd.protocol.resources import (
+    ensure_resources,
+    ensure_scheduler_resources,
+    refused_by_config,
+)
+from naqd.scheduler.code_source import CodeScheduleSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
@@ -85,19 +91,30 @@ class SchedulerProcess:
             logger.error("{}", exc)
             return EXIT_CONFIG
         js = nc.jetstream()
-        await ensure_resources(js, self.config)
-        await ensure_scheduler_resources(js, self.config)
+        try:
+            await ensure_resources(js, self.config)
+            await ensure_scheduler_resources(js, self.config)
+        except APIError as exc:
+            if not refused_by_config(exc):
+                raise  # transient (no quorum yet): crash and be restarted
+            logger.critical("NATS refused naqd's streams: {}", exc.description)
+            await nc.close()
+            return EXIT_CONFIG
         state = ScheduleState(js)
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
         # Fired jobs are signed like any producer's when a signing key is configured.
         client = await Client.from_config(self.config, nc=nc).connect()
-        fire = FireLoop(self.config, client, state, election.may_fire, lambda: election.revision)
+        code = CodeScheduleSource(await state.kv())
+        fire = FireLoop(
+            self.config, client, state, election.may_fire, lambda: election.revision, code
+        )
         resolver = DependencyResolver(nc, self.config, election.may_fire)
         tasks = [
             loop.create_task(election.run()),
             loop.create_task(fire.run()),
             loop.create_task(resolver.run()),
+            loop.create_task(code.run()),
         ]
         is_leader = metrics().scheduler_is_leader
 
@@ -122,6 +139,7 @@ class SchedulerProcess:
         stop.cancel()
         await fire.stop()
         resolver.stop()
+        code.stopped = True
         election.stopped = True
         for task in tasks:
             task.cancel()

@@ -4,6 +4,7 @@ who leads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,7 +16,17 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
-from naqd.protocol.names import LEADER_BUCKET, LEADER_KEY, SCHEDULES_BUCKET
+from naqd.config.model import ScheduleConfig
+from naqd.protocol.names import (
+    CODE_SCHEDULE_PREFIX,
+    LEADER_BUCKET,
+    LEADER_KEY,
+    SCHEDULES_BUCKET,
+    YAML_NAMES_KEY,
+    code_schedule_key,
+)
+from naqd.scheduler import code_schedules
+from naqd.scheduler.code_schedules import CodeSchedule
 from naqd.scheduler.cron import parse_stamp, tick_stamp
 
 
@@ -84,6 +95,61 @@ class ScheduleState:
 
     async def resume(self, name: str) -> None:
         await (await self.kv()).delete(f"paused.{name}")
+
+    # -- YAML names (published by the leader) and code schedules ------------------------
+
+    async def set_yaml_names(self, names: list[str]) -> None:
+        await (await self.kv()).put(YAML_NAMES_KEY, json.dumps(names).encode())
+
+    async def yaml_names(self) -> set[str]:
+        raw = await self._get(YAML_NAMES_KEY)
+        try:
+            return set(json.loads(raw)) if raw else set()
+        except (ValueError, TypeError):
+            return set()
+
+    async def code_get(self, name: str) -> CodeSchedule | None:
+        try:
+            entry = await (await self.kv()).get(code_schedule_key(name))
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        return code_schedules.decode(entry.value, entry.revision or 0)
+
+    async def code_put(self, schedule: ScheduleConfig, last: int | None = None) -> int:
+        """Store a definition; with `last`, only if it is still at that revision."""
+        kv = await self.kv()
+        value = code_schedules.encode(schedule)
+        key = code_schedule_key(schedule.name)
+        if last is not None:
+            return int(await kv.update(key, value, last=last))
+        return int(await kv.put(key, value))
+
+    async def code_remove(self, name: str) -> bool:
+        """Delete a definition and its state; False when there was none."""
+        if await self.code_get(name) is None:
+            return False
+        kv = await self.kv()
+        await kv.delete(code_schedule_key(name))
+        for key in (f"paused.{name}", f"last.{name}"):
+            if await self._get(key) is not None:
+                await kv.delete(key)
+        return True
+
+    async def code_list(self) -> list[CodeSchedule]:
+        watcher = await (await self.kv()).watch(f"{CODE_SCHEDULE_PREFIX}.>", ignore_deletes=True)
+        found = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if entry.value:
+                    with contextlib.suppress(code_schedules.ScheduleError):
+                        found.append(code_schedules.decode(entry.value, entry.revision or 0))
+        finally:
+            await watcher.stop()
+        return sorted(found, key=lambda c: c.name)
 
     async def leader(self) -> LeaderInfo | None:
         try:

@@ -22,6 +22,7 @@ from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.resources import ensure_resources, refused_by_config
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.deadletter import AdvisoryMover
+from naqd.worker.priority import PriorityPuller, make_puller
 from naqd.worker.puller import Puller
 from naqd.worker.runner import Runner
 
@@ -112,7 +113,7 @@ class WorkerProcess:
             concurrency=self.queue.concurrency,
         )
         beat.start()
-        puller: Puller | None = None
+        puller: Puller | PriorityPuller | None = None
 
         async def on_reconnect() -> None:
             if puller is not None:
@@ -154,10 +155,9 @@ class WorkerProcess:
             await nc.close()
             return EXIT_CONFIG
         runner = Runner(nc, self.config, self.queue)
-        puller = Puller(
-            nc, self.queue.name, runner.free_slots, runner.deliver, capacity=self.queue.concurrency
-        )
+        puller = make_puller(nc, self.queue, runner)
         runner.on_slot_free = puller.request
+        await runner.control.start()
         keep_alive = loop.create_task(runner.keep_alive())
         mover = loop.create_task(AdvisoryMover(nc, self.config, runner.worker).run())
         await puller.start()
@@ -178,6 +178,7 @@ class WorkerProcess:
         await asyncio.gather(mover, return_exceptions=True)
         await runner.drain(deadline, self.hurry)
         keep_alive.cancel()
+        await runner.control.stop()
         await beat.stop()
         self.threads_busy = runner.threads.threads_busy
         try:

@@ -19,6 +19,7 @@ from loguru import logger
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
 from naqd.observe.metrics import JobObserver
 from naqd.protocol.deadletter import DeadLetter, Reason
@@ -32,6 +33,7 @@ from naqd.protocol.envelope import (
 )
 from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_TTL, done_subject, result_subject
 from naqd.worker.admission import AdmissionPolicy, admit
+from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
 from naqd.worker.recycle import RecycleLimits, rss_bytes
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
@@ -70,8 +72,11 @@ class Runner:
         self.limits = RecycleLimits.for_queue(queue, random.random())
         self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
+        # Cancel requests, progress, unique locks, rate limit (worker/control.py).
+        self.control = JobControl(nc, queue, config)
         self.done = 0
         self.failed = 0
+        self.cancelled = 0
         self.processed = 0
 
     # -- slots --------------------------------------------------------------------------
@@ -152,6 +157,12 @@ class Runner:
             encoding="pickle" if encoding == "pickle" else "json",
             errors=errors,
         )
+        if self.control.is_cancelled(env.id):
+            logger.info("job {} was cancelled before it started: skipped", env.id)
+            await self._cancelled(msg, env, base)
+            return
+        if await self.control.wait_for_rate():  # waited for the queue's `rate`
+            base = replace(base, started_at=time.time())
         if attempt > policy.max_attempts:
             # Its workers kept dying while running it: the attempts are used up.
             error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
@@ -169,16 +180,28 @@ class Runner:
             # this attempt even if the task kills the process straight away.
             await self._store(env, base)
         self.observe.started(env.id, env.task, env.enqueued_at)
+        ctx = self.control.begin(env, attempt, base, self._ttl(env), store)
         try:
             result = await self._call(env)
-        except _JOB_ERRORS as exc:
+        except (*_JOB_ERRORS, asyncio.CancelledError) as exc:
+            self.control.end(ctx)
+            base = ctx.with_progress(base)
+            if _was_cancelled(ctx, exc):
+                logger.info("job {} {} cancelled", env.id, env.task)
+                self.observe.ended(env.id, env.task, "cancelled")
+                await self._cancelled(msg, env, base)
+                return
+            if isinstance(exc, asyncio.CancelledError):
+                raise  # the worker is shutting down: drain() hands the job back
             await self._failed(msg, env, base, policy, exc, delivered)
             return
+        self.control.end(ctx)
         self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")
         if store:
-            await self._store(env, _final(base, result, None), final=True)
+            await self._store(env, _final(ctx.with_progress(base), result, None), final=True)
         await msg.ack()
+        await self.control.release_unique(msg.headers, env.id)
 
     def _policy(self, env: Envelope) -> RetryPolicy:
         """The queue's policy, built once; a job with its own settings gets its own."""
@@ -191,7 +214,12 @@ class Runner:
         check_arguments(env.task, fn, env.args, env.kwargs)
         timeout = env.timeout if env.timeout is not None else self.queue.timeout
         if inspect.iscoroutinefunction(fn):
-            return await call_async(fn, env.args, env.kwargs, timeout)
+            ctx = current_job()  # set by JobControl.begin
+            ctx.enter(asyncio.current_task())  # a cancel request cancels this await only
+            try:
+                return await call_async(fn, env.args, env.kwargs, timeout)
+            finally:
+                ctx.leave()
         return await self.threads.call(fn, env.args, env.kwargs, timeout, self._on_stuck)
 
     def _on_stuck(self) -> None:
@@ -285,6 +313,17 @@ class Runner:
         if record is not None:
             await self.nc.publish(done_subject(record.id), encode_result(record))
         await msg.term()
+        if env is not None:
+            await self.control.release_unique(msg.headers, env.id)
+
+    async def _cancelled(self, msg: Msg, env: Envelope, base: ResultRecord) -> None:
+        """Status `cancelled`: recorded and acked, never retried or dead-lettered."""
+        self.cancelled += 1
+        if env.result_ttl != 0:
+            rec = replace(_final(base, None, None), status="cancelled")
+            await self._store(env, rec, final=True)
+        await msg.ack()
+        await self.control.release_unique(msg.headers, env.id)
 
     async def _store(self, env: Envelope, rec: ResultRecord, final: bool = False) -> None:
         """Store a record; a final one is then announced on naqd.done.<id>, so a waiting
@@ -393,3 +432,17 @@ def _final(base: ResultRecord, result: Any, error: ErrorInfo | None) -> ResultRe
         error=error,
         finished_at=time.time(),
     )
+
+
+def _was_cancelled(ctx: JobContext, exc: BaseException) -> bool:
+    """The job ended because it was cancelled (not because the worker is shutting down):
+    it raised JobCancelled, or a cancel was requested and then it stopped, by any error
+    or by the CancelledError a cancel request threw into the coroutine job."""
+    if isinstance(exc, JobCancelled):
+        return True
+    if not ctx.cancelled:
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()  # JobControl.end took back our own cancel
+        return task is None or task.cancelling() == 0
+    return isinstance(exc, Exception)

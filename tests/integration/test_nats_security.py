@@ -46,9 +46,15 @@ accounts {{
           "$JS.API.CONSUMER.DURABLE.CREATE.NAQD_ADVISORIES.*",
           "$JS.API.CONSUMER.MSG.NEXT.NAQD_ADVISORIES.*", "$JS.ACK.NAQD_ADVISORIES.>",
           "$JS.API.STREAM.MSG.GET.NAQD_JOBS", "$JS.API.STREAM.MSG.DELETE.NAQD_JOBS",
-          "$JS.API.DIRECT.GET.KV_naqd_results.>", "$JS.API.DIRECT.GET.KV_naqd_heartbeats.>"
+          "$JS.API.DIRECT.GET.KV_naqd_results.>", "$JS.API.DIRECT.GET.KV_naqd_heartbeats.>",
+          "$JS.API.STREAM.CREATE.KV_naqd_cancels", "$JS.API.STREAM.UPDATE.KV_naqd_cancels",
+          "$JS.API.STREAM.CREATE.KV_naqd_unique", "$JS.API.STREAM.UPDATE.KV_naqd_unique",
+          "$JS.API.CONSUMER.CREATE.KV_naqd_cancels", "$JS.API.CONSUMER.CREATE.KV_naqd_cancels.>",
+          "$JS.API.CONSUMER.DELETE.KV_naqd_cancels.*", "$JS.FC.KV_naqd_cancels.>",
+          "$JS.API.CONSUMER.INFO.KV_naqd_cancels.*", "$JS.API.CONSUMER.LIST.NAQD_JOBS",
+          "$KV.naqd_unique.>"
         ]
-        subscribe: ["_INBOX.>"]
+        subscribe: ["_INBOX.>", "$KV.naqd_cancels.>"]
       }}}},
       {{user: producer, password: "{PRODUCER_PASSWORD}", permissions: {{
         publish: [

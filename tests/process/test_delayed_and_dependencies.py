@@ -45,7 +45,7 @@ def test_cancel_a_delayed_job_before_it_fires(daemon_factory, nats_server) -> No
         assert client.cancel(job.id) is True
         assert [d.id for d in client.delayed()] == [keep.id]
         assert client.cancel(job.id) is False
-        assert client.status(job.id) == "queued"  # no record: it never ran
+        assert client.status(job.id) == "cancelled"  # it never ran (docs/job-control.md)
 
 
 def test_dependency_chain_runs_in_order(daemon_factory, nats_server, tmp_path: Path) -> None:

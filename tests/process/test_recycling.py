@@ -150,6 +150,7 @@ def test_sigterm_while_nats_is_unreachable_exits_promptly(tmp_path: Path) -> Non
     config = tmp_path / "naq.yaml"
     config.write_text(
         f"nats: {{servers: [nats://127.0.0.1:{free_port()}]}}\nshutdown: {{grace_period: 60s}}\n"
+        "scheduler: {enabled: false}\n"  # the worker's boot is under test
     )
     daemon = Daemon(config, tmp_path / "naqd.log").start()
     try:

@@ -1,0 +1,94 @@
+"""Unique jobs (docs/job-control.md): a second enqueue with the same unique key, while
+the first job is queued or running, returns the first job. The lock is a KV `create`
+with a per-key TTL (`unique_for`) in the bucket `naqd_unique`; the worker deletes it when
+the job ends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import timedelta
+from typing import Any
+
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from naqd.client.errors import NaqdError
+from naqd.protocol.names import UNIQUE_BUCKET
+
+DEFAULT_UNIQUE_FOR = 3600.0  # when only unique_key is given
+
+
+def unique_window(unique_for: float | timedelta | None) -> float:
+    """Seconds the lock may live at most, whole (the server's TTL resolution), >= 1."""
+    if unique_for is None:
+        return DEFAULT_UNIQUE_FOR
+    seconds = unique_for.total_seconds() if isinstance(unique_for, timedelta) else unique_for
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"unique_for must be a positive duration, got {unique_for!r}")
+    return float(max(1, math.ceil(seconds)))
+
+
+def unique_key_of(
+    task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], unique_key: str | None
+) -> str:
+    """The caller's key, or one derived from task, queue and arguments (as Sidekiq does)."""
+    if unique_key is not None:
+        if not isinstance(unique_key, str) or not unique_key:
+            raise ValueError(f"unique_key must be a non-empty string, got {unique_key!r}")
+        return unique_key
+    try:
+        body = json.dumps([task, queue, list(args), kwargs], sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"cannot derive a unique key from arguments that are not JSON ({exc}): pass unique_key="
+        ) from None
+    return f"{queue}:{task}:{body}"
+
+
+def lock_key(key: str) -> str:
+    """KV keys allow few characters: any user key maps to a fixed-size hash."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def acquire(js: Any, key: str, job_id: str, ttl: float) -> str:
+    """The job id that owns `key`: ours when we took the lock, else the holder's."""
+    try:
+        kv = await js.key_value(UNIQUE_BUCKET)
+    except BucketNotFoundError:
+        raise NaqdError(
+            "the naqd_unique bucket does not exist yet: start a naqd worker once"
+        ) from None
+    lock = lock_key(key)
+    value = json.dumps({"job_id": job_id, "key": key}).encode()
+    for _ in range(10):
+        try:
+            await kv.create(lock, value, msg_ttl=ttl)
+            return job_id
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await kv.get(lock)
+        except KeyNotFoundError:  # released or expired meanwhile: try again
+            continue
+        if entry.value:
+            holder = json.loads(entry.value).get("job_id")
+            if isinstance(holder, str) and holder:
+                return holder
+    raise NaqdError(f"unique key {key!r} is contended; try again")
+
+
+async def release(js: Any, lock: str, job_id: str) -> bool:
+    """Delete the lock if `job_id` still holds it (a compare-and-delete)."""
+    kv = await js.key_value(UNIQUE_BUCKET)
+    try:
+        entry = await kv.get(lock)
+    except KeyNotFoundError:
+        return False
+    if not entry.value or json.loads(entry.value).get("job_id") != job_id:
+        return False
+    try:
+        await kv.delete(lock, last=entry.revision)
+    except KeyWrongLastSequenceError:
+        return False
+    return True
