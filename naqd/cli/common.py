@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from naqd.client import Client
@@ -94,3 +94,43 @@ def client(args: argparse.Namespace) -> Client:
     if getattr(args, "servers", None) or os.environ.get("NAQD_SERVERS"):
         made.servers = servers(args)
     return made
+
+
+def auth_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Credentials and TLS from --config for commands that talk to NATS directly."""
+    from naqd import natsauth
+
+    path = config_path(args)
+    return natsauth.connect_options(load(path).nats) if path else {}
+
+
+async def connect_once(args: argparse.Namespace) -> Any:
+    """One connection for a command (no endless reconnects: this is not a daemon); a
+    one-line error and exit 69 when NATS cannot be reached within --connect-timeout."""
+    import asyncio
+
+    import nats
+
+    urls = servers(args)
+
+    async def quiet(exc: Exception) -> None:
+        pass
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(
+                servers=urls,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # 0 would mean "forever" at connect
+                reconnect_time_wait=0.2,
+                error_cb=quiet,
+                **auth_options(args),
+            ),
+            getattr(args, "connect_timeout", 5.0),
+        )
+    except Exception as exc:
+        print(
+            f"cannot reach NATS at {', '.join(urls)}: {exc or type(exc).__name__}", file=sys.stderr
+        )
+        sys.exit(EXIT_UNAVAILABLE)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from naqd.cli.common import EXIT_FAILED, add_servers, servers
+from naqd.cli.common import EXIT_FAILED, add_servers, connect_once
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int:
-    import nats
-
     from naqd.client.deadletters import DeadLetters
 
     async def go() -> int:
-        nc = await nats.connect(servers=servers(args), connect_timeout=2)
+        nc = await connect_once(args)
         try:
             return await body(DeadLetters(nc))
         finally:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from naqd.cli.common import EXIT_FAILED, add_servers, config_path, load, servers
+from naqd.cli.common import EXIT_FAILED, add_servers, config_path, connect_once, load
 
 EXIT_NOT_FOUND = 3  # no such job / queue
 EXIT_USAGE = 64  # EX_USAGE: purge without --yes and no confirmation
@@ -51,27 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, go: Callable[[Any], Awaitable[int]]) -> int:
-    """Connect once (no endless reconnects: this is a command, not a daemon), run `go`."""
-    import nats
-
-    urls = servers(args)
+    """Connect once with the config's credentials, run `go`."""
 
     async def main() -> int:
-        try:
-            nc = await nats.connect(
-                servers=urls,
-                connect_timeout=2,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,  # 0 would mean "forever" at connect
-                reconnect_time_wait=0.2,
-                error_cb=_quiet,
-            )
-        except Exception as exc:
-            print(
-                f"cannot reach NATS at {', '.join(urls)}: {exc or type(exc).__name__}",
-                file=sys.stderr,
-            )
-            return EXIT_UNAVAILABLE
+        nc = await connect_once(args)
         try:
             return await go(nc)
         finally:
@@ -200,10 +183,11 @@ def queues_table(rows: list[dict[str, Any]]) -> str:
                 q["redelivered"],
                 q["processes"],
                 f"{q['running']}/{q['concurrency']}",
+                "paused" if q.get("paused") else "active",
             ]
             for q in rows
         ],
-        ["QUEUE", "PENDING", "IN FLIGHT", "DEAD", "REDELIVERED", "PROCESSES", "RUNNING"],
+        ["QUEUE", "PENDING", "IN FLIGHT", "DEAD", "REDELIVERED", "PROCESSES", "RUNNING", "STATE"],
     )
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from naqd.cli.common import EXIT_CONFIG, EXIT_FAILED, add_servers, config_path, load
+from naqd.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, add_servers, config_path, load
 from naqd.cli.common import client as make_client
 
 
@@ -49,7 +49,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     config = load(path) if path else Config()
     if args.action != "list" and not args.name:
         print(f"naqd schedules {args.action} needs a schedule NAME", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     if args.action == "remove" and args.name in config.schedules:
         print(f"{args.name} is a YAML schedule: remove it from the file", file=sys.stderr)
         return EXIT_FAILED

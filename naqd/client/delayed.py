@@ -15,6 +15,7 @@ from naqd.protocol.names import (
     HDR_MSG_ID,
     HDR_SCHEDULE,
     HDR_SCHEDULE_TARGET,
+    HDR_SIGNATURE,
     SCHEDULES_API_LEVEL,
     holder_msg_id,
 )
@@ -58,8 +59,10 @@ def delayed_headers(
         HDR_SCHEDULE: f"@at {rfc3339(at)}",
         HDR_SCHEDULE_TARGET: target,
     }
-    if HDR_ENCODING in job_headers:
-        headers[HDR_ENCODING] = job_headers[HDR_ENCODING]
+    # Copied verbatim onto the job the server fires: a signed job stays signed.
+    for name in (HDR_ENCODING, HDR_SIGNATURE):
+        if name in job_headers:
+            headers[name] = job_headers[name]
     return headers
 
 

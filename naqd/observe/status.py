@@ -138,11 +138,19 @@ async def queues(
             "in_flight": c.num_ack_pending or 0,
             "redelivered": c.num_redelivered or 0,
             "waiting_pulls": c.num_waiting or 0,
+            "paused": bool(getattr(c, "paused", False)),
         }
     for name in config.queues if config else ():
         rows.setdefault(
             name,
-            {"queue": name, "pending": 0, "in_flight": 0, "redelivered": 0, "waiting_pulls": 0},
+            {
+                "queue": name,
+                "pending": 0,
+                "in_flight": 0,
+                "redelivered": 0,
+                "waiting_pulls": 0,
+                "paused": False,
+            },
         )
     for name, row in rows.items():
         procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]

@@ -31,6 +31,7 @@ from naqd.protocol.names import (
     HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
+    HDR_SIGNATURE,
     HDR_UNIQUE,
     JOBS_STREAM,
     RESULTS_BUCKET,
@@ -169,7 +170,7 @@ class DependencyResolver:
         queue = queue_of(subject)
         if verdict.action == "release":
             out = {HDR_MSG_ID: job_id}
-            for name in (HDR_ENCODING, HDR_UNIQUE):
+            for name in (HDR_ENCODING, HDR_SIGNATURE, HDR_UNIQUE):  # a signed job stays signed
                 if name in headers:
                     out[name] = headers[name]
             await self.js.publish(job_subject(queue), held.data or b"", headers=out)

@@ -31,6 +31,7 @@ from naqd.protocol.names import (
     ADVISORY_STREAM,
     HDR_ENCODING,
     HDR_MSG_ID,
+    HDR_SIGNATURE,
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
     dlq_subject,
@@ -39,7 +40,7 @@ from naqd.protocol.names import (
 from naqd.worker.store import read_record, reliable_publish
 
 # Headers worth keeping for a requeue (Nats-* bookkeeping is the server's, not ours).
-_KEEP_HEADERS = (HDR_ENCODING, HDR_MSG_ID)
+_KEEP_HEADERS = (HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE)  # a requeued signed job stays signed
 
 
 def entry_id(job_id: str | None, stream_seq: int) -> str:

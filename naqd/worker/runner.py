@@ -35,6 +35,7 @@ from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_TTL, done_subject,
 from naqd.worker.admission import AdmissionPolicy, admit
 from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
+from naqd.worker.notice import RunningNotice
 from naqd.worker.recycle import RecycleLimits, rss_bytes
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.store import read_record, reliable_publish
@@ -168,22 +169,29 @@ class Runner:
             error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
             await self._dead(msg, env, base, "worker_lost", error, errors, attempt)
             return
-        if store and delivered == 1:
-            # Fire-and-forget on the hot path: 'running' is informational here.
-            await self.nc.publish(
-                result_subject(env.id),
-                encode_result(base, self.admission.keyring),
-                headers=self._ttl(env),
-            )
-        elif store:
+        if store and delivered > 1:
             # A redelivery may be a poison pill: make sure the next delivery can count
             # this attempt even if the task kills the process straight away.
             await self._store(env, base)
         self.observe.started(env.id, env.task, env.enqueued_at)
         ctx = self.control.begin(env, attempt, base, self._ttl(env), store)
+        notice: RunningNotice | None = None
+        if store and delivered == 1:
+            # 'running' is informational on a first delivery: written only for a job still
+            # running after RUNNING_NOTICE_AFTER, so a short job costs one KV write, not two.
+            # Encoded when it fires, with the progress the job has reported by then.
+            notice = RunningNotice(
+                lambda: self.nc.publish(
+                    result_subject(env.id),
+                    encode_result(ctx.with_progress(base), self.admission.keyring),
+                    headers=self._ttl(env),
+                )
+            )
         try:
             result = await self._call(env)
         except (*_JOB_ERRORS, asyncio.CancelledError) as exc:
+            if notice is not None:
+                await notice.settle()
             self.control.end(ctx)
             base = ctx.with_progress(base)
             if _was_cancelled(ctx, exc):
@@ -195,6 +203,8 @@ class Runner:
                 raise  # the worker is shutting down: drain() hands the job back
             await self._failed(msg, env, base, policy, exc, delivered)
             return
+        if notice is not None:
+            await notice.settle()
         self.control.end(ctx)
         self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")

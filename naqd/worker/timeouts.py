@@ -46,10 +46,13 @@ class ThreadRunner:
         fut = self.executor.submit(call)
         self.busy.add(fut)
         fut.add_done_callback(self._done)
+        # asyncio.timeout, not wait_for: no extra Task per job on the hot path.
+        deadline = asyncio.timeout(timeout or None)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or None)
+            async with deadline:
+                return await asyncio.wrap_future(fut)
         except TimeoutError:
-            if fut.done():
+            if not deadline.expired() or fut.done():
                 raise  # the task itself raised TimeoutError
             self.stuck += 1
             on_stuck()

@@ -259,3 +259,14 @@ def test_fuzzed_messages_never_crash_or_stall_a_live_worker(stack: Stack) -> Non
     log = stack.json_daemon.log
     assert "handling failed" not in log and "Traceback" not in log
     assert "restarting in" not in log  # the worker process never died
+
+
+async def test_signed_jobs_stay_signed_when_delayed_or_waiting_for_a_parent(stack: Stack) -> None:
+    """The server copies a holder's headers onto the job it fires, and the dependency
+    resolver republishes the held job: both must carry the producer's signature."""
+    async with Client(stack.url, serializer="pickle", signing_key=NEW_KEY) as client:
+        delayed = await client.enqueue_in(1, "tests.tasks:add", 2, 3, queue="pickled")
+        parent = await client.enqueue("tests.tasks:add", 1, 1, queue="pickled")
+        child = await client.enqueue("tests.tasks:add", 4, 4, queue="pickled", depends_on=[parent])
+        assert await delayed.result(timeout=30) == 5
+        assert await child.result(timeout=30) == 8

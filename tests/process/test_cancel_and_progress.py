@@ -88,7 +88,8 @@ def test_a_running_thread_job_stops_when_it_checks_its_flag(
     with SyncClient(nats_server.url) as client:
         job = client.enqueue("tests.tasks:thread_until_cancelled", str(tmp_path))
         wait_until(lambda: started(tmp_path), 20, what="the job to start")
-        assert client.status(job.id) == "running"
+        # 'running' is written once a job has run for 50 ms (naqd/worker/notice.py).
+        wait_until(lambda: client.status(job.id) == "running", 10, what="status running")
         assert client.cancel(job.id) is True
         with pytest.raises(JobCancelled):
             job.result(timeout=20)

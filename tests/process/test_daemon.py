@@ -80,6 +80,8 @@ def test_killed_worker_is_restarted_and_its_job_runs_again(
     with SyncClient(nats_server.url) as client:
         job = client.enqueue("tests.tasks:block_until_released", str(tmp_path))
         wait_until(lambda: (tmp_path / "started").exists(), 20, what="job start")
+        # Once its 'running' record is written (after 50 ms), the lost attempt is counted.
+        wait_until(lambda: client.status(job.id) == "running", 10, what="status running")
         [victim] = pids_of(tmp_path / "started")
         os.kill(victim, signal.SIGKILL)
         daemon.wait_for_log("died with signal SIGKILL")
