@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from nats.js.api import (
@@ -93,42 +94,17 @@ async def api_level(js: JetStreamContext) -> int:
 
 
 def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
-    """A KV bucket is a stream named KV_<bucket>; written raw so results can carry Nats-TTL."""
-    return StreamConfig(
-        name=f"KV_{RESULTS_BUCKET}",
-        subjects=[f"$KV.{RESULTS_BUCKET}.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.NEW,
-        max_msgs_per_subject=1,
-        max_age=ttl,
-        num_replicas=replicas,
-        allow_rollup_hdrs=True,
-        deny_delete=True,
-        allow_direct=True,
-        allow_msg_ttl=True,
-        duplicate_window=min(DUPLICATE_WINDOW, ttl),
-    )
+    """Results are written raw (not through nats-py's KV API) so they can carry Nats-TTL."""
+    cfg = kv_stream_config(RESULTS_BUCKET, replicas, ttl=ttl)
+    return replace(cfg, allow_msg_ttl=True, duplicate_window=min(DUPLICATE_WINDOW, ttl))
 
 
 def heartbeats_stream_config(replicas: int, interval: float) -> StreamConfig:
     """KV bucket of process heartbeats: a record lives 3 intervals after its last put, so
     a killed process disappears on its own. No limit markers (nats.md §3.3)."""
     ttl = max(1.0, 3 * interval)
-    return StreamConfig(
-        name=f"KV_{HEARTBEATS_BUCKET}",
-        subjects=[f"$KV.{HEARTBEATS_BUCKET}.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.MEMORY,
-        discard=DiscardPolicy.NEW,
-        max_msgs_per_subject=1,
-        max_age=ttl,
-        num_replicas=replicas,
-        allow_rollup_hdrs=True,
-        deny_delete=True,
-        allow_direct=True,
-        duplicate_window=min(DUPLICATE_WINDOW, ttl),
-    )
+    cfg = kv_stream_config(HEARTBEATS_BUCKET, replicas, ttl=ttl)
+    return replace(cfg, storage=StorageType.MEMORY, duplicate_window=min(DUPLICATE_WINDOW, ttl))
 
 
 def queue_consumer_config(queue: QueueConfig, level: str | None = None) -> ConsumerConfig:

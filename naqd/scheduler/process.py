@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import signal
 import sys
 
@@ -19,6 +18,7 @@ from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
+from naqd.orphan import watch_parent
 from naqd.protocol.resources import (
     ensure_resources,
     ensure_scheduler_resources,
@@ -52,22 +52,10 @@ class SchedulerProcess:
         self.config = config
         self.stop = asyncio.Event()
 
-    def _watch_parent(self, loop: asyncio.AbstractEventLoop) -> None:
-        parent = multiprocessing.parent_process()
-        if parent is None:
-            return
-
-        def on_parent_gone() -> None:
-            loop.remove_reader(parent.sentinel)
-            logger.warning("supervisor is gone: stopping")
-            self.stop.set()
-
-        loop.add_reader(parent.sentinel, on_parent_gone)
-
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop.set)
-        self._watch_parent(loop)
+        watch_parent(loop, self.stop)
         beat = Heartbeat(self.config, "scheduler")
         beat.start()
         connecting = loop.create_task(

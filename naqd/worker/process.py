@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import multiprocessing
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from naqd.config import Config
 from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
+from naqd.orphan import watch_parent
 from naqd.protocol.resources import ensure_resources, refused_by_config
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.deadletter import AdvisoryMover
@@ -89,22 +89,10 @@ class WorkerProcess:
             logger.info("stop requested: draining")
             self.stop.set()
 
-    def _watch_parent(self, loop: asyncio.AbstractEventLoop) -> None:
-        parent = multiprocessing.parent_process()
-        if parent is None:
-            return
-
-        def on_parent_gone() -> None:
-            loop.remove_reader(parent.sentinel)
-            logger.warning("supervisor is gone: draining")
-            self.stop.set()
-
-        loop.add_reader(parent.sentinel, on_parent_gone)
-
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
-        self._watch_parent(loop)
+        watch_parent(loop, self.stop)
         beat = Heartbeat(
             self.config,
             "worker",

@@ -195,7 +195,7 @@ def test_supervisor_killed_children_finish_their_jobs_and_exit(
         [child] = [int(p) for p in (tmp_path / "started").read_text().split()]
         daemon.proc.kill()  # SIGKILL: no chance to tell the children anything
         daemon.wait(10)
-        daemon.wait_for_log("supervisor is gone: draining")
+        daemon.wait_for_log("supervisor is gone: stopping")
         assert _alive(child)  # still finishing its job
         (tmp_path / "release").touch()
         assert job.result(timeout=30) == "released"
