@@ -85,7 +85,13 @@ class SchedulerProcess:
         except APIError as exc:
             if not refused_by_config(exc):
                 raise  # transient (no quorum yet): crash and be restarted
-            logger.critical("NATS refused naqd's streams: {}", exc.description)
+            logger.critical(
+                "NATS refused naqd's streams: {} (error {}); check nats.replicas and "
+                "nats.servers in {}",
+                exc.description,
+                exc.err_code,
+                self.config.path,
+            )
             await nc.close()
             return EXIT_CONFIG
         state = ScheduleState(js)
