@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 
 from loguru import logger
 from nats.js.errors import APIError
@@ -114,7 +115,7 @@ class SchedulerProcess:
 
         def leadership() -> dict[str, object]:
             """Extra heartbeat fields, refreshed each interval with the leader gauge."""
-            leading = election.may_fire()
+            leading = election.lease.held(time.monotonic())  # incl. its first-fire grace
             is_leader.set(1 if leading else 0)
             return {"leader": leading, "leader_since": election.since if leading else None}
 
