@@ -32,9 +32,11 @@ from naqd.protocol.names import (
     HDR_ENCODING,
     HDR_MSG_ID,
     HDR_SIGNATURE,
+    HDR_TTL,
     HDR_UNIQUE,
     JOBS_STREAM,
     RESULTS_BUCKET,
+    done_subject,
     job_subject,
     result_subject,
 )
@@ -187,10 +189,10 @@ class DependencyResolver:
     async def _fail(
         self, job_id: str, queue: str, data: bytes, headers: dict[str, str], reason: str
     ) -> None:
-        task, enqueued_at = "", 0.0
+        task, enqueued_at, ttl = "", 0.0, None
         try:
             env = decode_job(data, headers.get(HDR_ENCODING, "json"))
-            task, enqueued_at = env.task, env.enqueued_at
+            task, enqueued_at, ttl = env.task, env.enqueued_at, env.result_ttl
         except EnvelopeError:
             pass
         rec = ResultRecord(
@@ -203,4 +205,8 @@ class DependencyResolver:
             finished_at=now(),
             worker="scheduler",
         )
-        await self.js.publish(result_subject(job_id), encode_result(rec))
+        record = encode_result(rec)
+        # Like a worker's outcome: the job's own result_ttl, then the naqd.done notice.
+        ttl_headers = {HDR_TTL: f"{max(1, int(ttl))}s"} if ttl else None
+        await self.js.publish(result_subject(job_id), record, headers=ttl_headers)
+        await self.nc.publish(done_subject(job_id), record)

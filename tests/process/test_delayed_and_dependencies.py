@@ -87,3 +87,29 @@ def test_a_waiting_dependent_survives_a_naqd_restart(daemon_factory, nats_server
         daemon_factory(BODY, ready_workers=1, name="second")
         client.enqueue("tests.tasks:add", 0, 1, job_id="parent-x")
         assert child.result(timeout=30) == 10
+
+
+async def test_a_failed_dependency_is_announced_like_any_outcome(
+    daemon_factory, nats_server
+) -> None:
+    """A non-Python waiter listens on naqd.done.<id>: a dependent failed by the scheduler
+    must be announced there too, not only stored."""
+    import asyncio
+    import json
+
+    from naqd import Client
+
+    daemon_factory(BODY, ready_workers=1)
+    async with Client(nats_server.url) as client:
+        a = await client.enqueue("tests.tasks:fail", "boom")
+        b_id = "dependent-of-a-failure"
+        notice: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def on_done(msg) -> None:
+            if not notice.done():
+                notice.set_result(msg.data)
+
+        await client.nc.subscribe(f"naqd.done.{b_id}", cb=on_done)
+        await client.enqueue("tests.tasks:add", 1, 1, job_id=b_id, depends_on=[a])
+        record = json.loads(await asyncio.wait_for(notice, 30))
+    assert record["status"] == "failed" and record["error"]["type"] == "DependencyFailed"
