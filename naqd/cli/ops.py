@@ -285,13 +285,16 @@ def cmd_purge(args: argparse.Namespace) -> int:
             )
             return EXIT_NOT_FOUND
         # The raw API answers with the count; nats-py's purge_stream only says "success".
-        req = json.dumps({"filter": subject}).encode()
-        msg = await nc.request(f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", req, timeout=10)
-        resp = json.loads(msg.data)
-        if "error" in resp:
-            print(f"purge failed: {resp['error'].get('description')}", file=sys.stderr)
-            return EXIT_FAILED
-        purged = int(resp.get("purged", 0))
+        # The queue's subject and its priority levels' (`naqd.jobs.<queue>.<level>`).
+        purged = 0
+        for filt in (subject, f"{subject}.>"):
+            req = json.dumps({"filter": filt}).encode()
+            msg = await nc.request(f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", req, timeout=10)
+            resp = json.loads(msg.data)
+            if "error" in resp:
+                print(f"purge failed: {resp['error'].get('description')}", file=sys.stderr)
+                return EXIT_FAILED
+            purged += int(resp.get("purged", 0))
         if args.json:
             _print_json({"queue": args.queue, "purged": purged})
         else:

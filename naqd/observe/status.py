@@ -119,6 +119,17 @@ def _dead_entry(msg: Any) -> dict[str, Any]:
     return entry
 
 
+def _empty_row(name: str) -> dict[str, Any]:
+    return {
+        "queue": name,
+        "pending": 0,
+        "in_flight": 0,
+        "redelivered": 0,
+        "waiting_pulls": 0,
+        "paused": False,
+    }
+
+
 async def queues(
     js: JetStreamContext, config: Config | None, records: list[dict[str, Any]], dead: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -131,27 +142,16 @@ async def queues(
     for c in consumers:
         if not c.name.startswith(CONSUMER_PREFIX):
             continue
-        name = c.name[len(CONSUMER_PREFIX) :]
-        rows[name] = {
-            "queue": name,
-            "pending": c.num_pending or 0,
-            "in_flight": c.num_ack_pending or 0,
-            "redelivered": c.num_redelivered or 0,
-            "waiting_pulls": c.num_waiting or 0,
-            "paused": bool(getattr(c, "paused", False)),
-        }
+        # A priority level's consumer (`q-<queue>~<level>`) counts for its queue.
+        name = c.name[len(CONSUMER_PREFIX) :].split("~", 1)[0]
+        row = rows.setdefault(name, _empty_row(name))
+        row["pending"] += c.num_pending or 0
+        row["in_flight"] += c.num_ack_pending or 0
+        row["redelivered"] += c.num_redelivered or 0
+        row["waiting_pulls"] += c.num_waiting or 0
+        row["paused"] = row["paused"] or bool(getattr(c, "paused", False))
     for name in config.queues if config else ():
-        rows.setdefault(
-            name,
-            {
-                "queue": name,
-                "pending": 0,
-                "in_flight": 0,
-                "redelivered": 0,
-                "waiting_pulls": 0,
-                "paused": False,
-            },
-        )
+        rows.setdefault(name, _empty_row(name))
     for name, row in rows.items():
         procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]
         row["dead"] = dead["counts"].get(name, 0) if dead["available"] else None

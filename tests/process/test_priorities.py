@@ -81,3 +81,29 @@ def test_pausing_a_queue_pauses_every_level(daemon_factory, nats_server, tmp_pat
         for job in jobs:
             job.result(timeout=30)
         assert sorted(label for label, _ in starts(tmp_path)) == ["default", "high", "low"]
+
+
+def test_status_and_purge_count_every_level_of_a_queue(daemon_factory, nats_server) -> None:
+    """`naqd queues` shows one row per queue (its levels summed); purge empties them all."""
+    import json
+    import subprocess
+
+    from tests.conftest import naqd_executable
+
+    def naqd(*args: str) -> str:
+        out = subprocess.run(
+            [naqd_executable(), *args, "--servers", nats_server.url, "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    daemon = daemon_factory(BODY, ready_workers=1)
+    with SyncClient(nats_server.url) as client:
+        client.pause_queue("default")
+        for level in ("high", None, "low"):
+            client.enqueue_many("tests.tasks:add", [(1, 1)] * 3, priority=level)
+    rows = json.loads(naqd("queues"))
+    assert [(r["queue"], r["pending"], r["paused"]) for r in rows] == [("default", 9, True)]
+    assert json.loads(naqd("purge", "default", "--yes")) == {"queue": "default", "purged": 9}
+    daemon.stop()
