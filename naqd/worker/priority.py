@@ -88,7 +88,10 @@ class PriorityPuller:
             self._task.cancel()
         if self._sub is not None:
             try:
-                await self._sub.drain()  # late jobs still reach `deliver` (which naks)
+                # Bounded: a stop must never hang on a connection that went bad.
+                await asyncio.wait_for(
+                    self._sub.drain(), 5.0
+                )  # late jobs still reach `deliver` (which naks)
             except Exception as exc:
                 logger.debug("unsubscribe failed: {}", exc)
 

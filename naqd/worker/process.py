@@ -174,7 +174,10 @@ class WorkerProcess:
             await nc.flush(timeout=5)
         except Exception as exc:
             logger.warning("flushing NATS connection: {}", exc)
-        await nc.close()
+        try:
+            await asyncio.wait_for(nc.close(), 5.0)  # never hang the exit
+        except Exception as exc:
+            logger.warning("closing NATS connection: {}", exc)
         logger.info(
             "worker {}: {} done, {} failed",
             "recycled" if recycle.done() and not self.stop.is_set() else "stopped",

@@ -84,7 +84,8 @@ class Puller:
                 # drain, not unsubscribe: jobs the server sent before it saw our UNSUB
                 # still reach `deliver` (which naks them while draining) instead of being
                 # dropped and waiting out ack_wait.
-                await self._sub.drain()
+                # Bounded: a stop must never hang on a connection that went bad.
+                await asyncio.wait_for(self._sub.drain(), 5.0)
             except Exception as exc:  # connection already closing
                 logger.debug("unsubscribe failed: {}", exc)
 
