@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from loguru import logger
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -200,6 +202,32 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     await _ensure_stream(js, unique)
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
+
+
+async def ensure_or_refuse(
+    js: JetStreamContext,
+    config: Config,
+    *more: Callable[[JetStreamContext, Config], Awaitable[None]],
+) -> bool:
+    """Ensure naqd's resources (and `more`). False, logged, when NATS refuses them for
+    good, a configuration error the child reports with exit 78; anything transient (no
+    quorum yet, a timeout) raises, so the child crashes and is restarted."""
+    try:
+        await ensure_resources(js, config)
+        for ensure in more:
+            await ensure(js, config)
+    except APIError as exc:
+        if not refused_by_config(exc):
+            raise
+        logger.critical(
+            "NATS refused naqd's streams: {} (error {}); check nats.replicas and "
+            "nats.servers in {}",
+            exc.description,
+            exc.err_code,
+            config.path,
+        )
+        return False
+    return True
 
 
 async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:

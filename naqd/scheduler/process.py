@@ -10,7 +10,6 @@ import sys
 import time
 
 from loguru import logger
-from nats.js.errors import APIError
 
 from naqd.client.client import Client
 from naqd.client.errors import NatsAuthError
@@ -20,11 +19,7 @@ from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
 from naqd.orphan import watch_parent
-from naqd.protocol.resources import (
-    ensure_resources,
-    ensure_scheduler_resources,
-    refused_by_config,
-)
+from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
 from naqd.scheduler.code_source import CodeScheduleSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
@@ -80,19 +75,7 @@ class SchedulerProcess:
             logger.error("{}", exc)
             return EXIT_CONFIG
         js = nc.jetstream()
-        try:
-            await ensure_resources(js, self.config)
-            await ensure_scheduler_resources(js, self.config)
-        except APIError as exc:
-            if not refused_by_config(exc):
-                raise  # transient (no quorum yet): crash and be restarted
-            logger.critical(
-                "NATS refused naqd's streams: {} (error {}); check nats.replicas and "
-                "nats.servers in {}",
-                exc.description,
-                exc.err_code,
-                self.config.path,
-            )
+        if not await ensure_or_refuse(js, self.config, ensure_scheduler_resources):
             await nc.close()
             return EXIT_CONFIG
         state = ScheduleState(js)

@@ -11,7 +11,6 @@ import sys
 import time
 
 from loguru import logger
-from nats.js.errors import APIError
 
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
@@ -19,7 +18,7 @@ from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.orphan import watch_parent
-from naqd.protocol.resources import ensure_resources, refused_by_config
+from naqd.protocol.resources import ensure_or_refuse
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.priority import PriorityPuller, make_puller
@@ -128,18 +127,7 @@ class WorkerProcess:
         except NatsAuthError as exc:
             logger.error("{}", exc)
             return EXIT_CONFIG
-        try:
-            await ensure_resources(nc.jetstream(), self.config)
-        except APIError as exc:
-            if not refused_by_config(exc):
-                raise  # transient (no quorum yet, timeouts): crash and be restarted
-            logger.critical(
-                "NATS refused naqd's streams: {} (error {}); check nats.replicas and "
-                "nats.servers in {}",
-                exc.description,
-                exc.err_code,
-                self.config.path,
-            )
+        if not await ensure_or_refuse(nc.jetstream(), self.config):
             await nc.close()
             return EXIT_CONFIG
         runner = Runner(nc, self.config, self.queue)
