@@ -20,6 +20,7 @@ from typing import Any
 from loguru import logger
 from nats.aio.client import Client as NATS
 
+from naqd.cancelling import cancel_and_wait
 from naqd.config import Config
 from naqd.observe.health import ChildLink, current_link
 from naqd.observe.metrics import JobObserver, metrics
@@ -87,9 +88,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         """Stop beating and delete the KV record (while the connection is still open)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._kv is None or self.nc is None or not self.nc.is_connected:
             return  # the record expires by itself after 3 intervals

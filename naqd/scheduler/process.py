@@ -4,13 +4,13 @@ fires schedules and releases dependent jobs. A reload restarts only this child."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 import time
 
 from loguru import logger
 
+from naqd.cancelling import cancel_and_wait
 from naqd.client.client import Client
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
@@ -119,11 +119,7 @@ class SchedulerProcess:
         resolver.stop()
         code.stopped = True
         election.stopped = True
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
         await election.release()
         is_leader.set(0)
         await beat.stop()
