@@ -9,11 +9,13 @@ imports worker code for its entry points but must not write samples of its own).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import shutil
 import tempfile
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,23 +137,80 @@ def metrics() -> Metrics:
     )
 
 
+FLUSH_EVERY = 1.0  # seconds: a job's counts reach /metrics at most this late
+
+
+class _Batch:
+    """One histogram child's observations since the last flush."""
+
+    __slots__ = ("child", "values")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.values: list[float] = []
+
+    def flush(self) -> None:
+        values, self.values = self.values, []
+        if values:
+            add_observations(self.child, values)
+
+
+def add_observations(child: Any, values: list[float]) -> None:
+    """Many observations in one write per touched bucket: in multiprocess mode each
+    write is an mmap update under a lock, which cost ~20 us a job when done per job.
+    Uses the histogram's bucket values (stable in prometheus_client for years); falls
+    back to observe() if they ever change shape."""
+    buckets = getattr(child, "_buckets", None)
+    bounds = getattr(child, "_upper_bounds", None)
+    total = getattr(child, "_sum", None)
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for v in values:
+            child.observe(v)
+        return
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    total.inc(sum(values))
+
+
 class _TaskSeries:
-    """A task's labelled children, looked up once: `labels()` costs more than `inc()`."""
+    """A task's labelled children, looked up once (`labels()` costs more than `inc()`),
+    and what this process counted for them since the last flush."""
 
     def __init__(self, m: Metrics, queue: str, task: str) -> None:
         self.started = m.started.labels(queue, task)
-        self.queue_wait = m.queue_wait.labels(queue, task)
-        self.duration = m.duration.labels(queue, task)
+        self.queue_wait = _Batch(m.queue_wait.labels(queue, task))
+        self.duration = _Batch(m.duration.labels(queue, task))
         self.outcomes = {
             "succeeded": m.succeeded.labels(queue, task),
             "failed": m.failed.labels(queue, task),
             "retried": m.retried.labels(queue, task),
         }
+        self.n_started = 0
+        self.n_outcomes = dict.fromkeys(self.outcomes, 0)
+
+    def flush(self) -> None:
+        if self.n_started:
+            self.started.inc(self.n_started)
+            self.n_started = 0
+        for outcome, n in self.n_outcomes.items():
+            if n:
+                self.outcomes[outcome].inc(n)
+                self.n_outcomes[outcome] = 0
+        self.queue_wait.flush()
+        self.duration.flush()
 
 
 class JobObserver:
     """What one worker process knows about its jobs: metrics, plus the ids running now and
-    the done/failed counts its KV heartbeat reports. The runner calls started/ended."""
+    the done/failed counts its KV heartbeat reports. The runner calls started/ended.
+
+    Counts are kept in plain attributes and written to the metric files at most once per
+    FLUSH_EVERY (a timer armed by the first event after a flush), so /metrics lags by up
+    to a second and the per-job cost is a few dictionary updates."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
@@ -160,38 +219,63 @@ class JobObserver:
         self.failed = 0
         self._series: dict[str, _TaskSeries] = {}
         self._running_gauge: Any = None
+        self._running_delta = 0
+        self._flush_armed = False
 
     def _for(self, task: str) -> _TaskSeries:
         series = self._series.get(task)
         if series is None:
             series = self._series[task] = _TaskSeries(metrics(), self.queue, task)
             self._running_gauge = metrics().running.labels(self.queue)
+        if not self._flush_armed:
+            self._arm()
         return series
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a unit test): write through
+            self._flush_armed = False
+            return
+        self._flush_armed = True
+        loop.call_later(FLUSH_EVERY, self.flush)
+
+    def flush(self) -> None:
+        """Write what was counted since the last flush to the metric values."""
+        self._flush_armed = False
+        if self._running_delta and self._running_gauge is not None:
+            self._running_gauge.inc(self._running_delta)
+            self._running_delta = 0
+        for series in self._series.values():
+            series.flush()
 
     def started(self, job_id: str, task: str, enqueued_at: float) -> float:
         now = time.time()
         series = self._for(task)
-        series.started.inc()
+        series.n_started += 1
         if enqueued_at > 0:
-            series.queue_wait.observe(max(0.0, now - enqueued_at))
-        self._running_gauge.inc()
+            series.queue_wait.values.append(max(0.0, now - enqueued_at))
+        self._running_delta += 1
         self.running[job_id] = now
+        if not self._flush_armed:
+            self.flush()
         return now
 
     def ended(self, job_id: str, task: str, outcome: str) -> None:
         """outcome: succeeded | failed (for good) | retried | cancelled."""
         started = self.running.pop(job_id, None)
         series = self._for(task)
-        self._running_gauge.dec()
+        self._running_delta -= 1
         if started is not None:
-            series.duration.observe(max(0.0, time.time() - started))
-        counter = series.outcomes.get(outcome)  # "cancelled" has no counter of its own
-        if counter is not None:
-            counter.inc()
+            series.duration.values.append(max(0.0, time.time() - started))
+        if outcome in series.n_outcomes:  # "cancelled" has no counter of its own
+            series.n_outcomes[outcome] += 1
         if outcome == "succeeded":
             self.done += 1
         elif outcome == "failed":
             self.failed += 1
+        if not self._flush_armed:
+            self.flush()
 
     def dead_lettered(self, task: str) -> None:
         """A job of this queue went to the dead-letter stream (called by that path)."""

@@ -33,7 +33,9 @@ class EnvelopeError(ValueError):
     """A message that is not a valid naqd job; it can never succeed, so it is not retried."""
 
 
-@dataclass(frozen=True)
+# Envelope and ResultRecord are built once or twice per job: plain slotted dataclasses
+# (treat them as immutable; use dataclasses.replace) construct 3x faster than frozen ones.
+@dataclass(slots=True)
 class Envelope:
     id: str
     task: str
@@ -148,16 +150,21 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
     except KeyError as exc:
         raise EnvelopeError(f"job payload misses the {exc.args[0]!r} field") from None
     args, kwargs = raw.get("args", []), raw.get("kwargs", {})
-    if not isinstance(task, str) or not TASK_RE.match(task):
-        raise EnvelopeError(f"invalid task name {task!r} (expected 'module:qualname')")
+    if type(task) is not str or task not in _GOOD_NAMES:
+        if not isinstance(task, str) or not TASK_RE.match(task):
+            raise EnvelopeError(f"invalid task name {task!r} (expected 'module:qualname')")
+        _remember(task)
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise EnvelopeError("args must be a list and kwargs an object")
     try:
         validate_job_id(job_id)
-        validate_queue(queue)
-        backoff = check_backoff(raw.get("backoff"))
-        retry_on = exception_names(raw.get("retry_on"))
-        dont_retry_on = exception_names(raw.get("dont_retry_on"))
+        if type(queue) is not str or queue not in _GOOD_NAMES:
+            _remember(validate_queue(queue))
+        backoff = retry_on = dont_retry_on = None
+        if len(raw) > _PLAIN_FIELDS:  # options are rare: skip their checks when absent
+            backoff = check_backoff(raw.get("backoff"))
+            retry_on = exception_names(raw.get("retry_on"))
+            dont_retry_on = exception_names(raw.get("dont_retry_on"))
     except ValueError as exc:
         raise EnvelopeError(str(exc)) from None
     return Envelope(
@@ -174,6 +181,22 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         retry_on=retry_on,
         dont_retry_on=dont_retry_on,
     )
+
+
+# Task and queue names already validated in this process: a worker sees the same few
+# names over and over, and the regex was a measurable share of a short job's cost.
+# Only exact `str` values are looked up (an unhashable value must not raise here).
+_GOOD_NAMES: dict[str, None] = {}
+_MAX_GOOD_NAMES = 10_000
+# v, id, task, queue, args, kwargs, enqueued_at: an envelope with no more keys than
+# these carries no retry options (unknown keys only make the check run).
+_PLAIN_FIELDS = 7
+
+
+def _remember(name: str) -> None:
+    if len(_GOOD_NAMES) >= _MAX_GOOD_NAMES:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES[name] = None
 
 
 def _num(value: Any, default: float) -> float:
@@ -212,7 +235,7 @@ class ErrorInfo:
     traceback: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ResultRecord:
     id: str
     status: Status

@@ -27,6 +27,10 @@ class JobRejected(EnvelopeError):
         self.detail = detail
 
 
+# Verdicts per (allow-list, task name): a worker checks the same few names on every job.
+_ALLOWED: dict[tuple[tuple[str, ...], str], bool] = {}
+
+
 @dataclass(frozen=True)
 class TaskAllowList:
     """Tasks a worker may run: `module:qualname` globs. A bare module pattern means all
@@ -41,6 +45,15 @@ class TaskAllowList:
         return cls(tuple(dict.fromkeys(patterns)))
 
     def allows(self, task: str) -> bool:
+        verdict = _ALLOWED.get((self.patterns, task))
+        if verdict is None:
+            verdict = self._allows(task)
+            if len(_ALLOWED) >= 10_000:
+                _ALLOWED.clear()
+            _ALLOWED[(self.patterns, task)] = verdict
+        return verdict
+
+    def _allows(self, task: str) -> bool:
         _, _, qualname = task.partition(":")
         if any(part.startswith("_") for part in qualname.split(".")):
             return False  # private and dunder names are never tasks

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -50,7 +49,9 @@ class JobContext:
         self._loop = loop
         self._publish = publish
         self._base = base
-        self._cancel = threading.Event()
+        # A plain flag: set on the loop, read by the job's thread (an attribute store is
+        # atomic); a threading.Event per job cost a Condition and a Lock.
+        self._cancel_requested = False
         self._task: asyncio.Task[Any] | None = None  # set while a coroutine job runs
         self.cancel_sent = False  # we cancelled that task (the runner un-cancels it)
         self._progress: tuple[float, str] | None = None
@@ -64,25 +65,25 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """True once a cancel was requested: a sync job should check it and stop."""
-        return self._cancel.is_set()
+        return self._cancel_requested
 
     def raise_if_cancelled(self) -> None:
         """Raise JobCancelled when a cancel was requested (the job ends `cancelled`)."""
-        if self._cancel.is_set():
+        if self._cancel_requested:
             raise JobCancelled(self.id)
 
     def enter(self, task: asyncio.Task[Any] | None) -> None:
         """The runner task is about to await the coroutine job itself: a cancel request
         from now on cancels that task (no extra task per job), until `leave`."""
         self._task = task
-        if self._cancel.is_set():
+        if self._cancel_requested:
             self._cancel_task()
 
     def leave(self) -> None:
         self._task = None
 
     def request_cancel(self) -> None:
-        self._cancel.set()
+        self._cancel_requested = True
         self._cancel_task()
 
     def _cancel_task(self) -> None:

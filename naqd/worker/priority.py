@@ -78,6 +78,9 @@ class PriorityPuller:
     async def request(self) -> None:
         self._wake.set()
 
+    def slot_freed(self) -> None:
+        self._wake.set()
+
     async def reset(self) -> None:
         self.parked = [0] * len(self.consumers)
         self._wake.set()

@@ -12,6 +12,7 @@ import time
 
 from loguru import logger
 
+from naqd.cancelling import cancel_and_wait
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.connection import connect_daemon
@@ -112,6 +113,7 @@ class WorkerProcess:
                 role=f"worker-{self.queue.name}",
                 nats_config=self.config.nats,
                 on_reconnect=on_reconnect,
+                trusted_subjects=True,
             )
         )
         stopping = loop.create_task(self.stop.wait())
@@ -132,8 +134,8 @@ class WorkerProcess:
             return EXIT_CONFIG
         runner = Runner(nc, self.config, self.queue)
         puller = make_puller(nc, self.queue, runner)
-        runner.on_slot_free = puller.request
-        await runner.control.start()
+        runner.on_slot_free = puller.slot_freed
+        await runner.start()
         keep_alive = loop.create_task(runner.keep_alive())
         mover = loop.create_task(AdvisoryMover(nc, self.config, runner.worker).run())
         await puller.start()
@@ -150,11 +152,10 @@ class WorkerProcess:
         deadline = time.monotonic() + self.config.shutdown.grace_period
         runner.draining = True  # from here on, a delivered job is nak'ed at once
         await puller.stop()
-        mover.cancel()
-        await asyncio.gather(mover, return_exceptions=True)
+        await cancel_and_wait([mover])
         await runner.drain(deadline, self.hurry)
-        keep_alive.cancel()
-        await runner.control.stop()
+        await cancel_and_wait([keep_alive])
+        await runner.stop()
         await beat.stop()
         self.threads_busy = runner.threads.threads_busy
         try:

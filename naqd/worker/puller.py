@@ -47,6 +47,7 @@ class Puller:
         self._inbox = ""
         self._watchdog: asyncio.Task[None] | None = None
         self._backoff_until = 0.0
+        self._requesting = False  # a request() task is scheduled
 
     async def start(self) -> None:
         self._inbox = self.nc.new_inbox()
@@ -54,14 +55,30 @@ class Puller:
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
         await self.request()
 
-    async def request(self) -> None:
-        """Ask for as many jobs as there are free slots, in batches of at least `min_batch`
-        (a quarter of the capacity) unless nothing is asked for at all: tiny pulls cost a
-        request each, and a slot parked for one pull round-trip costs little."""
-        if self.stopped or time.monotonic() < self._backoff_until:
-            return
+    def _wanted(self) -> int:
+        """How many jobs to ask for now: every free slot, in batches of at least
+        `min_batch` (a quarter of the capacity) unless nothing is asked for at all: tiny
+        pulls cost a request each, and a slot parked for one pull round-trip costs little."""
+        if self.stopped:
+            return 0
         free = self.free_slots() - self.outstanding
         if free < self.min_batch and (self.outstanding or free <= 0):
+            return 0
+        return free
+
+    def slot_freed(self) -> None:
+        """Called as each job ends (so synchronous and cheap): a pull request is sent only
+        once enough slots are free."""
+        if self._wanted() and not self._requesting:
+            self._requesting = True
+            asyncio.get_running_loop().create_task(self.request())
+
+    async def request(self) -> None:
+        self._requesting = False
+        if time.monotonic() < self._backoff_until:
+            return
+        free = self._wanted()
+        if not free:
             return
         self.outstanding += free
         body = json.dumps(

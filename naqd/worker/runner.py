@@ -5,13 +5,13 @@ retry delay, or dead-letters (docs/delivery.md)."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import random
 import socket
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
 from naqd.observe.metrics import JobObserver
+from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.deadletter import DeadLetter, Reason
 from naqd.protocol.envelope import (
     Envelope,
@@ -31,7 +32,14 @@ from naqd.protocol.envelope import (
     decode_job,
     encode_result,
 )
-from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_TTL, done_subject, result_subject
+from naqd.protocol.names import (
+    HDR_ENCODING,
+    HDR_MSG_ID,
+    HDR_TTL,
+    HDR_UNIQUE,
+    done_subject,
+    result_subject,
+)
 from naqd.worker.admission import AdmissionPolicy, admit
 from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
@@ -39,8 +47,15 @@ from naqd.worker.notice import RunningNotice
 from naqd.worker.recycle import RecycleLimits, rss_bytes
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.store import read_record, reliable_publish
-from naqd.worker.tasks import BadArguments, TaskNotFound, check_arguments, resolve_task
+from naqd.worker.tasks import (
+    BadArguments,
+    TaskNotFound,
+    check_arguments,
+    is_coroutine_task,
+    resolve_task,
+)
 from naqd.worker.timeouts import ThreadRunner, call_async
+from naqd.worker.writer import StreamWriter
 
 # What a task may raise: a sys.exit() in a task fails the job, not the worker.
 _JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
@@ -67,7 +82,8 @@ class Runner:
         self.idle = asyncio.Event()
         self.idle.set()
         self.threads = ThreadRunner(queue.concurrency, f"naqd-{queue.name}")
-        self.on_slot_free: Any = None  # set by the process: re-pull when a slot frees
+        # Set by the process: called (synchronously) as each job ends, to re-pull.
+        self.on_slot_free: Callable[[], None] | None = None
         self.recycle = asyncio.Event()  # set when this process should be replaced
         self.recycle_reason = ""
         self.limits = RecycleLimits.for_queue(queue, random.random())
@@ -75,10 +91,21 @@ class Runner:
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         # Cancel requests, progress, unique locks, rate limit (worker/control.py).
         self.control = JobControl(nc, queue, config)
+        self.writer = StreamWriter(nc)  # result records, pipelined (worker/writer.py)
         self.done = 0
         self.failed = 0
         self.cancelled = 0
         self.processed = 0
+
+    async def start(self) -> None:
+        await self.control.start()
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        """After drain: write the last counts, stop listening."""
+        self.observe.flush()
+        await self.control.stop()
+        await self.writer.stop()
 
     # -- slots --------------------------------------------------------------------------
 
@@ -117,7 +144,7 @@ class Runner:
             if not self.running:
                 self.idle.set()
             if self.on_slot_free is not None:
-                await self.on_slot_free()
+                self.on_slot_free()
 
     def request_recycle(self, reason: str) -> None:
         if not self.recycle.is_set():
@@ -133,7 +160,7 @@ class Runner:
     # -- one job ------------------------------------------------------------------------
 
     async def process(self, msg: Msg) -> None:
-        delivered = msg.metadata.num_delivered
+        delivered = _num_delivered(msg)
         headers = msg.headers or {}
         encoding = headers.get(HDR_ENCODING, "json")
         try:
@@ -162,8 +189,8 @@ class Runner:
             logger.info("job {} was cancelled before it started: skipped", env.id)
             await self._cancelled(msg, env, base)
             return
-        if await self.control.wait_for_rate():  # waited for the queue's `rate`
-            base = replace(base, started_at=time.time())
+        if self.control.limiter is not None and await self.control.wait_for_rate():
+            base = replace(base, started_at=time.time())  # waited for the queue's `rate`
         if attempt > policy.max_attempts:
             # Its workers kept dying while running it: the attempts are used up.
             error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
@@ -211,7 +238,8 @@ class Runner:
         if store:
             await self._store(env, _final(ctx.with_progress(base), result, None), final=True)
         await msg.ack()
-        await self.control.release_unique(msg.headers, env.id)
+        if HDR_UNIQUE in headers:
+            await self.control.release_unique(headers, env.id)
 
     def _policy(self, env: Envelope) -> RetryPolicy:
         """The queue's policy, built once; a job with its own settings gets its own."""
@@ -223,7 +251,7 @@ class Runner:
         fn = resolve_task(env.task)
         check_arguments(env.task, fn, env.args, env.kwargs)
         timeout = env.timeout if env.timeout is not None else self.queue.timeout
-        if inspect.iscoroutinefunction(fn):
+        if is_coroutine_task(env.task):
             ctx = current_job()  # set by JobControl.begin
             ctx.enter(asyncio.current_task())  # a cancel request cancels this await only
             try:
@@ -345,7 +373,7 @@ class Runner:
             rec = replace(rec, result=None, error=ErrorInfo("TypeError", str(exc)))
             data = encode_result(rec, keyring)
         await reliable_publish(
-            self.js, result_subject(env.id), data, self._ttl(env), self.store_deadline
+            self.writer, result_subject(env.id), data, self._ttl(env), self.store_deadline
         )
         if final:
             await self.nc.publish(done_subject(env.id), data)
@@ -434,13 +462,31 @@ def _attempt(
     return prior.attempts + 1, errors
 
 
+def _num_delivered(msg: Msg) -> int:
+    try:
+        return num_delivered(msg.reply)
+    except ValueError:
+        return msg.metadata.num_delivered  # raises nats-py's own error for a non-JS reply
+
+
 def _final(base: ResultRecord, result: Any, error: ErrorInfo | None) -> ResultRecord:
-    return replace(
-        base,
+    # Built directly: dataclasses.replace inspects every field on each call.
+    return ResultRecord(
+        id=base.id,
         status="failed" if error else "succeeded",
         result=result,
         error=error,
+        attempts=base.attempts,
+        task=base.task,
+        queue=base.queue,
+        enqueued_at=base.enqueued_at,
+        started_at=base.started_at,
         finished_at=time.time(),
+        worker=base.worker,
+        encoding=base.encoding,
+        errors=base.errors,
+        progress=base.progress,
+        progress_message=base.progress_message,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any, Protocol
 
 from loguru import logger
 from nats.errors import NoRespondersError
@@ -25,14 +26,27 @@ RETRYABLE = (
 )
 
 
+class Publisher(Protocol):
+    """`js.publish` or a StreamWriter (worker/writer.py): same arguments, same errors."""
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        headers: dict[str, str] | None = ...,
+        timeout: float = ...,
+    ) -> Any: ...
+
+
 async def reliable_publish(
-    js: JetStreamContext,
+    js: Publisher | JetStreamContext,
     subject: str,
     data: bytes,
     headers: dict[str, str] | None = None,
     deadline: float = 30.0,
 ) -> None:
-    """js.publish retried until `deadline` seconds pass; raises the last error after."""
+    """A stream write retried until `deadline` seconds pass; raises the last error after."""
     end = time.monotonic() + deadline
     delay = 0.1
     while True:

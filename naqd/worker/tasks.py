@@ -55,11 +55,36 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+@cache
+def is_coroutine_task(name: str) -> bool:
+    return inspect.iscoroutinefunction(resolve_task(name))
+
+
+# Whether arguments fit depends only on how many are positional and which are named, so
+# the verdict is kept per shape: Signature.bind on every job cost more than the job.
+_MAX_SHAPES = 10_000
+_shapes: dict[tuple[str, int, tuple[str, ...]], str] = {}
+
+
 def check_arguments(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+    shape = (name, len(args), tuple(kwargs) if kwargs else ())
+    verdict = _shapes.get(shape)
+    if verdict is None:
+        verdict = _bind(name, fn, args, kwargs)
+        if len(_shapes) >= _MAX_SHAPES:
+            _shapes.clear()
+        _shapes[shape] = verdict
+    if verdict:
+        raise BadArguments(verdict)
+
+
+def _bind(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> str:
+    """ "" when the arguments fit (or the signature is unknown), else why not."""
     sig = _signature(fn)
     if sig is None:
-        return
+        return ""
     try:
         sig.bind(*args, **kwargs)
     except TypeError as exc:
-        raise BadArguments(f"arguments do not fit {name}{sig}: {exc}") from None
+        return f"arguments do not fit {name}{sig}: {exc}"
+    return ""

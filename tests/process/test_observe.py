@@ -73,6 +73,15 @@ def test_metrics_follow_real_jobs(daemon_factory, nats_server) -> None:
         bad = client.enqueue("tests.tasks:fail", "boom")
         wait_until(lambda: client.status(bad.id) == "failed", 30, what="job failed for good")
 
+    # Workers write their counts at most a second late (observe/metrics.py FLUSH_EVERY).
+    wait_until(
+        lambda: (
+            value(s := scrape(base), "naqd_jobs_failed_total", **failing) == 1
+            and value(s, "naqd_jobs_succeeded_total", **job) == 5
+        ),
+        10,
+        what="counts flushed",
+    )
     after = scrape(base)
     assert value(after, "naqd_jobs_started_total", **job) == 5
     assert value(after, "naqd_jobs_succeeded_total", **job) == 5
@@ -106,7 +115,11 @@ def test_metrics_follow_real_jobs(daemon_factory, nats_server) -> None:
     with SyncClient(nats_server.url) as client:
         for i in range(4):
             client.enqueue("tests.tasks:add", i, 1).result(timeout=20)
-    assert value(scrape(base), "naqd_jobs_succeeded_total", **job) == 9
+    wait_until(
+        lambda: value(scrape(base), "naqd_jobs_succeeded_total", **job) == 9,
+        10,
+        what="the replacement's counts added",
+    )
 
 
 def test_queue_depth_shows_waiting_jobs(daemon_factory, nats_server, tmp_path: Path) -> None:

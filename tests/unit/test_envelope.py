@@ -128,3 +128,21 @@ def test_signed_pickled_result_loads_only_with_a_matching_key() -> None:
         decode_result(data, allow_pickle=True, keyring=Keyring.from_keys("x" * 40))
     with pytest.raises(SignatureError, match="not signed"):
         decode_result(encode_result(rec), allow_pickle=True, keyring=ring)
+
+
+@pytest.mark.parametrize("field", ["task", "queue"])
+@pytest.mark.parametrize("bad", [["x"], {"a": 1}, 3, None])
+def test_unhashable_or_odd_names_are_envelope_errors(field: str, bad: object) -> None:
+    raw = {"v": 1, "id": "j1", "task": "m:f", "queue": "q", "args": [], "kwargs": {}}
+    raw[field] = bad
+    with pytest.raises(EnvelopeError):
+        decode_job(json.dumps(raw).encode())
+
+
+def test_a_name_is_checked_again_after_a_good_one() -> None:
+    good = {"v": 1, "id": "j1", "task": "m:f", "queue": "q", "args": [], "kwargs": {}}
+    assert decode_job(json.dumps(good).encode()).task == "m:f"
+    with pytest.raises(EnvelopeError):
+        decode_job(json.dumps({**good, "task": "m:f bad"}).encode())
+    with pytest.raises(EnvelopeError):
+        decode_job(json.dumps({**good, "queue": "q.x"}).encode())

@@ -113,3 +113,41 @@ def test_job_observer_tracks_running_ids_and_outcomes() -> None:
     obs.started("b", "m:f", enqueued_at=1.0)
     obs.ended("b", "m:f", "failed")
     assert obs.running == {} and (obs.done, obs.failed) == (1, 1)
+
+
+def test_batched_observations_equal_one_by_one_observations() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from naqd.observe.metrics import DURATION_BUCKETS, add_observations
+
+    values = [0.0, 0.004, 0.005, 0.0051, 0.3, 2.5, 7.0, 3600.0, 99999.0]
+    reg = CollectorRegistry()
+    one = Histogram("one", "", buckets=DURATION_BUCKETS, registry=reg)
+    many = Histogram("many", "", buckets=DURATION_BUCKETS, registry=reg)
+    for v in values:
+        one.observe(v)
+    add_observations(many, values)
+
+    def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
+        fam = next(m for m in reg.collect() if m.name == name)
+        return [
+            (s.name.removeprefix(name), s.labels, s.value)
+            for s in fam.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert samples("one") == samples("many")
+
+
+async def test_job_observer_writes_counts_at_most_a_flush_late() -> None:
+    from naqd.observe.metrics import metrics
+
+    obs = JobObserver("flush-queue")
+    counter = metrics().started.labels("flush-queue", "m:g")
+    before = counter._value.get()
+    obs.started("a", "m:g", enqueued_at=0)
+    obs.ended("a", "m:g", "succeeded")
+    assert counter._value.get() == before  # batched, not written per job
+    obs.flush()
+    assert counter._value.get() == before + 1
+    assert metrics().succeeded.labels("flush-queue", "m:g")._value.get() >= 1

@@ -1,0 +1,68 @@
+"""StreamWriter: pipelined stream writes on a real nats-server, and the errors a caller
+retries on (the same ones js.publish raises)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import StreamConfig
+from nats.js.errors import APIError, NoStreamResponseError
+
+from naqd.worker.store import reliable_publish
+from naqd.worker.writer import StreamWriter
+
+
+async def test_writes_are_stored_and_confirmed(nats_server) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="W", subjects=["w.>"]))
+    writer = StreamWriter(nc)
+    await writer.start()
+    # Many in flight at once, each confirmed by its own PubAck.
+    await asyncio.gather(*(writer.publish(f"w.{i}", b"x%d" % i) for i in range(500)))
+    info = await js.stream_info("W")
+    assert info.state.messages == 500
+    msg = await js.get_msg("W", subject="w.7")
+    assert msg.data == b"x7"
+    await writer.stop()
+    await nc.close()
+
+
+async def test_no_stream_and_api_errors_are_raised(nats_server) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="W", subjects=["w.>"]))
+    writer = StreamWriter(nc)
+    await writer.start()
+    with pytest.raises(NoStreamResponseError):
+        await writer.publish("nowhere.at.all", b"x")
+    with pytest.raises(APIError) as err:
+        # A failed expectation: the stream answers with an error PubAck.
+        await writer.publish("w.1", b"x", headers={"Nats-Expected-Last-Sequence": "999"})
+    assert "sequence" in str(err.value).lower()
+    await writer.stop()
+    await nc.close()
+
+
+async def test_a_write_nobody_confirms_times_out_and_reliable_publish_gives_up(
+    nats_server,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+
+    # A plain subscriber takes the message and never answers: no PubAck, no 503.
+    async def ignore(msg: object) -> None:
+        return None
+
+    await nc.subscribe("silent.x", cb=ignore)
+    writer = StreamWriter(nc)
+    await writer.start()
+    with pytest.raises(NatsTimeoutError):
+        await writer.publish("silent.x", b"x", timeout=0.3)
+    with pytest.raises(NatsTimeoutError):
+        await reliable_publish(writer, "silent.x", b"x", deadline=0.5)
+    assert writer._pending == {}  # nothing left behind
+    await writer.stop()
+    await nc.close()
