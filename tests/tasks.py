@@ -183,3 +183,11 @@ def order_run(directory: str, label: str, pause: float = 0.0) -> None:
     with (Path(directory) / "order").open("a") as f:
         f.write(f"{label} {time.time()}\n")
     time.sleep(pause)
+
+
+def own_id(pause: float = 0.0) -> str:
+    """The id naqd.current_job() reports from a pool thread (threads are reused)."""
+    import naqd
+
+    time.sleep(pause)
+    return naqd.current_job().id

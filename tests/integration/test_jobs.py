@@ -54,6 +54,14 @@ async def test_async_and_sync_tasks_return_results(url: str) -> None:
         assert rec is not None and rec.attempts == 1 and rec.task == "tests.tasks:add"
 
 
+async def test_sync_jobs_see_their_own_job_in_reused_threads(url: str) -> None:
+    # Pool threads are long-lived: each job must see its own context, never the last one.
+    async with Client(url) as client:
+        jobs = [await client.enqueue("tests.tasks:own_id", i % 3 * 0.01) for i in range(60)]
+        results = await asyncio.gather(*(j.result(timeout=30) for j in jobs))
+    assert results == [j.id for j in jobs]
+
+
 async def test_callable_task_and_colliding_kwargs(url: str) -> None:
     from tests import tasks
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
-from naqd.worker.timeouts import JobTimeout, ThreadRunner, call_async
+from naqd.worker.timeouts import JobTimeout, call_async
 
 
 async def test_coroutine_is_cancelled_at_its_timeout() -> None:
@@ -30,15 +29,3 @@ async def test_a_tasks_own_timeout_error_is_not_a_job_timeout() -> None:
     with pytest.raises(TimeoutError, match="upstream") as info:
         await call_async(http_call, (), {}, 10)
     assert not isinstance(info.value, JobTimeout)
-
-
-async def test_thread_past_its_timeout_is_reported_stuck() -> None:
-    release = threading.Event()
-    stuck: list[bool] = []
-    pool = ThreadRunner(2, "t")
-    with pytest.raises(JobTimeout, match="recycles itself"):
-        await pool.call(release.wait, (30,), {}, 0.05, lambda: stuck.append(True))
-    assert stuck == [True] and pool.stuck == 1 and pool.threads_busy
-    release.set()
-    assert await pool.call(lambda a, b: a + b, (1, 2), {}, 5, lambda: None) == 3
-    pool.shutdown()
