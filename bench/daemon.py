@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,20 @@ class BenchDaemon:
             }
         self.config = tmp / f"bench-{queue}-{processes}.yaml"
         self.config.write_text(json.dumps(config, indent=1))  # JSON is YAML
+        self.log = tmp / f"naqd-{queue}-{processes}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BenchDaemon:
         """Start naqd and return at once: a drain starts it on a full queue and times
         from the first job gone. `ready()` waits for it to serve an empty queue."""
         naqd = str(Path(sys.executable).parent / "naqd")
-        self.proc = subprocess.Popen(
-            [naqd, "--config", str(self.config)],
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+        with self.log.open("wb") as log:  # warnings stay out of the table; errors are shown
+            self.proc = subprocess.Popen(
+                [naqd, "--config", str(self.config)],
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     async def ready(self) -> None:
@@ -91,6 +96,19 @@ class BenchDaemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(60)
+            self._report_log()
+
+    def _report_log(self) -> None:
+        """Errors in full; warnings as one line of distinct messages with counts."""
+        warnings: Counter[str] = Counter()
+        for line in self.log.read_text(errors="replace").splitlines():
+            if " ERROR " in line or " CRITICAL " in line:
+                print(f"  naqd: {line}", flush=True)
+            elif " WARNING " in line:
+                warnings[line.partition(" | ")[2] or line] += 1
+        if warnings:
+            text = "; ".join(f"{m} (x{n})" for m, n in warnings.most_common())
+            print(f"  naqd warnings: {text}", flush=True)
 
     @property
     def pid(self) -> int:
