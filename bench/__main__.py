@@ -37,7 +37,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 N_AWAITED = int(3000 * SCALE)
 N_BULK = int(30000 * SCALE)
 N_DRAIN = int(60000 * SCALE)  # >= 2 s at 30k jobs/s
-DRAIN_CAP = 5.0  # s: a drain row stops here if N is not done (a slow build)
+DRAIN_CAP = 4.0  # s: a drain row stops here if N is not done (a slow build)
 N_LATENCY = max(50, int(500 * min(1.0, SCALE * 2)))
 N_MEMORY = int(100_000 * SCALE)
 N_SHALLOW = 1000
@@ -57,6 +57,13 @@ DRAINS = (  # label, processes, task, result_ttl
     ("1 process, sync, fire-and-forget", 1, SYNC, 0),
     ("2 processes, async, results stored", 2, ASYNC, None),
 )
+
+
+STARTED = time.monotonic()
+
+
+def progress(what: str) -> None:
+    print(f"[{time.monotonic() - STARTED:3.0f} s] {what} done", flush=True)
 
 
 def summarize(values: list[Any]) -> Any:
@@ -116,9 +123,9 @@ def enqueue_and_latency(url: str, tmp: Path, results: dict[str, Any]) -> None:
             "awaited": repeat(lambda: run(naqd_enqueue_awaited(url, N_AWAITED))),
             "bulk": repeat(lambda: run(naqd_enqueue_bulk(url, N_BULK))),
         }
-        print("enqueue done", flush=True)
+        progress("enqueue")
         results["latency"] = repeat(lambda: run(latency(url, N_LATENCY)))
-        print("latency done", flush=True)
+        progress("latency")
         results["memory_mb"] = {
             "supervisor_idle": rss_mb(d.pid),
             "worker_idle": rss_mb(d.child_pids()[0]),
@@ -133,7 +140,7 @@ def drains(url: str, tmp: Path, results: dict[str, Any]) -> None:
     for label, procs, task, ttl in DRAINS:
         out[label] = repeat(partial(once, procs, task, ttl))
         out[label].pop("marks")
-        print(f"drain {label} done", flush=True)
+        progress(f"drain {label}")
     results["drain"] = out
 
 
@@ -155,7 +162,7 @@ def depth(url: str, tmp: Path, results: dict[str, Any]) -> None:
         "shallow": shallow,
         "deep": summarize(deep),
     }
-    print("depth done", flush=True)
+    progress("depth")
 
 
 def memory(url: str, tmp: Path, results: dict[str, Any]) -> None:
@@ -176,7 +183,7 @@ def memory(url: str, tmp: Path, results: dict[str, Any]) -> None:
             "worker_before": before,
             f"worker_after_{N_MEMORY}_jobs": rss_mb(worker),
         })  # fmt: skip
-    print("memory done", flush=True)
+    progress("memory")
 
 
 def delayed_and_cron(url: str, tmp: Path, results: dict[str, Any]) -> None:
@@ -192,7 +199,7 @@ def delayed_and_cron(url: str, tmp: Path, results: dict[str, Any]) -> None:
         "idle_with_schedules": summarize(idle["schedules"]),
         "cron_every_second": summarize(cron),
     }
-    print("delayed/cron done", flush=True)
+    progress("delayed/cron")
 
 
 def ratios(r: dict[str, Any]) -> dict[str, float]:
@@ -233,7 +240,7 @@ def main() -> None:
                 "raw_pipelined_publish": repeat(lambda: run(raw.pipelined_publish(url, N_BULK))),
                 "raw_pull_ack": repeat(lambda: run(raw.pull_ack_loop(url, N_DRAIN))),
             }
-            print("baselines done", flush=True)
+            progress("baselines")
             enqueue_and_latency(url, tmp, results)
             drains(url, tmp, results)
             depth(url, tmp, results)
