@@ -30,7 +30,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## throughput and latency, next to a raw nats-py baseline (not part of test)
+bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, next to raw nats-py baselines (not part of test; ~5 min)
 	$(BIN)/python -m bench
 
 clean:

@@ -1,8 +1,9 @@
 """`make bench`: naqd's throughput, latency, CPU and memory next to raw nats-py baselines
-on the same nats-server, each figure the median of 3 runs (min..max). Ratios to the raw
-figures, not absolute numbers, are what compare across machines.
+on the same nats-server, each figure the median of BENCH_RUNS runs (default 3) with
+min and max. Ratios to the raw figures, not absolute numbers, compare across machines.
 
-BENCH_SCALE=0.2 makes a quick smoke run; BENCH_RUNS sets the repetitions (default 3).
+BENCH_SCALE=0.1 BENCH_RUNS=1 makes a quick smoke run (job counts scale; timing windows
+do not).
 """
 
 from __future__ import annotations
@@ -16,65 +17,88 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from bench import raw
-from bench.daemon import BenchDaemon, drain, fill, jobs_in_stream
+from bench import raw, scale
+from bench.daemon import BenchDaemon, StreamWatch
+from bench.drain import deep_drain, drain, fill_deep, purge, shallow_drain, wait_empty
+from bench.fill import fill
 from bench.procstat import rss_mb
+from bench.table import print_table
 from naqd import Client
+from naqd.protocol.names import JOBS_STREAM
 from tests.natsserver import NatsServer
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 N_AWAITED = int(3000 * SCALE)
 N_BULK = int(30000 * SCALE)
-N_DRAIN = int(40000 * SCALE)
-N_LATENCY = int(500 * min(1.0, SCALE * 2))
+N_DRAIN = int(60000 * SCALE)  # >= 2 s at 30k jobs/s
+DRAIN_CAP = 4.0  # s: a drain row stops here if N is not done (a slow build)
+N_LATENCY = max(50, int(500 * min(1.0, SCALE * 2)))
 N_MEMORY = int(100_000 * SCALE)
+N_SHALLOW = 1000
+N_DEEP = int(1_000_000 * SCALE)
+N_DEEP_SAMPLE = max(2 * N_SHALLOW, int(20_000 * SCALE))
+N_PENDING = int(100_000 * SCALE)
+N_SCHEDULES = max(10, int(1000 * SCALE))
+N_DELAYED_BATCH = max(100, int(1000 * SCALE))
+IDLE_WINDOW = 4.0  # s of CPU per idle sample (clock ticks are 10 ms)
+CRON_WINDOW = 3.0  # s of ticks per cron sample
+
+ASYNC, SYNC = "bench.tasks:anoop", "bench.tasks:noop"
+DRAINS = (  # label, processes, task, result_ttl
+    ("1 process, async, results stored", 1, ASYNC, None),
+    ("1 process, async, fire-and-forget", 1, ASYNC, 0),
+    ("1 process, sync, results stored", 1, SYNC, None),
+    ("1 process, sync, fire-and-forget", 1, SYNC, 0),
+    ("2 processes, async, results stored", 2, ASYNC, None),
+)
 
 
-def summarize(values: list[float]) -> dict[str, float]:
+STARTED = time.monotonic()
+
+
+def progress(what: str) -> None:
+    print(f"[{time.monotonic() - STARTED:3.0f} s] {what} done", flush=True)
+
+
+def summarize(values: list[Any]) -> Any:
+    """Median, min and max of each figure over the runs (dicts of figures recursively)."""
+    if isinstance(values[0], dict):
+        return {k: summarize([v[k] for v in values]) for k in values[0]}
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def repeat(fn: Callable[[], float]) -> dict[str, float]:
+def repeat(fn: Callable[[], Any]) -> Any:
     return summarize([fn() for _ in range(RUNS)])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
-    return {
-        "p50": s[len(s) // 2],
-        "p99": s[min(len(s) - 1, int(len(s) * 0.99))],
-        "max": s[-1],
-    }
+    return {"p50": s[len(s) // 2], "p99": s[min(len(s) - 1, int(len(s) * 0.99))], "max": s[-1]}
 
 
 async def naqd_enqueue_awaited(url: str, n: int) -> float:
     async with Client(url) as client:
         t0 = time.perf_counter()
         for _ in range(n):
-            await client.enqueue("bench.tasks:noop", queue="enq")
+            await client.enqueue(SYNC, queue="enq")
         rate = n / (time.perf_counter() - t0)
-    await _purge(url)
+    await purge(url)
     return rate
 
 
 async def naqd_enqueue_bulk(url: str, n: int) -> float:
     async with Client(url) as client:
         t0 = time.perf_counter()
-        await client.enqueue_many("bench.tasks:noop", [()] * n, queue="enq")
+        await client.enqueue_many(SYNC, [()] * n, queue="enq")
         rate = n / (time.perf_counter() - t0)
-    await _purge(url)
+    await purge(url)
     return rate
-
-
-async def _purge(url: str) -> None:
-    import nats
-
-    nc = await nats.connect(url)
-    await nc.jetstream().purge_stream("NAQD_JOBS")
-    await nc.close()
 
 
 async def latency(url: str, n: int) -> dict[str, dict[str, float]]:
@@ -82,120 +106,164 @@ async def latency(url: str, n: int) -> dict[str, dict[str, float]]:
     async with Client(url) as client:
         for _ in range(n):
             t0 = time.time()
-            job = await client.enqueue("bench.tasks:anoop", queue="bench")
+            job = await client.enqueue(ASYNC, queue="bench")
             rec = await client.wait(job.id, timeout=10)
             to_result.append((time.time() - t0) * 1000)
-            to_start.append((rec.started_at - rec.enqueued_at) * 1000)
+            to_start.append(((rec.started_at or 0) - rec.enqueued_at) * 1000)
     return {
         "enqueue_to_start_ms": percentiles(to_start),
         "enqueue_to_result_ms": percentiles(to_result),
     }
 
 
-def ratio(a: dict[str, float], b: dict[str, float]) -> float:
-    return a["median"] / b["median"] if b["median"] else 0.0
+def enqueue_and_latency(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    run = asyncio.run
+    with BenchDaemon(url, tmp) as d:
+        results["enqueue_per_s"] = {
+            "awaited": repeat(lambda: run(naqd_enqueue_awaited(url, N_AWAITED))),
+            "bulk": repeat(lambda: run(naqd_enqueue_bulk(url, N_BULK))),
+        }
+        progress("enqueue")
+        results["latency"] = repeat(lambda: run(latency(url, N_LATENCY)))
+        progress("latency")
+        results["memory_mb"] = {
+            "supervisor_idle": rss_mb(d.pid),
+            "worker_idle": rss_mb(d.child_pids()[0]),
+        }
+
+
+def drains(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    def once(procs: int, task: str, ttl: float | None) -> dict[str, Any]:
+        return asdict(asyncio.run(drain(url, tmp, procs, N_DRAIN, task, ttl, DRAIN_CAP)))
+
+    out = {}
+    for label, procs, task, ttl in DRAINS:
+        out[label] = repeat(partial(once, procs, task, ttl))
+        out[label].pop("marks")
+        progress(f"drain {label}")
+    results["drain"] = out
+
+
+def depth(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    """The same drain on a short and on a deep queue: per-job cost must not grow with
+    depth. The deep queue is filled once; each run takes its first N_DEEP_SAMPLE jobs."""
+    run = asyncio.run
+    shallow = repeat(lambda: asdict(run(shallow_drain(url, tmp, N_SHALLOW, ASYNC))))
+    run(fill_deep(url, N_DEEP, ASYNC))
+    deep = [asdict(run(deep_drain(url, tmp, N_DEEP_SAMPLE, N_SHALLOW))) for _ in range(RUNS)]
+    run(purge(url))
+    for d in deep:
+        d[f"first_{N_SHALLOW}_rate"] = d.pop("marks")[N_SHALLOW]
+    shallow.pop("marks")
+    results["depth"] = {
+        "shallow_jobs": N_SHALLOW,
+        "deep_jobs": N_DEEP,
+        "deep_sample_jobs": N_DEEP_SAMPLE,
+        "shallow": shallow,
+        "deep": summarize(deep),
+    }
+    progress("depth")
+
+
+def memory(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    with BenchDaemon(url, tmp, queue="mem") as d:
+        worker = d.child_pids()[0]
+        before = rss_mb(worker)
+
+        async def jobs() -> None:
+            watch = await StreamWatch.open(url)
+            try:
+                await fill(watch.nc, url, N_MEMORY, queue="mem", task=ASYNC)
+                await wait_empty(watch, timeout=600)
+            finally:
+                await watch.close()
+
+        asyncio.run(jobs())
+        results["memory_mb"].update({
+            "worker_before": before,
+            f"worker_after_{N_MEMORY}_jobs": rss_mb(worker),
+        })  # fmt: skip
+    progress("memory")
+
+
+def delayed_and_cron(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    idle = asyncio.run(
+        scale.idle_and_delayed(url, tmp, RUNS, N_PENDING, N_SCHEDULES, N_DELAYED_BATCH, IDLE_WINDOW)
+    )
+    cron = asyncio.run(scale.cron_every_second(url, tmp, RUNS, N_SCHEDULES, CRON_WINDOW))
+    results["scheduling"] = {
+        "pending_delayed": N_PENDING,
+        "schedules": N_SCHEDULES,
+        "delayed_batch": N_DELAYED_BATCH,
+        "idle_with_delayed": summarize(idle["delayed"]),
+        "idle_with_schedules": summarize(idle["schedules"]),
+        "cron_every_second": summarize(cron),
+    }
+    progress("delayed/cron")
+
+
+def ratios(r: dict[str, Any]) -> dict[str, float]:
+    def of(a: dict[str, float], b: dict[str, float]) -> float:
+        return a["median"] / b["median"] if b["median"] else 0.0
+
+    base, enq = r["baseline_per_s"], r["enqueue_per_s"]
+    out = {
+        "enqueue_awaited_vs_raw": of(enq["awaited"], base["raw_awaited_publish"]),
+        "enqueue_bulk_vs_raw_pipelined": of(enq["bulk"], base["raw_pipelined_publish"]),
+    }
+    for label, d in r["drain"].items():
+        out[f"drain {label} vs raw pull+ack"] = of(d["rate"], base["raw_pull_ack"])
+    dep = r["depth"]
+    out["depth: deep first-sample rate vs shallow"] = of(
+        dep["deep"]["rate"], dep["shallow"]["rate"]
+    )
+    return out
 
 
 def main() -> None:
-    results: dict[str, object] = {
+    results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "platform": platform.platform()},
         "runs": RUNS,
         "scale": SCALE,
     }  # fmt: skip
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="naqd-bench-") as tmp_s:
         tmp = Path(tmp_s)
         server = NatsServer(tmp / "nats").start()
         url = server.url
         try:
-            run = asyncio.run
             print(f"nats-server {url}; {RUNS} runs per figure; scale {SCALE}", flush=True)
-            base = {
+            run = asyncio.run
+            results["baseline_per_s"] = {
                 "raw_awaited_publish": repeat(lambda: run(raw.awaited_publish(url, N_AWAITED))),
                 "raw_pipelined_publish": repeat(lambda: run(raw.pipelined_publish(url, N_BULK))),
                 "raw_pull_ack": repeat(lambda: run(raw.pull_ack_loop(url, N_DRAIN))),
             }
-            results["baseline_per_s"] = base
-            print("baselines done", flush=True)
-            with BenchDaemon(url, tmp, processes=1, concurrency=256) as d:
-                enq = {
-                    "awaited": repeat(lambda: run(naqd_enqueue_awaited(url, N_AWAITED))),
-                    "bulk": repeat(lambda: run(naqd_enqueue_bulk(url, N_BULK))),
-                }
-                results["enqueue_per_s"] = enq
-                print("enqueue done", flush=True)
-                results["latency"] = run(latency(url, N_LATENCY))
-                print("latency done", flush=True)
-                idle_rss = {"supervisor_mb": rss_mb(d.pid), "worker_mb": rss_mb(d.worker_pids()[0])}
-            drains: dict[str, object] = {}
-            for label, procs, ttl in (
-                ("1 process, results stored", 1, None),
-                ("1 process, fire-and-forget", 1, 0),
-                ("2 processes, results stored", 2, None),
-            ):
-                samples = [drain(url, tmp, procs, N_DRAIN, ttl) for _ in range(RUNS)]
-                drains[label] = {
-                    "jobs_per_s": summarize([s["rate"] for s in samples]),
-                    "naqd_cpu_cores": summarize([s["naqd_cpu"] for s in samples]),
-                    "nats_cpu_cores": summarize([s["nats_cpu"] for s in samples]),
-                }
-                print(f"drain {label} done", flush=True)
-            results["drain"] = drains
-            with BenchDaemon(url, tmp, processes=1, concurrency=256, queue="mem") as d:
-                worker = d.worker_pids()[0]
-                before = rss_mb(worker)
-                run(fill(url, N_MEMORY, 0, queue="mem"))
-                d.wait_empty(timeout=600)
-                results["memory_mb"] = {
-                    "supervisor_idle": idle_rss["supervisor_mb"],
-                    "worker_idle": idle_rss["worker_mb"],
-                    "worker_before": before,
-                    f"worker_after_{N_MEMORY}_jobs": rss_mb(worker),
-                }
-            assert run(jobs_in_stream(url)) == 0
+            progress("baselines")
+            enqueue_and_latency(url, tmp, results)
+            drains(url, tmp, results)
+            depth(url, tmp, results)
+            memory(url, tmp, results)
+            delayed_and_cron(url, tmp, results)
+            left = run(_jobs_left(url))
+            assert left == 0, f"{left} jobs left in {JOBS_STREAM}"
         finally:
             server.stop()
-    results["ratios"] = {
-        "enqueue_awaited_vs_raw": ratio(enq["awaited"], base["raw_awaited_publish"]),
-        "enqueue_bulk_vs_raw_pipelined": ratio(enq["bulk"], base["raw_pipelined_publish"]),
-        "drain_stored_vs_raw_pull_ack": ratio(
-            drains["1 process, results stored"]["jobs_per_s"],
-            base["raw_pull_ack"],  # type: ignore[index]
-        ),
-        "drain_fire_and_forget_vs_raw_pull_ack": ratio(
-            drains["1 process, fire-and-forget"]["jobs_per_s"],
-            base["raw_pull_ack"],  # type: ignore[index]
-        ),
-    }
+    results["ratios"] = ratios(results)
+    results["seconds"] = time.monotonic() - started
     out = Path(__file__).parent / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print_table(results)
-    print(f"\nJSON: {out}")
+    print(f"\nJSON: {out}; {results['seconds']:.0f} s")
 
 
-def print_table(r: dict) -> None:
-    def fmt(d: dict[str, float], unit: str = "/s") -> str:
-        return f"{d['median']:>10,.0f}{unit}  ({d['min']:,.0f}..{d['max']:,.0f})"
-
-    print("\n== naqd benchmark (median of runs, min..max) ==")
-    b = r["baseline_per_s"]
-    print(f"raw awaited publish      {fmt(b['raw_awaited_publish'])}")
-    print(f"raw pipelined publish    {fmt(b['raw_pipelined_publish'])}")
-    print(f"raw pull+ack loop        {fmt(b['raw_pull_ack'])}")
-    e = r["enqueue_per_s"]
-    print(f"naqd enqueue awaited     {fmt(e['awaited'])}")
-    print(f"naqd enqueue bulk        {fmt(e['bulk'])}")
-    for label, d in r["drain"].items():
-        naqd_cpu, nats_cpu = d["naqd_cpu_cores"]["median"], d["nats_cpu_cores"]["median"]
-        cpu = f"cpu naqd {naqd_cpu:.2f} / nats {nats_cpu:.2f} cores"
-        print(f"drain {label:<28} {fmt(d['jobs_per_s'])}  {cpu}")
-    for k, v in r["latency"].items():
-        print(f"latency {k:<22} p50 {v['p50']:.2f}  p99 {v['p99']:.2f}  max {v['max']:.2f} ms")
-    for k, v in r["memory_mb"].items():
-        print(f"memory {k:<28} {v:.1f} MB")
-    for k, v in r["ratios"].items():
-        print(f"ratio {k:<38} {v:.2f}")
-    print("delayed/cron scale: not measured yet (scheduler not in this build)")
+async def _jobs_left(url: str) -> int:
+    watch = await StreamWatch.open(url)
+    try:
+        return await watch.jobs()
+    finally:
+        await watch.close()
 
 
 if __name__ == "__main__":

@@ -1,71 +1,148 @@
-"""The real naqd daemon under benchmark: start, fill its queue, time the drain."""
+"""The real naqd daemon under benchmark: its config, its processes, and a watch on the
+jobs stream kept on one open connection."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import nats
 
-from bench.procstat import children, cpu_seconds, tree_cpu
-from naqd.client import Client
-from naqd.config.model import Config, NatsConfig, QueueConfig
-from naqd.protocol.resources import ensure_resources
+from bench.procstat import children, cpu_seconds
+from naqd.protocol.names import HEARTBEATS_BUCKET, JOBS_STREAM, consumer_name
 from tests.natsserver import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 class BenchDaemon:
+    """`naqd --config ...` as a subprocess. `schedules` (name -> cron, possibly none)
+    turn the scheduler on."""
+
     def __init__(
-        self, url: str, tmp: Path, processes: int, concurrency: int, queue: str = "bench"
+        self,
+        url: str,
+        tmp: Path,
+        processes: int = 1,
+        concurrency: int = 256,
+        queue: str = "bench",
+        schedules: dict[str, str] | None = None,
+        task: str = "bench.tasks:anoop",
     ) -> None:
         self.url = url
-        self.config = tmp / f"bench-{queue}-{processes}.yaml"
-        self.config.write_text(
-            f"nats: {{servers: [{url}]}}\n"
-            "tasks: {imports: [bench.tasks]}\n"
-            f"queues: {{{queue}: {{concurrency: {concurrency}, processes: {processes}}}}}\n"
-            "logging: {level: WARNING}\n"
-            "scheduler: {enabled: false}\n"  # only workers: the drain is what is timed
-            "metrics: {enabled: false}\n"
-            "shutdown: {grace_period: 10s}\n"
-        )
         self.processes = processes
         self.queue = queue
+        self.scheduler = schedules is not None
+        config: dict[str, Any] = {
+            "nats": {"servers": [url]},
+            "tasks": {"imports": ["bench.tasks"]},
+            "queues": {queue: {"concurrency": concurrency, "processes": processes}},
+            "logging": {"level": "WARNING"},
+            "scheduler": {"enabled": self.scheduler},
+            "metrics": {"enabled": False},
+            "shutdown": {"grace_period": "10s"},
+        }
+        if schedules:
+            config["schedules"] = {
+                name: {"cron": cron, "task": task, "queue": queue}
+                for name, cron in schedules.items()
+            }
+        self.config = tmp / f"bench-{queue}-{processes}.yaml"
+        self.config.write_text(json.dumps(config, indent=1))  # JSON is YAML
+        self.log = tmp / f"naqd-{queue}-{processes}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> BenchDaemon:
+    def start(self) -> BenchDaemon:
+        """Start naqd and return at once: a drain starts it on a full queue and times
+        from the first job gone. `ready()` waits for it to serve an empty queue."""
         naqd = str(Path(sys.executable).parent / "naqd")
-        self.proc = subprocess.Popen(
-            [naqd, "--config", str(self.config)],
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        wait_until(lambda: len(self.worker_pids()) == self.processes, 30, what="workers")
-        asyncio.run(_wait_consumers(self.url, self.queue, self.processes))
+        with self.log.open("wb") as log:  # warnings stay out of the table; errors are shown
+            self.proc = subprocess.Popen(
+                [naqd, "--config", str(self.config)],
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
+
+    async def ready(self) -> None:
+        """Every child is up and every worker has a pull request parked on the queue."""
+        try:
+            n = self.processes + self.scheduler
+            wait_until(lambda: len(self.child_pids()) == n, 30, what="naqd children")
+            await _wait_consumers(self.url, self.queue, self.processes)
+        except BaseException:
+            self.stop()
+            raise
+
+    def __enter__(self) -> BenchDaemon:
+        self.start()
+        asyncio.run(self.ready())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+            self._report_log()
+
+    def _report_log(self) -> None:
+        """Errors in full; warnings as one line of distinct messages with counts."""
+        warnings: Counter[str] = Counter()
+        for line in self.log.read_text(errors="replace").splitlines():
+            if " ERROR " in line or " CRITICAL " in line:
+                print(f"  naqd: {line}", flush=True)
+            elif " WARNING " in line:
+                warnings[line.partition(" | ")[2] or line] += 1
+        if warnings:
+            text = "; ".join(f"{m} (x{n})" for m, n in warnings.most_common())
+            print(f"  naqd warnings: {text}", flush=True)
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
-    def worker_pids(self) -> list[int]:
-        # Spawned children of the supervisor (the multiprocessing resource tracker aside).
+    def child_pids(self) -> list[int]:
+        """Workers and the scheduler: spawned children of the supervisor (the
+        multiprocessing resource tracker aside)."""
         return [p for p in children(self.pid) if b"spawn_main" in _cmdline(p)]
 
-    def wait_empty(self, timeout: float) -> None:
-        wait_until(lambda: asyncio.run(jobs_in_stream(self.url)) == 0, timeout, 0.05, "drain")
+    def tree_pids(self) -> list[int]:
+        return [self.pid, *children(self.pid)]
 
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
+
+def cpu_of(pids: list[int]) -> float:
+    return sum(cpu_seconds(p) for p in pids)
+
+
+async def child_roles(nc: Any, pids: list[int], timeout: float = 15) -> dict[int, str]:
+    """pid -> "worker" | "scheduler", from the children's heartbeat keys
+    (`<host>.<role>.<pid>`), which each child puts as soon as it serves."""
+    kv = await nc.jetstream().key_value(HEARTBEATS_BUCKET)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            keys = await kv.keys()
+        except Exception:  # no keys yet
+            keys = []
+        roles = {int(k.rsplit(".", 2)[2]): k.rsplit(".", 2)[1] for k in keys}
+        found = {p: roles[p] for p in pids if p in roles}
+        if len(found) == len(pids) or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.1)
 
 
 def _cmdline(pid: int) -> bytes:
@@ -82,7 +159,7 @@ async def _wait_consumers(url: str, queue: str, processes: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            info = await js.consumer_info("NAQD_JOBS", f"q-{queue}")
+            info = await js.consumer_info(JOBS_STREAM, consumer_name(queue))
             if info.num_waiting >= processes:
                 break
         except Exception:
@@ -91,66 +168,35 @@ async def _wait_consumers(url: str, queue: str, processes: int) -> None:
     await nc.close()
 
 
+class StreamWatch:
+    """Message count of the jobs stream, polled on one connection kept open (a connect
+    per poll would cost more than the poll, and land in the timed window)."""
+
+    def __init__(self, nc: Any) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+
+    @classmethod
+    async def open(cls, url: str) -> StreamWatch:
+        return cls(await nats.connect(url))
+
+    async def jobs(self) -> int:
+        info = await self.js.stream_info(JOBS_STREAM)
+        return int(info.state.messages)
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
 async def jobs_in_stream(url: str) -> int:
-    nc = await nats.connect(url)
-    info = await nc.jetstream().stream_info("NAQD_JOBS")
-    await nc.close()
-    return info.state.messages
+    watch = await StreamWatch.open(url)
+    try:
+        return await watch.jobs()
+    finally:
+        await watch.close()
 
 
-async def fill(
-    url: str, n: int, result_ttl: float | None, queue: str = "bench", task: str = "bench.tasks:noop"
-) -> None:
-    nc = await nats.connect(url)
-    await ensure_resources(
-        nc.jetstream(),
-        Config(nats=NatsConfig(servers=(url,)), queues={queue: QueueConfig(name=queue)}),
-    )
-    async with Client(url) as client:
-        for start in range(0, n, 20000):
-            count = min(20000, n - start)
-            await client.enqueue_many(task, [()] * count, queue=queue, result_ttl=result_ttl)
-    await nc.close()
-
-
-async def _pause(url: str, queue: str, paused: bool) -> None:
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    if paused:
-        await js.pause_consumer("NAQD_JOBS", f"q-{queue}", "2099-01-01T00:00:00Z")
-    else:
-        await js.resume_consumer("NAQD_JOBS", f"q-{queue}")
-    await nc.close()
-
-
-def drain(url: str, tmp: Path, processes: int, n: int, result_ttl: float | None) -> dict:
-    """Fill the queue while its consumer is paused, start the daemon and let its workers
-    park their pulls, then resume and time until the stream is empty."""
-    asyncio.run(fill(url, n, result_ttl))
-    asyncio.run(_pause(url, "bench", True))
-    server_pid = _nats_server_pid(url)
-    with BenchDaemon(url, tmp, processes=processes, concurrency=256) as d:
-        asyncio.run(_pause(url, "bench", False))
-        pass_start = time.monotonic()
-        cpu0, ncpu0 = tree_cpu(d.pid), cpu_seconds(server_pid)
-        remaining = n
-        t_first = None
-        while remaining:
-            remaining = asyncio.run(jobs_in_stream(url))
-            if t_first is None and remaining < n:
-                t_first = time.monotonic()
-            time.sleep(0.02)
-        t_end = time.monotonic()
-        wall = t_end - pass_start
-        cpu1, ncpu1 = tree_cpu(d.pid), cpu_seconds(server_pid)
-    return {
-        "rate": n / (t_end - (t_first or pass_start)),
-        "naqd_cpu": (cpu1 - cpu0) / wall,
-        "nats_cpu": (ncpu1 - ncpu0) / wall,
-    }
-
-
-def _nats_server_pid(url: str) -> int:
+def nats_server_pid(url: str) -> int:
     port = url.rsplit(":", 1)[1]
     for entry in Path("/proc").iterdir():
         cmd = _cmdline(int(entry.name)) if entry.name.isdigit() else b""

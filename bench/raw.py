@@ -10,6 +10,8 @@ import time
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
+from bench.fill import publish_all
+
 PAYLOAD = b'{"v":1,"id":"x","task":"bench.tasks:noop","queue":"raw","args":[]}'
 
 
@@ -52,8 +54,7 @@ async def pipelined_publish(url: str, n: int) -> float:
 async def pull_ack_loop(url: str, n: int, batch: int = 256) -> float:
     """Continuous raw pull + ack, one consumer task: the ceiling of a Python consumer."""
     nc, js = await _setup(url, "RAWPULL")
-    futs = [await js.publish_async("RAWPULL.x", PAYLOAD) for _ in range(n)]
-    await asyncio.gather(*futs)
+    await publish_all(nc, n, lambda _: ("RAWPULL.x", PAYLOAD, None), stream="RAWPULL")
     await js.add_consumer(
         "RAWPULL", ConsumerConfig(durable_name="c", ack_policy=AckPolicy.EXPLICIT,
                                   max_ack_pending=20000)

@@ -1,0 +1,141 @@
+"""The bench's results as Markdown tables (ready for docs/performance.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Fmt = Callable[[float, bool], str]  # (value, with unit)
+
+
+def per_s(v: float, unit: bool = True) -> str:
+    text = f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}"
+    return text + "/s" if unit else text
+
+
+def ms(v: float, unit: bool = True) -> str:
+    text = f"{v:.2f}" if v < 10 else f"{v:.0f}"
+    return text + " ms" if unit else text
+
+
+def pct(v: float, unit: bool = True) -> str:
+    """Cores as percent of one core."""
+    return f"{v * 100:.1f}" + ("%" if unit else "")
+
+
+def cores(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def mb(v: float) -> str:
+    return f"{v:.0f} MB"
+
+
+def share(v: float, unit: bool = True) -> str:
+    return f"{v * 100:.0f}" + ("%" if unit else "")
+
+
+def _row(label: str, s: dict[str, float], fmt: Fmt, ratio: str = "") -> str:
+    spread = f"{fmt(s['min'], False)}..{fmt(s['max'], False)}"
+    return f"| {label} | {fmt(s['median'], True)} | {spread} | {ratio} |"
+
+
+def _ratio(a: dict[str, float], b: dict[str, float], of: str) -> str:
+    return f"{a['median'] / b['median']:.2f} of {of}" if b["median"] else ""
+
+
+def print_table(r: dict[str, Any]) -> None:
+    runs = r["runs"]
+    print(f"\n== naqd benchmark: median (min..max) of {runs} run(s), scale {r['scale']} ==\n")
+    print("| figure | median | min..max | ratio |")
+    print("|---|---|---|---|")
+    b = r["baseline_per_s"]
+    raw_pull = b["raw_pull_ack"]
+    print(_row("raw awaited publish", b["raw_awaited_publish"], per_s))
+    print(_row("raw pipelined publish", b["raw_pipelined_publish"], per_s))
+    print(_row("raw pull+ack loop", raw_pull, per_s))
+    e = r["enqueue_per_s"]
+    print(
+        _row(
+            "enqueue, awaited",
+            e["awaited"],
+            per_s,
+            _ratio(e["awaited"], b["raw_awaited_publish"], "raw awaited"),
+        )
+    )
+    print(_row("enqueue_many", e["bulk"], per_s,
+               _ratio(e["bulk"], b["raw_pipelined_publish"], "raw pipelined")))  # fmt: skip
+    for label, d in r["drain"].items():
+        ratio = _ratio(d["rate"], raw_pull, "raw pull+ack") if label.startswith("1 ") else ""
+        print(_row(f"drain, {label}", d["rate"], per_s, ratio))
+    dep = r["depth"]
+    shallow = dep["shallow"]["rate"]
+    print(
+        _row(
+            f"drain, {dep['shallow_jobs']:,} queued",
+            shallow,
+            per_s,
+            _ratio(shallow, raw_pull, "raw pull+ack"),
+        )
+    )
+    first = dep["deep"][f"first_{dep['shallow_jobs']}_rate"]
+    print(
+        _row(
+            f"drain, {dep['deep_jobs']:,} queued: first {dep['shallow_jobs']:,}",
+            first,
+            per_s,
+            _ratio(first, shallow, "shallow"),
+        )
+    )
+    print(
+        _row(
+            f"drain, {dep['deep_jobs']:,} queued: first {dep['deep_sample_jobs']:,}",
+            dep["deep"]["rate"],
+            per_s,
+            _ratio(dep["deep"]["rate"], shallow, "shallow"),
+        )
+    )
+    for name, v in r["latency"].items():
+        what = name.removesuffix("_ms").replace("_", "-")
+        print(_row(f"{what} p50", v["p50"], ms))
+        print(_row(f"{what} p99", v["p99"], ms))  # fmt: skip
+    _scheduling(r["scheduling"])
+    for name, v in r["memory_mb"].items():
+        print(f"| RSS {name.replace('_', ' ')} | {mb(v)} | | |")
+    print("\nCPU rows: percent of one core (CPU seconds / wall seconds over the window).")
+    print("\nCPU during the drains (cores: CPU seconds / wall seconds, median)\n")
+    print("| drain | naqd | nats-server |")
+    print("|---|---|---|")
+    for label, d in r["drain"].items():
+        print(f"| {label} | {cores(d['naqd_cpu']['median'])} | {cores(d['nats_cpu']['median'])} |")
+    for label, d in (("1k queued", dep["shallow"]), ("deep queue, first sample", dep["deep"])):
+        print(f"| {label} | {cores(d['naqd_cpu']['median'])} | {cores(d['nats_cpu']['median'])} |")
+
+
+def _scheduling(s: dict[str, Any]) -> None:
+    pending, n = f"{s['pending_delayed']:,}", f"{s['schedules']:,}"
+    idle = s["idle_with_delayed"]
+    where = f"idle, {pending} delayed pending"
+    print(_row(f"CPU {where}: naqd", idle["naqd_cpu_cores"], pct))
+    print(_row(f"CPU {where}: naqd workers", idle["naqd_workers_cpu_cores"], pct))
+    print(_row(f"CPU {where}: nats-server", idle["nats_cpu_cores"], pct))
+    late = idle["delayed_late_ms"]
+    batch = f"{s['delayed_batch']:,} delayed due at once"
+    print(_row(f"{batch}: first start late", late["min"], ms))
+    print(_row(f"{batch}: p50 start late", late["p50"], ms))
+    print(_row(f"{batch}: p99 start late", late["p99"], ms))
+    idle = s["idle_with_schedules"]
+    where = f"idle, {n} cron schedules (+ delayed)"
+    print(_row(f"CPU {where}: naqd", idle["naqd_cpu_cores"], pct))
+    print(_row(f"CPU {where}: naqd scheduler", idle["naqd_scheduler_cpu_cores"], pct))
+    print(_row(f"CPU {where}: nats-server", idle["nats_cpu_cores"], pct))
+    c = s["cron_every_second"]
+    cron = f"{n} schedules every second"
+    print(_row(f"{cron}: fire late p50", c["cron_fire_late_ms"]["p50"], ms))
+    print(_row(f"{cron}: fire late p99", c["cron_fire_late_ms"]["p99"], ms))
+    print(_row(f"{cron}: start late p50", c["cron_start_late_ms"]["p50"], ms))
+    print(_row(f"{cron}: start late p99", c["cron_start_late_ms"]["p99"], ms))
+    print(_row(f"{cron}: ticks fired", c["cron_fired"], share))
+    print(_row(f"{cron}: CPU naqd scheduler", c["naqd_scheduler_cpu_cores"], pct))
+    print(_row(f"{cron}: CPU naqd", c["naqd_cpu_cores"], pct))
+    print(_row(f"{cron}: CPU nats-server", c["nats_cpu_cores"], pct))
