@@ -179,7 +179,7 @@ def memory(url: str, tmp: Path, results: dict[str, Any]) -> None:
                 await watch.close()
 
         asyncio.run(jobs())
-        results["memory_mb"].update({
+        results.setdefault("memory_mb", {}).update({
             "worker_before": before,
             f"worker_after_{N_MEMORY}_jobs": rss_mb(worker),
         })  # fmt: skip
@@ -206,17 +206,21 @@ def ratios(r: dict[str, Any]) -> dict[str, float]:
     def of(a: dict[str, float], b: dict[str, float]) -> float:
         return a["median"] / b["median"] if b["median"] else 0.0
 
-    base, enq = r["baseline_per_s"], r["enqueue_per_s"]
-    out = {
-        "enqueue_awaited_vs_raw": of(enq["awaited"], base["raw_awaited_publish"]),
-        "enqueue_bulk_vs_raw_pipelined": of(enq["bulk"], base["raw_pipelined_publish"]),
-    }
-    for label, d in r["drain"].items():
+    base = r["baseline_per_s"]
+    out = {}
+    if "enqueue_per_s" in r:
+        enq = r["enqueue_per_s"]
+        out["enqueue_awaited_vs_raw"] = of(enq["awaited"], base["raw_awaited_publish"])
+        out["enqueue_bulk_vs_raw_pipelined"] = of(enq["bulk"], base["raw_pipelined_publish"])
+    for label, d in r.get("drain", {}).items():
         out[f"drain {label} vs raw pull+ack"] = of(d["rate"], base["raw_pull_ack"])
-    dep = r["depth"]
-    out["depth: deep first-sample rate vs shallow"] = of(
-        dep["deep"]["rate"], dep["shallow"]["rate"]
-    )
+        if "stored" in label:
+            out[f"drain {label} vs raw pull+store+ack"] = of(d["rate"], base["raw_pull_store_ack"])
+    if "depth" in r:
+        dep = r["depth"]
+        out["depth: deep first-sample rate vs shallow"] = of(
+            dep["deep"]["rate"], dep["shallow"]["rate"]
+        )
     return out
 
 
@@ -238,14 +242,16 @@ def main() -> None:
             results["baseline_per_s"] = {
                 "raw_awaited_publish": repeat(lambda: run(raw.awaited_publish(url, N_AWAITED))),
                 "raw_pipelined_publish": repeat(lambda: run(raw.pipelined_publish(url, N_BULK))),
-                "raw_pull_ack": repeat(lambda: run(raw.pull_ack_loop(url, N_DRAIN))),
+                # uvloop, as naqd's workers use it.
+                "raw_pull_ack": repeat(lambda: run_uvloop(raw.pull_ack_loop(url, N_DRAIN))),
+                "raw_pull_store_ack": repeat(
+                    lambda: run_uvloop(raw.pull_store_ack_loop(url, N_DRAIN))
+                ),
             }
             progress("baselines")
-            enqueue_and_latency(url, tmp, results)
-            drains(url, tmp, results)
-            depth(url, tmp, results)
-            memory(url, tmp, results)
-            delayed_and_cron(url, tmp, results)
+            for name, section in SECTIONS.items():
+                if name in ONLY:
+                    section(url, tmp, results)
             left = run(_jobs_left(url))
             assert left == 0, f"{left} jobs left in {JOBS_STREAM}"
         finally:
@@ -256,6 +262,24 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2))
     print_table(results)
     print(f"\nJSON: {out}; {results['seconds']:.0f} s")
+
+
+def run_uvloop(coro: Any) -> Any:
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+SECTIONS: dict[str, Callable[[str, Path, dict[str, Any]], None]] = {
+    "enqueue": enqueue_and_latency,
+    "drain": drains,
+    "depth": depth,
+    "memory": memory,
+    "scheduling": delayed_and_cron,
+}
+# BENCH_ONLY=drain,depth runs those sections (after the baselines); default: all.
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))
 
 
 async def _jobs_left(url: str) -> int:

@@ -87,3 +87,72 @@ async def pull_ack_loop(url: str, n: int, batch: int = 256) -> float:
     await js.delete_stream("RAWPULL")
     await nc.close()
     return rate
+
+
+RESULT = (
+    b'{"id":"x","status":"succeeded","result":null,"attempts":1,"task":"bench.tasks:noop",'
+    b'"queue":"raw","enqueued_at":1.0,"started_at":1.0,"finished_at":1.0,"worker":"h:1",'
+    b'"encoding":"json"}'
+)
+
+
+async def pull_store_ack_loop(url: str, n: int, batch: int = 256) -> float:
+    """The ceiling of a job with a stored result: continuous pull; per message a JSON
+    decode and a result written to a KV-like stream (reply inbox, pipelined); the job is
+    acked when its PubAck arrives. What naqd's stored drains are divided by."""
+    nc, js = await _setup(url, "RAWJOB")
+    with contextlib.suppress(Exception):
+        await js.delete_stream("RAWRES")
+    await js.add_stream(StreamConfig(name="RAWRES", subjects=["RAWRES.>"], max_msgs_per_subject=1))
+    await publish_all(nc, n, lambda _: ("RAWJOB.x", PAYLOAD, None), stream="RAWJOB")
+    await js.add_consumer(
+        "RAWJOB", ConsumerConfig(durable_name="c", ack_policy=AckPolicy.EXPLICIT,
+                                 max_ack_pending=20000)
+    )  # fmt: skip
+    queue: asyncio.Queue = asyncio.Queue()
+    inbox, acks = nc.new_inbox(), nc.new_inbox() + "."
+    waiting: dict[str, object] = {}
+    finished = asyncio.Event()
+    done = 0
+
+    async def on_msg(msg) -> None:
+        queue.put_nowait(msg)
+
+    async def on_puback(msg) -> None:
+        nonlocal done
+        job = waiting.pop(msg.subject[len(acks) :])
+        await job.ack()  # type: ignore[attr-defined]
+        done += 1
+        if done == n:
+            finished.set()
+
+    await nc.subscribe(inbox, cb=on_msg)
+    await nc.subscribe(acks + "*", cb=on_puback)
+    subject = "$JS.API.CONSUMER.MSG.NEXT.RAWJOB.c"
+    body = json.dumps({"batch": batch, "expires": int(5e9)}).encode()
+
+    async def consume() -> None:
+        outstanding = got = 0
+        while got < n:
+            if outstanding <= batch // 2:
+                await nc.publish(subject, body, reply=inbox)
+                outstanding += batch
+            msg = await queue.get()
+            if not msg.reply:
+                outstanding = 0
+                continue
+            outstanding -= 1
+            got += 1
+            json.loads(msg.data)
+            waiting[str(got)] = msg
+            await nc.publish(f"RAWRES.{got}", RESULT, reply=acks + str(got))
+
+    t0 = time.perf_counter()
+    consumer = asyncio.get_running_loop().create_task(consume())
+    await finished.wait()
+    rate = n / (time.perf_counter() - t0)
+    await consumer
+    await js.delete_stream("RAWJOB")
+    await js.delete_stream("RAWRES")
+    await nc.close()
+    return rate

@@ -54,7 +54,42 @@ def print_table(r: dict[str, Any]) -> None:
     print(_row("raw awaited publish", b["raw_awaited_publish"], per_s))
     print(_row("raw pipelined publish", b["raw_pipelined_publish"], per_s))
     print(_row("raw pull+ack loop", raw_pull, per_s))
-    e = r["enqueue_per_s"]
+    raw_store = b["raw_pull_store_ack"]
+    print(_row("raw pull+stored result+ack loop", raw_store, per_s))
+    if "enqueue_per_s" in r:
+        _enqueue(r["enqueue_per_s"], b)
+    for label, d in r.get("drain", {}).items():
+        ratio = ""
+        if label.startswith("1 "):
+            ratio = _ratio(d["rate"], raw_pull, "raw pull+ack")
+            if "stored" in label:
+                ratio += "; " + _ratio(d["rate"], raw_store, "raw pull+stored+ack")
+        print(_row(f"drain, {label}", d["rate"], per_s, ratio))
+    if "depth" in r:
+        _depth(r["depth"], raw_pull)
+    for name, v in r.get("latency", {}).items():
+        what = name.removesuffix("_ms").replace("_", "-")
+        print(_row(f"{what} p50", v["p50"], ms))
+        print(_row(f"{what} p99", v["p99"], ms))  # fmt: skip
+    if "scheduling" in r:
+        _scheduling(r["scheduling"])
+    for name, v in r.get("memory_mb", {}).items():
+        print(f"| RSS {name.replace('_', ' ')} | {mb(v)} | | |")
+    print("\nCPU rows: percent of one core (CPU seconds / wall seconds over the window).")
+    print("\nCPU during the drains (cores: CPU seconds / wall seconds, median)\n")
+    print("| drain | naqd | nats-server |")
+    print("|---|---|---|")
+    for label, d in r.get("drain", {}).items():
+        print(f"| {label} | {cores(d['naqd_cpu']['median'])} | {cores(d['nats_cpu']['median'])} |")
+    if "depth" in r:
+        dep = r["depth"]
+        for label, d in (("1k queued", dep["shallow"]), ("deep queue, first sample", dep["deep"])):
+            print(
+                f"| {label} | {cores(d['naqd_cpu']['median'])} | {cores(d['nats_cpu']['median'])} |"
+            )
+
+
+def _enqueue(e: dict[str, Any], b: dict[str, Any]) -> None:
     print(
         _row(
             "enqueue, awaited",
@@ -65,10 +100,9 @@ def print_table(r: dict[str, Any]) -> None:
     )
     print(_row("enqueue_many", e["bulk"], per_s,
                _ratio(e["bulk"], b["raw_pipelined_publish"], "raw pipelined")))  # fmt: skip
-    for label, d in r["drain"].items():
-        ratio = _ratio(d["rate"], raw_pull, "raw pull+ack") if label.startswith("1 ") else ""
-        print(_row(f"drain, {label}", d["rate"], per_s, ratio))
-    dep = r["depth"]
+
+
+def _depth(dep: dict[str, Any], raw_pull: dict[str, Any]) -> None:
     shallow = dep["shallow"]["rate"]
     print(
         _row(
@@ -95,21 +129,6 @@ def print_table(r: dict[str, Any]) -> None:
             _ratio(dep["deep"]["rate"], shallow, "shallow"),
         )
     )
-    for name, v in r["latency"].items():
-        what = name.removesuffix("_ms").replace("_", "-")
-        print(_row(f"{what} p50", v["p50"], ms))
-        print(_row(f"{what} p99", v["p99"], ms))  # fmt: skip
-    _scheduling(r["scheduling"])
-    for name, v in r["memory_mb"].items():
-        print(f"| RSS {name.replace('_', ' ')} | {mb(v)} | | |")
-    print("\nCPU rows: percent of one core (CPU seconds / wall seconds over the window).")
-    print("\nCPU during the drains (cores: CPU seconds / wall seconds, median)\n")
-    print("| drain | naqd | nats-server |")
-    print("|---|---|---|")
-    for label, d in r["drain"].items():
-        print(f"| {label} | {cores(d['naqd_cpu']['median'])} | {cores(d['nats_cpu']['median'])} |")
-    for label, d in (("1k queued", dep["shallow"]), ("deep queue, first sample", dep["deep"])):
-        print(f"| {label} | {cores(d['naqd_cpu']['median'])} | {cores(d['nats_cpu']['median'])} |")
 
 
 def _scheduling(s: dict[str, Any]) -> None:
