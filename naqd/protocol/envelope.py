@@ -133,7 +133,8 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
 
             raw = pickle.loads(data)
         elif encoding == "json":
-            raw = json.loads(data)
+            # From str: json.loads(bytes) first sniffs the encoding (UTF-8 is the wire's).
+            raw = _json_decode(data.decode() if type(data) is bytes else data)
         else:
             raise EnvelopeError(f"unknown encoding {encoding!r}")
     except EnvelopeError:
@@ -142,45 +143,51 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         raise EnvelopeError(f"cannot decode job payload: {exc}") from exc
     if not isinstance(raw, dict):
         raise EnvelopeError("job payload is not an object")
-    v = raw.get("v", PROTOCOL_VERSION)
+    get = raw.get
+    v = get("v", PROTOCOL_VERSION)
     if v != PROTOCOL_VERSION:
         raise EnvelopeError(f"unsupported envelope version {v!r}")
     try:
         task, queue, job_id = raw["task"], raw["queue"], raw["id"]
     except KeyError as exc:
         raise EnvelopeError(f"job payload misses the {exc.args[0]!r} field") from None
-    args, kwargs = raw.get("args", []), raw.get("kwargs", {})
+    args, kwargs = get("args", []), get("kwargs", {})
     if type(task) is not str or task not in _GOOD_NAMES:
         if not isinstance(task, str) or not TASK_RE.match(task):
             raise EnvelopeError(f"invalid task name {task!r} (expected 'module:qualname')")
         _remember(task)
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise EnvelopeError("args must be a list and kwargs an object")
+    retries, timeout, result_ttl = get("retries"), get("timeout"), get("result_ttl")
     try:
         validate_job_id(job_id)
         if type(queue) is not str or queue not in _GOOD_NAMES:
             _remember(validate_queue(queue))
         backoff = retry_on = dont_retry_on = None
         if len(raw) > _PLAIN_FIELDS:  # options are rare: skip their checks when absent
-            backoff = check_backoff(raw.get("backoff"))
-            retry_on = exception_names(raw.get("retry_on"))
-            dont_retry_on = exception_names(raw.get("dont_retry_on"))
+            backoff = check_backoff(get("backoff"))
+            retry_on = exception_names(get("retry_on"))
+            dont_retry_on = exception_names(get("dont_retry_on"))
     except ValueError as exc:
         raise EnvelopeError(str(exc)) from None
+    enqueued_at = get("enqueued_at")
     return Envelope(
         id=job_id,
         task=task,
         queue=queue,
         args=tuple(args),
         kwargs=kwargs,
-        enqueued_at=_num(raw.get("enqueued_at"), 0.0),
-        retries=_opt_int(raw.get("retries")),
-        timeout=_opt_num(raw.get("timeout")),
-        result_ttl=_opt_num(raw.get("result_ttl")),
+        enqueued_at=enqueued_at if type(enqueued_at) is float else _num(enqueued_at, 0.0),
+        retries=None if retries is None else _opt_int(retries),
+        timeout=None if timeout is None else _opt_num(timeout),
+        result_ttl=None if result_ttl is None else _opt_num(result_ttl),
         backoff=backoff,
         retry_on=retry_on,
         dont_retry_on=dont_retry_on,
     )
+
+
+_json_decode = json.JSONDecoder().decode
 
 
 # Task and queue names already validated in this process: a worker sees the same few

@@ -19,7 +19,6 @@ from nats.aio.subscription import Subscription
 
 from naqd.protocol.names import pull_subject
 
-
 # A pull request that was waiting while its consumer was paused is served at ~5k jobs/s
 # after the resume until it expires (nats-server 2.15, measured; fresh requests get
 # ~50k/s). Short-lived requests bound that slow spell after `naqd queues resume` to a

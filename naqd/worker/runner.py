@@ -201,7 +201,7 @@ class Runner:
             # this attempt even if the task kills the process straight away.
             await self._store(env, base)
         self.observe.started(env.id, env.task, env.enqueued_at)
-        ctx = self.control.begin(env, attempt, base, self._ttl(env), store)
+        ctx = self.control.begin(env, attempt, base, self._ttl(env) if store else None, store)
         notice: RunningNotice | None = None
         if store and delivered == 1:
             # 'running' is informational on a first delivery: written only for a job still
@@ -253,9 +253,10 @@ class Runner:
         timeout = env.timeout if env.timeout is not None else self.queue.timeout
         if is_coroutine_task(env.task):
             ctx = current_job()  # set by JobControl.begin
-            ctx.enter(asyncio.current_task())  # a cancel request cancels this await only
+            task = asyncio.current_task()
+            ctx.enter(task)  # a cancel request cancels this await only
             try:
-                return await call_async(fn, env.args, env.kwargs, timeout)
+                return await call_async(fn, env.args, env.kwargs, timeout, task)
             finally:
                 ctx.leave()
         return await self.threads.call(fn, env.args, env.kwargs, timeout, self._on_stuck)
