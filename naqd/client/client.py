@@ -72,6 +72,7 @@ from naqd.protocol.names import (
 )
 from naqd.protocol.options import check_backoff, exception_names
 from naqd.protocol.signing import Keyring, keyring_from_config
+from naqd.streamwriter import StreamWriter
 
 if TYPE_CHECKING:
     from naqd.config.model import Config
@@ -161,6 +162,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         self._nc = nc
         self._own_nc = nc is None
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
+        self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> Client:
@@ -212,6 +214,9 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
         if self._nc is not None and self._own_nc:
             try:
                 await self._nc.drain()
@@ -462,8 +467,9 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         priority: str | None = None,
     ) -> list[Job]:
         """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
-        for each PubAck, then all acks are awaited; any publish that failed or went
-        unanswered is retried, awaited, with its same Nats-Msg-Id."""
+        for each PubAck (one inbox for all of them, naqd/streamwriter.py), then all acks
+        are awaited; any publish that failed or went unanswered within
+        `publish_deadline` is retried, awaited, with its same Nats-Msg-Id."""
         msgs = [
             self.build(
                 task, tuple(args), {}, queue=queue, retries=retries, timeout=timeout,
@@ -472,16 +478,17 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             for args in calls
         ]  # fmt: skip
         await self._require_priority(queue or self.default_queue, priority)
+        if self._writer is None:
+            self._writer = StreamWriter(self.nc)
+            await self._writer.start()
+        submit, window = self._writer.submit, self.publish_deadline
         futures = [
-            await self._js.publish_async(subject, payload, headers=headers)
-            for subject, payload, headers in msgs
+            await submit(subject, payload, headers, window) for subject, payload, headers in msgs
         ]
         if futures:
-            await asyncio.wait(futures, timeout=self.publish_deadline)
+            await asyncio.wait(futures)  # each settles by its PubAck or the window
         for fut, (subject, payload, headers) in zip(futures, msgs, strict=True):
-            if not fut.done():
-                fut.cancel()
-            elif not fut.cancelled() and fut.exception() is None:
+            if not fut.cancelled() and fut.exception() is None:
                 continue
             await self._publish(subject, payload, headers)
         return [Job(self, headers[HDR_MSG_ID]) for _, _, headers in msgs]

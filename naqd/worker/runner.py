@@ -40,6 +40,7 @@ from naqd.protocol.names import (
     done_subject,
     result_subject,
 )
+from naqd.streamwriter import StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit
 from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
@@ -55,7 +56,6 @@ from naqd.worker.tasks import (
     resolve_task,
 )
 from naqd.worker.timeouts import ThreadRunner, call_async
-from naqd.worker.writer import StreamWriter
 
 # What a task may raise: a sys.exit() in a task fails the job, not the worker.
 _JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)

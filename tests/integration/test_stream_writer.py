@@ -11,8 +11,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 
+from naqd.streamwriter import StreamWriter
 from naqd.worker.store import reliable_publish
-from naqd.worker.writer import StreamWriter
 
 
 async def test_writes_are_stored_and_confirmed(nats_server) -> None:
@@ -66,3 +66,16 @@ async def test_a_write_nobody_confirms_times_out_and_reliable_publish_gives_up(
     assert writer._pending == {}  # nothing left behind
     await writer.stop()
     await nc.close()
+
+
+async def test_enqueue_many_with_no_stream_fails_clearly_and_leaves_nothing_pending(
+    nats_server,
+) -> None:
+    from naqd import Client
+    from naqd.client.errors import EnqueueError
+
+    # No naqd resources on this server: every pipelined write is refused (no stream).
+    async with Client(nats_server.url, publish_deadline=0.5) as client:
+        with pytest.raises(EnqueueError, match="could not enqueue"):
+            await client.enqueue_many("tests.tasks:add", [(1, 2)] * 50)
+        assert client._writer is not None and client._writer._pending == {}

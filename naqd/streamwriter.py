@@ -36,13 +36,14 @@ class StreamWriter:
 
     async def start(self) -> None:
         self._prefix = self.nc.new_inbox() + "."
-        self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack)
+        self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack_cb)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for fut, _ in self._pending.values():
+        pending, self._pending = self._pending, {}
+        for fut, _ in pending.values():
             if not fut.done():
                 fut.set_exception(NatsTimeoutError())
         if self._sub is not None:
@@ -58,6 +59,17 @@ class StreamWriter:
     ) -> None:
         """Store one message; raises what `js.publish` would (timeout, no stream, API
         error) so the same retry policy applies."""
+        await (await self.submit(subject, payload, headers, timeout))
+
+    async def submit(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        timeout: float = 2.0,
+    ) -> asyncio.Future[None]:
+        """Send one write without waiting for it: the future settles with its PubAck,
+        its error, or a timeout. For bulk writes (enqueue_many)."""
         if self._sub is None:
             raise RuntimeError("StreamWriter.start() was not awaited")
         self._seq += 1
@@ -66,12 +78,13 @@ class StreamWriter:
         self._pending[token] = (fut, time.monotonic() + timeout)
         try:
             await self.nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
-            await fut
-        finally:
+        except BaseException:
             del self._pending[token]
+            raise
+        return fut
 
-    async def _on_ack(self, msg: Msg) -> None:
-        entry = self._pending.get(msg.subject[len(self._prefix) :])
+    def _on_ack(self, msg: Msg) -> None:
+        entry = self._pending.pop(msg.subject[len(self._prefix) :], None)
         if entry is None or entry[0].done():
             return  # answered after its timeout: the write was retried already
         fut = entry[0]
@@ -92,10 +105,15 @@ class StreamWriter:
         else:
             fut.set_result(None)
 
+    async def _on_ack_cb(self, msg: Msg) -> None:
+        self._on_ack(msg)
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_EVERY)
             now = time.monotonic()
-            for fut, deadline in list(self._pending.values()):
-                if deadline <= now and not fut.done():
+            overdue = [t for t, (_, deadline) in self._pending.items() if deadline <= now]
+            for token in overdue:
+                fut, _ = self._pending.pop(token)
+                if not fut.done():
                     fut.set_exception(NatsTimeoutError())
