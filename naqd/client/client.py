@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -47,6 +48,7 @@ from naqd.protocol.envelope import (
     ResultRecord,
     decode_result,
     encode_job,
+    encode_job_dict,
     validate_job_id,
     validate_option,
     validate_priority,
@@ -271,19 +273,41 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             retry_on=exception_names(retry_on),
             dont_retry_on=exception_names(dont_retry_on),
         )
-        payload = encode_job(env, self.serializer)
+        subject = priority_subject(env.queue, validate_priority(priority))
+        return subject, *self._sealed(env.task, env.id, encode_job(env, self.serializer))
+
+    def build_many(
+        self, task: str | Callable[..., Any], calls: list[tuple[Any, ...]], **options: Any
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
+        """build() for many calls of one task: the names and options are checked once,
+        then each call only gets its id, arguments and time (enqueue_many's hot loop)."""
+        if not calls:
+            return []
+        first = self.build(task, calls[0], {}, **options)
+        if self.serializer != "json":
+            return [first, *(self.build(task, args, {}, **options) for args in calls[1:])]
+        subject = first[0]
+        d = json.loads(first[1])
+        out = [first]
+        for args in calls[1:]:
+            d["id"], d["args"], d["enqueued_at"] = new_job_id(), list(args), time.time()
+            out.append((subject, *self._sealed(d["task"], d["id"], encode_job_dict(d))))
+        return out
+
+    def _sealed(self, task: str, job_id: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        """The size check, the dedupe id, the encoding and the signature of a payload."""
         if len(payload) > self.max_payload:
             raise PayloadTooLarge(
-                f"job {env.task} encodes to {len(payload)} bytes, over the "
+                f"job {task} encodes to {len(payload)} bytes, over the "
                 f"{self.max_payload}-byte limit (tasks.max_payload): pass a reference "
                 "(a key, a URL) instead of the data"
             )
-        headers = {HDR_MSG_ID: env.id}
+        headers = {HDR_MSG_ID: job_id}
         if self.serializer != "json":
             headers[HDR_ENCODING] = self.serializer
         if self.keyring is not None:
             headers[HDR_SIGNATURE] = self.keyring.sign(payload, self.serializer)
-        return priority_subject(env.queue, validate_priority(priority)), payload, headers
+        return payload, headers
 
     async def enqueue(
         self,
@@ -470,18 +494,12 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         for each PubAck (one inbox for all of them, naqd/streamwriter.py), then all acks
         are awaited; any publish that failed or went unanswered within
         `publish_deadline` is retried, awaited, with its same Nats-Msg-Id."""
-        msgs = [
-            self.build(
-                task, tuple(args), {}, queue=queue, retries=retries, timeout=timeout,
-                result_ttl=result_ttl, priority=priority,
-            )
-            for args in calls
-        ]  # fmt: skip
+        msgs = self.build_many(
+            task, [tuple(args) for args in calls], queue=queue, retries=retries,
+            timeout=timeout, result_ttl=result_ttl, priority=priority,
+        )  # fmt: skip
         await self._require_priority(queue or self.default_queue, priority)
-        if self._writer is None:
-            self._writer = StreamWriter(self.nc)
-            await self._writer.start()
-        submit, window = self._writer.submit, self.publish_deadline
+        submit, window = (await self._stream_writer()).submit, self.publish_deadline
         futures = [
             await submit(subject, payload, headers, window) for subject, payload, headers in msgs
         ]
@@ -493,6 +511,18 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
             await self._publish(subject, payload, headers)
         return [Job(self, headers[HDR_MSG_ID]) for _, _, headers in msgs]
 
+    async def _stream_writer(self) -> StreamWriter:
+        """Every enqueue's write goes through one StreamWriter: the same PubAck checks as
+        js.publish, without a request future, timer and NUID per job."""
+        if self._writer is None:
+            writer = StreamWriter(self.nc)
+            await writer.start()
+            if self._writer is None:  # another enqueue may have started one meanwhile
+                self._writer = writer
+            else:
+                await writer.stop()
+        return self._writer
+
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
         """Retry with the same Nats-Msg-Id: the stream's dedupe makes a retry safe."""
         deadline = time.monotonic() + self.publish_deadline
@@ -500,7 +530,7 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         while True:
             remaining = deadline - time.monotonic()
             try:
-                await self._js.publish(
+                await (await self._stream_writer()).publish(
                     subject, payload, headers=headers, timeout=max(0.1, min(2.0, remaining))
                 )
                 return

@@ -120,12 +120,18 @@ def encode_job(env: Envelope, encoding: Encoding = "json") -> bytes:
         import cloudpickle
 
         return cloudpickle.dumps(d)
-    check_arguments(env.task, env.args, env.kwargs)  # strict: nothing silently converted
+    return encode_job_dict(d)
+
+
+def encode_job_dict(d: dict[str, Any]) -> bytes:
+    """JSON of `Envelope.to_dict()` of a checked envelope, maybe with other id, args and
+    enqueued_at (enqueue_many varies only those)."""
+    check_arguments(d["task"], d["args"], d["kwargs"])  # strict: nothing silently converted
     try:
         return _compact_json(d).encode()
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"job arguments for {env.task} are not JSON-serializable ({exc}); "
+            f"job arguments for {d['task']} are not JSON-serializable ({exc}); "
             "pass plain JSON values or use tasks.serializer: pickle"
         ) from exc
 
