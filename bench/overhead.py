@@ -1,0 +1,133 @@
+"""`python -m bench.overhead`: naqd's own CPU per job, with NATS taken out.
+
+The drain figures of `make bench` mix three costs: nats-py (parsing, publishing), the
+server, and naqd's own per-job work (admission, the job's task and timeout, metrics,
+job control, the result record). The raw loops measure the first two; this measures
+the third: synthetic job messages (built by the real client) go through the real
+Runner, whose NATS connection only records what it is asked to publish and answers
+result writes with a PubAck at once. Not a test (tests use real servers): a
+profiling aid, to say where a worker's time goes (docs/performance.md).
+
+    python -m bench.overhead            # us of CPU per job, 4 kinds of job
+    python -m bench.overhead --profile  # plus cProfile's top functions for each
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from typing import Any
+
+import uvloop
+from nats.aio.msg import Msg
+
+from bench.fill import _template
+from naqd.client.client import Client
+from naqd.config.model import Config, NatsConfig, QueueConfig, TasksConfig
+from naqd.worker.runner import Runner
+
+N = 50_000
+CONCURRENCY = 256
+PUBACK = b'{"stream":"KV_naqd-results","seq":1}'
+
+
+class _Sub:
+    async def unsubscribe(self) -> None:
+        return None
+
+
+class _RecordingNats:
+    """What the Runner needs of a connection: publish (counted) and an instant PubAck
+    for writes that ask for one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.published = 0
+        self.on_puback: Any = None
+
+    def jetstream(self) -> None:
+        return None
+
+    def new_inbox(self) -> str:
+        return "_INBOX.overhead"
+
+    async def subscribe(self, subject: str, cb: Any = None, **_: Any) -> _Sub:
+        if subject.startswith("_INBOX.overhead."):
+            self.on_puback = cb
+        return _Sub()
+
+    async def publish(
+        self, subject: str, payload: bytes = b"", reply: str = "", headers: Any = None
+    ) -> None:
+        self.published += 1
+        if reply.startswith("_INBOX.overhead.") and self.on_puback is not None:
+            ack = Msg(_client=self, subject=reply, reply="", data=PUBACK, headers=None)  # type: ignore[arg-type]
+            self.loop.create_task(self.on_puback(ack))
+
+
+async def per_job_us(task: str, result_ttl: float | None, profile: bool) -> tuple[float, float]:
+    loop = asyncio.get_running_loop()
+    nc = _RecordingNats(loop)
+    queue = QueueConfig(name="bench", concurrency=CONCURRENCY)
+    config = Config(
+        nats=NatsConfig(servers=("nats://unused",)),
+        queues={"bench": queue},
+        tasks=TasksConfig(imports=("bench.tasks",)),
+    )
+    runner = Runner(nc, config, queue)  # type: ignore[arg-type]
+    await runner.writer.start()
+    subject, payload, old_id = _template(Client("nats://unused"), task, "bench", result_ttl)
+
+    def message(i: int) -> Msg:
+        job_id = f"job{i:020d}"
+        return Msg(
+            _client=nc,  # type: ignore[arg-type]
+            subject=subject,
+            reply=f"$JS.ACK.NAQD_JOBS.q-bench.1.{i + 1}.{i + 1}.1700000000000000000.0",
+            data=payload.replace(old_id, job_id.encode(), 1),
+            headers={"Nats-Msg-Id": job_id},
+        )
+
+    freed = asyncio.Event()
+    runner.on_slot_free = freed.set
+    prof = cProfile.Profile(time.process_time) if profile else None
+    cpu0 = time.process_time()
+    if prof:
+        prof.enable()
+    sent = 0
+    while runner.processed < N:
+        for _ in range(min(runner.free_slots(), N - sent)):
+            runner.deliver(message(sent))
+            sent += 1
+        freed.clear()
+        await freed.wait()
+    if prof:
+        prof.disable()
+    cpu = time.process_time() - cpu0
+    await runner.writer.stop()
+    if prof:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+    return cpu / N * 1e6, nc.published / N
+
+
+def main() -> None:
+    profile = "--profile" in sys.argv
+    print(f"naqd's own CPU per job ({N:,} jobs, concurrency {CONCURRENCY}, no NATS)\n")
+    print("| job | us/job | publishes/job |")
+    print("|---|---|---|")
+    for label, task, ttl in (
+        ("async no-op, fire-and-forget", "bench.tasks:anoop", 0),
+        ("async no-op, result stored", "bench.tasks:anoop", None),
+        ("sync no-op, fire-and-forget", "bench.tasks:noop", 0),
+        ("sync no-op, result stored", "bench.tasks:noop", None),
+    ):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            us, pubs = runner.run(per_job_us(task, ttl, profile))
+        print(f"| {label} | {us:.1f} | {pubs:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
