@@ -39,8 +39,13 @@ async def connect_daemon(
     async def on_error(exc: Exception) -> None:
         logger.warning("nats {}: {}", conn, exc)
 
+    connected: list[NATS] = []  # the client, once connect returned
+
     async def on_disconnected() -> None:
-        logger.warning("nats {}: disconnected", conn)
+        if connected and connected[0].is_closed:
+            logger.debug("nats {}: closed", conn)  # our own close at shutdown
+        else:
+            logger.warning("nats {}: disconnected", conn)
 
     async def on_reconnected() -> None:
         logger.info("nats {}: reconnected", conn)
@@ -63,9 +68,11 @@ async def connect_daemon(
     delay = 0.1
     while True:
         try:
-            return await natsauth.connect(
+            nc = await natsauth.connect(
                 servers, opts, tls_required=natsauth.tls_enforced(nats_config), error_cb=on_error
             )
+            connected.append(nc)
+            return nc
         except natsauth.NatsAuthError:
             raise
         except Exception as exc:
