@@ -11,6 +11,7 @@ the Unix epoch, so every host computes the same ticks and no time zone applies.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,14 +48,7 @@ class Trigger:
             n = _ticks_since_epoch(after, self.every) + 1
             return EPOCH + timedelta(seconds=n * self.every)
         assert self.cron is not None
-        zone = ZoneInfo(self.timezone)
-        local = after.astimezone(zone).replace(tzinfo=None)
-        it = croniter(self.cron, local, second_at_beginning=_six(self.cron))
-        for _ in range(_MAX_STEPS):
-            candidate = _to_utc(it.get_next(datetime), zone)
-            if candidate > after:
-                return candidate
-        raise ValueError(f"cron {self.cron!r} has no fire time after {after.isoformat()}")
+        return _cron_next_after(self.cron, self.timezone, after)
 
     def latest_at_or_before(self, now: datetime, since: datetime | None = None) -> datetime:
         """The last fire time at or before `now` (what is due when a scheduler wakes).
@@ -68,10 +62,11 @@ class Trigger:
         candidate = _to_utc(it.get_prev(datetime), zone)
         while candidate > now:  # a gap time whose shifted instant is still ahead
             candidate = _to_utc(it.get_prev(datetime), zone)
-        if not _near_transition(zone, candidate):
+        if not _near_transition(zone, candidate) and not _near_transition(zone, now):
             return candidate
         # Around a DST change a wall-clock match can map onto an instant the forward
-        # sequence drops: walk forward from a safe point so both directions agree.
+        # sequence drops, and in a repeated hour the wall clock is back before a tick
+        # that has passed: walk forward from a safe point so both directions agree.
         start = candidate - _DST_WINDOW
         if since is not None and since > start:
             start = since
@@ -82,6 +77,20 @@ class Trigger:
         if latest is None:  # no tick in the window: the last one is before it
             return self.latest_at_or_before(start - _EPSILON)
         return latest
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_next_after(cron: str, timezone: str, after: datetime) -> datetime:
+    """Cached: building a croniter costs ~0.1 ms, and schedules that share an
+    expression (`0 * * * *`) share their ticks."""
+    zone = ZoneInfo(timezone)
+    local = after.astimezone(zone).replace(tzinfo=None)
+    it = croniter(cron, local, second_at_beginning=_six(cron))
+    for _ in range(_MAX_STEPS):
+        candidate = _to_utc(it.get_next(datetime), zone)
+        if candidate > after:
+            return candidate
+    raise ValueError(f"cron {cron!r} has no fire time after {after.isoformat()}")
 
 
 _DST_WINDOW = timedelta(hours=3)
@@ -153,8 +162,10 @@ def jitter_offset(name: str, tick: datetime, jitter: float) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * jitter
 
 
+@functools.lru_cache(maxsize=1024)
 def tick_stamp(tick: datetime) -> str:
-    """`20260329T013000Z`, with milliseconds only for sub-second ticks."""
+    """`20260329T013000Z`, with milliseconds only for sub-second ticks. Cached: the
+    schedules due together share their tick."""
     tick = tick.astimezone(UTC)
     stamp = tick.strftime("%Y%m%dT%H%M%S")
     if tick.microsecond:

@@ -20,7 +20,7 @@ from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
 from naqd.orphan import watch_parent
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
-from naqd.scheduler.code_source import CodeScheduleSource
+from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
@@ -84,8 +84,9 @@ class SchedulerProcess:
         # Fired jobs are signed like any producer's when a signing key is configured.
         client = await Client.from_config(self.config, nc=nc).connect()
         code = CodeScheduleSource(await state.kv())
+        paused = PausedSource(await state.kv())
         fire = FireLoop(
-            self.config, client, state, election.may_fire, lambda: election.revision, code
+            self.config, client, state, election.may_fire, lambda: election.revision, code, paused
         )
         resolver = DependencyResolver(nc, self.config, election.may_fire)
         tasks = [
@@ -93,6 +94,7 @@ class SchedulerProcess:
             loop.create_task(fire.run()),
             loop.create_task(resolver.run()),
             loop.create_task(code.run()),
+            loop.create_task(paused.run()),
         ]
         is_leader = metrics().scheduler_is_leader
 
@@ -117,7 +119,7 @@ class SchedulerProcess:
         stop.cancel()
         await fire.stop()
         resolver.stop()
-        code.stopped = True
+        code.stopped = paused.stopped = True
         election.stopped = True
         await cancel_and_wait(tasks)
         await election.release()

@@ -29,6 +29,21 @@ from naqd.scheduler import code_schedules
 from naqd.scheduler.code_schedules import CodeSchedule
 from naqd.scheduler.cron import parse_stamp, tick_stamp
 
+PAUSED_PREFIX = "paused"  # "paused.<name>": the schedule is paused (any value)
+LAST_PREFIX = "last"  # "last.<name>": the last fired tick, see last_value
+
+
+def last_value(tick: datetime, job_id: str) -> bytes:
+    """The `last.<name>` record: the tick, its job id ("" when paused), when. Written
+    for every fire, so formatted directly (a stamp needs no JSON escaping)."""
+    stamp, job, now = tick_stamp(tick), json.dumps(job_id), time.time()
+    return f'{{"tick": "{stamp}", "job_id": {job}, "fired_at": {now!r}}}'.encode()
+
+
+def last_subject(name: str) -> str:
+    """The KV subject of `last.<name>`, for a pipelined write (publish without awaiting)."""
+    return f"$KV.{SCHEDULES_BUCKET}.{LAST_PREFIX}.{name}"
+
 
 @dataclass(frozen=True)
 class LeaderInfo:
@@ -66,7 +81,7 @@ class ScheduleState:
         return entry.value or None  # a deleted key reads as empty
 
     async def last_fired(self, name: str) -> datetime | None:
-        raw = await self._get(f"last.{name}")
+        raw = await self._get(f"{LAST_PREFIX}.{name}")
         if raw is None:
             return None
         try:
@@ -80,21 +95,21 @@ class ScheduleState:
         previous = await self.last_fired(name)
         if previous is not None and previous >= tick:
             return
-        value = {"tick": tick_stamp(tick), "job_id": job_id, "fired_at": time.time()}
-        await (await self.kv()).put(f"last.{name}", json.dumps(value).encode())
+        await (await self.kv()).put(f"{LAST_PREFIX}.{name}", last_value(tick, job_id))
 
     async def last_record(self, name: str) -> dict[str, Any] | None:
-        raw = await self._get(f"last.{name}")
+        raw = await self._get(f"{LAST_PREFIX}.{name}")
         return json.loads(raw) if raw else None
 
     async def paused(self, name: str) -> bool:
-        return await self._get(f"paused.{name}") is not None
+        return await self._get(f"{PAUSED_PREFIX}.{name}") is not None
 
     async def pause(self, name: str) -> None:
-        await (await self.kv()).put(f"paused.{name}", json.dumps({"at": time.time()}).encode())
+        value = json.dumps({"at": time.time()}).encode()
+        await (await self.kv()).put(f"{PAUSED_PREFIX}.{name}", value)
 
     async def resume(self, name: str) -> None:
-        await (await self.kv()).delete(f"paused.{name}")
+        await (await self.kv()).delete(f"{PAUSED_PREFIX}.{name}")
 
     # -- YAML names (published by the leader) and code schedules ------------------------
 
@@ -132,7 +147,7 @@ class ScheduleState:
             return False
         kv = await self.kv()
         await kv.delete(code_schedule_key(name))
-        for key in (f"paused.{name}", f"last.{name}"):
+        for key in (f"{PAUSED_PREFIX}.{name}", f"{LAST_PREFIX}.{name}"):
             if await self._get(key) is not None:
                 await kv.delete(key)
         return True

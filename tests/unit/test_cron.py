@@ -148,6 +148,9 @@ def test_every_fire_times(every: float, after: datetime, expected: list[datetime
         ("30 2 * * *", BERLIN, utc(2026, 3, 29, 1, 40), utc(2026, 3, 29, 1, 30)),
         # during the repeated hour of fall back, the latest is the first pass
         ("30 2 * * *", BERLIN, utc(2026, 10, 25, 1, 40), utc(2026, 10, 25, 0, 30)),
+        # ... also while the repeated wall clock is still before the tick's time
+        ("30 2 * * *", BERLIN, utc(2026, 10, 25, 1, 10), utc(2026, 10, 25, 0, 30)),
+        ("10,50 2,3 * * *", BERLIN, utc(2026, 10, 25, 1, 0), utc(2026, 10, 25, 0, 50)),
         # wall-clock matches the forward sequence drops are not returned
         ("10,50 2,3 * * *", BERLIN, utc(2026, 3, 29, 1, 20), utc(2026, 3, 29, 1, 10)),
         ("10 3 * * *", BERLIN, utc(2026, 3, 29, 1, 20), utc(2026, 3, 29, 1, 10)),
