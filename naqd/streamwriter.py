@@ -6,7 +6,8 @@ A worker writes one result record per job, so that machinery was a large share o
 short job's cost (docs/performance.md). Here a write is one PUB with a counter token as
 its reply, a bare future, and a byte check of the PubAck; one sweeper task times out
 writes whose PubAck never came (a reconnect, a stream leader change), and the caller
-retries them (`store.reliable_publish`).
+retries them (`store.reliable_publish`). Also the client's enqueues (`submit` for
+enqueue_many) and the scheduler's waves of fires (`submit` + `wait`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Iterable
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -83,6 +85,16 @@ class StreamWriter:
             raise
         return fut
 
+    async def wait(self, futures: Iterable[asyncio.Future[None]], timeout: float) -> None:
+        """Until every future is done or `timeout` passed; the ones still open then fail
+        with a timeout (a PubAck arriving later is ignored). For waves of writes."""
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(NatsTimeoutError())
+
     def _on_ack(self, msg: Msg) -> None:
         entry = self._pending.pop(msg.subject[len(self._prefix) :], None)
         if entry is None or entry[0].done():
@@ -105,7 +117,7 @@ class StreamWriter:
         else:
             fut.set_result(None)
 
-    async def _on_ack_cb(self, msg: Msg) -> None:
+    async def _on_ack_cb(self, msg: Msg) -> None:  # nats-py wants a coroutine
         self._on_ack(msg)
 
     async def _sweep(self) -> None:
@@ -117,3 +129,10 @@ class StreamWriter:
                 fut, _ = self._pending.pop(token)
                 if not fut.done():
                     fut.set_exception(NatsTimeoutError())
+
+
+def failed(fut: asyncio.Future[None]) -> BaseException | None:
+    """The error of a done write (None when it was stored; a duplicate is stored)."""
+    if fut.cancelled():
+        return asyncio.CancelledError()
+    return fut.exception()

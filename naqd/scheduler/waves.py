@@ -24,8 +24,8 @@ from naqd.observe.metrics import metrics
 from naqd.protocol.names import HDR_LEADER_REV
 from naqd.scheduler.code_source import PausedSource
 from naqd.scheduler.cron import tick_job_id
-from naqd.scheduler.publisher import PipelinedPublisher, failed
 from naqd.scheduler.state import ScheduleState, last_subject, last_value
+from naqd.streamwriter import StreamWriter, failed
 
 CHUNK = 64  # jobs built and written out at a time
 IN_FLIGHT = 256  # at most this many jobs, and as many KV records, unconfirmed at once
@@ -100,7 +100,7 @@ class Firer:
         self.recorded: dict[str, datetime] = {}  # the tick in KV `last.<name>`, as we know it
         self.fired = 0
         self.tasks: set[asyncio.Task[None]] = set()
-        self._publisher: PipelinedPublisher | None = None
+        self._publisher: StreamWriter | None = None
         self._wave_lock = asyncio.Lock()  # one wave at a time, so IN_FLIGHT bounds them all
         self._retry_slots = asyncio.Semaphore(IN_FLIGHT)
         self._owed: dict[int, Fire] = {}  # fires not settled yet, by id
@@ -125,7 +125,8 @@ class Firer:
     async def _wave(self, fires: list[Fire]) -> None:
         async with self._wave_lock:
             if self._publisher is None:
-                self._publisher = PipelinedPublisher(self.client.nc)
+                self._publisher = StreamWriter(self.client.nc)
+                await self._publisher.start()
             publisher = self._publisher
             # Jobs first, as early as possible: CHUNK at a time, each chunk written out
             # while the next is built, at most IN_FLIGHT of them unconfirmed.
@@ -156,7 +157,7 @@ class Firer:
         for task in list(self.tasks):
             task.cancel()
         if self._publisher is not None:
-            await self._publisher.close()
+            await self._publisher.stop()
 
     async def _send_jobs(self, fires: list[Fire]) -> tuple[list[Sent], list[Recording]]:
         """Publish the job of each fire; a paused one only gets its tick recorded."""
@@ -180,7 +181,9 @@ class Firer:
                     records.append(Recording(fire, job_id, await self._send_record(fire, job_id)))
                 else:
                     msg = fire_message(self.client, fire.schedule, job_id, revision)
-                    sent.append(Sent(fire, job_id, msg, await self._publisher.send(*msg)))
+                    sent.append(
+                        Sent(fire, job_id, msg, await self._publisher.submit(*msg, ACK_TIMEOUT))
+                    )
             except Exception as exc:
                 logger.debug("{}: pipelined fire failed: {}", name, exc)
                 self._retry(fire, job_id, publish=job_id != "")
@@ -224,7 +227,9 @@ class Firer:
         if known is not None and known >= tick:
             return None
         assert self._publisher is not None
-        return await self._publisher.send(last_subject(name), last_value(tick, job_id))
+        return await self._publisher.submit(
+            last_subject(name), last_value(tick, job_id), None, ACK_TIMEOUT
+        )
 
     def _recorded(self, fire: Fire) -> None:
         name, tick = fire.schedule.name, fire.tick

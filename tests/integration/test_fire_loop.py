@@ -20,8 +20,8 @@ from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
 from naqd.scheduler.code_source import PausedSource
 from naqd.scheduler.cron import parse_stamp
 from naqd.scheduler.firing import FireLoop
-from naqd.scheduler.publisher import PipelinedPublisher, failed
 from naqd.scheduler.state import ScheduleState
+from naqd.streamwriter import StreamWriter, failed
 
 GOOD = [f"s{i}" for i in range(40)]
 LAST_PREFIX = f"$KV.{SCHEDULES_BUCKET}.last."
@@ -168,16 +168,17 @@ async def test_pipelined_publisher_reports_each_write(nats_server) -> None:
     config = Config(nats=NatsConfig(servers=(nats_server.url,)))
     nc = await nats.connect(nats_server.url)
     await ensure_resources(nc.jetstream(), config)
-    publisher = PipelinedPublisher(nc)
+    publisher = StreamWriter(nc)
+    await publisher.start()
     subject = f"{JOBS_SUBJECT_PREFIX}.pipelined"
-    acks = [await publisher.send(subject, b"{}", {HDR_MSG_ID: f"j{i % 3}"}) for i in range(6)]
-    acks.append(await publisher.send("no.stream.here", b"{}"))
+    acks = [await publisher.submit(subject, b"{}", {HDR_MSG_ID: f"j{i % 3}"}) for i in range(6)]
+    acks.append(await publisher.submit("no.stream.here", b"{}"))
     await publisher.wait(acks, timeout=5)
     assert [failed(a) for a in acks[:6]] == [None] * 6  # a duplicate is a success
     assert type(failed(acks[6])).__name__ == "NoStreamResponseError"
     info = await nc.jetstream().stream_info("NAQD_JOBS", subjects_filter=subject)
     assert info.state.subjects == {subject: 3}
-    await publisher.close()
+    await publisher.stop()
     await nc.close()
 
 
