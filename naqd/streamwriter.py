@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import time
 from collections.abc import Iterable
@@ -33,6 +34,9 @@ class StreamWriter:
         self._prefix = ""
         self._seq = 0
         self._pending: dict[str, tuple[asyncio.Future[None], float]] = {}
+        # (deadline, token) of every write, soonest first: the sweeper looks only at the
+        # overdue ones (a bulk enqueue may have a million writes in flight).
+        self._deadlines: list[tuple[float, int]] = []
         self._sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -45,6 +49,7 @@ class StreamWriter:
         if self._sweeper is not None:
             self._sweeper.cancel()
         pending, self._pending = self._pending, {}
+        self._deadlines = []
         for fut, _ in pending.values():
             if not fut.done():
                 fut.set_exception(NatsTimeoutError())
@@ -77,7 +82,9 @@ class StreamWriter:
         self._seq += 1
         token = str(self._seq)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[token] = (fut, time.monotonic() + timeout)
+        deadline = time.monotonic() + timeout
+        self._pending[token] = (fut, deadline)
+        heapq.heappush(self._deadlines, (deadline, self._seq))
         try:
             await self.nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
         except BaseException:
@@ -124,11 +131,15 @@ class StreamWriter:
         while True:
             await asyncio.sleep(SWEEP_EVERY)
             now = time.monotonic()
-            overdue = [t for t, (_, deadline) in self._pending.items() if deadline <= now]
-            for token in overdue:
-                fut, _ = self._pending.pop(token)
-                if not fut.done():
-                    fut.set_exception(NatsTimeoutError())
+            if len(self._deadlines) > 2 * len(self._pending) + 1024:
+                # Mostly answered writes: rebuild from the open ones (amortised O(1)).
+                self._deadlines = [(d, int(t)) for t, (_, d) in self._pending.items()]
+                heapq.heapify(self._deadlines)
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][0] <= now:
+                entry = self._pending.pop(str(heapq.heappop(deadlines)[1]), None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_exception(NatsTimeoutError())
 
 
 def failed(fut: asyncio.Future[None]) -> BaseException | None:
