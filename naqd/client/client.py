@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +19,6 @@ from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import (
-    KeyNotFoundError,
     NoStreamResponseError,
     NotFoundError,
     ServiceUnavailableError,
@@ -33,46 +30,30 @@ from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, 
 from naqd.client.errors import (
     ConnectError,
     EnqueueError,
-    JobCancelled,
-    JobFailed,
-    PayloadTooLarge,
 )
+from naqd.client.messages import BuildMixin, task_name
 from naqd.client.queues import QueueMixin
+from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.unique import acquire as acquire_unique
 from naqd.client.unique import lock_key, unique_key_of, unique_window
 from naqd.client.unique import release as release_unique
 from naqd.protocol.envelope import (
     Encoding,
-    Envelope,
-    ResultRecord,
-    decode_result,
-    encode_job,
-    encode_job_dict,
     validate_job_id,
-    validate_option,
-    validate_priority,
-    validate_queue,
-    validate_task,
 )
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
     HDR_DEPENDS_ON,
-    HDR_ENCODING,
     HDR_MSG_ID,
-    HDR_SIGNATURE,
     HDR_UNIQUE,
     JOBS_STREAM,
-    RESULTS_BUCKET,
     delayed_subject,
     dependent_subject,
-    done_subject,
     holder_msg_id,
     priority_consumer_name,
-    priority_subject,
 )
-from naqd.protocol.options import check_backoff, exception_names
 from naqd.protocol.signing import Keyring, keyring_from_config
 from naqd.streamwriter import StreamWriter
 
@@ -92,20 +73,6 @@ _RETRYABLE = (
 
 
 log = logging.getLogger("naqd.client")
-
-
-def task_name(task: str | Callable[..., Any]) -> str:
-    """'module:qualname' for a callable; strings pass through."""
-    if isinstance(task, str):
-        return task
-    module, qualname = getattr(task, "__module__", None), getattr(task, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
-        raise TypeError(f"{task!r} is not an importable module-level function")
-    return f"{module}:{qualname}"
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Job:
@@ -128,7 +95,7 @@ class Job:
         return f"Job({self.id!r})"
 
 
-class Client(ScheduleMixin, ControlMixin, QueueMixin):
+class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
     def __init__(
@@ -241,73 +208,6 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
         return self._nc
 
     # -- enqueue ------------------------------------------------------------------------
-
-    def build(
-        self,
-        task: str | Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        queue: str | None = None,
-        job_id: str | None = None,
-        retries: int | None = None,
-        timeout: float | None = None,
-        result_ttl: float | None = None,
-        backoff: Any = None,
-        retry_on: Any = None,
-        dont_retry_on: Any = None,
-        priority: str | None = None,
-    ) -> tuple[str, bytes, dict[str, str]]:
-        """Subject, payload and headers of a job: pure, shared by every enqueue path."""
-        env = Envelope(
-            id=validate_job_id(job_id) if job_id is not None else new_job_id(),
-            task=validate_task(task_name(task)),
-            queue=validate_queue(queue or self.default_queue),
-            args=tuple(args),
-            kwargs=kwargs,
-            enqueued_at=time.time(),
-            retries=int(validate_option("retries", retries)) if retries is not None else None,
-            timeout=validate_option("timeout", timeout),
-            result_ttl=validate_option("result_ttl", result_ttl),
-            backoff=check_backoff(backoff),
-            retry_on=exception_names(retry_on),
-            dont_retry_on=exception_names(dont_retry_on),
-        )
-        subject = priority_subject(env.queue, validate_priority(priority))
-        return subject, *self._sealed(env.task, env.id, encode_job(env, self.serializer))
-
-    def build_many(
-        self, task: str | Callable[..., Any], calls: list[tuple[Any, ...]], **options: Any
-    ) -> list[tuple[str, bytes, dict[str, str]]]:
-        """build() for many calls of one task: the names and options are checked once,
-        then each call only gets its id, arguments and time (enqueue_many's hot loop)."""
-        if not calls:
-            return []
-        first = self.build(task, calls[0], {}, **options)
-        if self.serializer != "json":
-            return [first, *(self.build(task, args, {}, **options) for args in calls[1:])]
-        subject = first[0]
-        d = json.loads(first[1])
-        out = [first]
-        for args in calls[1:]:
-            d["id"], d["args"], d["enqueued_at"] = new_job_id(), list(args), time.time()
-            out.append((subject, *self._sealed(d["task"], d["id"], encode_job_dict(d))))
-        return out
-
-    def _sealed(self, task: str, job_id: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
-        """The size check, the dedupe id, the encoding and the signature of a payload."""
-        if len(payload) > self.max_payload:
-            raise PayloadTooLarge(
-                f"job {task} encodes to {len(payload)} bytes, over the "
-                f"{self.max_payload}-byte limit (tasks.max_payload): pass a reference "
-                "(a key, a URL) instead of the data"
-            )
-        headers = {HDR_MSG_ID: job_id}
-        if self.serializer != "json":
-            headers[HDR_ENCODING] = self.serializer
-        if self.keyring is not None:
-            headers[HDR_SIGNATURE] = self.keyring.sign(payload, self.serializer)
-        return payload, headers
 
     async def enqueue(
         self,
@@ -549,74 +449,3 @@ class Client(ScheduleMixin, ControlMixin, QueueMixin):
                 delay = min(delay * 2, 1.0)
 
     # -- results ------------------------------------------------------------------------
-
-    async def _kv(self) -> Any:
-        if self._bucket is None:
-            self._bucket = await self._js.key_value(RESULTS_BUCKET)
-        return self._bucket
-
-    async def record(self, job_id: str) -> ResultRecord | None:
-        """The stored result record of a job, or None when no worker has taken it yet."""
-        try:
-            entry = await (await self._kv()).get(job_id)
-        except KeyNotFoundError:
-            return None
-        if not entry.value:
-            return None
-        return decode_result(
-            entry.value, allow_pickle=self.serializer == "pickle", keyring=self.keyring
-        )
-
-    async def status(self, job_id: str) -> JobStatus:
-        """queued | running | succeeded | failed | cancelled, with the job's reported
-        `.progress` and `.message`. Like Celery's PENDING, 'queued' also covers an id
-        naqd has never seen: no record exists before a worker takes a job."""
-        return JobStatus.of(await self.record(job_id))
-
-    async def wait(self, job_id: str, timeout: float | None = None) -> ResultRecord:
-        """Wait for a final record: subscribe to the done notice first, then look it up.
-        Workers send the notice only after the record is stored, so one of the two sees it."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[ResultRecord] = loop.create_future()
-        allow_pickle = self.serializer == "pickle"
-
-        async def on_msg(msg: Any) -> None:
-            try:
-                rec = decode_result(msg.data, allow_pickle=allow_pickle, keyring=self.keyring)
-            except Exception:
-                return
-            if rec.done and not done.done():
-                done.set_result(rec)
-
-        sub = await self.nc.subscribe(done_subject(job_id), cb=on_msg)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                rec = await self.record(job_id)
-                if rec is not None and rec.done:
-                    return rec
-                # Re-check every 2 s in case a notice was lost to a reconnect.
-                wait = 2.0 if deadline is None else min(2.0, deadline - time.monotonic())
-                if wait <= 0:
-                    raise TimeoutError(f"job {job_id} did not finish within {timeout}s")
-                try:
-                    return await asyncio.wait_for(asyncio.shield(done), wait)
-                except TimeoutError:
-                    continue
-        finally:
-            await sub.unsubscribe()
-
-    async def result(self, job_id: str, timeout: float | None = None) -> Any:
-        """The job's return value; raises JobFailed, JobCancelled or TimeoutError."""
-        rec = await self.wait(job_id, timeout)
-        if rec.status == "cancelled":
-            raise JobCancelled(job_id)
-        if rec.status == "failed":
-            err = rec.error
-            raise JobFailed(
-                job_id,
-                err.type if err else "Error",
-                err.message if err else "",
-                err.traceback if err else "",
-            )
-        return rec.result

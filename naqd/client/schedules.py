@@ -82,7 +82,7 @@ class ScheduleMixin:
         """Create or replace the code schedule `name` (idempotent: safe to call at every
         application start). Replacing keeps its paused state and last fired tick. A name
         a YAML schedule uses is refused with ScheduleError."""
-        from naqd.client.client import task_name
+        from naqd.client.messages import task_name
 
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
@@ -121,7 +121,7 @@ class ScheduleMixin:
             if "args" in changes:
                 changes["args"] = tuple(changes["args"])
             if "task" in changes:
-                from naqd.client.client import task_name
+                from naqd.client.messages import task_name
 
                 changes["task"] = task_name(changes["task"])
             definition = modified(current.schedule, changes)
