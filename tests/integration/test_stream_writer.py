@@ -79,3 +79,30 @@ async def test_enqueue_many_with_no_stream_fails_clearly_and_leaves_nothing_pend
         with pytest.raises(EnqueueError, match="could not enqueue"):
             await client.enqueue_many("tests.tasks:add", [(1, 2)] * 50)
         assert client._writer is not None and client._writer._pending == {}
+
+
+async def test_answered_writes_leave_the_timeout_heap_and_timeouts_still_fire(
+    nats_server,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="W", subjects=["w.>"]))
+    writer = StreamWriter(nc)
+    await writer.start()
+    futures = [await writer.submit(f"w.{i}", b"x", timeout=30) for i in range(3000)]
+    await writer.wait(futures, timeout=10)
+    assert all(f.done() and f.exception() is None for f in futures)
+    # Answered long before their 30 s deadline: the sweeper drops them from its heap.
+    deadline = asyncio.get_running_loop().time() + 5
+    while writer._deadlines and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert writer._deadlines == []
+
+    async def ignore(msg: object) -> None:
+        return None
+
+    await nc.subscribe("silent.y", cb=ignore)
+    with pytest.raises(NatsTimeoutError):
+        await writer.publish("silent.y", b"x", timeout=0.3)
+    await writer.stop()
+    await nc.close()
