@@ -55,6 +55,7 @@ class Puller:
         self._watchdog: asyncio.Task[None] | None = None
         self._backoff_until = 0.0
         self._requesting = False  # a request() task is scheduled
+        self._request_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._inbox = self.nc.new_inbox()
@@ -78,7 +79,8 @@ class Puller:
         once enough slots are free."""
         if self._wanted() and not self._requesting:
             self._requesting = True
-            asyncio.get_running_loop().create_task(self.request())
+            # Kept: the loop holds only a weak reference to a task.
+            self._request_task = asyncio.get_running_loop().create_task(self.request())
 
     async def request(self) -> None:
         self._requesting = False

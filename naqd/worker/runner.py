@@ -91,7 +91,7 @@ class Runner:
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         # Cancel requests, progress, unique locks, rate limit (worker/control.py).
         self.control = JobControl(nc, queue, config)
-        self.writer = StreamWriter(nc)  # result records, pipelined (worker/writer.py)
+        self.writer = StreamWriter(nc)  # result records, pipelined (naqd/streamwriter.py)
         self.done = 0
         self.failed = 0
         self.cancelled = 0
