@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from nats.aio.client import Client as NATS
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from naqd.protocol.deadletter import DeadLetter, decode_dead_letter
 from naqd.protocol.envelope import JOB_ID_RE, ResultRecord, encode_result
@@ -50,10 +50,11 @@ class DeadLetters:
         await self.js.publish(entry.subject, entry.payload, headers=headers)
         try:
             await self.js.delete_msg(DLQ_STREAM, entry.seq)
-        except (NotFoundError, BadRequestError) as exc:
-            # 10043 "sequence not found": the requeued job already failed again and its
-            # new entry replaced this one (one entry per job).
-            if getattr(exc, "err_code", None) not in (None, 10043):
+        except APIError as exc:
+            # The requeued job already failed again and its new entry replaced this one
+            # (one entry per job): 10043 "sequence not found", or 10057 "no message found"
+            # (a 500) when the delete races the replacement.
+            if getattr(exc, "err_code", None) not in (None, 10043, 10057):
                 raise
 
     async def purge(self, queue: str) -> int:
