@@ -82,7 +82,8 @@ class NatsServer:
 
 
 class NatsCluster:
-    """Three JetStream nodes on loopback routes (reference nats.md §4.1); a node can be
+    """Three JetStream nodes on loopback routes
+    (docs/jetstream.md#a-three-node-cluster-on-loopback); a node can be
     killed and started again on its own ports and store."""
 
     def __init__(self, base: Path, size: int = 3) -> None:

@@ -1,5 +1,5 @@
 """Delayed jobs, the pure part: instants, holder headers, the server version check, and
-reading a pending holder back (reference nats.md §2, ADR-51)."""
+reading a pending holder back (docs/jetstream.md#delayed-jobs-as-server-schedules, ADR-51)."""
 
 from __future__ import annotations
 

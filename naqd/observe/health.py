@@ -3,7 +3,8 @@
 A child's event loop writes [beat, connected, ready] (beat = CLOCK_MONOTONIC seconds,
 system-wide on Linux); the supervisor reads them for /healthz, READY=1 and WATCHDOG=1
 without any NATS connection of its own. A thread could keep beating while the loop is
-stuck, so the beat comes from a loop task (daemon-patterns.md §1.3).
+stuck, so the beat comes from a loop task
+(docs/jetstream.md#liveness-beats-come-from-the-event-loop).
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
 
 def kv_stream_config(bucket: str, replicas: int, ttl: float | None = None) -> StreamConfig:
     """A one-value-per-key bucket. No limit markers: nats-py's get()/create() mishandle
-    them, which would stop a lease from being taken over (reference nats.md §3.3)."""
+    them, which would stop a lease from being taken over
+    (docs/jetstream.md#nats-py-mishandles-kv-limit-markers)."""
     return StreamConfig(
         name=f"KV_{bucket}",
         subjects=[f"$KV.{bucket}.>"],
@@ -103,7 +104,8 @@ def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
 
 def heartbeats_stream_config(replicas: int, interval: float) -> StreamConfig:
     """KV bucket of process heartbeats: a record lives 3 intervals after its last put, so
-    a killed process disappears on its own. No limit markers (nats.md §3.3)."""
+    a killed process disappears on its own. No limit markers
+    (docs/jetstream.md#nats-py-mishandles-kv-limit-markers)."""
     ttl = max(1.0, 3 * interval)
     cfg = kv_stream_config(HEARTBEATS_BUCKET, replicas, ttl=ttl)
     return replace(cfg, storage=StorageType.MEMORY, duplicate_window=min(DUPLICATE_WINDOW, ttl))

@@ -1,5 +1,5 @@
 """The leader lease as a pure state machine fed with monotonic times, so the safety rule
-is testable without a server (reference nats.md §3).
+is testable without a server (docs/jetstream.md#the-leader-lease).
 
 The rule: a leader stops leading on its *own* clock once `step_down_after` has passed
 since it *sent* the last renewal that was confirmed, whether or not an error ever

@@ -1,7 +1,8 @@
 """Pulling from a queue with priority levels (docs/job-control.md), a drop-in for Puller.
 
 Each level has its own subject and consumer. JetStream cannot order messages across
-consumers, so the worker does (reference nats.md §1.7): whenever it has free slots it
+consumers, so the worker does (docs/jetstream.md#priorities-across-consumers):
+whenever it has free slots it
 asks the levels one after the other, highest first, with `no_wait` pulls (answered at
 once: the jobs there are, or 404), until the slots are full. Only when every level is
 empty does it park one long pull (batch 1) per level, and a job arriving on any of them

@@ -2,7 +2,7 @@
 
 Raw `CONSUMER.MSG.NEXT` requests into one callback subscription, asking for exactly as
 many jobs as there are free slots: no per-message task or timer as `fetch()` has
-(../docs/architecture.md, reference nats.md §1.4).
+(../docs/architecture.md, ../docs/jetstream.md#fetch-versus-a-continuous-pull).
 """
 
 from __future__ import annotations
