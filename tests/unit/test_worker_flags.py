@@ -55,7 +55,7 @@ CASES = [
         id="defaults",
     ),
     pytest.param(
-        WorkerFlags(("default",), ("examples.tasks",), "4", None, "nats://a:4222"),
+        WorkerFlags(("default",), ("examples.tasks",), concurrency="4", servers="nats://a:4222"),
         {},
         None,
         {
@@ -155,7 +155,7 @@ def test_flag_values_are_not_interpolated() -> None:
     assert parse_config(built.to_yaml(), "p.yaml", {"word": "X"}).nats.servers == (url,)
 
 
-def test_a_file_is_read_as_written_and_never_changed() -> None:
+def test_the_printed_file_keeps_its_references_and_drops_unserved_queues() -> None:
     built = worker_config(WorkerFlags(("low",), concurrency="9"), {}, FILE, "naq.yaml")
     printed = built.to_yaml()
     assert "${NATS_URLS:-nats://file:4222}" in printed  # not expanded into the output
