@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from naqd.cli import core, dlq, ops, schedules
+from naqd.cli import core, dlq, ops, schedules, worker
 from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail
 from naqd.client.errors import NaqdError, NatsAuthError
 
 # Add a command group by appending its module here.
-GROUPS: list[ModuleType] = [core, schedules, dlq, ops]
+GROUPS: list[ModuleType] = [core, worker, schedules, dlq, ops]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:

@@ -18,9 +18,14 @@ from naqd.config.walk import INVALID, Ctx, is_null, shape
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file at `path` (named in errors exactly as given)."""
     filename = os.fspath(path)
+    return parse_config(read_config_text(filename), filename, env)
+
+
+def read_config_text(filename: str) -> str:
+    """The file's text, or a ConfigError that says why it cannot be read."""
     try:
         with open(filename, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except FileNotFoundError:
         raise ConfigError([_file_issue(filename, "config file not found")]) from None
     except IsADirectoryError:
@@ -32,7 +37,6 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError([_file_issue(filename, f"cannot read config file: {reason}")]) from None
-    return parse_config(text, filename, env)
 
 
 def parse_config(
@@ -52,9 +56,14 @@ def parse_config(
             ctx.error(
                 node, "", f"expected a mapping of sections at the top level, got {describe(found)}"
             )
-        config = INVALID
-    else:
-        config = ROOT.build(node, ctx, "", extra={"path": filename})
+        raise ConfigError(_sorted_unique(ctx.issues))
+    return build_config(node, ctx)
+
+
+def build_config(node: MappingNode, ctx: Ctx) -> Config:
+    """Validate a composed mapping of sections (from a file, or built from `naqd worker`
+    flags by naqd/config/flags.py) with every check of the schema."""
+    config = ROOT.build(node, ctx, "", extra={"path": ctx.filename})
     if ctx.issues or config is INVALID:
         raise ConfigError(_sorted_unique(ctx.issues))
     assert isinstance(config, Config)
@@ -99,4 +108,4 @@ def _syntax_issue(filename: str, text: str, exc: yaml.YAMLError) -> ConfigIssue:
     return ConfigIssue(filename, 1, 1, "", f"invalid YAML: {exc}")
 
 
-__all__ = ["load_config", "parse_config"]
+__all__ = ["build_config", "load_config", "parse_config", "read_config_text"]

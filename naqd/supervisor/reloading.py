@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from naqd.config import ConfigError, load_config
+from naqd.config import ConfigError
 from naqd.supervisor.policy import Slot
 from naqd.supervisor.reload import plan_reload, slot_key
 
@@ -31,7 +31,7 @@ class Reloader:
         path = self.sup.config.path
         logger.info("SIGHUP: reloading {}", path)
         try:
-            new = load_config(path)
+            new = self.sup.read_config()
         except ConfigError as exc:
             for issue in exc.issues:
                 logger.error("reload: {}", issue)

@@ -14,7 +14,7 @@ from multiprocessing.context import SpawnProcess
 
 from loguru import logger
 
-from naqd.config import Config
+from naqd.config import Config, load_config
 from naqd.observe import health
 from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
@@ -50,8 +50,10 @@ _SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, reload: Callable[[], Config] | None = None) -> None:
         self.config = config
+        # What SIGHUP re-reads: the file by default; `naqd worker` re-applies its flags.
+        self.read_config = reload or (lambda: load_config(self.config.path))
         self.ctx = multiprocessing.get_context("spawn")
         self.slots = plan_slots(config)
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process

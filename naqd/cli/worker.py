@@ -1,0 +1,92 @@
+"""`naqd worker [QUEUE ...]`: the daemon of `naqd run` on a configuration built from
+flags (optionally over a file), for development, a container's command or an extra
+worker; `--print-config` turns the command line into the equivalent naq.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, config_path, fail
+
+if TYPE_CHECKING:
+    from naqd.config.flags import WorkerConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run workers from flags, without a config file",
+        description="Run the naqd daemon (as `naqd run`) on the defaults plus these flags; "
+        "with --config, the flags override the file for the queues named.",
+    )
+    p.add_argument(
+        "queues", nargs="*", metavar="QUEUE",
+        help="queues to serve (default: the file's queues, else `default`)",
+    )  # fmt: skip
+    p.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        help="task module to import (repeatable; added to the file's tasks.imports)",
+    )  # fmt: skip
+    p.add_argument("--concurrency", metavar="N", help="jobs at once per process (default 16)")
+    p.add_argument("--processes", metavar="N", help="worker processes per queue (default 1)")
+    p.add_argument(
+        "--servers", metavar="URLS",
+        help="comma-separated NATS URLs (else $NAQD_SERVERS, the file's, or an embedded server)",
+    )  # fmt: skip
+    p.add_argument("--scheduler", action="store_true", help="also run the scheduler (default off)")
+    p.add_argument(
+        "--print-config", action="store_true",
+        help="print the equivalent naq.yaml and exit (it passes `naqd check`)",
+    )  # fmt: skip
+    add_config(p)
+
+
+def _build(args: argparse.Namespace) -> tuple[WorkerConfig, Callable[[], WorkerConfig]]:
+    """The configuration now, and how to build it again on SIGHUP; exit 78 on errors."""
+    from naqd.config import ConfigError
+    from naqd.config.flags import WorkerFlags, worker_config
+    from naqd.config.loader import read_config_text
+
+    flags = WorkerFlags(
+        queues=tuple(args.queues),
+        imports=tuple(args.imports),
+        concurrency=args.concurrency,
+        processes=args.processes,
+        servers=args.servers,
+        scheduler=args.scheduler,
+    )
+    path = config_path(args)
+
+    def build() -> WorkerConfig:
+        text = read_config_text(path) if path else None
+        return worker_config(flags, os.environ, text, path)
+
+    try:
+        return build(), build
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    built, rebuild = _build(args)
+    if args.print_config:
+        print("# from naqd worker --print-config; run it with: naqd run --config FILE")
+        print(built.to_yaml(), end="")
+        return 0
+    from naqd.logs import setup_logging
+    from naqd.supervisor.supervisor import Supervisor
+
+    setup_logging(built.config.logging, role="supervisor")
+    try:
+        # SIGHUP re-reads the file (if any) and applies the same flags again.
+        return Supervisor(built.config, reload=lambda: rebuild().config).run()
+    except (RuntimeError, FileNotFoundError) as exc:  # e.g. embedded server cannot start
+        return fail(str(exc), EXIT_UNAVAILABLE)
+
+
+COMMANDS = {"worker": cmd_worker}
