@@ -98,7 +98,7 @@ def client(args: argparse.Namespace) -> Client:
 
 def auth_options(args: argparse.Namespace) -> dict[str, Any]:
     """Credentials and TLS from --config for commands that talk to NATS directly."""
-    from naqd import natsauth
+    from naqd.transport import natsauth
 
     path = config_path(args)
     return natsauth.connect_options(load(path).nats) if path else {}

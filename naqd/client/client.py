@@ -24,7 +24,6 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
-from naqd import natsauth
 from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
 from naqd.client.errors import (
@@ -55,7 +54,8 @@ from naqd.protocol.names import (
     priority_consumer_name,
 )
 from naqd.protocol.signing import Keyring, keyring_from_config
-from naqd.streamwriter import StreamWriter
+from naqd.transport import natsauth
+from naqd.transport.streamwriter import StreamWriter
 
 if TYPE_CHECKING:
     from naqd.config.model import Config
@@ -391,7 +391,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         priority: str | None = None,
     ) -> list[Job]:
         """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
-        for each PubAck (one inbox for all of them, naqd/streamwriter.py), then all acks
+        for each PubAck (one inbox for all of them, naqd/transport/streamwriter.py), then all acks
         are awaited; any publish that failed or went unanswered within
         `publish_deadline` is retried, awaited, with its same Nats-Msg-Id."""
         msgs = self.build_many(

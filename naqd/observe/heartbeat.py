@@ -20,11 +20,11 @@ from typing import Any
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.cancelling import cancel_and_wait
 from naqd.config import Config
 from naqd.observe.health import ChildLink, current_link
 from naqd.observe.metrics import JobObserver, metrics
 from naqd.protocol.names import HEARTBEATS_BUCKET, JOBS_STREAM, consumer_name, heartbeat_key
+from naqd.transport.cancelling import cancel_and_wait
 
 PUT_TIMEOUT = 2.0
 

@@ -10,11 +10,9 @@ import time
 
 from loguru import logger
 
-from naqd.cancelling import cancel_and_wait
 from naqd.client.client import Client
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
-from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
@@ -25,6 +23,8 @@ from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
 from naqd.scheduler.state import ScheduleState
+from naqd.transport.cancelling import cancel_and_wait
+from naqd.transport.connection import connect_daemon
 from naqd.worker.process import EXIT_CONFIG
 
 

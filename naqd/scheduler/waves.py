@@ -25,7 +25,7 @@ from naqd.protocol.names import HDR_LEADER_REV
 from naqd.scheduler.code_source import PausedSource
 from naqd.scheduler.cron import tick_job_id
 from naqd.scheduler.state import ScheduleState, last_subject, last_value
-from naqd.streamwriter import StreamWriter, failed
+from naqd.transport.streamwriter import StreamWriter, failed
 
 CHUNK = 64  # jobs built and written out at a time
 IN_FLIGHT = 256  # at most this many jobs, and as many KV records, unconfirmed at once

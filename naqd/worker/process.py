@@ -12,15 +12,15 @@ import time
 
 from loguru import logger
 
-from naqd.cancelling import cancel_and_wait
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
-from naqd.connection import connect_daemon
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.orphan import watch_parent
 from naqd.protocol.resources import ensure_or_refuse
 from naqd.protocol.signing import keyring_from_config
+from naqd.transport.cancelling import cancel_and_wait
+from naqd.transport.connection import connect_daemon
 from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.priority import PriorityPuller, make_puller
 from naqd.worker.puller import Puller

@@ -40,7 +40,7 @@ from naqd.protocol.names import (
     done_subject,
     result_subject,
 )
-from naqd.streamwriter import StreamWriter
+from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit
 from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
@@ -91,7 +91,7 @@ class Runner:
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         # Cancel requests, progress, unique locks, rate limit (worker/control.py).
         self.control = JobControl(nc, queue, config)
-        self.writer = StreamWriter(nc)  # result records, pipelined (naqd/streamwriter.py)
+        self.writer = StreamWriter(nc)  # result records, pipelined (transport/streamwriter.py)
         self.done = 0
         self.failed = 0
         self.cancelled = 0

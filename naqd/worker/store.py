@@ -27,7 +27,7 @@ RETRYABLE = (
 
 
 class Publisher(Protocol):
-    """`js.publish` or a StreamWriter (naqd/streamwriter.py): same arguments, same errors."""
+    """`js.publish` or a StreamWriter (transport/streamwriter.py): same arguments and errors."""
 
     async def publish(
         self,

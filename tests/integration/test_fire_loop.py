@@ -21,7 +21,7 @@ from naqd.scheduler.code_source import PausedSource
 from naqd.scheduler.cron import parse_stamp
 from naqd.scheduler.firing import FireLoop
 from naqd.scheduler.state import ScheduleState
-from naqd.streamwriter import StreamWriter, failed
+from naqd.transport.streamwriter import StreamWriter, failed
 
 GOOD = [f"s{i}" for i in range(40)]
 LAST_PREFIX = f"$KV.{SCHEDULES_BUCKET}.last."

@@ -15,7 +15,7 @@ import pytest
 from naqd import Client, SyncClient
 from naqd.client.errors import EnqueueError, NatsAuthError
 from naqd.config import parse_config
-from naqd.connection import connect_daemon
+from naqd.transport.connection import connect_daemon
 from tests.certs import Pki, make_ca, make_pki
 from tests.conftest import Daemon
 from tests.natsserver import NatsServer, free_port

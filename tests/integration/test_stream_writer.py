@@ -11,7 +11,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 
-from naqd.streamwriter import StreamWriter
+from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.store import reliable_publish
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from naqd.cancelling import cancel_and_wait
+from naqd.transport.cancelling import cancel_and_wait
 
 
 async def test_a_task_that_swallowed_its_cancel_is_cancelled_again() -> None:

@@ -9,9 +9,9 @@ import pytest
 from nats.errors import AuthorizationError
 from nats.errors import Error as NatsError
 
-from naqd import natsauth
 from naqd.client.errors import NatsAuthError
 from naqd.config import parse_config
+from naqd.transport import natsauth
 
 
 def nats_cfg(text: str, **env: str):

@@ -11,8 +11,8 @@ from typing import Any
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd import natsauth
 from naqd.config.model import NatsConfig
+from naqd.transport import natsauth
 
 
 def connection_name(role: str, conn: str) -> str:
