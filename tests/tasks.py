@@ -191,3 +191,8 @@ def own_id(pause: float = 0.0) -> str:
 
     time.sleep(pause)
     return naqd.current_job().id
+
+
+def unserializable() -> object:
+    """Returns a value JSON cannot carry: the job must fail, not succeed with null."""
+    return {"when": object()}

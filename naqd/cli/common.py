@@ -7,15 +7,18 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+# Re-exported for the command modules; every exit code is defined in naqd/exitcodes.py.
+from naqd.exitcodes import (  # noqa: F401
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
+
 if TYPE_CHECKING:
     from naqd.client import Client
     from naqd.config import Config
-
-EXIT_CONFIG = 78  # EX_CONFIG, as systemd and Vector use it
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 2
-EXIT_USAGE = 64  # EX_USAGE
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS unreachable, publish not confirmed
 
 
 def fail(message: str, code: int) -> int:

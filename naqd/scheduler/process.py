@@ -1,22 +1,21 @@
-"""The scheduler child: one per host. All of them campaign for the lease; the leader
-fires schedules and releases dependent jobs. A reload restarts only this child."""
+"""The scheduler child: one per host, booted by the shared child boot
+(naqd/child/boot.py). All of them campaign for the lease; the leader fires schedules and
+releases dependent jobs. A reload restarts only this child."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import time
 
 from loguru import logger
+from nats.aio.client import Client as NATS
 
+from naqd.child import boot
 from naqd.client.client import Client
-from naqd.client.errors import NatsAuthError
 from naqd.config import Config
-from naqd.logs import setup_logging
+from naqd.exitcodes import EXIT_FAILED, EXIT_OK
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
-from naqd.orphan import watch_parent
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
 from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
 from naqd.scheduler.dependencies import DependencyResolver
@@ -24,60 +23,32 @@ from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
 from naqd.scheduler.state import ScheduleState
 from naqd.transport.cancelling import cancel_and_wait
-from naqd.transport.connection import connect_daemon
-from naqd.worker.process import EXIT_CONFIG
 
 
 def main(config: Config, queue: str, index: int) -> None:
     """Entry point of a spawned scheduler process (`queue`/`index` are unused)."""
-    setup_logging(config.logging, role="scheduler")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        code = runner.run(SchedulerProcess(config).run())
-    sys.exit(code)
+    boot.main(SchedulerProcess(config))
 
 
-class SchedulerProcess:
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.stop = asyncio.Event()
+class SchedulerProcess(boot.Child):
+    role = "scheduler"
+    conn = "control"
 
-    async def run(self) -> int:
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.config, "scheduler")
+
+    def connection_role(self) -> str:
+        return "scheduler"
+
+    def on_term(self) -> None:
+        self.stop.set()  # nothing to hurry: leaving the lease is quick
+
+    async def ensure(self, nc: NATS) -> bool:
+        return await ensure_or_refuse(nc.jetstream(), self.config, ensure_scheduler_resources)
+
+    async def serve(self, nc: NATS, beat: Heartbeat) -> int:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
-        watch_parent(loop, self.stop)
-        beat = Heartbeat(self.config, "scheduler")
-        beat.start()
-        connecting = loop.create_task(
-            connect_daemon(
-                self.config.nats.urls, role="scheduler", conn="control",
-                nats_config=self.config.nats,
-            )
-        )  # fmt: skip
-        stopping = loop.create_task(self.stop.wait())
-        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not connecting.done():
-            # Stopped while NATS was unreachable: no lease held, nothing to release.
-            connecting.cancel()
-            await asyncio.gather(connecting, return_exceptions=True)
-            logger.info("scheduler stopped before it could reach NATS")
-            return 0
-        stopping.cancel()
-        try:
-            nc = connecting.result()
-        except NatsAuthError as exc:
-            logger.error("{}", exc)
-            return EXIT_CONFIG
         js = nc.jetstream()
-        if not await ensure_or_refuse(js, self.config, ensure_scheduler_resources):
-            await nc.close()
-            return EXIT_CONFIG
         state = ScheduleState(js)
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
@@ -124,10 +95,11 @@ class SchedulerProcess:
         await cancel_and_wait(tasks)
         await election.release()
         is_leader.set(0)
-        await beat.stop()
+        logger.info("scheduler stopped: {} fire(s)", fire.fired)
+        return EXIT_FAILED if crashed else EXIT_OK
+
+    async def close(self, nc: NATS) -> None:
         try:
             await asyncio.wait_for(nc.drain(), timeout=5)
         except Exception as exc:
             logger.warning("closing NATS connection: {}", exc)
-        logger.info("scheduler stopped: {} fire(s)", fire.fired)
-        return 1 if crashed else 0

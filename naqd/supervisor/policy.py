@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from naqd.config import Config
+from naqd.exitcodes import EXIT_CONFIG, EXIT_OK
 
-EXIT_OK = 0  # a child's planned exit: drained after its parent vanished, or recycled
-EXIT_CONFIG = 78  # EX_CONFIG: a boot failure no restart can fix (bad tasks.imports)
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 HEALTHY_UPTIME = 60.0

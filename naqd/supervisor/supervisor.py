@@ -15,6 +15,7 @@ from multiprocessing.context import SpawnProcess
 from loguru import logger
 
 from naqd.config import Config, load_config
+from naqd.exitcodes import EXIT_CONFIG
 from naqd.observe import health
 from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
@@ -22,7 +23,6 @@ from naqd.observe.metrics import MultiprocDir
 from naqd.scheduler import process as scheduler_process
 from naqd.supervisor.embedded import EmbeddedNats
 from naqd.supervisor.policy import (
-    EXIT_CONFIG,
     Slot,
     after_exit,
     after_recycle,

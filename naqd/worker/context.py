@@ -1,6 +1,6 @@
 """What a running job sees: `naqd.current_job()` and its JobContext (cancel flag and
 progress). Kept free of daemon dependencies so `import naqd` stays light; the worker's
-JobControl (worker/control.py) creates the contexts."""
+CancelWatch (worker/cancels.py) creates the contexts."""
 
 from __future__ import annotations
 

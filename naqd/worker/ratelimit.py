@@ -17,7 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
+
+from naqd.config import Config, QueueConfig
 from naqd.protocol.names import RATE_SUBJECT_PREFIX
+from naqd.protocol.resources import ensure_rate_stream
 
 TARGET_WINDOW = 0.1  # seconds; short windows keep bursts small
 
@@ -60,3 +64,16 @@ class RateLimiter:
             # Sleep into the next window; a little spread keeps waiters from colliding.
             delay = (window + 1) * p.window - time.time()
             await asyncio.sleep(max(0.0, delay) + random.uniform(0, p.window * 0.05))
+
+
+async def open_rate_limiter(js: Any, config: Config, queue: QueueConfig) -> RateLimiter | None:
+    """The queue's limiter, or None when it has no `rate` (or the server is too old to
+    count: then the queue runs unlimited, and says so)."""
+    if not queue.rate:
+        return None
+    if await ensure_rate_stream(js, config):
+        return RateLimiter(js, queue.name, queue.rate)
+    logger.error(
+        "queue {}: rate limits need nats-server 2.12 or newer; running unlimited", queue.name
+    )
+    return None

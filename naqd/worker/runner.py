@@ -1,6 +1,6 @@
 """Runs the jobs of one queue in one process: at most `concurrency` at a time, coroutines
-on the loop, plain functions in a thread pool; stores the outcome, then acks, naks with a
-retry delay, or dead-letters (docs/delivery.md)."""
+on the loop, plain functions in a thread pool. Each job's outcome is decided by
+worker/outcome.py and applied by worker/settle.py (docs/delivery.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
 from naqd.observe.metrics import JobObserver
 from naqd.protocol.ackreply import num_delivered
-from naqd.protocol.deadletter import DeadLetter, Reason
 from naqd.protocol.envelope import (
     Envelope,
     EnvelopeError,
@@ -32,39 +31,37 @@ from naqd.protocol.envelope import (
     decode_job,
     encode_result,
 )
-from naqd.protocol.names import (
-    HDR_ENCODING,
-    HDR_MSG_ID,
-    HDR_TTL,
-    HDR_UNIQUE,
-    done_subject,
-    result_subject,
-)
+from naqd.protocol.names import HDR_ENCODING, result_subject
 from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit
-from naqd.worker.control import JobContext, JobControl, current_job
-from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
+from naqd.worker.cancels import CancelWatch
+from naqd.worker.context import JobContext, current_job
 from naqd.worker.notice import RunningNotice
+from naqd.worker.outcome import (
+    CANCELLED,
+    HANDED_BACK,
+    SUCCEEDED,
+    Decision,
+    UnstorableResult,
+    after_run,
+    attempt_of,
+    before_run,
+    cancelled_record,
+    failure_record,
+    final_record,
+)
+from naqd.worker.progress import progress_publisher
+from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
 from naqd.worker.recycle import RecycleLimits, rss_bytes
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
-from naqd.worker.store import read_record, reliable_publish
-from naqd.worker.tasks import (
-    BadArguments,
-    TaskNotFound,
-    check_arguments,
-    is_coroutine_task,
-    resolve_task,
-)
+from naqd.worker.settle import Settler, ttl_headers
+from naqd.worker.settle import nak as _nak
+from naqd.worker.store import read_record
+from naqd.worker.tasks import check_arguments, is_coroutine_task, resolve_task
 from naqd.worker.timeouts import ThreadRunner, call_async
 
 # What a task may raise: a sys.exit() in a task fails the job, not the worker.
 _JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
-
-# Errors of the job itself that retrying cannot fix, and the dead-letter reason for each.
-_PERMANENT: dict[type[Exception], Reason] = {
-    TaskNotFound: "unknown_task",
-    BadArguments: "bad_arguments",
-}
 
 
 class Runner:
@@ -89,22 +86,30 @@ class Runner:
         self.limits = RecycleLimits.for_queue(queue, random.random())
         self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
-        # Cancel requests, progress, unique locks, rate limit (worker/control.py).
-        self.control = JobControl(nc, queue, config)
-        self.writer = StreamWriter(nc)  # result records, pipelined (transport/streamwriter.py)
+        self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
+        self.limiter: RateLimiter | None = None  # the queue's `rate` (worker/ratelimit.py)
+        self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
+        # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
+        self.settler = Settler(
+            nc, self.writer, self.admission.keyring, self.worker, self.store_deadline
+        )
+        self._naks: set[asyncio.Task[None]] = set()  # naks of jobs delivered while draining
         self.done = 0
         self.failed = 0
         self.cancelled = 0
         self.processed = 0
 
     async def start(self) -> None:
-        await self.control.start()
+        await self.cancels.start()
+        self.limiter = await open_rate_limiter(self.js, self.config, self.queue)
         await self.writer.start()
 
     async def stop(self) -> None:
         """After drain: write the last counts, stop listening."""
         self.observe.flush()
-        await self.control.stop()
+        await self.cancels.stop()
+        if self._naks:
+            await asyncio.gather(*self._naks, return_exceptions=True)
         await self.writer.stop()
 
     # -- slots --------------------------------------------------------------------------
@@ -117,7 +122,9 @@ class Runner:
     def deliver(self, msg: Msg) -> None:
         """Called by the puller for each job message: start it, or hold it for a slot."""
         if self.draining:
-            asyncio.get_running_loop().create_task(self._nak(msg))
+            task = asyncio.get_running_loop().create_task(_nak(msg))
+            self._naks.add(task)
+            task.add_done_callback(self._naks.discard)
         elif len(self.running) < self.queue.concurrency:
             self._start(msg)
         else:
@@ -160,6 +167,8 @@ class Runner:
     # -- one job ------------------------------------------------------------------------
 
     async def process(self, msg: Msg) -> None:
+        """Admit, run and settle one job. The outcome is decided by worker/outcome.py
+        (pure) and applied by worker/settle.py (store, notify, ack, unlock)."""
         delivered = _num_delivered(msg)
         headers = msg.headers or {}
         encoding = headers.get(HDR_ENCODING, "json")
@@ -168,11 +177,14 @@ class Runner:
             policy = self._policy(env)
         except (EnvelopeError, ValueError) as exc:
             error = ErrorInfo(type(exc).__name__, str(exc))
-            await self._dead(msg, None, None, "unreadable", error, (error,), delivered)
+            self.failed += 1
+            dead = self.settler.dead_letter(msg, None, "unreadable", error, (error,), delivered)
+            await self.settler.apply_unreadable(msg, dead)
+            self.observe.dead_lettered(dead.task)
             return
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
-        attempt, errors = _attempt(prior, delivered, store)
+        attempt, errors = attempt_of(prior, delivered, store)
         base = ResultRecord(
             id=env.id,
             status="running",
@@ -185,23 +197,32 @@ class Runner:
             encoding="pickle" if encoding == "pickle" else "json",
             errors=errors,
         )
-        if self.control.is_cancelled(env.id):
-            logger.info("job {} was cancelled before it started: skipped", env.id)
-            await self._cancelled(msg, env, base)
+        early = before_run(
+            cancelled=env.id in self.cancels.cancelled,
+            attempt=attempt,
+            max_attempts=policy.max_attempts,
+        )
+        if early is not None:
+            if early is CANCELLED:
+                logger.info("job {} was cancelled before it started: skipped", env.id)
+                await self._cancelled(msg, env, base)
+            else:
+                # Its workers kept dying while running it: the attempts are used up.
+                error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
+                await self._dead(msg, env, base, early, error, errors)
             return
-        if self.control.limiter is not None and await self.control.wait_for_rate():
+        if self.limiter is not None:
+            await self.limiter.acquire()
             base = replace(base, started_at=time.time())  # waited for the queue's `rate`
-        if attempt > policy.max_attempts:
-            # Its workers kept dying while running it: the attempts are used up.
-            error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
-            await self._dead(msg, env, base, "worker_lost", error, errors, attempt)
-            return
         if store and delivered > 1:
             # A redelivery may be a poison pill: make sure the next delivery can count
             # this attempt even if the task kills the process straight away.
-            await self._store(env, base)
+            await self.settler.store(env, self.settler.encode(base))
         self.observe.started(env.id, env.task, env.enqueued_at)
-        ctx = self.control.begin(env, attempt, base, self._ttl(env) if store else None, store)
+        ttl = ttl_headers(env) if store else None
+        ctx = self.cancels.begin(
+            env, attempt, base, progress_publisher(self.nc, ttl) if store else None
+        )
         notice: RunningNotice | None = None
         if store and delivered == 1:
             # 'running' is informational on a first delivery: written only for a job still
@@ -211,7 +232,7 @@ class Runner:
                 lambda: self.nc.publish(
                     result_subject(env.id),
                     encode_result(ctx.with_progress(base), self.admission.keyring),
-                    headers=self._ttl(env),
+                    headers=ttl,
                 )
             )
         try:
@@ -219,27 +240,55 @@ class Runner:
         except (*_JOB_ERRORS, asyncio.CancelledError) as exc:
             if notice is not None:
                 await notice.settle()
-            self.control.end(ctx)
+            self.cancels.end(ctx)
+            decision = after_run(
+                exc,
+                cancelled=_was_cancelled(ctx, exc),
+                shutting_down=isinstance(exc, asyncio.CancelledError),
+                attempt=attempt,
+                policy=policy,
+                delivered=delivered,
+                deliveries=self.queue.deliveries,
+            )
+            if decision is HANDED_BACK:
+                raise  # the worker is shutting down: drain() hands the job back
             base = ctx.with_progress(base)
-            if _was_cancelled(ctx, exc):
+            if decision is CANCELLED:
                 logger.info("job {} {} cancelled", env.id, env.task)
                 self.observe.ended(env.id, env.task, "cancelled")
                 await self._cancelled(msg, env, base)
                 return
-            if isinstance(exc, asyncio.CancelledError):
-                raise  # the worker is shutting down: drain() hands the job back
-            await self._failed(msg, env, base, policy, exc, delivered)
+            error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
+            await self._failed(msg, env, base, decision, error, policy)
             return
         if notice is not None:
             await notice.settle()
-        self.control.end(ctx)
+        self.cancels.end(ctx)
+        rec = final_record(ctx.with_progress(base), result, None)
+        try:
+            data = self.settler.encode(rec)
+        except Exception as exc:
+            # The task ran, but its outcome cannot be stored or announced: a failure,
+            # never a success without its result (docs/delivery.md).
+            error = ErrorInfo(
+                type(exc).__name__,
+                f"the return value of {env.task} cannot be stored: {exc}",
+                traceback.format_exc(),
+            )
+            decision = after_run(
+                UnstorableResult(str(exc)),
+                cancelled=False,
+                shutting_down=False,
+                attempt=attempt,
+                policy=policy,
+                delivered=delivered,
+                deliveries=self.queue.deliveries,
+            )
+            await self._failed(msg, env, ctx.with_progress(base), decision, error, policy)
+            return
         self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")
-        if store:
-            await self._store(env, _final(ctx.with_progress(base), result, None), final=True)
-        await msg.ack()
-        if HDR_UNIQUE in headers:
-            await self.control.release_unique(headers, env.id)
+        await self.settler.apply(msg, SUCCEEDED, env, rec, data)
 
     def _policy(self, env: Envelope) -> RetryPolicy:
         """The queue's policy, built once; a job with its own settings gets its own."""
@@ -252,7 +301,7 @@ class Runner:
         check_arguments(env.task, fn, env.args, env.kwargs)
         timeout = env.timeout if env.timeout is not None else self.queue.timeout
         if is_coroutine_task(env.task):
-            ctx = current_job()  # set by JobControl.begin
+            ctx = current_job()  # set by CancelWatch.begin
             task = asyncio.current_task()
             ctx.enter(task)  # a cancel request cancels this await only
             try:
@@ -269,120 +318,53 @@ class Runner:
         msg: Msg,
         env: Envelope,
         base: ResultRecord,
+        decision: Decision,
+        error: ErrorInfo,
         policy: RetryPolicy,
-        exc: BaseException,
-        delivered: int,
     ) -> None:
-        error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
         errors = (*base.errors, error)
-        attempt = base.attempts
-        permanent = next((r for t, r in _PERMANENT.items() if isinstance(exc, t)), None)
-        retry = permanent is None and policy.retryable(exc) and attempt < policy.max_attempts
-        if retry and delivered >= self.queue.deliveries:
-            retry = False  # the server would not deliver it again: dead-letter it now
-            error = replace(error, message=f"{error.message} (max_deliveries reached)")
-        if not retry:
-            reason: Reason = permanent or "failed"
+        if decision.kind != "retry":
+            if decision.note:
+                error = replace(error, message=f"{error.message} ({decision.note})")
             self.observe.ended(env.id, env.task, "failed")
-            await self._dead(msg, env, base, reason, error, errors, attempt)
+            await self._dead(msg, env, base, decision, error, errors)
             return
         self.observe.ended(env.id, env.task, "retried")
-        delay = policy.delay(attempt)
         logger.warning(
             "job {} {} failed (attempt {}/{}): {}: {}; retry in {:.1f}s",
             env.id,
             env.task,
-            attempt,
+            base.attempts,
             policy.max_attempts,
             error.type,
             error.message,
-            delay,
+            decision.delay,
         )
-        if env.result_ttl != 0:
-            # Awaited: the next attempt reads it to count attempts and keep the errors.
-            await self._store(env, replace(base, status="retrying", error=error, errors=errors))
-        await msg.nak(delay=delay)
+        # The record is awaited: the next attempt reads it to count attempts and errors.
+        await self.settler.apply(msg, decision, env, failure_record(decision, base, error, errors))
 
     async def _dead(
         self,
         msg: Msg,
-        env: Envelope | None,
-        base: ResultRecord | None,
-        reason: Reason,
+        env: Envelope,
+        base: ResultRecord,
+        decision: Decision,
         error: ErrorInfo,
         errors: tuple[ErrorInfo, ...],
-        attempts: int,
     ) -> None:
-        """Dead-letter, store the failed record, then term: the job leaves the stream
-        only once both are stored."""
+        """Dead-letter: the job leaves the stream only once its entry and record are
+        stored."""
         self.failed += 1
-        headers = msg.headers or {}
-        seq = msg.metadata.sequence.stream
-        entry = DeadLetter(
-            id=entry_id(env.id if env else headers.get(HDR_MSG_ID), seq),
-            queue=env.queue if env else queue_of(msg.subject),
-            reason=reason,
-            error=error,
-            errors=errors,
-            subject=msg.subject,
-            payload=msg.data,
-            headers=kept_headers(headers),
-            attempts=attempts,
-            task=env.task if env else "",
-            stream_seq=seq,
-            worker=self.worker,
-        )
-        record = None
-        if env is not None and base is not None and env.result_ttl != 0:
-            record = replace(_final(base, None, error), errors=errors)
-        elif env is None and entry.id == headers.get(HDR_MSG_ID):
-            # Unreadable, but its producer may be waiting on the id it published with.
-            record = ResultRecord(
-                id=entry.id,
-                status="failed",
-                error=error,
-                errors=errors,
-                attempts=attempts,
-                queue=entry.queue,
-                finished_at=time.time(),
-                worker=self.worker,
-            )
-        await bury(self.nc, entry, record, self.store_deadline)
-        self.observe.dead_lettered(entry.task)
-        if record is not None:
-            await self.nc.publish(done_subject(record.id), encode_result(record))
-        await msg.term()
-        if env is not None:
-            await self.control.release_unique(msg.headers, env.id)
+        assert decision.reason is not None
+        dead = self.settler.dead_letter(msg, env, decision.reason, error, errors, base.attempts)
+        record = failure_record(decision, base, error, errors)
+        await self.settler.apply(msg, decision, env, record, dead=dead)
+        self.observe.dead_lettered(env.task)
 
     async def _cancelled(self, msg: Msg, env: Envelope, base: ResultRecord) -> None:
         """Status `cancelled`: recorded and acked, never retried or dead-lettered."""
         self.cancelled += 1
-        if env.result_ttl != 0:
-            rec = replace(_final(base, None, None), status="cancelled")
-            await self._store(env, rec, final=True)
-        await msg.ack()
-        await self.control.release_unique(msg.headers, env.id)
-
-    async def _store(self, env: Envelope, rec: ResultRecord, final: bool = False) -> None:
-        """Store a record; a final one is then announced on naqd.done.<id>, so a waiting
-        client learns of it only once it is stored (docs/protocol.md)."""
-        keyring = self.admission.keyring
-        try:
-            data = encode_result(rec, keyring)
-        except TypeError as exc:
-            rec = replace(rec, result=None, error=ErrorInfo("TypeError", str(exc)))
-            data = encode_result(rec, keyring)
-        await reliable_publish(
-            self.writer, result_subject(env.id), data, self._ttl(env), self.store_deadline
-        )
-        if final:
-            await self.nc.publish(done_subject(env.id), data)
-
-    def _ttl(self, env: Envelope) -> dict[str, str] | None:
-        if env.result_ttl is None:
-            return None
-        return {HDR_TTL: f"{max(1, int(env.result_ttl))}s"}
+        await self.settler.apply(msg, CANCELLED, env, cancelled_record(base))
 
     # -- keep-alive and drain -----------------------------------------------------------
 
@@ -401,7 +383,7 @@ class Runner:
         """Stop taking jobs, give running ones until `deadline` (monotonic), nak the rest."""
         self.draining = True
         while self.backlog:
-            await self._nak(self.backlog.popleft())
+            await _nak(self.backlog.popleft())
         remaining = deadline - time.monotonic()
         if self.running and remaining > 0:
             logger.info("draining: waiting for {} running job(s)", len(self.running))
@@ -416,23 +398,12 @@ class Runner:
         self.threads.shutdown()
 
     async def _hand_back(self, msg: Msg) -> None:
-        """An attempt cut short by shutdown does not count: record it as queued again."""
+        """A job cut short by shutdown: handed back without counting the attempt."""
         try:
             env = decode_job(msg.data, (msg.headers or {}).get(HDR_ENCODING, "json"))
-            if env.result_ttl != 0:
-                rec = await read_record(self.js, env.id)
-                if rec is not None and rec.status == "running":
-                    back = replace(rec, status="queued", attempts=max(0, rec.attempts - 1))
-                    await self.js.publish(result_subject(env.id), encode_result(back), timeout=2.0)
-        except Exception as exc:
-            logger.debug("cannot reset the record of an interrupted job: {}", exc)
-        await self._nak(msg)
-
-    async def _nak(self, msg: Msg) -> None:
-        try:
-            await msg.nak()
-        except Exception as exc:
-            logger.debug("nak failed: {}", exc)
+        except Exception:
+            env = None
+        await self.settler.hand_back(msg, env)
 
 
 def _options(env: Envelope) -> JobOptions:
@@ -444,51 +415,11 @@ def _options(env: Envelope) -> JobOptions:
     )
 
 
-def _attempt(
-    prior: ResultRecord | None, delivered: int, store: bool
-) -> tuple[int, tuple[ErrorInfo, ...]]:
-    """This attempt's number and the errors so far. Deliveries overcount attempts (a job
-    handed back at shutdown is delivered again), so the stored record counts them."""
-    if not store:
-        return delivered, ()
-    if prior is None or delivered == 1:
-        return 1, ()
-    errors = prior.errors
-    if prior.status == "running":
-        lost = ErrorInfo(
-            "WorkerLost",
-            f"attempt {prior.attempts} ended without an outcome (worker {prior.worker} died)",
-        )
-        errors = (*errors, lost)
-    return prior.attempts + 1, errors
-
-
 def _num_delivered(msg: Msg) -> int:
     try:
         return num_delivered(msg.reply)
     except ValueError:
         return msg.metadata.num_delivered  # raises nats-py's own error for a non-JS reply
-
-
-def _final(base: ResultRecord, result: Any, error: ErrorInfo | None) -> ResultRecord:
-    # Built directly: dataclasses.replace inspects every field on each call.
-    return ResultRecord(
-        id=base.id,
-        status="failed" if error else "succeeded",
-        result=result,
-        error=error,
-        attempts=base.attempts,
-        task=base.task,
-        queue=base.queue,
-        enqueued_at=base.enqueued_at,
-        started_at=base.started_at,
-        finished_at=time.time(),
-        worker=base.worker,
-        encoding=base.encoding,
-        errors=base.errors,
-        progress=base.progress,
-        progress_message=base.progress_message,
-    )
 
 
 def _was_cancelled(ctx: JobContext, exc: BaseException) -> bool:
@@ -500,6 +431,6 @@ def _was_cancelled(ctx: JobContext, exc: BaseException) -> bool:
     if not ctx.cancelled:
         return False
     if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()  # JobControl.end took back our own cancel
+        task = asyncio.current_task()  # CancelWatch.end took back our own cancel
         return task is None or task.cancelling() == 0
     return isinstance(exc, Exception)

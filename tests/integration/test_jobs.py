@@ -207,3 +207,61 @@ async def test_connect_to_unreachable_server_fails_fast() -> None:
     with pytest.raises(ConnectError, match="cannot connect"):
         async with Client(f"nats://127.0.0.1:{free_port()}", connect_deadline=1):
             pass
+
+
+async def test_unserializable_return_value_fails_the_job(url: str) -> None:
+    """The task ran, but its result cannot be stored: `failed` with a TypeError and a
+    dead-letter entry, never `succeeded` with null; and not retried (queue `other` has
+    retries), since running it again would return the same value."""
+    from naqd.client.deadletters import DeadLetters
+
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:unserializable", queue="other")
+        with pytest.raises(JobFailed) as info:
+            await job.result(timeout=10)
+        assert info.value.error_type == "TypeError"
+        rec = await client.record(job.id)
+        assert rec is not None and rec.status == "failed" and rec.result is None
+        assert rec.attempts == 1
+        entry = await DeadLetters(client.nc).get(job.id)
+        assert entry is not None and entry.reason == "failed" and entry.error.type == "TypeError"
+
+
+async def test_result_ttl_zero_stores_nothing_but_announces_the_outcome(
+    url: str, tmp_path: Path
+) -> None:
+    """`result_ttl: 0`: no record, but the done notice carries the final record, so a
+    producer waiting on naqd.done.<id> (or on result()) learns the outcome."""
+    import json
+
+    from naqd.protocol.names import done_subject
+
+    async with Client(url) as client:
+        job = await client.enqueue("tests.tasks:block_until_released", str(tmp_path), result_ttl=0)
+        notices: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_done(msg: object) -> None:
+            await notices.put(msg.data)  # type: ignore[attr-defined]
+
+        sub = await client.nc.subscribe(done_subject(job.id), cb=on_done)
+        waiter = asyncio.ensure_future(job.result(timeout=20))
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline, "job did not start"
+            await asyncio.sleep(0.02)
+        await client.nc.flush()  # our subscriptions (and the waiter's) reached the server
+        (tmp_path / "release").touch()
+        notice = json.loads(await asyncio.wait_for(notices.get(), 10))
+        assert notice["status"] == "succeeded" and notice["result"] == "released"
+        assert await waiter == "released"
+        await sub.unsubscribe()
+        assert await client.record(job.id) is None
+        # A failure is announced too (subscribed before the enqueue: nothing is stored
+        # to read afterwards).
+        job_id = f"ttl0-{uuid.uuid4().hex}"
+        sub = await client.nc.subscribe(done_subject(job_id), cb=on_done)
+        await client.enqueue("tests.tasks:fail", "no record", result_ttl=0, job_id=job_id)
+        notice = json.loads(await asyncio.wait_for(notices.get(), 10))
+        assert notice["status"] == "failed" and notice["error"]["type"] == "ValueError"
+        await sub.unsubscribe()
+        assert await client.record(job_id) is None

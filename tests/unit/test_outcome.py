@@ -1,0 +1,139 @@
+"""The outcome of a job, decided apart from applying it (naqd/worker/outcome.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from naqd.config.model import BackoffConfig
+from naqd.protocol.envelope import ErrorInfo, ResultRecord
+from naqd.worker.outcome import (
+    CANCELLED,
+    HANDED_BACK,
+    SUCCEEDED,
+    WORKER_LOST,
+    Decision,
+    UnstorableResult,
+    after_run,
+    attempt_of,
+    before_run,
+    cancelled_record,
+    failure_record,
+)
+from naqd.worker.retry import RetryPolicy
+from naqd.worker.tasks import BadArguments, TaskNotFound
+
+FIXED = BackoffConfig(strategy="fixed", base=3.0, max=60.0, jitter=0.0)
+POLICY = RetryPolicy(retries=2, backoff=FIXED)  # 3 attempts
+ONLY_VALUE = RetryPolicy(retries=2, backoff=FIXED, retry_on=("ValueError",))
+
+
+@pytest.mark.parametrize(
+    ("exc", "cancelled", "shutting_down", "attempt", "policy", "delivered", "expected"),
+    [
+        # returned: succeeded, even if a cancel request came too late to stop it
+        (None, False, False, 1, POLICY, 1, SUCCEEDED),
+        (None, True, False, 1, POLICY, 1, SUCCEEDED),
+        # a cancel wins over the error it ended with, and over shutdown
+        (RuntimeError("x"), True, False, 1, POLICY, 1, CANCELLED),
+        (asyncio.CancelledError(), True, True, 1, POLICY, 1, CANCELLED),
+        # stopped by a shutdown: handed back, the attempt does not count
+        (asyncio.CancelledError(), False, True, 1, POLICY, 1, HANDED_BACK),
+        # retried while attempts are left, after the policy's delay
+        (RuntimeError("x"), False, False, 1, POLICY, 1, Decision("retry", delay=3.0)),
+        (RuntimeError("x"), False, False, 2, POLICY, 2, Decision("retry", delay=3.0)),
+        # attempts used up
+        (RuntimeError("x"), False, False, 3, POLICY, 3, Decision("dead", reason="failed")),
+        # not retryable by the policy
+        (RuntimeError("x"), False, False, 1, ONLY_VALUE, 1, Decision("dead", reason="failed")),
+        (ValueError("x"), False, False, 1, ONLY_VALUE, 1, Decision("retry", delay=3.0)),
+        # the server would not deliver it again
+        (
+            RuntimeError("x"),
+            False,
+            False,
+            1,
+            POLICY,
+            5,
+            Decision("dead", reason="failed", note="max_deliveries reached"),
+        ),
+        # errors of the job itself: never retried
+        (TaskNotFound("t"), False, False, 1, POLICY, 1, Decision("dead", reason="unknown_task")),
+        (BadArguments("a"), False, False, 1, POLICY, 1, Decision("dead", reason="bad_arguments")),
+        (UnstorableResult("r"), False, False, 1, POLICY, 1, Decision("dead", reason="failed")),
+    ],
+)
+def test_after_run(
+    exc: BaseException | None,
+    cancelled: bool,
+    shutting_down: bool,
+    attempt: int,
+    policy: RetryPolicy,
+    delivered: int,
+    expected: Decision,
+) -> None:
+    got = after_run(
+        exc,
+        cancelled=cancelled,
+        shutting_down=shutting_down,
+        attempt=attempt,
+        policy=policy,
+        delivered=delivered,
+        deliveries=5,
+        rand=0.0,
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("cancelled", "attempt", "expected"),
+    [
+        (False, 1, None),
+        (False, 3, None),
+        (False, 4, WORKER_LOST),  # its workers kept dying: attempts used up
+        (True, 1, CANCELLED),
+        (True, 4, CANCELLED),
+    ],
+)
+def test_before_run(cancelled: bool, attempt: int, expected: Decision | None) -> None:
+    assert before_run(cancelled=cancelled, attempt=attempt, max_attempts=3) == expected
+
+
+BASE = ResultRecord(id="j1", status="running", attempts=2, task="m:t", queue="q")
+E1 = ErrorInfo("ValueError", "first")
+E2 = ErrorInfo("ValueError", "second")
+
+
+@pytest.mark.parametrize(
+    ("decision", "status"),
+    [(Decision("retry", delay=1.0), "retrying"), (Decision("dead", reason="failed"), "failed")],
+)
+def test_failure_record(decision: Decision, status: str) -> None:
+    rec = failure_record(decision, BASE, E2, (E1, E2))
+    assert (rec.status, rec.error, rec.errors, rec.attempts) == (status, E2, (E1, E2), 2)
+    assert (rec.finished_at is not None) == (status == "failed")
+
+
+def test_cancelled_record() -> None:
+    rec = cancelled_record(BASE)
+    assert (rec.status, rec.error, rec.result) == ("cancelled", None, None)
+    assert rec.finished_at is not None
+
+
+@pytest.mark.parametrize(
+    ("prior", "delivered", "store", "attempt", "errors"),
+    [
+        (None, 1, True, 1, 0),
+        (None, 3, False, 3, 0),  # no record kept: deliveries are all there is
+        (None, 2, True, 1, 0),  # the record expired
+        (ResultRecord(id="j", status="retrying", attempts=1, errors=(E1,)), 2, True, 2, 1),
+        # the last attempt left no outcome: its worker died, that counts as an error
+        (ResultRecord(id="j", status="running", attempts=1, errors=(E1,)), 2, True, 2, 2),
+    ],
+)
+def test_attempt_of(
+    prior: ResultRecord | None, delivered: int, store: bool, attempt: int, errors: int
+) -> None:
+    got_attempt, got_errors = attempt_of(prior, delivered, store)
+    assert (got_attempt, len(got_errors)) == (attempt, errors)
