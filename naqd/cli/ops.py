@@ -254,7 +254,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from nats.js.errors import NotFoundError
 
-    from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject
+    from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject, purge_subject
 
     if not args.yes:
         if not sys.stdin.isatty():
@@ -289,7 +289,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         purged = 0
         for filt in (subject, f"{subject}.>"):
             req = json.dumps({"filter": filt}).encode()
-            msg = await nc.request(f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", req, timeout=10)
+            msg = await nc.request(purge_subject(JOBS_STREAM), req, timeout=10)
             resp = json.loads(msg.data)
             if "error" in resp:
                 print(f"purge failed: {resp['error'].get('description')}", file=sys.stderr)

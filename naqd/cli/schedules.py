@@ -54,9 +54,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         print(f"{args.name} is a YAML schedule: remove it from the file", file=sys.stderr)
         return EXIT_FAILED
 
-    from naqd.scheduler.cron import tick_stamp
+    from naqd.protocol.schedule_state import ScheduleState
+    from naqd.protocol.ticks import tick_stamp
     from naqd.scheduler.firing import publish_fire
-    from naqd.scheduler.state import ScheduleState
 
     async def go() -> int:
         async with make_client(args) as client:
@@ -94,7 +94,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 async def _list(config: Any, state: Any, as_json: bool) -> int:
-    from naqd.scheduler.cron import Trigger
+    from naqd.protocol.ticks import Trigger
 
     now = datetime.now(UTC)
     leader = await state.leader()

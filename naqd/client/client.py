@@ -58,7 +58,7 @@ from naqd.transport import natsauth
 from naqd.transport.streamwriter import StreamWriter
 
 if TYPE_CHECKING:
-    from naqd.config.model import Config
+    from naqd.models import Config
 
 log = logging.getLogger("naqd.client")
 _DENIED = "permissions violation for publish to "

@@ -36,6 +36,8 @@ from naqd.protocol.names import (
     SCHEDULES_API_LEVEL,
     SCHEDULES_BUCKET,
     UNIQUE_BUCKET,
+    kv_stream,
+    kv_subject,
     max_deliveries_advisories,
     priority_consumer_name,
     priority_subject,
@@ -44,7 +46,7 @@ from naqd.protocol.names import (
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
-    from naqd.config import Config, QueueConfig
+    from naqd.models import Config, QueueConfig
 
 DUPLICATE_WINDOW = 120.0
 # Caps jobs in flight per queue across the cluster; well above any local concurrency so
@@ -74,8 +76,8 @@ def kv_stream_config(bucket: str, replicas: int, ttl: float | None = None) -> St
     """A one-value-per-key bucket. No limit markers: nats-py's get()/create() mishandle
     them, which would stop a lease from being taken over (reference nats.md §3.3)."""
     return StreamConfig(
-        name=f"KV_{bucket}",
-        subjects=[f"$KV.{bucket}.>"],
+        name=kv_stream(bucket),
+        subjects=[kv_subject(bucket, ">")],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,

@@ -18,11 +18,11 @@ from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
 from naqd.orphan import watch_parent
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
+from naqd.protocol.schedule_state import ScheduleState
 from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
-from naqd.scheduler.state import ScheduleState
 from naqd.transport.cancelling import cancel_and_wait
 from naqd.transport.connection import connect_daemon
 from naqd.worker.process import EXIT_CONFIG

@@ -8,20 +8,25 @@ import contextlib
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from loguru import logger
 
-from naqd.config import ConfigError, load_config
+from naqd.config import Config, ConfigError, load_config
 from naqd.supervisor.policy import Slot
 from naqd.supervisor.reload import plan_reload, slot_key
 
-if TYPE_CHECKING:
-    from naqd.supervisor.supervisor import Supervisor
+
+class Supervised(Protocol):
+    """What a reload needs of the supervisor: its config and its slots. A protocol, not
+    the Supervisor class, so this module does not import the one that imports it."""
+
+    config: Config
+    slots: list[Slot]
 
 
 class Reloader:
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervised) -> None:
         self.sup = supervisor
         self.retired: list[Slot] = []  # removed slots still draining
         self.restarting: set[int] = set()  # pids stopped to come back with the new config

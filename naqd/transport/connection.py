@@ -11,7 +11,7 @@ from typing import Any
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.config.model import NatsConfig
+from naqd.models import NatsConfig
 from naqd.transport import natsauth
 
 

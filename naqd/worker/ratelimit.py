@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from naqd.protocol.names import RATE_SUBJECT_PREFIX
+from naqd.protocol.names import HDR_INCR, rate_subject
 
 TARGET_WINDOW = 0.1  # seconds; short windows keep bursts small
 
@@ -52,7 +52,7 @@ class RateLimiter:
         while True:
             window = window_of(time.time(), p)
             ack = await self.js.publish(
-                f"{RATE_SUBJECT_PREFIX}.{self.queue}.{window}", b"", headers={"Nats-Incr": "+1"}
+                rate_subject(self.queue, window), b"", headers={HDR_INCR: "+1"}
             )
             if int(getattr(ack, "val", None) or 0) <= p.tokens:
                 return

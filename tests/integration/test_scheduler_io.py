@@ -11,13 +11,13 @@ import nats
 
 from naqd.client import Client
 from naqd.config import ScheduleConfig
-from naqd.config.model import Config, LeaderElectionConfig, NatsConfig, SchedulerConfig
+from naqd.models import Config, LeaderElectionConfig, NatsConfig, SchedulerConfig
 from naqd.protocol.names import JOBS_STREAM, LEADER_BUCKET, job_subject
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
-from naqd.scheduler.cron import tick_job_id
+from naqd.protocol.schedule_state import ScheduleState
+from naqd.protocol.ticks import tick_job_id
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import publish_fire
-from naqd.scheduler.state import ScheduleState
 
 
 def config_for(url: str) -> Config:

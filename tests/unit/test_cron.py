@@ -6,14 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from naqd.scheduler.cron import (
-    Trigger,
-    decide,
-    jitter_offset,
-    parse_stamp,
-    tick_job_id,
-    tick_stamp,
-)
+from naqd.protocol.ticks import Trigger, parse_stamp, tick_job_id, tick_stamp
+from naqd.scheduler.cron import decide, jitter_offset
 
 
 def utc(*parts: int) -> datetime:
@@ -250,5 +244,8 @@ def test_jitter_is_deterministic_and_bounded() -> None:
     offsets = [jitter_offset("s", T0 + timedelta(minutes=i), 30.0) for i in range(50)]
     assert all(0 <= o < 30 for o in offsets)
     assert len(set(offsets)) > 40
-    assert jitter_offset("s", T0, 30.0) == jitter_offset("s", T0, 30.0)
+    # Every host must compute the same offset: pinned values, not a call compared with
+    # itself (which would pass for a per-process random or hash()-seeded offset too).
+    assert jitter_offset("s", T0, 30.0) == pytest.approx(23.48745408154166)
+    assert jitter_offset("t", T0, 30.0) == pytest.approx(26.701055959114623)
     assert jitter_offset("s", T0, 0.0) == 0.0
