@@ -42,7 +42,7 @@ def _fmt(t: datetime | None, zone: str = "UTC") -> str:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    from naqd.config import Config
+    from naqd.models import Config
 
     # Without --config only code schedules are known (they live in KV).
     path = config_path(args)
@@ -56,7 +56,6 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
     from naqd.protocol.schedule_state import ScheduleState
     from naqd.protocol.ticks import tick_stamp
-    from naqd.scheduler.firing import publish_fire
 
     async def go() -> int:
         async with make_client(args) as client:
@@ -76,6 +75,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                     return EXIT_FAILED
                 schedule = code.schedule
             if args.action == "trigger":
+                from naqd.scheduler.firing import publish_fire  # loguru: the daemon extra
+
                 job_id = f"cron.{args.name}.manual.{tick_stamp(datetime.now(UTC))}"
                 await publish_fire(client, schedule, job_id)
                 print(job_id)

@@ -39,6 +39,7 @@ from naqd.client.unique import lock_key, unique_key_of, unique_window
 from naqd.client.unique import release as release_unique
 from naqd.protocol.envelope import (
     Encoding,
+    load_cloudpickle,
     validate_job_id,
 )
 from naqd.protocol.names import (
@@ -122,6 +123,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         )
         if serializer == "pickle" and self.keyring is None:
             raise ValueError("serializer='pickle' needs a signing_key: workers refuse unsigned")
+        if serializer == "pickle":
+            load_cloudpickle()  # missing: fail here, naming the extra, not at the first enqueue
         self.max_payload = max_payload
         self.connect_options = dict(connect_options or {})
         self.tls_required = tls_required

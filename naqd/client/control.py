@@ -49,7 +49,10 @@ class ControlMixin:
     """Mixed into Client; needs `nc`, `_js` and `_kv()`."""
 
     _js: JetStreamContext
-    nc: NATS
+
+    @property
+    def nc(self) -> NATS:  # Client's property
+        raise NotImplementedError
 
     async def _kv(self) -> Any:
         raise NotImplementedError

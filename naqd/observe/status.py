@@ -15,7 +15,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from naqd.config import Config
+from naqd.models import Config
 from naqd.protocol import names
 from naqd.protocol.names import HDR_MSG_ID, HEARTBEATS_BUCKET, JOBS_STREAM, kv_stream, kv_subject
 

@@ -147,7 +147,7 @@ def build_schedule(
 def modified(schedule: ScheduleConfig, changes: dict[str, Any]) -> ScheduleConfig:
     """`schedule` with `changes` applied, validated again as a whole. Setting `cron`
     clears `every` and the other way round."""
-    fields = {
+    fields: dict[str, Any] = {
         "task": schedule.task,
         "args": schedule.args,
         "kwargs": schedule.kwargs,

@@ -15,6 +15,7 @@ not need it (it comes with the `cron` and `daemon` extras).
 from __future__ import annotations
 
 import functools
+import importlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,13 +31,13 @@ _MAX_STEPS = 10_000  # croniter candidates examined per lookup (DST holes skip a
 def croniter_class() -> Any:
     """croniter's class, imported on first use; a clear error names the extra to install."""
     try:
-        from croniter import croniter
+        return importlib.import_module("croniter").croniter
     except ImportError:
         raise ModuleNotFoundError(
             "cron schedules need croniter: pip install 'naqd[cron]' "
-            "(the daemon extra, 'naqd[daemon]', includes it)"
+            "(the daemon extra, 'naqd[daemon]', includes it)",
+            name="croniter",
         ) from None
-    return croniter
 
 
 @dataclass(frozen=True)
