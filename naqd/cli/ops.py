@@ -63,10 +63,6 @@ def _run(args: argparse.Namespace, go: Callable[[Any], Awaitable[int]]) -> int:
     return asyncio.run(main())
 
 
-async def _quiet(exc: Exception) -> None:
-    """nats-py prints a traceback per failed attempt by default; one clear line is ours."""
-
-
 def _config(args: argparse.Namespace) -> Any:
     path = config_path(args)
     return load(path) if path else None

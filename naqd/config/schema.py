@@ -342,18 +342,7 @@ ROOT = Section(
         "logging": Section(
             LoggingConfig,
             {
-                "level": scalar(
-                    choice(
-                        "TRACE",
-                        "DEBUG",
-                        "INFO",
-                        "SUCCESS",
-                        "WARNING",
-                        "ERROR",
-                        "CRITICAL",
-                        upper=True,
-                    )
-                ),
+                "level": scalar(choice(*LOG_LEVELS, upper=True)),
                 "format": scalar(choice("text", "json")),
             },
         ),

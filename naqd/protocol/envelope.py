@@ -10,7 +10,6 @@ import base64
 import importlib
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -362,7 +361,3 @@ def decode_result(
         progress=d.get("progress"),
         progress_message=d.get("progress_message", ""),
     )
-
-
-def now() -> float:
-    return time.time()

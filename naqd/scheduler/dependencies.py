@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,6 @@ from naqd.protocol.envelope import (
     decode_job,
     decode_result,
     encode_result,
-    now,
 )
 from naqd.protocol.names import (
     DEPENDENT_SUBJECT_PREFIX,
@@ -84,8 +84,6 @@ class DependencyResolver:
         self._kv: Any = None
         self._holder_sub: Any = None
         self._results_sub: Any = None  # only while jobs wait: results are a busy subject
-        self.released = 0
-        self.failed = 0
 
     def stop(self) -> None:
         self.stopped = True
@@ -176,11 +174,9 @@ class DependencyResolver:
                 if name in headers:
                     out[name] = headers[name]
             await self.js.publish(job_subject(queue), held.data or b"", headers=out)
-            self.released += 1
             logger.info("released job {} (dependencies succeeded)", job_id)
         else:
             await self._fail(job_id, queue, held.data or b"", headers, verdict.reason)
-            self.failed += 1
             logger.warning("job {} failed: {}", job_id, verdict.reason)
         assert held.seq is not None
         with contextlib.suppress(NotFoundError):
@@ -202,7 +198,7 @@ class DependencyResolver:
             task=task,
             queue=queue,
             enqueued_at=enqueued_at,
-            finished_at=now(),
+            finished_at=time.time(),
             worker="scheduler",
         )
         record = encode_result(rec)
