@@ -55,7 +55,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     from naqd.protocol.schedule_state import ScheduleState
-    from naqd.protocol.ticks import tick_stamp
+    from naqd.protocol.ticks import manual_job_id
 
     async def go() -> int:
         async with make_client(args) as client:
@@ -77,7 +77,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             if args.action == "trigger":
                 from naqd.scheduler.firing import publish_fire  # loguru: the daemon extra
 
-                job_id = f"cron.{args.name}.manual.{tick_stamp(datetime.now(UTC))}"
+                job_id = manual_job_id(args.name, datetime.now(UTC))
                 await publish_fire(client, schedule, job_id)
                 print(job_id)
             elif args.action == "pause":

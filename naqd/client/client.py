@@ -53,6 +53,7 @@ from naqd.protocol.names import (
     dependent_subject,
     holder_msg_id,
     priority_consumer_name,
+    under,
 )
 from naqd.protocol.signing import Keyring, keyring_from_config
 from naqd.transport import natsauth
@@ -371,7 +372,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     async def delayed(self) -> list[DelayedJob]:
         """Pending delayed jobs, soonest first."""
         info = await self._js.stream_info(
-            JOBS_STREAM, subjects_filter=f"{DELAYED_SUBJECT_PREFIX}.>"
+            JOBS_STREAM, subjects_filter=under(DELAYED_SUBJECT_PREFIX)
         )
         found = []
         for subject in info.state.subjects or {}:

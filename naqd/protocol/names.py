@@ -41,6 +41,11 @@ PROTOCOL_VERSION = 1
 SCHEDULES_API_LEVEL = 2
 
 
+def under(prefix: str) -> str:
+    """The wildcard for every subject (or KV key) below `prefix`: `naqd.deps` -> `naqd.deps.>`."""
+    return f"{prefix}.>"
+
+
 def job_subject(queue: str) -> str:
     return f"{JOBS_SUBJECT_PREFIX}.{queue}"
 

@@ -41,6 +41,7 @@ from naqd.protocol.names import (
     max_deliveries_advisories,
     priority_consumer_name,
     priority_subject,
+    under,
 )
 
 if TYPE_CHECKING:
@@ -59,9 +60,9 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
     return StreamConfig(
         name=JOBS_STREAM,
         subjects=[
-            f"{JOBS_SUBJECT_PREFIX}.>",
-            f"{DELAYED_SUBJECT_PREFIX}.>",
-            f"{DEPENDENT_SUBJECT_PREFIX}.>",
+            under(JOBS_SUBJECT_PREFIX),
+            under(DELAYED_SUBJECT_PREFIX),
+            under(DEPENDENT_SUBJECT_PREFIX),
         ],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
@@ -130,7 +131,7 @@ def queue_consumer_config(queue: QueueConfig, level: str | None = None) -> Consu
 def dlq_stream_config(replicas: int, max_age: float) -> StreamConfig:
     return StreamConfig(
         name=DLQ_STREAM,
-        subjects=[f"{DLQ_SUBJECT_PREFIX}.>"],
+        subjects=[under(DLQ_SUBJECT_PREFIX)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
@@ -258,7 +259,7 @@ def rate_stream_config(replicas: int) -> StreamConfig:
     time window, `Nats-Incr` returns the window's count (naqd/worker/ratelimit.py)."""
     return StreamConfig(
         name=RATE_STREAM,
-        subjects=[f"{RATE_SUBJECT_PREFIX}.>"],
+        subjects=[under(RATE_SUBJECT_PREFIX)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_msgs_per_subject=1,

@@ -148,6 +148,12 @@ def tick_job_id(name: str, tick: datetime) -> str:
     return f"cron.{name}.{tick_stamp(tick)}"
 
 
+def manual_job_id(name: str, at: datetime) -> str:
+    """Job id of `naqd schedules trigger`: apart from every tick's, so it never dedupes
+    against (or blocks) the scheduled fire of the same instant."""
+    return f"cron.{name}.manual.{tick_stamp(at)}"
+
+
 def parse_stamp(stamp: str) -> datetime:
     """Inverse of tick_stamp (for the tick stored in KV)."""
     fmt = "%Y%m%dT%H%M%S.%fZ" if "." in stamp else "%Y%m%dT%H%M%SZ"

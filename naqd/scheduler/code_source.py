@@ -10,7 +10,7 @@ from typing import Any
 
 from loguru import logger
 
-from naqd.protocol.names import CODE_SCHEDULE_PREFIX, PAUSED_SCHEDULE_PREFIX
+from naqd.protocol.names import CODE_SCHEDULE_PREFIX, PAUSED_SCHEDULE_PREFIX, under
 from naqd.protocol.schedules import CodeSchedule, ScheduleError, decode
 
 RESYNC = 60.0  # the watch is re-opened this often, in case it silently lost its consumer
@@ -43,7 +43,7 @@ class KeyWatch:
                 await asyncio.sleep(1.0)
 
     async def _watch(self) -> None:
-        watcher = await self.kv.watch(f"{self.prefix}.>")
+        watcher = await self.kv.watch(under(self.prefix))
         fresh: dict[str, Any] = {}
         initial = True
         try:

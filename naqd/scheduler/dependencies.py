@@ -39,6 +39,7 @@ from naqd.protocol.names import (
     done_subject,
     job_subject,
     result_subject,
+    under,
 )
 
 SCAN_INTERVAL = 2.0  # safety net: a full pass even when no event woke us
@@ -101,7 +102,7 @@ class DependencyResolver:
     async def _run(self) -> None:
         # New holders and new result records wake the resolver; a periodic pass covers
         # anything missed while disconnected or not leading.
-        self._holder_sub = await self.nc.subscribe(f"{DEPENDENT_SUBJECT_PREFIX}.>", cb=self._poke)
+        self._holder_sub = await self.nc.subscribe(under(DEPENDENT_SUBJECT_PREFIX), cb=self._poke)
         while not self.stopped:
             if self.may_act():
                 try:
@@ -145,7 +146,7 @@ class DependencyResolver:
 
     async def resolve_all(self) -> None:
         info = await self.js.stream_info(
-            JOBS_STREAM, subjects_filter=f"{DEPENDENT_SUBJECT_PREFIX}.>"
+            JOBS_STREAM, subjects_filter=under(DEPENDENT_SUBJECT_PREFIX)
         )
         held = info.state.subjects or {}
         # Subscribe before resolving, so a parent finishing meanwhile still wakes us.

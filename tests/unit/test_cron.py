@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from naqd.protocol.ticks import Trigger, parse_stamp, tick_job_id, tick_stamp
+from naqd.protocol.ticks import Trigger, manual_job_id, parse_stamp, tick_job_id, tick_stamp
 from naqd.scheduler.cron import decide, jitter_offset
 
 
@@ -235,6 +235,7 @@ def test_missed_tick_policy(cursor, now, missed, tick, new_cursor, skipped) -> N
 def test_tick_ids_are_stable_and_subject_safe() -> None:
     tick = utc(2026, 3, 29, 1, 30)
     assert tick_job_id("nightly", tick) == "cron.nightly.20260329T013000Z"
+    assert manual_job_id("nightly", tick) == "cron.nightly.manual.20260329T013000Z"
     assert tick_stamp(tick + timedelta(milliseconds=500)) == "20260329T013000.500Z"
     assert parse_stamp(tick_stamp(tick)) == tick
     assert parse_stamp("20260329T013000.500Z") == tick + timedelta(milliseconds=500)
