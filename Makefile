@@ -38,4 +38,4 @@ bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, 
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info .mypy_cache
