@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install ## start naqd on the example config with an embedded NATS server
-	PYTHONPATH=$(CURDIR) $(BIN)/naqd --config $(CONFIG)  # examples/ is not installed
+run: install ## start naqd on the example config with an embedded NATS server (examples/ is not installed: found through PYTHONPATH)
+	PYTHONPATH=$(CURDIR) $(BIN)/naqd --config $(CONFIG)
 
 test: install ## the whole suite: unit, integration (real nats-server), process (real naqd)
 	$(BIN)/pytest
