@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from naqd.models import ScheduleConfig
 from naqd.protocol import schedules as code_schedules
@@ -73,9 +73,10 @@ class ScheduleState:
         return self._leader_kv
 
     async def _get(self, key: str) -> bytes | None:
+        """None also when no scheduler ever ran here (no bucket): nothing is recorded."""
         try:
             entry = await (await self.kv()).get(key)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, BucketNotFoundError):
             return None
         return entry.value or None  # a deleted key reads as empty
 
@@ -168,7 +169,7 @@ class ScheduleState:
     async def leader(self) -> LeaderInfo | None:
         try:
             entry = await (await self.leader_kv()).get(LEADER_KEY)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, BucketNotFoundError):  # no scheduler ever ran here
             return None
         if not entry.value:
             return None
