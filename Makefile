@@ -10,21 +10,25 @@ CONFIG ?= config/naq.yaml
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[daemon,dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
 
-run: install ## start naqd on the example config with an embedded NATS server
-	$(BIN)/naqd --config $(CONFIG)
+run: install ## start naqd on the example config with an embedded NATS server (examples/ is not installed: found through PYTHONPATH)
+	PYTHONPATH=$(CURDIR) $(BIN)/naqd --config $(CONFIG)
 
 test: install ## the whole suite: unit, integration (real nats-server), process (real naqd)
 	$(BIN)/pytest
 
+# mypy --strict on the user-facing packages (naqd/testing once it exists).
+TYPED := naqd/client $(wildcard naqd/testing)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict $(TYPED)
 
 format: install
 	$(BIN)/ruff format .
@@ -34,4 +38,4 @@ bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, 
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info .mypy_cache

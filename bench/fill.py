@@ -13,7 +13,7 @@ from typing import Any
 
 from naqd.client import Client
 from naqd.client.delayed import delayed_headers
-from naqd.config.model import Config, NatsConfig, QueueConfig
+from naqd.models import Config, NatsConfig, QueueConfig
 from naqd.protocol.names import HDR_MSG_ID, JOBS_STREAM, delayed_subject
 from naqd.protocol.resources import ensure_resources
 

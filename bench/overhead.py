@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 
 from bench.fill import _template
 from naqd.client.client import Client
-from naqd.config.model import Config, NatsConfig, QueueConfig, TasksConfig
+from naqd.models import Config, NatsConfig, QueueConfig, TasksConfig
 from naqd.worker.runner import Runner
 
 N = 50_000

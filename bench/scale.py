@@ -37,7 +37,7 @@ from naqd.protocol.names import (
     SCHEDULES_BUCKET,
     YAML_NAMES_KEY,
 )
-from naqd.scheduler.cron import parse_stamp
+from naqd.protocol.ticks import parse_stamp
 
 QUEUE = "sched"
 DUE_AHEAD = 3  # s: a delayed batch is due this long after it is stored (whole seconds)

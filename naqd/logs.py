@@ -7,7 +7,7 @@ import sys
 
 from loguru import logger
 
-from naqd.config.model import LoggingConfig
+from naqd.models import LoggingConfig
 
 TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "

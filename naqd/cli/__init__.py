@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from naqd.cli import core, dlq, ops, schedules, worker
-from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail
+from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail, missing_extra
 from naqd.client.errors import NaqdError, NatsAuthError
 
 # Add a command group by appending its module here.
@@ -46,5 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     except NaqdError as exc:
         # Expected failures (NATS unreachable, publish not confirmed): a line, no traceback.
         sys.exit(fail(str(exc), EXIT_UNAVAILABLE))
+    except ModuleNotFoundError as exc:
+        # A client-only install (`pip install naqd`): one line naming the extra.
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        sys.exit(fail(f"{command}: {line}", EXIT_CONFIG))
     except KeyboardInterrupt:
         sys.exit(130)

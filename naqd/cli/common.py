@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     from naqd.client import Client
     from naqd.config import Config
 
+# Top-level modules of the `daemon` extra (pyproject.toml). In a client-only install a
+# command that needs one of them (run, check, any --config FILE) exits EXIT_CONFIG.
+DAEMON_MODULES = frozenset(
+    {"yaml", "croniter", "uvloop", "prometheus_client", "loguru", "cloudpickle"}
+)
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one line to print when `exc` is a module of the daemon extra, else None."""
+    name = (exc.name or "").partition(".")[0]
+    if name not in DAEMON_MODULES:
+        return None
+    return f"this needs naqd's daemon extra ({name} is not installed): pip install 'naqd[daemon]'"
+
 
 def fail(message: str, code: int) -> int:
     print(f"naqd: {message}", file=sys.stderr)
@@ -115,6 +129,7 @@ async def connect_once(args: argparse.Namespace) -> Any:
     import nats
 
     urls = servers(args)
+    options = auth_options(args)  # outside the try: a bad config is not "unreachable"
 
     async def quiet(exc: Exception) -> None:
         pass
@@ -128,7 +143,7 @@ async def connect_once(args: argparse.Namespace) -> Any:
                 max_reconnect_attempts=1,  # 0 would mean "forever" at connect
                 reconnect_time_wait=0.2,
                 error_cb=quiet,
-                **auth_options(args),
+                **options,
             ),
             getattr(args, "connect_timeout", 5.0),
         )

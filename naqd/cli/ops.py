@@ -63,10 +63,6 @@ def _run(args: argparse.Namespace, go: Callable[[Any], Awaitable[int]]) -> int:
     return asyncio.run(main())
 
 
-async def _quiet(exc: Exception) -> None:
-    """nats-py prints a traceback per failed attempt by default; one clear line is ours."""
-
-
 def _config(args: argparse.Namespace) -> Any:
     path = config_path(args)
     return load(path) if path else None
@@ -254,7 +250,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from nats.js.errors import NotFoundError
 
-    from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject
+    from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject, purge_subject, under
 
     if not args.yes:
         if not sys.stdin.isatty():
@@ -287,9 +283,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
         # The raw API answers with the count; nats-py's purge_stream only says "success".
         # The queue's subject and its priority levels' (`naqd.jobs.<queue>.<level>`).
         purged = 0
-        for filt in (subject, f"{subject}.>"):
+        for filt in (subject, under(subject)):
             req = json.dumps({"filter": filt}).encode()
-            msg = await nc.request(f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", req, timeout=10)
+            msg = await nc.request(purge_subject(JOBS_STREAM), req, timeout=10)
             resp = json.loads(msg.data)
             if "error" in resp:
                 print(f"purge failed: {resp['error'].get('description')}", file=sys.stderr)
@@ -313,7 +309,13 @@ async def find_envelope(js: Any, job_id: str, limit: int) -> dict[str, Any] | No
     from nats.js.errors import NotFoundError
 
     from naqd.protocol.envelope import EnvelopeError, decode_job
-    from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, JOBS_STREAM, JOBS_SUBJECT_PREFIX
+    from naqd.protocol.names import (
+        HDR_ENCODING,
+        HDR_MSG_ID,
+        JOBS_STREAM,
+        JOBS_SUBJECT_PREFIX,
+        under,
+    )
 
     if limit <= 0:
         return None
@@ -326,7 +328,7 @@ async def find_envelope(js: Any, job_id: str, limit: int) -> dict[str, Any] | No
         if seq > info.state.last_seq:
             break
         try:
-            msg = await js.get_msg(JOBS_STREAM, seq, subject=f"{JOBS_SUBJECT_PREFIX}.>", next=True)
+            msg = await js.get_msg(JOBS_STREAM, seq, subject=under(JOBS_SUBJECT_PREFIX), next=True)
         except NotFoundError:
             break
         headers = msg.headers or {}

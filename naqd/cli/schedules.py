@@ -42,7 +42,7 @@ def _fmt(t: datetime | None, zone: str = "UTC") -> str:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    from naqd.config import Config
+    from naqd.models import Config
 
     # Without --config only code schedules are known (they live in KV).
     path = config_path(args)
@@ -54,9 +54,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         print(f"{args.name} is a YAML schedule: remove it from the file", file=sys.stderr)
         return EXIT_FAILED
 
-    from naqd.scheduler.cron import tick_stamp
-    from naqd.scheduler.firing import publish_fire
-    from naqd.scheduler.state import ScheduleState
+    from naqd.protocol.schedule_state import ScheduleState
+    from naqd.protocol.ticks import manual_job_id
 
     async def go() -> int:
         async with make_client(args) as client:
@@ -76,7 +75,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                     return EXIT_FAILED
                 schedule = code.schedule
             if args.action == "trigger":
-                job_id = f"cron.{args.name}.manual.{tick_stamp(datetime.now(UTC))}"
+                from naqd.scheduler.firing import publish_fire  # loguru: the daemon extra
+
+                job_id = manual_job_id(args.name, datetime.now(UTC))
                 await publish_fire(client, schedule, job_id)
                 print(job_id)
             elif args.action == "pause":
@@ -94,7 +95,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 async def _list(config: Any, state: Any, as_json: bool) -> int:
-    from naqd.scheduler.cron import Trigger
+    from naqd.protocol.ticks import Trigger
 
     now = datetime.now(UTC)
     leader = await state.leader()

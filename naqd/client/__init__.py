@@ -7,7 +7,7 @@ from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFail
 from naqd.client.queues import QueueInfo, QueueNotFound
 from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
 from naqd.client.sync import SyncClient, SyncJob
-from naqd.scheduler.code_schedules import ScheduleError
+from naqd.protocol.schedules import ScheduleError
 
 __all__ = [
     "Client",

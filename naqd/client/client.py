@@ -39,6 +39,7 @@ from naqd.client.unique import lock_key, unique_key_of, unique_window
 from naqd.client.unique import release as release_unique
 from naqd.protocol.envelope import (
     Encoding,
+    load_cloudpickle,
     validate_job_id,
 )
 from naqd.protocol.names import (
@@ -52,13 +53,14 @@ from naqd.protocol.names import (
     dependent_subject,
     holder_msg_id,
     priority_consumer_name,
+    under,
 )
 from naqd.protocol.signing import Keyring, keyring_from_config
 from naqd.transport import natsauth
 from naqd.transport.streamwriter import StreamWriter
 
 if TYPE_CHECKING:
-    from naqd.config.model import Config
+    from naqd.models import Config
 
 log = logging.getLogger("naqd.client")
 _DENIED = "permissions violation for publish to "
@@ -122,6 +124,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         )
         if serializer == "pickle" and self.keyring is None:
             raise ValueError("serializer='pickle' needs a signing_key: workers refuse unsigned")
+        if serializer == "pickle":
+            load_cloudpickle()  # missing: fail here, naming the extra, not at the first enqueue
         self.max_payload = max_payload
         self.connect_options = dict(connect_options or {})
         self.tls_required = tls_required
@@ -368,7 +372,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     async def delayed(self) -> list[DelayedJob]:
         """Pending delayed jobs, soonest first."""
         info = await self._js.stream_info(
-            JOBS_STREAM, subjects_filter=f"{DELAYED_SUBJECT_PREFIX}.>"
+            JOBS_STREAM, subjects_filter=under(DELAYED_SUBJECT_PREFIX)
         )
         found = []
         for subject in info.state.subjects or {}:

@@ -12,6 +12,7 @@ from naqd.protocol.envelope import ResultRecord, decode_result, encode_result, v
 from naqd.protocol.names import (
     DELAYED_SUBJECT_PREFIX,
     DEPENDENT_SUBJECT_PREFIX,
+    HDR_EXPECTED_LAST_SUBJECT_SEQ,
     JOBS_STREAM,
     cancel_subject,
     done_subject,
@@ -48,7 +49,10 @@ class ControlMixin:
     """Mixed into Client; needs `nc`, `_js` and `_kv()`."""
 
     _js: JetStreamContext
-    nc: NATS
+
+    @property
+    def nc(self) -> NATS:  # Client's property
+        raise NotImplementedError
 
     async def _kv(self) -> Any:
         raise NotImplementedError
@@ -91,7 +95,7 @@ class ControlMixin:
         record meanwhile (compare-and-set): then that worker stops the job and records it."""
         rec = ResultRecord(id=job_id, status="cancelled", finished_at=time.time(), worker="client")
         data = encode_result(rec)
-        headers = {"Nats-Expected-Last-Subject-Sequence": str(revision or 0)}
+        headers = {HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision or 0)}
         try:
             await self._js.publish(result_subject(job_id), data, headers=headers)
         except APIError:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-class NaqdError(Exception):
-    """Base class for naqd errors."""
+from naqd.errors import NaqdError as NaqdError
+from naqd.errors import NatsAuthError as NatsAuthError
 
 
 class ConnectError(NaqdError):
@@ -24,11 +23,6 @@ class JobFailed(NaqdError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
-
-
-class NatsAuthError(NaqdError):
-    """NATS refused our credentials or TLS settings: retrying with the same ones cannot
-    help, so connecting fails at once instead of retrying forever."""
 
 
 class PayloadTooLarge(NaqdError, ValueError):

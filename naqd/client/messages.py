@@ -74,7 +74,7 @@ class BuildMixin:
             args=tuple(args),
             kwargs=kwargs,
             enqueued_at=time.time(),
-            retries=int(validate_option("retries", retries)) if retries is not None else None,
+            retries=None if retries is None else int(validate_option("retries", retries) or 0),
             timeout=validate_option("timeout", timeout),
             result_ttl=validate_option("result_ttl", result_ttl),
             backoff=check_backoff(backoff),

@@ -28,7 +28,10 @@ class ResultsMixin:
     _bucket: Any
     serializer: str
     keyring: Keyring | None
-    nc: NATS  # Client's property
+
+    @property
+    def nc(self) -> NATS:  # Client's property
+        raise NotImplementedError
 
     async def _kv(self) -> Any:
         if self._bucket is None:

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 
 from naqd.client.errors import NaqdError
-from naqd.scheduler.code_schedules import CodeSchedule, ScheduleError, build_schedule, modified
-from naqd.scheduler.cron import Trigger
+from naqd.protocol.schedule_state import ScheduleState
+from naqd.protocol.schedules import CodeSchedule, ScheduleError, build_schedule, modified
+from naqd.protocol.ticks import Trigger
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
-
-    from naqd.scheduler.state import ScheduleState
 
 
 class ScheduleNotFound(NaqdError):
@@ -51,8 +50,6 @@ class ScheduleMixin:
     default_queue: str
 
     async def _schedule_state(self) -> ScheduleState:
-        from naqd.scheduler.state import ScheduleState
-
         state = ScheduleState(self._js)
         try:
             await state.kv()

@@ -17,7 +17,7 @@ from naqd.client.schedules import ScheduleInfo
 from naqd.protocol.envelope import ResultRecord
 
 if TYPE_CHECKING:
-    from naqd.config.model import Config
+    from naqd.models import Config
 
 T = TypeVar("T")
 

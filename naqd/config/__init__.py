@@ -2,7 +2,7 @@
 
 from naqd.config.errors import ConfigError, ConfigIssue
 from naqd.config.loader import load_config, parse_config
-from naqd.config.model import (
+from naqd.models import (
     Config,
     EmbeddedNatsConfig,
     NatsConfig,

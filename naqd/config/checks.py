@@ -4,18 +4,13 @@ they are easy to test and reuse (e.g. from a CLI `--set` flag)."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
-
-from naqd.config.durations import format_duration, parse_duration
-from naqd.config.errors import describe
 from naqd.protocol.signing import MIN_KEY_LENGTH
+from naqd.values import describe, format_duration, parse_duration
 
 
 def integer(low: int, high: int | None, expected: str) -> Callable[[Any], int]:
@@ -113,30 +108,6 @@ def task_ref(value: Any) -> str:
         if sep and _dotted(module) and _dotted(qualname):
             return value
     raise ValueError(f'expected a task like "package.module:function", got {describe(value)}')
-
-
-def cron(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f'expected a cron expression like "0 3 * * *", got {describe(value)}')
-    fields = value.split()
-    if not (len(fields) == 1 and value.strip().startswith("@")) and len(fields) not in (5, 6):
-        raise ValueError(f"expected a cron expression with 5 or 6 fields, got {describe(value)}")
-    # Six fields put seconds first, as Quartz, Spring and nats-server do.
-    if not croniter.is_valid(value, second_at_beginning=len(fields) == 6):
-        raise ValueError(f"invalid cron expression {describe(value)}")
-    return " ".join(fields)
-
-
-def timezone(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a timezone name like Europe/Berlin, got {describe(value)}")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
-        raise ValueError(f"unknown timezone {describe(value)}{hint}") from None
-    return value
 
 
 SIZE_UNITS = {

@@ -24,10 +24,11 @@ from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from naqd.config.errors import ConfigError, ConfigIssue, describe
+from naqd.config.errors import ConfigError, ConfigIssue
 from naqd.config.loader import build_config, parse_config
-from naqd.config.model import Config
 from naqd.config.walk import MERGE_TAG, NULL_TAG, STR_TAG, Ctx
+from naqd.models import Config
+from naqd.values import describe
 
 SOURCE = "naqd worker"  # names the flags in errors, as a file name would
 FLAGS_PATH = "<naqd worker>"  # Config.path when no file is given

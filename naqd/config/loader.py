@@ -9,10 +9,11 @@ from collections.abc import Mapping
 import yaml
 from yaml.nodes import MappingNode
 
-from naqd.config.errors import ConfigError, ConfigIssue, describe
-from naqd.config.model import Config
+from naqd.config.errors import ConfigError, ConfigIssue
 from naqd.config.schema import ROOT
 from naqd.config.walk import INVALID, Ctx, is_null, shape
+from naqd.models import Config
+from naqd.values import describe
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

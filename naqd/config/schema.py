@@ -1,5 +1,5 @@
 """The naq.yaml schema: one table of `key -> validator` per section. Adding a key is one
-line here plus a field (with its default) in model.py."""
+line here plus a field (with its default) in naqd/models.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from naqd.config.checks import (
     boolean,
     choice,
-    cron,
     duration,
     exception_name,
     fraction,
@@ -29,11 +28,10 @@ from naqd.config.checks import (
     task_pattern,
     task_ref,
     text,
-    timezone,
 )
-from naqd.config.durations import format_duration
-from naqd.config.errors import describe
-from naqd.config.model import (
+from naqd.config.security import check_nats_auth, check_tasks_security, check_tls
+from naqd.config.walk import INVALID, Ctx, Items, NamedMap, Section, is_null, join, scalar
+from naqd.models import (
     BackoffConfig,
     Config,
     DeadLettersConfig,
@@ -51,8 +49,8 @@ from naqd.config.model import (
     TasksConfig,
     TlsConfig,
 )
-from naqd.config.security import check_nats_auth, check_tasks_security, check_tls
-from naqd.config.walk import INVALID, Ctx, Items, NamedMap, Section, is_null, join, scalar
+from naqd.protocol.schedules import check_cron, check_timezone
+from naqd.values import describe, format_duration
 
 # --- structural validators: (node, ctx, path) -> value | INVALID --------------------
 
@@ -245,9 +243,9 @@ SCHEDULE = Section(
     ScheduleConfig,
     {
         "task": scalar(task_ref),
-        "cron": scalar(cron),
+        "cron": scalar(check_cron),
         "every": scalar(duration(at_least=1.0)),
-        "timezone": scalar(timezone),
+        "timezone": scalar(check_timezone),
         "queue": queue_ref,
         "args": plain_list,
         "kwargs": plain_mapping,
@@ -344,18 +342,7 @@ ROOT = Section(
         "logging": Section(
             LoggingConfig,
             {
-                "level": scalar(
-                    choice(
-                        "TRACE",
-                        "DEBUG",
-                        "INFO",
-                        "SUCCESS",
-                        "WARNING",
-                        "ERROR",
-                        "CRITICAL",
-                        upper=True,
-                    )
-                ),
+                "level": scalar(choice(*LOG_LEVELS, upper=True)),
                 "format": scalar(choice("text", "json")),
             },
         ),

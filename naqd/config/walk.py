@@ -19,8 +19,9 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from naqd.config.errors import ConfigIssue, Shape, describe
+from naqd.config.errors import ConfigIssue
 from naqd.config.interpolate import InterpolationError, has_references, interpolate
+from naqd.values import Shape, describe
 
 STR_TAG: Final = "tag:yaml.org,2002:str"
 NULL_TAG: Final = "tag:yaml.org,2002:null"
@@ -190,7 +191,7 @@ class Section:
     """A mapping with a fixed set of keys, built into dataclass `cls`.
 
     Absent keys are left to the dataclass defaults, so defaults live in one place
-    (model.py). `check` runs after the fields, for cross-field rules.
+    (naqd/models.py). `check` runs after the fields, for cross-field rules.
     """
 
     cls: type

@@ -15,9 +15,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from naqd.config import Config
+from naqd.models import Config
 from naqd.protocol import names
-from naqd.protocol.names import HEARTBEATS_BUCKET, JOBS_STREAM
+from naqd.protocol.names import HDR_MSG_ID, HEARTBEATS_BUCKET, JOBS_STREAM, kv_stream, kv_subject
 
 CONSUMER_PREFIX = names.consumer_name("")  # "q-"
 
@@ -27,8 +27,8 @@ async def workers(js: JetStreamContext) -> list[dict[str, Any]]:
 
     Read from the bucket's stream directly (subject list, then the last message of each),
     which needs no consumer; delete markers of cleanly stopped processes are skipped."""
-    stream = f"KV_{HEARTBEATS_BUCKET}"
-    prefix = f"$KV.{HEARTBEATS_BUCKET}."
+    stream = kv_stream(HEARTBEATS_BUCKET)
+    prefix = kv_subject(HEARTBEATS_BUCKET, "")
     try:
         info = await js.stream_info(stream, subjects_filter=f"{prefix}>")
     except NotFoundError:
@@ -115,7 +115,7 @@ def _dead_entry(msg: Any) -> dict[str, Any]:
             error = f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
         entry["error"] = error
     headers = msg.headers or {}
-    entry["id"] = entry.get("id") or headers.get("Naqd-Job-Id") or headers.get("Nats-Msg-Id")
+    entry["id"] = entry.get("id") or headers.get(HDR_MSG_ID)
     return entry
 
 

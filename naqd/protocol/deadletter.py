@@ -63,8 +63,9 @@ class DeadLetter:
             "worker": self.worker,
         }
         try:
-            d["payload"] = self.payload.decode()
-            json.loads(d["payload"])  # shown as text only when it is the JSON envelope
+            text = self.payload.decode()
+            json.loads(text)  # shown as text only when it is the JSON envelope
+            d["payload"] = text
             d["payload_encoding"] = "text"
         except (UnicodeDecodeError, ValueError):
             d["payload"] = base64.b64encode(self.payload).decode()

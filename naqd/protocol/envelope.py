@@ -7,9 +7,9 @@ always JSON, except that a pickle-mode job's return value travels pickled and ba
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -114,12 +114,24 @@ def validate_option(name: str, value: float | None) -> float | None:
     return value
 
 
+def load_cloudpickle() -> Any:
+    """cloudpickle, imported on first use: only pickle mode needs it, and a client
+    installed without it says which extra brings it."""
+    try:
+        return importlib.import_module("cloudpickle")
+    except ImportError:
+        raise ModuleNotFoundError(
+            "serializer='pickle' needs cloudpickle: pip install 'naqd[pickle]' "
+            "(the daemon extra, 'naqd[daemon]', includes it)",
+            name="cloudpickle",
+        ) from None
+
+
 def encode_job(env: Envelope, encoding: Encoding = "json") -> bytes:
     d = env.to_dict()
     if encoding == "pickle":
-        import cloudpickle
-
-        return cloudpickle.dumps(d)
+        blob: bytes = load_cloudpickle().dumps(d)
+        return blob
     return encode_job_dict(d)
 
 
@@ -145,7 +157,7 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
             raw = pickle.loads(data)
         elif encoding == "json":
             # From str: json.loads(bytes) first sniffs the encoding (UTF-8 is the wire's).
-            raw = _json_decode(data.decode() if type(data) is bytes else data)
+            raw = _json_decode(data if isinstance(data, str) else data.decode())
         else:
             raise EnvelopeError(f"unknown encoding {encoding!r}")
     except EnvelopeError:
@@ -292,9 +304,7 @@ def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
         "encoding": rec.encoding,
     }
     if rec.encoding == "pickle":
-        import cloudpickle
-
-        blob = cloudpickle.dumps(rec.result)
+        blob = load_cloudpickle().dumps(rec.result)
         d["result"] = base64.b64encode(blob).decode()
         if keyring is not None:
             d["result_sig"] = keyring.sign(blob, RESULT_SIGNING_LABEL)
@@ -351,7 +361,3 @@ def decode_result(
         progress=d.get("progress"),
         progress_message=d.get("progress_message", ""),
     )
-
-
-def now() -> float:
-    return time.time()

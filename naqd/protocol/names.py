@@ -13,6 +13,8 @@ LEADER_KEY = "scheduler"
 HEARTBEATS_BUCKET = "naqd_heartbeats"
 SCHEDULES_BUCKET = "naqd_schedules"  # keys "last.<name>", "paused.<name>", "code.<name>"
 CODE_SCHEDULE_PREFIX = "code"  # "code.<name>": a schedule created from code (JSON)
+PAUSED_SCHEDULE_PREFIX = "paused"  # "paused.<name>": the schedule is paused (any value)
+LAST_TICK_PREFIX = "last"  # "last.<name>": the last fired tick (schedule_state.last_value)
 YAML_NAMES_KEY = "yaml_names"  # JSON list of the leader's YAML schedule names
 RATE_STREAM = "NAQD_RATE"  # counters: "naqd.rate.<queue>.<window>" (queue `rate` limits)
 RATE_SUBJECT_PREFIX = "naqd.rate"
@@ -29,10 +31,19 @@ HDR_DEPENDS_ON = "Naqd-Depends-On"  # comma-separated parent job ids
 HDR_LEADER_REV = "Naqd-Leader-Rev"  # fencing token on cron-fired jobs
 HDR_SIGNATURE = "Naqd-Signature"  # "<key id>:<hex HMAC-SHA256>" (docs/security.md)
 HDR_UNIQUE = "Naqd-Unique-Lock"  # the unique-lock KV key a worker releases at the end
+# Headers of JetStream itself that naqd sets or reads.
+HDR_INCR = "Nats-Incr"  # counter streams (NAQD_RATE): add this to the subject's value
+HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"  # compare-and-set
+HDR_PENDING_MESSAGES = "Nats-Pending-Messages"  # on a pull request's status answers
 
 PROTOCOL_VERSION = 1
 # JetStream API level of nats-server 2.12, the first with `Nats-Schedule: @at`.
 SCHEDULES_API_LEVEL = 2
+
+
+def under(prefix: str) -> str:
+    """The wildcard for every subject (or KV key) below `prefix`: `naqd.deps` -> `naqd.deps.>`."""
+    return f"{prefix}.>"
 
 
 def job_subject(queue: str) -> str:
@@ -62,7 +73,7 @@ def priority_consumer_name(queue: str, level: str) -> str:
 
 def result_subject(job_id: str) -> str:
     """The KV subject a result record is written to (KV is a stream under the hood)."""
-    return f"$KV.{RESULTS_BUCKET}.{job_id}"
+    return kv_subject(RESULTS_BUCKET, job_id)
 
 
 def done_subject(job_id: str) -> str:
@@ -71,8 +82,33 @@ def done_subject(job_id: str) -> str:
     return f"naqd.done.{job_id}"
 
 
+def next_subject(consumer: str) -> str:
+    """The pull request subject of a consumer on the jobs stream."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer}"
+
+
 def pull_subject(queue: str) -> str:
-    return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer_name(queue)}"
+    return next_subject(consumer_name(queue))
+
+
+def purge_subject(stream: str) -> str:
+    """The JetStream API request that purges a stream (with a filter in its body)."""
+    return f"$JS.API.STREAM.PURGE.{stream}"
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream behind a KV bucket."""
+    return f"KV_{bucket}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject a KV key is stored under; `>` as the key covers the whole bucket."""
+    return f"$KV.{bucket}.{key}"
+
+
+def rate_subject(queue: str, window: int) -> str:
+    """The counter of jobs started in one `rate` window of a queue."""
+    return f"{RATE_SUBJECT_PREFIX}.{queue}.{window}"
 
 
 def delayed_subject(queue: str, job_id: str) -> str:
@@ -119,6 +155,14 @@ def code_schedule_key(name: str) -> str:
     return f"{CODE_SCHEDULE_PREFIX}.{name}"
 
 
+def paused_key(name: str) -> str:
+    return f"{PAUSED_SCHEDULE_PREFIX}.{name}"
+
+
+def last_tick_key(name: str) -> str:
+    return f"{LAST_TICK_PREFIX}.{name}"
+
+
 def cancel_subject(job_id: str) -> str:
     """The KV subject of a cancel record; workers also listen on it in core NATS."""
-    return f"$KV.{CANCELS_BUCKET}.{job_id}"
+    return kv_subject(CANCELS_BUCKET, job_id)

@@ -36,15 +36,18 @@ from naqd.protocol.names import (
     SCHEDULES_API_LEVEL,
     SCHEDULES_BUCKET,
     UNIQUE_BUCKET,
+    kv_stream,
+    kv_subject,
     max_deliveries_advisories,
     priority_consumer_name,
     priority_subject,
+    under,
 )
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
-    from naqd.config import Config, QueueConfig
+    from naqd.models import Config, QueueConfig
 
 DUPLICATE_WINDOW = 120.0
 # Caps jobs in flight per queue across the cluster; well above any local concurrency so
@@ -57,9 +60,9 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
     return StreamConfig(
         name=JOBS_STREAM,
         subjects=[
-            f"{JOBS_SUBJECT_PREFIX}.>",
-            f"{DELAYED_SUBJECT_PREFIX}.>",
-            f"{DEPENDENT_SUBJECT_PREFIX}.>",
+            under(JOBS_SUBJECT_PREFIX),
+            under(DELAYED_SUBJECT_PREFIX),
+            under(DEPENDENT_SUBJECT_PREFIX),
         ],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
@@ -75,8 +78,8 @@ def kv_stream_config(bucket: str, replicas: int, ttl: float | None = None) -> St
     them, which would stop a lease from being taken over
     (docs/jetstream.md#nats-py-mishandles-kv-limit-markers)."""
     return StreamConfig(
-        name=f"KV_{bucket}",
-        subjects=[f"$KV.{bucket}.>"],
+        name=kv_stream(bucket),
+        subjects=[kv_subject(bucket, ">")],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,
@@ -130,7 +133,7 @@ def queue_consumer_config(queue: QueueConfig, level: str | None = None) -> Consu
 def dlq_stream_config(replicas: int, max_age: float) -> StreamConfig:
     return StreamConfig(
         name=DLQ_STREAM,
-        subjects=[f"{DLQ_SUBJECT_PREFIX}.>"],
+        subjects=[under(DLQ_SUBJECT_PREFIX)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
@@ -258,7 +261,7 @@ def rate_stream_config(replicas: int) -> StreamConfig:
     time window, `Nats-Incr` returns the window's count (naqd/worker/ratelimit.py)."""
     return StreamConfig(
         name=RATE_STREAM,
-        subjects=[f"{RATE_SUBJECT_PREFIX}.>"],
+        subjects=[under(RATE_SUBJECT_PREFIX)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_msgs_per_subject=1,

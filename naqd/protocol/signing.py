@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from naqd.config.model import TasksConfig
+    from naqd.models import TasksConfig
 
 
 MIN_KEY_LENGTH = 32

@@ -1,5 +1,5 @@
 """Every scheduler's live copies of schedule state in KV: the code schedules
-(naqd/scheduler/code_schedules.py) and the paused flags, each fed by a KV watch so the
+(naqd/protocol/schedules.py) and the paused flags, each fed by a KV watch so the
 fire loop reads them from memory instead of asking KV on every fire."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from typing import Any
 
 from loguru import logger
 
-from naqd.protocol.names import CODE_SCHEDULE_PREFIX
-from naqd.scheduler.code_schedules import CodeSchedule, ScheduleError, decode
-from naqd.scheduler.state import PAUSED_PREFIX
+from naqd.protocol.names import CODE_SCHEDULE_PREFIX, PAUSED_SCHEDULE_PREFIX, under
+from naqd.protocol.schedules import CodeSchedule, ScheduleError, decode
 
 RESYNC = 60.0  # the watch is re-opened this often, in case it silently lost its consumer
 
@@ -44,7 +43,7 @@ class KeyWatch:
                 await asyncio.sleep(1.0)
 
     async def _watch(self) -> None:
-        watcher = await self.kv.watch(f"{self.prefix}.>")
+        watcher = await self.kv.watch(under(self.prefix))
         fresh: dict[str, Any] = {}
         initial = True
         try:
@@ -97,7 +96,7 @@ class CodeScheduleSource(KeyWatch):
 class PausedSource(KeyWatch):
     """The names of the paused schedules (`naqd schedules pause`)."""
 
-    prefix = PAUSED_PREFIX
+    prefix = PAUSED_SCHEDULE_PREFIX
 
     def is_paused(self, name: str) -> bool:
         return name in self.values

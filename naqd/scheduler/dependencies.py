@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,6 @@ from naqd.protocol.envelope import (
     decode_job,
     decode_result,
     encode_result,
-    now,
 )
 from naqd.protocol.names import (
     DEPENDENT_SUBJECT_PREFIX,
@@ -39,6 +39,7 @@ from naqd.protocol.names import (
     done_subject,
     job_subject,
     result_subject,
+    under,
 )
 
 SCAN_INTERVAL = 2.0  # safety net: a full pass even when no event woke us
@@ -84,8 +85,6 @@ class DependencyResolver:
         self._kv: Any = None
         self._holder_sub: Any = None
         self._results_sub: Any = None  # only while jobs wait: results are a busy subject
-        self.released = 0
-        self.failed = 0
 
     def stop(self) -> None:
         self.stopped = True
@@ -103,7 +102,7 @@ class DependencyResolver:
     async def _run(self) -> None:
         # New holders and new result records wake the resolver; a periodic pass covers
         # anything missed while disconnected or not leading.
-        self._holder_sub = await self.nc.subscribe(f"{DEPENDENT_SUBJECT_PREFIX}.>", cb=self._poke)
+        self._holder_sub = await self.nc.subscribe(under(DEPENDENT_SUBJECT_PREFIX), cb=self._poke)
         while not self.stopped:
             if self.may_act():
                 try:
@@ -147,7 +146,7 @@ class DependencyResolver:
 
     async def resolve_all(self) -> None:
         info = await self.js.stream_info(
-            JOBS_STREAM, subjects_filter=f"{DEPENDENT_SUBJECT_PREFIX}.>"
+            JOBS_STREAM, subjects_filter=under(DEPENDENT_SUBJECT_PREFIX)
         )
         held = info.state.subjects or {}
         # Subscribe before resolving, so a parent finishing meanwhile still wakes us.
@@ -176,11 +175,9 @@ class DependencyResolver:
                 if name in headers:
                     out[name] = headers[name]
             await self.js.publish(job_subject(queue), held.data or b"", headers=out)
-            self.released += 1
             logger.info("released job {} (dependencies succeeded)", job_id)
         else:
             await self._fail(job_id, queue, held.data or b"", headers, verdict.reason)
-            self.failed += 1
             logger.warning("job {} failed: {}", job_id, verdict.reason)
         assert held.seq is not None
         with contextlib.suppress(NotFoundError):
@@ -202,7 +199,7 @@ class DependencyResolver:
             task=task,
             queue=queue,
             enqueued_at=enqueued_at,
-            finished_at=now(),
+            finished_at=time.time(),
             worker="scheduler",
         )
         record = encode_result(rec)

@@ -12,8 +12,8 @@ from loguru import logger
 from nats.js.errors import KeyWrongLastSequenceError
 
 from naqd.protocol.names import LEADER_KEY
+from naqd.protocol.schedule_state import leader_value
 from naqd.scheduler.lease import Lease
-from naqd.scheduler.state import leader_value
 
 
 class Election:

@@ -20,10 +20,11 @@ from loguru import logger
 
 from naqd.client.client import Client
 from naqd.config import Config, ScheduleConfig
-from naqd.scheduler.code_schedules import CodeSchedule
+from naqd.protocol.schedule_state import ScheduleState
+from naqd.protocol.schedules import CodeSchedule
+from naqd.protocol.ticks import Trigger
 from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
-from naqd.scheduler.cron import Trigger, jitter_offset
-from naqd.scheduler.state import ScheduleState
+from naqd.scheduler.cron import jitter_offset
 from naqd.scheduler.timetable import NextTicks, Timetable, decide_due, next_ticks
 from naqd.scheduler.waves import IN_FLIGHT, Fire, Firer, fire_message
 

@@ -17,11 +17,11 @@ from naqd.exitcodes import EXIT_FAILED, EXIT_OK
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
+from naqd.protocol.schedule_state import ScheduleState
 from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
 from naqd.scheduler.dependencies import DependencyResolver
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import FireLoop
-from naqd.scheduler.state import ScheduleState
 from naqd.transport.cancelling import cancel_and_wait
 
 

@@ -14,7 +14,8 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime
 
-from naqd.scheduler.cron import MISFIRE_GRACE, Decision, Missed, Trigger, decide
+from naqd.protocol.ticks import Trigger
+from naqd.scheduler.cron import MISFIRE_GRACE, Decision, Missed, decide
 
 
 @dataclass(frozen=True)

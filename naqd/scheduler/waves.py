@@ -22,9 +22,9 @@ from naqd.client.client import Client
 from naqd.config import ScheduleConfig
 from naqd.observe.metrics import metrics
 from naqd.protocol.names import HDR_LEADER_REV
+from naqd.protocol.schedule_state import ScheduleState, last_subject, last_value
+from naqd.protocol.ticks import tick_job_id
 from naqd.scheduler.code_source import PausedSource
-from naqd.scheduler.cron import tick_job_id
-from naqd.scheduler.state import ScheduleState, last_subject, last_value
 from naqd.transport.streamwriter import StreamWriter, failed
 
 CHUNK = 64  # jobs built and written out at a time

@@ -8,20 +8,27 @@ import contextlib
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from loguru import logger
 
-from naqd.config import ConfigError
+from naqd.config import Config, ConfigError
 from naqd.supervisor.policy import Slot
 from naqd.supervisor.reload import plan_reload, slot_key
 
-if TYPE_CHECKING:
-    from naqd.supervisor.supervisor import Supervisor
+
+class Supervised(Protocol):
+    """What a reload needs of the supervisor: its config and its slots. A protocol, not
+    the Supervisor class, so this module does not import the one that imports it."""
+
+    config: Config
+    slots: list[Slot]
+    read_config: Callable[[], Config]  # what SIGHUP re-reads (the file, or `naqd worker` flags)
 
 
 class Reloader:
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervised) -> None:
         self.sup = supervisor
         self.retired: list[Slot] = []  # removed slots still draining
         self.restarting: set[int] = set()  # pids stopped to come back with the new config

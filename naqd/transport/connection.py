@@ -11,7 +11,8 @@ from typing import Any
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.config.model import NatsConfig
+from naqd.errors import NatsAuthError
+from naqd.models import NatsConfig
 from naqd.transport import natsauth
 
 
@@ -73,7 +74,7 @@ async def connect_daemon(
             )
             connected.append(nc)
             return nc
-        except natsauth.NatsAuthError:
+        except NatsAuthError:
             raise
         except Exception as exc:
             # A daemon waits for NATS rather than dying at boot (e.g. server still starting).

@@ -17,8 +17,8 @@ from nats.aio.client import Client as NATS
 from nats.errors import AuthorizationError
 from nats.errors import Error as NatsError
 
-from naqd.client.errors import NatsAuthError
-from naqd.config.model import NatsConfig
+from naqd.errors import NatsAuthError
+from naqd.models import NatsConfig
 
 # Server errors (-ERR) that mean "these credentials will never work here".
 _AUTH_MARKERS = (

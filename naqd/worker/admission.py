@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from naqd.config.model import Config
+from naqd.models import Config
 from naqd.protocol.envelope import Envelope, EnvelopeError, decode_job
 from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE
 from naqd.protocol.signing import Keyring, SignatureError, keyring_from_config

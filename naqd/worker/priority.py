@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from naqd.config import QueueConfig
-from naqd.protocol.names import JOBS_STREAM, priority_consumer_name
+from naqd.protocol.names import next_subject, priority_consumer_name
 from naqd.worker.puller import Puller
 
 FAIR_EVERY = 10  # one round in this many serves the lowest level first
@@ -170,7 +170,7 @@ class PriorityPuller:
             await self.nc.publish(self._subject(level), body, reply=reply)
 
     def _subject(self, level: int) -> str:
-        return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{self.consumers[level]}"
+        return next_subject(self.consumers[level])
 
     def _token(self) -> str:
         self._seq += 1

@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from naqd.protocol.names import pull_subject
+from naqd.protocol.names import HDR_PENDING_MESSAGES, pull_subject
 
 # A pull request that was waiting while its consumer was paused is served at ~5k jobs/s
 # after the resume until it expires (nats-server 2.15, measured; fresh requests get
@@ -124,7 +124,7 @@ class Puller:
         status = (msg.headers or {}).get("Status", "")
         if status == "100":  # idle heartbeat
             return
-        pending = (msg.headers or {}).get("Nats-Pending-Messages")
+        pending = (msg.headers or {}).get(HDR_PENDING_MESSAGES)
         if status in ("404", "408") or pending is not None:
             self.outstanding = max(0, self.outstanding - int(pending or 0))
             await self.request()

@@ -20,7 +20,7 @@ from typing import Any
 from loguru import logger
 
 from naqd.config import Config, QueueConfig
-from naqd.protocol.names import RATE_SUBJECT_PREFIX
+from naqd.protocol.names import HDR_INCR, rate_subject
 from naqd.protocol.resources import ensure_rate_stream
 
 TARGET_WINDOW = 0.1  # seconds; short windows keep bursts small
@@ -56,7 +56,7 @@ class RateLimiter:
         while True:
             window = window_of(time.time(), p)
             ack = await self.js.publish(
-                f"{RATE_SUBJECT_PREFIX}.{self.queue}.{window}", b"", headers={"Nats-Incr": "+1"}
+                rate_subject(self.queue, window), b"", headers={HDR_INCR: "+1"}
             )
             if int(getattr(ack, "val", None) or 0) <= p.tokens:
                 return

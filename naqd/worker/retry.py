@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from naqd.config.model import BackoffConfig, QueueConfig
+from naqd.models import BackoffConfig, QueueConfig
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from naqd.protocol.envelope import ResultRecord, decode_result
-from naqd.protocol.names import RESULTS_BUCKET, result_subject
+from naqd.protocol.names import RESULTS_BUCKET, kv_stream, result_subject
 
 RETRYABLE = (
     NatsTimeoutError,
@@ -64,7 +64,9 @@ async def reliable_publish(
 async def read_record(js: JetStreamContext, job_id: str) -> ResultRecord | None:
     """The job's stored record, or None (never stored, expired, or unreadable)."""
     try:
-        msg = await js.get_msg(f"KV_{RESULTS_BUCKET}", subject=result_subject(job_id), direct=True)
+        msg = await js.get_msg(
+            kv_stream(RESULTS_BUCKET), subject=result_subject(job_id), direct=True
+        )
     except NotFoundError:
         return None
     except Exception as exc:

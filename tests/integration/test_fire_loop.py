@@ -14,13 +14,13 @@ import nats
 
 from naqd.client import Client
 from naqd.config import ScheduleConfig
-from naqd.config.model import Config, NatsConfig
+from naqd.models import Config, NatsConfig
 from naqd.protocol.names import HDR_LEADER_REV, HDR_MSG_ID, JOBS_SUBJECT_PREFIX, SCHEDULES_BUCKET
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
+from naqd.protocol.schedule_state import ScheduleState
+from naqd.protocol.ticks import parse_stamp
 from naqd.scheduler.code_source import PausedSource
-from naqd.scheduler.cron import parse_stamp
 from naqd.scheduler.firing import FireLoop
-from naqd.scheduler.state import ScheduleState
 from naqd.transport.streamwriter import StreamWriter, failed
 
 GOOD = [f"s{i}" for i in range(40)]

@@ -11,13 +11,13 @@ import nats
 
 from naqd.client import Client
 from naqd.config import ScheduleConfig
-from naqd.config.model import Config, LeaderElectionConfig, NatsConfig, SchedulerConfig
+from naqd.models import Config, LeaderElectionConfig, NatsConfig, SchedulerConfig
 from naqd.protocol.names import JOBS_STREAM, LEADER_BUCKET, job_subject
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
-from naqd.scheduler.cron import tick_job_id
+from naqd.protocol.schedule_state import ScheduleState
+from naqd.protocol.ticks import tick_job_id
 from naqd.scheduler.election import Election
 from naqd.scheduler.firing import publish_fire
-from naqd.scheduler.state import ScheduleState
 
 
 def config_for(url: str) -> Config:
@@ -80,3 +80,14 @@ async def test_two_schedulers_firing_the_same_tick_store_one_job(nats_server) ->
         await publish_fire(two, schedule, tick_job_id("nightly", tick.replace(hour=4)))
         info = await one._js.stream_info(JOBS_STREAM, subjects_filter=job_subject("default"))
         assert info.state.subjects == {job_subject("default"): 2}
+
+
+async def test_schedule_state_reads_as_empty_before_any_scheduler_ran(nats_server) -> None:
+    # `naqd schedules` against a NATS no scheduler has used yet: no leader, nothing
+    # paused or fired, instead of a BucketNotFoundError traceback.
+    nc = await nats.connect(nats_server.url)
+    state = ScheduleState(nc.jetstream())
+    assert await state.leader() is None
+    assert not await state.paused("nightly")
+    assert await state.last_fired("nightly") is None
+    await nc.close()

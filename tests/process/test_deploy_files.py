@@ -46,7 +46,7 @@ def test_unit_has_the_operational_contract() -> None:
     assert k["ExecReload"][0].endswith("naqd check --config /etc/naqd/naq.yaml")
     assert k["ExecReload"][1] == "/bin/kill -HUP $MAINPID"
     # The stop deadline outlives the default grace period plus the supervisor's margin.
-    from naqd.config.model import ShutdownConfig
+    from naqd.models import ShutdownConfig
     from naqd.supervisor.supervisor import KILL_MARGIN
 
     assert int(k["TimeoutStopSec"][0]) > ShutdownConfig().grace_period + KILL_MARGIN

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from naqd.scheduler.code_schedules import (
+from naqd.protocol.schedules import (
     ScheduleError,
     build_schedule,
     decode,

@@ -19,7 +19,7 @@ from naqd.config import (
     parse_config,
 )
 from naqd.config.interpolate import InterpolationError, interpolate
-from naqd.config.model import (
+from naqd.models import (
     HeartbeatConfig,
     LeaderElectionConfig,
     LoggingConfig,

@@ -9,7 +9,7 @@ import pytest
 
 from naqd.config import ConfigError, parse_config
 from naqd.config.checks import size
-from naqd.config.model import BackoffConfig, QueueConfig
+from naqd.models import BackoffConfig, QueueConfig
 
 
 def queue(text: str) -> QueueConfig:

@@ -6,14 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from naqd.scheduler.cron import (
-    Trigger,
-    decide,
-    jitter_offset,
-    parse_stamp,
-    tick_job_id,
-    tick_stamp,
-)
+from naqd.protocol.ticks import Trigger, manual_job_id, parse_stamp, tick_job_id, tick_stamp
+from naqd.scheduler.cron import decide, jitter_offset
 
 
 def utc(*parts: int) -> datetime:
@@ -241,6 +235,7 @@ def test_missed_tick_policy(cursor, now, missed, tick, new_cursor, skipped) -> N
 def test_tick_ids_are_stable_and_subject_safe() -> None:
     tick = utc(2026, 3, 29, 1, 30)
     assert tick_job_id("nightly", tick) == "cron.nightly.20260329T013000Z"
+    assert manual_job_id("nightly", tick) == "cron.nightly.manual.20260329T013000Z"
     assert tick_stamp(tick + timedelta(milliseconds=500)) == "20260329T013000.500Z"
     assert parse_stamp(tick_stamp(tick)) == tick
     assert parse_stamp("20260329T013000.500Z") == tick + timedelta(milliseconds=500)
@@ -250,5 +245,8 @@ def test_jitter_is_deterministic_and_bounded() -> None:
     offsets = [jitter_offset("s", T0 + timedelta(minutes=i), 30.0) for i in range(50)]
     assert all(0 <= o < 30 for o in offsets)
     assert len(set(offsets)) > 40
-    assert jitter_offset("s", T0, 30.0) == jitter_offset("s", T0, 30.0)
+    # Every host must compute the same offset: pinned values, not a call compared with
+    # itself (which would pass for a per-process random or hash()-seeded offset too).
+    assert jitter_offset("s", T0, 30.0) == pytest.approx(23.48745408154166)
+    assert jitter_offset("t", T0, 30.0) == pytest.approx(26.701055959114623)
     assert jitter_offset("s", T0, 0.0) == 0.0

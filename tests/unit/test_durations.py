@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from naqd.config.durations import format_duration, parse_duration
+from naqd.values import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

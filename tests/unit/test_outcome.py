@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from naqd.config.model import BackoffConfig
+from naqd.models import BackoffConfig
 from naqd.protocol.envelope import ErrorInfo, ResultRecord
 from naqd.worker.outcome import (
     CANCELLED,

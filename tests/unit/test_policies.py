@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from naqd.config import QueueConfig
-from naqd.config.model import Config, SchedulerConfig
+from naqd.models import Config, SchedulerConfig
 from naqd.supervisor.policy import (
     Slot,
     after_exit,

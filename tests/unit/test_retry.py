@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from naqd.config.model import BackoffConfig, QueueConfig
+from naqd.models import BackoffConfig, QueueConfig
 from naqd.protocol.options import check_backoff, exception_names
 from naqd.worker.recycle import RecycleLimits
 from naqd.worker.retry import JobOptions, backoff_delay, backoff_from_wire, matches, policy_for

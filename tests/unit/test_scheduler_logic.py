@@ -10,7 +10,7 @@ import pytest
 
 from naqd.client.delayed import DelayedJob, ServerTooOld, require_schedules, rfc3339, utc_instant
 from naqd.config import QueueConfig, ScheduleConfig
-from naqd.config.model import Config, LeaderElectionConfig, SchedulerConfig
+from naqd.models import Config, LeaderElectionConfig, SchedulerConfig
 from naqd.protocol.envelope import ErrorInfo, ResultRecord
 from naqd.scheduler.dependencies import judge, parse_parents, queue_of
 from naqd.scheduler.lease import Lease

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from naqd.scheduler.cron import Trigger, decide
+from naqd.protocol.ticks import Trigger
+from naqd.scheduler.cron import decide
 from naqd.scheduler.timetable import NextTicks, Timetable, decide_due, next_ticks
 
 

@@ -14,23 +14,22 @@ from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
-from naqd.config.model import ScheduleConfig
+from naqd.models import ScheduleConfig
+from naqd.protocol import schedules as code_schedules
 from naqd.protocol.names import (
-    CODE_SCHEDULE_PREFIX,
     LEADER_BUCKET,
     LEADER_KEY,
     SCHEDULES_BUCKET,
     YAML_NAMES_KEY,
     code_schedule_key,
+    kv_subject,
+    last_tick_key,
+    paused_key,
 )
-from naqd.scheduler import code_schedules
-from naqd.scheduler.code_schedules import CodeSchedule
-from naqd.scheduler.cron import parse_stamp, tick_stamp
-
-PAUSED_PREFIX = "paused"  # "paused.<name>": the schedule is paused (any value)
-LAST_PREFIX = "last"  # "last.<name>": the last fired tick, see last_value
+from naqd.protocol.schedules import CodeSchedule
+from naqd.protocol.ticks import parse_stamp, tick_stamp
 
 
 def last_value(tick: datetime, job_id: str) -> bytes:
@@ -42,7 +41,7 @@ def last_value(tick: datetime, job_id: str) -> bytes:
 
 def last_subject(name: str) -> str:
     """The KV subject of `last.<name>`, for a pipelined write (publish without awaiting)."""
-    return f"$KV.{SCHEDULES_BUCKET}.{LAST_PREFIX}.{name}"
+    return kv_subject(SCHEDULES_BUCKET, last_tick_key(name))
 
 
 @dataclass(frozen=True)
@@ -74,14 +73,15 @@ class ScheduleState:
         return self._leader_kv
 
     async def _get(self, key: str) -> bytes | None:
+        """None also when no scheduler ever ran here (no bucket): nothing is recorded."""
         try:
             entry = await (await self.kv()).get(key)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, BucketNotFoundError):
             return None
         return entry.value or None  # a deleted key reads as empty
 
     async def last_fired(self, name: str) -> datetime | None:
-        raw = await self._get(f"{LAST_PREFIX}.{name}")
+        raw = await self._get(last_tick_key(name))
         if raw is None:
             return None
         try:
@@ -95,21 +95,21 @@ class ScheduleState:
         previous = await self.last_fired(name)
         if previous is not None and previous >= tick:
             return
-        await (await self.kv()).put(f"{LAST_PREFIX}.{name}", last_value(tick, job_id))
+        await (await self.kv()).put(last_tick_key(name), last_value(tick, job_id))
 
     async def last_record(self, name: str) -> dict[str, Any] | None:
-        raw = await self._get(f"{LAST_PREFIX}.{name}")
+        raw = await self._get(last_tick_key(name))
         return json.loads(raw) if raw else None
 
     async def paused(self, name: str) -> bool:
-        return await self._get(f"{PAUSED_PREFIX}.{name}") is not None
+        return await self._get(paused_key(name)) is not None
 
     async def pause(self, name: str) -> None:
         value = json.dumps({"at": time.time()}).encode()
-        await (await self.kv()).put(f"{PAUSED_PREFIX}.{name}", value)
+        await (await self.kv()).put(paused_key(name), value)
 
     async def resume(self, name: str) -> None:
-        await (await self.kv()).delete(f"{PAUSED_PREFIX}.{name}")
+        await (await self.kv()).delete(paused_key(name))
 
     # -- YAML names (published by the leader) and code schedules ------------------------
 
@@ -147,13 +147,13 @@ class ScheduleState:
             return False
         kv = await self.kv()
         await kv.delete(code_schedule_key(name))
-        for key in (f"{PAUSED_PREFIX}.{name}", f"{LAST_PREFIX}.{name}"):
+        for key in (paused_key(name), last_tick_key(name)):
             if await self._get(key) is not None:
                 await kv.delete(key)
         return True
 
     async def code_list(self) -> list[CodeSchedule]:
-        watcher = await (await self.kv()).watch(f"{CODE_SCHEDULE_PREFIX}.>", ignore_deletes=True)
+        watcher = await (await self.kv()).watch(code_schedule_key(">"), ignore_deletes=True)
         found = []
         try:
             async for entry in watcher:
@@ -169,7 +169,7 @@ class ScheduleState:
     async def leader(self) -> LeaderInfo | None:
         try:
             entry = await (await self.leader_kv()).get(LEADER_KEY)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, BucketNotFoundError):  # no scheduler ever ran here
             return None
         if not entry.value:
             return None

@@ -1,12 +1,15 @@
-"""Human durations (`500ms`, `30s`, `5m`, `2h`, `7d`, `1h30m`) to float seconds, so every
-timeout in the config reads the same way and nobody has to guess the unit."""
+"""Values as people write them, shared by the config loader and the client's code
+schedules: human durations (`500ms`, `30s`, `5m`, `2h`, `7d`, `1h30m`) to float seconds,
+so every timeout reads the same way and nobody has to guess the unit, and `describe`,
+which names a value in an error message in YAML words. Standard library only."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 import re
-
-from naqd.config.errors import describe
+from typing import Any
 
 UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -73,3 +76,38 @@ def format_duration(seconds: float) -> str:
     if millis == int(millis):
         return f"{int(millis)}ms"
     return f"{seconds:g}s"
+
+
+class Shape:
+    """Stands in for a list/mapping where a scalar was expected, so validators can
+    reject it with the same code path and wording as any other wrong value."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+def describe(value: Any, limit: int = 60) -> str:
+    """Render a YAML value for an error message in YAML words, not Python type names."""
+    if isinstance(value, Shape):
+        return value.description
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: limit - 3] + "..."
+        return json.dumps(text, ensure_ascii=False)
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "an unsupported value"

@@ -2,23 +2,26 @@
 `code.<name>` in the schedule state bucket and fired by the elected scheduler next to
 the YAML ones, with the same cron math, cursors and job ids (docs/job-control.md).
 
-Pure: validation and encoding. The scheduler's KV watch is in code_source.py."""
+Pure: validation and encoding, shared by the client (which writes definitions) and the
+scheduler (which reads them; its KV watch is naqd/scheduler/code_source.py). The cron
+and time zone checks are here too, for naq.yaml's schedules (naqd/config/schema.py).
+croniter is imported only when a cron expression is checked."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from naqd.config.checks import cron as check_cron
-from naqd.config.checks import timezone as check_timezone
-from naqd.config.durations import parse_duration
-from naqd.config.model import ScheduleConfig
+from naqd.models import ScheduleConfig
 from naqd.protocol.envelope import validate_option, validate_queue, validate_task
-from naqd.protocol.names import CODE_SCHEDULE_PREFIX
+from naqd.protocol.ticks import croniter_class
+from naqd.values import describe, parse_duration
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MIN_EVERY = 1.0
@@ -47,6 +50,31 @@ def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ScheduleError(f"invalid schedule name {name!r}: use 1-128 of A-Z a-z 0-9 _ -")
     return name
+
+
+def check_cron(value: Any) -> str:
+    """A cron expression of 5 fields, or 6 with seconds first, normalised."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected a cron expression like "0 3 * * *", got {describe(value)}')
+    fields = value.split()
+    if not (len(fields) == 1 and value.strip().startswith("@")) and len(fields) not in (5, 6):
+        raise ValueError(f"expected a cron expression with 5 or 6 fields, got {describe(value)}")
+    # Six fields put seconds first, as Quartz, Spring and nats-server do.
+    if not croniter_class().is_valid(value, second_at_beginning=len(fields) == 6):
+        raise ValueError(f"invalid cron expression {describe(value)}")
+    return " ".join(fields)
+
+
+def check_timezone(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a timezone name like Europe/Berlin, got {describe(value)}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        raise ValueError(f"unknown timezone {describe(value)}{hint}") from None
+    return value
 
 
 def _seconds(name: str, value: float | timedelta | str | None) -> float | None:
@@ -119,7 +147,7 @@ def build_schedule(
 def modified(schedule: ScheduleConfig, changes: dict[str, Any]) -> ScheduleConfig:
     """`schedule` with `changes` applied, validated again as a whole. Setting `cron`
     clears `every` and the other way round."""
-    fields = {
+    fields: dict[str, Any] = {
         "task": schedule.task,
         "args": schedule.args,
         "kwargs": schedule.kwargs,
@@ -186,11 +214,3 @@ def decode(data: bytes, revision: int = 0) -> CodeSchedule:
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise ScheduleError(f"unreadable code schedule: {exc}") from None
-
-
-def name_of(key: str) -> str:
-    return key[len(CODE_SCHEDULE_PREFIX) + 1 :]
-
-
-def with_name(schedule: ScheduleConfig, name: str) -> ScheduleConfig:
-    return replace(schedule, name=name)

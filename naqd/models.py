@@ -1,5 +1,9 @@
 """The validated configuration: plain frozen dataclasses, picklable so the supervisor
-can hand them to spawned children. All durations are seconds (float)."""
+can hand them to spawned children. All durations are seconds (float).
+
+A neutral home with no imports of its own: `naqd/config/` builds these from YAML, and
+the client, the transport and the protocol use them (NATS settings, task keys, a
+schedule) without loading the YAML loader."""
 
 from __future__ import annotations
 
