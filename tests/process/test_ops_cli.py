@@ -148,9 +148,11 @@ def api_status(daemon) -> dict:
 
 
 def cluster_of(data: dict, workers: int) -> dict | None:
-    """The page's data once its cluster snapshot has seen every worker's heartbeat."""
+    """The page's data once its cluster snapshot has seen every worker's heartbeat and
+    every child reports ready (a child beats into KV before its boot has finished)."""
     cluster = data["cluster"]
-    return data if cluster and len(cluster["workers"]) == workers else None
+    ready = data["healthy"] and cluster and len(cluster["workers"]) == workers
+    return data if ready else None
 
 
 def test_status_page_and_its_data_over_http(live) -> None:
