@@ -34,14 +34,13 @@ from naqd.protocol.envelope import (
 )
 from naqd.protocol.names import (
     HDR_ENCODING,
-    HDR_MSG_ID,
     HDR_TTL,
     HDR_UNIQUE,
     done_subject,
     result_subject,
 )
 from naqd.streamwriter import StreamWriter
-from naqd.worker.admission import AdmissionPolicy, admit
+from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
 from naqd.worker.notice import RunningNotice
@@ -168,7 +167,8 @@ class Runner:
             policy = self._policy(env)
         except (EnvelopeError, ValueError) as exc:
             error = ErrorInfo(type(exc).__name__, str(exc))
-            await self._dead(msg, None, None, "unreadable", error, (error,), delivered)
+            refused = refused_job(exc, headers)
+            await self._dead(msg, None, None, "unreadable", error, (error,), delivered, refused)
             return
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
@@ -312,14 +312,16 @@ class Runner:
         error: ErrorInfo,
         errors: tuple[ErrorInfo, ...],
         attempts: int,
+        refused: tuple[str | None, str] = (None, ""),
     ) -> None:
         """Dead-letter, store the failed record, then term: the job leaves the stream
-        only once both are stored."""
+        only once both are stored. `refused`: the id and task of a job refused at
+        admission (admission.refused_job)."""
         self.failed += 1
         headers = msg.headers or {}
         seq = msg.metadata.sequence.stream
         entry = DeadLetter(
-            id=entry_id(env.id if env else headers.get(HDR_MSG_ID), seq),
+            id=entry_id(env.id if env else refused[0], seq),
             queue=env.queue if env else queue_of(msg.subject),
             reason=reason,
             error=error,
@@ -328,18 +330,19 @@ class Runner:
             payload=msg.data,
             headers=kept_headers(headers),
             attempts=attempts,
-            task=env.task if env else "",
+            task=env.task if env else refused[1],
             stream_seq=seq,
             worker=self.worker,
         )
         record = None
         if env is not None and base is not None and env.result_ttl != 0:
             record = replace(_final(base, None, error), errors=errors)
-        elif env is None and entry.id == headers.get(HDR_MSG_ID):
-            # Unreadable, but its producer may be waiting on the id it published with.
+        elif env is None and entry.id == refused[0]:
+            # Refused, but its producer may be waiting on the job's id.
             record = ResultRecord(
                 id=entry.id,
                 status="failed",
+                task=entry.task,
                 error=error,
                 errors=errors,
                 attempts=attempts,
