@@ -264,6 +264,8 @@ def _opt_num(value: Any) -> float | None:
 def _opt_int(value: Any) -> int | None:
     if value is None:
         return None
+    if type(value) is float and value.is_integer():
+        value = int(value)  # 2.0 is the integer 2 to JSON (and to docs/schemas)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise EnvelopeError(f"expected a non-negative integer, got {value!r}")
     return value

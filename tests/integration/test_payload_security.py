@@ -22,11 +22,20 @@ from naqd.client.deadletters import DeadLetters
 from naqd.client.errors import PayloadTooLarge
 from naqd.config import load_config
 from naqd.protocol.envelope import Envelope, encode_job
-from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE, job_subject, result_subject
+from naqd.protocol.names import (
+    DLQ_STREAM,
+    HDR_ENCODING,
+    HDR_SIGNATURE,
+    RESULTS_BUCKET,
+    dlq_subject,
+    job_subject,
+    result_subject,
+)
 from naqd.protocol.signing import Keyring, SignatureError
 from naqd.worker.admission import AdmissionPolicy, JobRejected, admit
 from tests.conftest import Daemon
 from tests.natsserver import NatsServer
+from tests.schemas import assert_valid
 
 NEW_KEY = "new-key-" + "a" * 40
 OLD_KEY = "old-key-" + "b" * 40
@@ -101,6 +110,10 @@ async def assert_dead_lettered(client: Client, job_id: str, reason: str) -> None
     assert rec.error.type == "JobRejected" and reason in rec.error.message
     entry = await DeadLetters(client.nc).get(job_id)
     assert entry is not None and entry.reason == "unreadable" and reason in entry.error.message
+    # What the worker wrote matches the published schemas (docs/schemas/).
+    assert_valid("result", (await (await client._js.key_value(RESULTS_BUCKET)).get(job_id)).value)
+    raw = await client._js.get_last_msg(DLQ_STREAM, dlq_subject(entry.queue, job_id))
+    assert_valid("deadletter", raw.data)
 
 
 async def test_json_mode_never_unpickles(stack: Stack, tmp_path: Path) -> None:
