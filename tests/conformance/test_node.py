@@ -76,3 +76,18 @@ def test_node_producer_conforms(daemon_factory, nats_server, tmp_path: Path) -> 
     assert out.returncode == 0, report
     for name in SCENARIOS:
         assert f"ok {name}\n" in out.stdout, report
+
+
+def _block(doc: str, name: str) -> str:
+    start, end = f"<!-- node:{name} -->\n```js\n", f"```\n<!-- /node:{name} -->"
+    assert start in doc and end in doc, f"docs/protocol.md lost its node:{name} block"
+    return doc.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_protocol_doc_shows_the_suite_code() -> None:
+    """The Node code in docs/protocol.md is the code this suite runs (no Node needed)."""
+    doc = (REPO / "docs" / "protocol.md").read_text()
+    assert _block(doc, "naqd.mjs") == (SUITE / "naqd.mjs").read_text()
+    suite = (SUITE / "conformance.mjs").read_text()
+    for line in _block(doc, "usage").splitlines():
+        assert line.strip() in suite, f"not in conformance.mjs: {line.strip()}"
