@@ -37,6 +37,7 @@ from naqd.protocol.names import (
     dlq_subject,
     result_subject,
 )
+from naqd.worker.admission import refused_job
 from naqd.worker.store import read_record, reliable_publish
 
 # Headers worth keeping for a requeue (Nats-* bookkeeping is the server's, not ours).
@@ -147,9 +148,8 @@ class AdvisoryMover:
         try:
             env = decode_job(data, headers.get(HDR_ENCODING, "json"))
         except EnvelopeError as exc:
-            env, task = None, exc.task
-            header = headers.get(HDR_MSG_ID)
-            job_id = exc.job_id or (header if valid_job_id(header) else None)
+            env = None
+            job_id, task = refused_job(exc, headers)  # filed as the runner files it
         else:
             job_id = env.id
         prior = await read_record(self.js, env.id) if env else None
