@@ -9,7 +9,13 @@ from nats.js.errors import APIError, NotFoundError
 
 from naqd.protocol.deadletter import DeadLetter, decode_dead_letter
 from naqd.protocol.envelope import JOB_ID_RE, ResultRecord, encode_result
-from naqd.protocol.names import DLQ_STREAM, HDR_MSG_ID, dlq_filter, result_subject
+from naqd.protocol.names import (
+    DLQ_STREAM,
+    HDR_MSG_ID,
+    dlq_filter,
+    requeue_msg_id,
+    result_subject,
+)
 
 
 class DeadLetters:
@@ -43,7 +49,7 @@ class DeadLetters:
         then remove the entry. The new Nats-Msg-Id keeps the stream's dedupe from
         dropping it as a repeat of the original."""
         headers = dict(entry.headers)
-        headers[HDR_MSG_ID] = f"{entry.id}.requeue.{entry.seq}"
+        headers[HDR_MSG_ID] = requeue_msg_id(entry.id, entry.seq)
         if JOB_ID_RE.match(entry.id) and entry.task:
             queued = ResultRecord(id=entry.id, status="queued", task=entry.task, queue=entry.queue)
             await self.js.publish(result_subject(entry.id), encode_result(queued))

@@ -35,7 +35,13 @@ _compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class EnvelopeError(ValueError):
-    """A message that is not a valid naqd job; it can never succeed, so it is not retried."""
+    """A message that is not a valid naqd job; it can never succeed, so it is not retried.
+
+    `job_id` and `task` are what could still be read from a refused envelope (a valid id,
+    a string task), so its record and dead letter can name the job; None and "" if not."""
+
+    job_id: str | None = None
+    task: str = ""
 
 
 # Envelope and ResultRecord are built once or twice per job: plain slotted dataclasses
@@ -78,9 +84,14 @@ class Envelope:
         return d
 
 
+def valid_job_id(job_id: object) -> bool:
+    """Usable as a KV key, a subject token and a Nats-Msg-Id (1-200 characters)."""
+    return isinstance(job_id, str) and len(job_id) <= 200 and JOB_ID_RE.match(job_id) is not None
+
+
 def validate_job_id(job_id: str) -> str:
     """Job ids become KV keys and Nats-Msg-Id values, so they must be subject-safe."""
-    if not isinstance(job_id, str) or len(job_id) > 200 or not JOB_ID_RE.match(job_id):
+    if not valid_job_id(job_id):
         raise ValueError(
             f"invalid job_id {job_id!r}: use 1-200 characters from A-Z a-z 0-9 _ - = "
             "and single dots between them"
@@ -166,31 +177,53 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
         raise EnvelopeError(f"cannot decode job payload: {exc}") from exc
     if not isinstance(raw, dict):
         raise EnvelopeError("job payload is not an object")
+    try:
+        return _envelope(raw)
+    except EnvelopeError as exc:
+        # Refused, but maybe still addressable: name the job in its record and dead letter.
+        job_id, task = raw.get("id"), raw.get("task")
+        exc.job_id = job_id if valid_job_id(job_id) else None
+        exc.task = task[:200] if isinstance(task, str) else ""
+        raise
+
+
+def _envelope(raw: dict[str, Any]) -> Envelope:
+    """The checks of decode_job; `null` means absent for every optional field."""
     get = raw.get
-    v = get("v", PROTOCOL_VERSION)
-    if v != PROTOCOL_VERSION:
-        raise EnvelopeError(f"unsupported envelope version {v!r}")
+    v = get("v")
+    if v is not None and (v != PROTOCOL_VERSION or type(v) is bool):
+        hint = " (the number 1, not a string)" if v == str(PROTOCOL_VERSION) else ""
+        raise EnvelopeError(f"unsupported envelope version {v!r}{hint}")
     try:
         task, queue, job_id = raw["task"], raw["queue"], raw["id"]
     except KeyError as exc:
         raise EnvelopeError(f"job payload misses the {exc.args[0]!r} field") from None
-    args, kwargs = get("args", []), get("kwargs", {})
+    args, kwargs = get("args"), get("kwargs")
     if type(task) is not str or task not in _GOOD_NAMES:
         if not isinstance(task, str) or not TASK_RE.match(task):
             raise EnvelopeError(f"invalid task name {task!r} (expected 'module:qualname')")
         _remember(task)
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise EnvelopeError("args must be a list and kwargs an object")
+    if type(args) is not list:
+        if args is not None and not isinstance(args, list):
+            raise EnvelopeError("args must be a list (or null)")
+        args = args or ()
+    if type(kwargs) is not dict:
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise EnvelopeError("kwargs must be an object (or null)")
+        kwargs = kwargs or {}
     retries, timeout, result_ttl = get("retries"), get("timeout"), get("result_ttl")
+    # Options are read whatever else the envelope holds; each check runs only when set.
+    backoff, retry_on, dont_retry_on = get("backoff"), get("retry_on"), get("dont_retry_on")
     try:
         validate_job_id(job_id)
         if type(queue) is not str or queue not in _GOOD_NAMES:
             _remember(validate_queue(queue))
-        backoff = retry_on = dont_retry_on = None
-        if len(raw) > _PLAIN_FIELDS:  # options are rare: skip their checks when absent
-            backoff = check_backoff(get("backoff"))
-            retry_on = exception_names(get("retry_on"))
-            dont_retry_on = exception_names(get("dont_retry_on"))
+        if backoff is not None:
+            backoff = check_backoff(backoff)
+        if retry_on is not None:
+            retry_on = exception_names(retry_on)
+        if dont_retry_on is not None:
+            dont_retry_on = exception_names(dont_retry_on)
     except ValueError as exc:
         raise EnvelopeError(str(exc)) from None
     enqueued_at = get("enqueued_at")
@@ -218,9 +251,6 @@ _json_decode = json.JSONDecoder().decode
 # Only exact `str` values are looked up (an unhashable value must not raise here).
 _GOOD_NAMES: dict[str, None] = {}
 _MAX_GOOD_NAMES = 10_000
-# v, id, task, queue, args, kwargs, enqueued_at: an envelope with no more keys than
-# these carries no retry options (unknown keys only make the check run).
-_PLAIN_FIELDS = 7
 
 
 def _remember(name: str) -> None:
@@ -246,6 +276,8 @@ def _opt_num(value: Any) -> float | None:
 def _opt_int(value: Any) -> int | None:
     if value is None:
         return None
+    if type(value) is float and value.is_integer():
+        value = int(value)  # 2.0 is the integer 2 to JSON (and to docs/schemas)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise EnvelopeError(f"expected a non-negative integer, got {value!r}")
     return value

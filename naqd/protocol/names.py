@@ -124,6 +124,20 @@ def holder_msg_id(job_id: str) -> str:
     return f"hold.{job_id}"
 
 
+def requeue_msg_id(job_id: str, dlq_seq: int) -> str:
+    """Nats-Msg-Id of a job put back from the DLQ: a fresh one, or the stream's dedupe
+    could drop it as a repeat of the original publish."""
+    return f"{job_id}.requeue.{dlq_seq}"
+
+
+def is_requeue_msg_id(msg_id: str, job_id: str) -> bool:
+    """Whether `msg_id` is `requeue_msg_id(job_id, n)`: the one Nats-Msg-Id a worker
+    accepts besides the job id itself."""
+    prefix = f"{job_id}.requeue."
+    rest = msg_id[len(prefix) :]
+    return msg_id.startswith(prefix) and rest.isascii() and rest.isdigit()
+
+
 def heartbeat_key(host: str, role: str, pid: int) -> str:
     """`<host>.<role>.<pid>`, the host reduced to characters a KV key token allows."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in host) or "unknown"

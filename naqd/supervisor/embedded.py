@@ -36,7 +36,8 @@ def split_listen(listen: str) -> tuple[str, int]:
 class EmbeddedNats:
     """nats-server with JetStream, started before the children and stopped after them."""
 
-    def __init__(self, listen: str, store_dir: str) -> None:
+    def __init__(self, listen: str, store_dir: str, max_payload: int | None = None) -> None:
+        self.max_payload = max_payload  # tasks.max_payload: the server allows more
         self.host, self.port = split_listen(listen)
         self.store_dir = Path(store_dir)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -59,6 +60,8 @@ class EmbeddedNats:
             "--server_name",
             f"naqd-embedded-{self.port}",
         ]
+        if self.max_payload is not None:
+            cmd += max_payload_args(self.store_dir, self.max_payload)
         logger.info("starting embedded nats-server on {} (store {})", self.url, self.store_dir)
         # Own session: a Ctrl-C to the terminal must not stop NATS before the children
         # have drained; the parent-death signal stops it if the supervisor is SIGKILLed.
@@ -89,6 +92,25 @@ class EmbeddedNats:
             self.proc.kill()
             self.proc.wait()
         logger.info("embedded nats-server stopped")
+
+
+# nats-server refuses a max_payload over 64 MiB (and warns above 8 MiB).
+_SERVER_PAYLOAD_CAP = 64 * 1024 * 1024
+
+
+def server_max_payload(tasks_max_payload: int) -> int:
+    """Twice naqd's own limit (at least 64 KiB more, for headers), so a job that is too
+    large reaches a worker, which refuses it with a record and a dead letter the
+    producer can read, instead of the server refusing the publish."""
+    return min(_SERVER_PAYLOAD_CAP, max(2 * tasks_max_payload, tasks_max_payload + 65536))
+
+
+def max_payload_args(store_dir: Path, tasks_max_payload: int) -> list[str]:
+    """nats-server takes max_payload only from a config file: a one-line one, next to
+    the store (the command-line flags still set everything else)."""
+    conf = store_dir / "naqd-embedded.conf"
+    conf.write_text(f"max_payload: {server_max_payload(tasks_max_payload)}\n")
+    return ["--config", str(conf)]
 
 
 def _parent_death_hook() -> Callable[[], None] | None:

@@ -184,7 +184,9 @@ class Supervisor:
             if not nats_cfg.servers:
                 # Before any thread exists: the server is started with a preexec hook.
                 embedded = nats_cfg.embedded
-                self.embedded = EmbeddedNats(embedded.listen, embedded.store_dir)
+                self.embedded = EmbeddedNats(
+                    embedded.listen, embedded.store_dir, self.config.tasks.max_payload
+                )
                 self.embedded.start()
             self._start_http()
             return self._loop()

@@ -13,18 +13,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from naqd.models import Config
-from naqd.protocol.envelope import Envelope, EnvelopeError, decode_job
-from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE
+from naqd.protocol.envelope import Envelope, EnvelopeError, decode_job, valid_job_id
+from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE, is_requeue_msg_id
 from naqd.protocol.signing import Keyring, SignatureError, keyring_from_config
 
 
 class JobRejected(EnvelopeError):
     """A job refused before it ran; `reason` is a short machine-friendly word."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, job_id: str | None = None, task: str = "") -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.job_id = job_id
+        self.task = task
 
 
 # Verdicts per (allow-list, task name): a worker checks the same few names on every job.
@@ -113,14 +115,40 @@ def admit(data: bytes, headers: Mapping[str, str] | None, policy: AdmissionPolic
     try:
         env = decode_job(data, encoding)
     except EnvelopeError as exc:
-        raise JobRejected("malformed", str(exc)) from None
+        raise JobRejected("malformed", str(exc), exc.job_id, exc.task) from None
+    msg_id = headers.get(HDR_MSG_ID)
+    if msg_id is not None and msg_id != env.id and not is_requeue_msg_id(msg_id, env.id):
+        # Dedupe would use one id and the record another: a producer's bug, made loud.
+        raise JobRejected(
+            "id mismatch",
+            f"Nats-Msg-Id {msg_id[:210]!r} differs from the envelope id {env.id!r}",
+            env.id,
+            env.task,
+        )
     if policy.queue is not None and env.queue != policy.queue:
         raise JobRejected(
-            "wrong queue", f"job for queue {env.queue[:60]!r} arrived on queue {policy.queue!r}"
+            "wrong queue",
+            f"job for queue {env.queue[:60]!r} arrived on queue {policy.queue!r}",
+            env.id,
+            env.task,
         )
     if not policy.allowed.allows(env.task):
         raise JobRejected(
             "task not allowed",
             f"{env.task} is not in tasks.imports or tasks.allow (it was not imported)",
+            env.id,
+            env.task,
         )
     return env
+
+
+def refused_job(exc: Exception, headers: Mapping[str, str] | None) -> tuple[str | None, str]:
+    """The id and task to file a refused job under: the envelope's id when it was
+    readable and valid, else a valid Nats-Msg-Id, else None (filed by stream sequence,
+    no record: nobody can be waiting on an id that is not one)."""
+    job_id = getattr(exc, "job_id", None)
+    task = getattr(exc, "task", "")
+    if job_id is None:
+        header = (headers or {}).get(HDR_MSG_ID)
+        job_id = header if valid_job_id(header) else None
+    return job_id, task

@@ -19,12 +19,12 @@ from nats.js.errors import NotFoundError
 from naqd.config import Config
 from naqd.protocol.deadletter import DeadLetter, Reason, encode_dead_letter
 from naqd.protocol.envelope import (
-    JOB_ID_RE,
     EnvelopeError,
     ErrorInfo,
     ResultRecord,
     decode_job,
     encode_result,
+    valid_job_id,
 )
 from naqd.protocol.names import (
     ADVISORY_CONSUMER,
@@ -37,6 +37,7 @@ from naqd.protocol.names import (
     dlq_subject,
     result_subject,
 )
+from naqd.worker.admission import refused_job
 from naqd.worker.store import read_record, reliable_publish
 
 # Headers worth keeping for a requeue (Nats-* bookkeeping is the server's, not ours).
@@ -45,8 +46,8 @@ _KEEP_HEADERS = (HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE)  # a requeued signed j
 
 def entry_id(job_id: str | None, stream_seq: int) -> str:
     """The job id when it is usable as a subject token, else the stream sequence."""
-    if job_id and JOB_ID_RE.match(job_id):
-        return job_id
+    if valid_job_id(job_id):
+        return job_id  # type: ignore[return-value]
     return f"seq-{stream_seq}"
 
 
@@ -143,11 +144,14 @@ class AdvisoryMover:
             "workers were killed or stuck while holding it)",
         )
         queue = queue_of(job.subject)
+        task = ""
         try:
             env = decode_job(data, headers.get(HDR_ENCODING, "json"))
-        except EnvelopeError:
+        except EnvelopeError as exc:
             env = None
-        job_id = env.id if env else headers.get(HDR_MSG_ID)
+            job_id, task = refused_job(exc, headers)  # filed as the runner files it
+        else:
+            job_id = env.id
         prior = await read_record(self.js, env.id) if env else None
         errors = (*(prior.errors if prior else ()), error)
         reason: Reason = "worker_lost"
@@ -161,7 +165,7 @@ class AdvisoryMover:
             payload=data,
             headers=kept_headers(headers),
             attempts=prior.attempts if prior else deliveries,
-            task=env.task if env else "",
+            task=env.task if env else task,
             stream_seq=seq,
             worker=self.worker,
         )

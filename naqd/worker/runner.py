@@ -33,7 +33,7 @@ from naqd.protocol.envelope import (
 )
 from naqd.protocol.names import HDR_ENCODING, result_subject
 from naqd.transport.streamwriter import StreamWriter
-from naqd.worker.admission import AdmissionPolicy, admit
+from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.cancels import CancelWatch
 from naqd.worker.context import JobContext, current_job
 from naqd.worker.notice import RunningNotice
@@ -178,8 +178,11 @@ class Runner:
         except (EnvelopeError, ValueError) as exc:
             error = ErrorInfo(type(exc).__name__, str(exc))
             self.failed += 1
-            dead = self.settler.dead_letter(msg, None, "unreadable", error, (error,), delivered)
-            await self.settler.apply_unreadable(msg, dead)
+            refused = refused_job(exc, headers)
+            dead = self.settler.dead_letter(
+                msg, None, "unreadable", error, (error,), delivered, refused
+            )
+            await self.settler.apply_unreadable(msg, dead, refused[0])
             self.observe.dead_lettered(dead.task)
             return
         store = env.result_ttl != 0

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 
 from naqd.protocol.deadletter import DeadLetter, Reason
 from naqd.protocol.envelope import Envelope, ErrorInfo, ResultRecord, encode_result
-from naqd.protocol.names import HDR_MSG_ID, HDR_TTL, HDR_UNIQUE, done_subject, result_subject
+from naqd.protocol.names import HDR_TTL, HDR_UNIQUE, done_subject, result_subject
 from naqd.protocol.signing import Keyring
 from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
@@ -103,15 +103,16 @@ class Settler:
         if kind != "retry" and msg.headers and HDR_UNIQUE in msg.headers:
             await release_unique(self.js, msg.headers, env.id)
 
-    async def apply_unreadable(self, msg: Msg, dead: DeadLetter) -> None:
-        """A message that is no job naqd can read: dead-lettered and termed. When it was
-        published with a usable id, its producer may be waiting on it: a `failed` record
-        and a done notice under that id."""
+    async def apply_unreadable(self, msg: Msg, dead: DeadLetter, job_id: str | None) -> None:
+        """A message refused at admission: dead-lettered and termed. When its job id was
+        readable and valid (admission.refused_job), its producer may be waiting on it: a
+        `failed` record and a done notice under that id."""
         record = None
-        if dead.id == (msg.headers or {}).get(HDR_MSG_ID):
+        if job_id is not None and dead.id == job_id:
             record = ResultRecord(
                 id=dead.id,
                 status="failed",
+                task=dead.task,
                 error=dead.error,
                 errors=dead.errors,
                 attempts=dead.attempts,
@@ -150,11 +151,13 @@ class Settler:
         error: ErrorInfo,
         errors: tuple[ErrorInfo, ...],
         attempts: int,
+        refused: tuple[str | None, str] = (None, ""),
     ) -> DeadLetter:
+        """`refused`: the id and task of a job refused at admission (admission.refused_job)."""
         headers = msg.headers or {}
         seq = msg.metadata.sequence.stream
         return DeadLetter(
-            id=entry_id(env.id if env else headers.get(HDR_MSG_ID), seq),
+            id=entry_id(env.id if env else refused[0], seq),
             queue=env.queue if env else queue_of(msg.subject),
             reason=reason,
             error=error,
@@ -163,7 +166,7 @@ class Settler:
             payload=msg.data,
             headers=kept_headers(headers),
             attempts=attempts,
-            task=env.task if env else "",
+            task=env.task if env else refused[1],
             stream_seq=seq,
             worker=self.worker,
         )

@@ -138,10 +138,12 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
         assert unreadable[0].id.startswith("seq-")
         assert unreadable[0].payload == b"\x00\xffnot a job at all"
         assert "cannot decode" in unreadable[0].error.message
-        assert unreadable[1].id == "future-1"
+        # Filed under the envelope's readable id, not the (differing) Nats-Msg-Id.
+        assert unreadable[1].id == "from-the-future"
+        assert unreadable[1].task == "tests.tasks:add"
         assert "unsupported envelope version 99" in unreadable[1].error.message
         async with Client(nats_server.url) as client:
-            rec = await client.record("future-1")  # its producer learns why
+            rec = await client.record("from-the-future")  # its producer learns why
             assert rec is not None and rec.status == "failed"
             assert "unsupported envelope version" in rec.error.message
         assert len(by_reason["failed"]) == 2  # the two sys.exit() jobs

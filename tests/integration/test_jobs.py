@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from naqd import Client, JobFailed, SyncClient
+from naqd.protocol.names import DLQ_STREAM, RESULTS_BUCKET, dlq_subject, done_subject
 from tests.conftest import Daemon
 from tests.natsserver import NatsServer
+from tests.schemas import assert_valid
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +268,22 @@ async def test_result_ttl_zero_stores_nothing_but_announces_the_outcome(
         assert notice["status"] == "failed" and notice["error"]["type"] == "ValueError"
         await sub.unsubscribe()
         assert await client.record(job_id) is None
+
+
+async def test_records_and_dead_letters_written_by_workers_match_the_schemas(url: str) -> None:
+    """docs/schemas/ is the contract: what a worker stores and announces validates."""
+    async with Client(url) as client:
+        kv = await client._js.key_value(RESULTS_BUCKET)
+        done = await client.nc.subscribe(done_subject("schema-ok"), max_msgs=1)
+        ok = await client.enqueue("tests.tasks:add", 1, 2, job_id="schema-ok")
+        failed = await client.enqueue("tests.tasks:fail", "no", queue="other", retries=1,
+                                      backoff=[0])  # fmt: skip
+        assert await ok.result(timeout=10) == 3
+        with pytest.raises(JobFailed):
+            await failed.result(timeout=15)
+        assert_valid("result", (await done.next_msg(timeout=10)).data)  # the done notice
+        for job_id in (ok.id, failed.id):
+            assert_valid("result", (await kv.get(job_id)).value)
+        entry = await client._js.get_last_msg(DLQ_STREAM, dlq_subject("other", failed.id))
+        assert_valid("deadletter", entry.data)
+        assert json.loads(entry.data)["attempts"] == 2

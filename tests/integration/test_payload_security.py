@@ -5,6 +5,8 @@ goes on (after the dead-letter merge they land in the dead-letter stream instead
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import pickle
 from collections.abc import Iterator
@@ -13,17 +15,27 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nats.js.errors import KeyNotFoundError
 
 from naqd import Client, SyncClient
 from naqd.client.deadletters import DeadLetters
 from naqd.client.errors import PayloadTooLarge
 from naqd.config import load_config
 from naqd.protocol.envelope import Envelope, encode_job
-from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE, job_subject, result_subject
+from naqd.protocol.names import (
+    DLQ_STREAM,
+    HDR_ENCODING,
+    HDR_SIGNATURE,
+    RESULTS_BUCKET,
+    dlq_subject,
+    job_subject,
+    result_subject,
+)
 from naqd.protocol.signing import Keyring, SignatureError
 from naqd.worker.admission import AdmissionPolicy, JobRejected, admit
 from tests.conftest import Daemon
 from tests.natsserver import NatsServer
+from tests.schemas import assert_valid
 
 NEW_KEY = "new-key-" + "a" * 40
 OLD_KEY = "old-key-" + "b" * 40
@@ -98,6 +110,10 @@ async def assert_dead_lettered(client: Client, job_id: str, reason: str) -> None
     assert rec.error.type == "JobRejected" and reason in rec.error.message
     entry = await DeadLetters(client.nc).get(job_id)
     assert entry is not None and entry.reason == "unreadable" and reason in entry.error.message
+    # What the worker wrote matches the published schemas (docs/schemas/).
+    assert_valid("result", (await (await client._js.key_value(RESULTS_BUCKET)).get(job_id)).value)
+    raw = await client._js.get_last_msg(DLQ_STREAM, dlq_subject(entry.queue, job_id))
+    assert_valid("deadletter", raw.data)
 
 
 async def test_json_mode_never_unpickles(stack: Stack, tmp_path: Path) -> None:
@@ -270,3 +286,74 @@ async def test_signed_jobs_stay_signed_when_delayed_or_waiting_for_a_parent(stac
         child = await client.enqueue("tests.tasks:add", 4, 4, queue="pickled", depends_on=[parent])
         assert await delayed.result(timeout=30) == 5
         assert await child.result(timeout=30) == 8
+
+
+# --- one behaviour for every producer (issue 14) -------------------------------------------
+
+
+async def test_refused_job_is_filed_under_its_envelope_id_without_a_header(stack: Stack) -> None:
+    async with Client(stack.url) as client:
+        env = {"id": "refused-1", "task": "tests.unlisted_tasks:boom", "queue": "default"}
+        await publish_raw(client, "default", json.dumps(env).encode(), {})
+        await assert_dead_lettered(client, "refused-1", "task not allowed")
+        rec = await client.record("refused-1")
+        entry = await DeadLetters(client.nc).get("refused-1")
+    assert rec is not None and rec.task == "tests.unlisted_tasks:boom"
+    assert entry is not None and entry.task == "tests.unlisted_tasks:boom"
+
+
+async def test_malformed_but_readable_envelope_names_its_job(stack: Stack) -> None:
+    async with Client(stack.url) as client:
+        env = {"id": "malformed-1", "task": "tests.tasks:add", "queue": "default", "args": "1,2"}
+        await publish_raw(client, "default", json.dumps(env).encode(), {})
+        await assert_dead_lettered(client, "malformed-1", "args must be a list")
+        rec = await client.record("malformed-1")
+    assert rec is not None and rec.task == "tests.tasks:add" and rec.queue == "default"
+
+
+async def test_msg_id_differing_from_the_envelope_id_is_refused(stack: Stack) -> None:
+    async with Client(stack.url) as client:
+        env = {"id": "envelope-id", "task": "tests.tasks:add", "queue": "default", "args": [1, 2]}
+        await publish_raw(client, "default", json.dumps(env).encode(), {"Nats-Msg-Id": "hdr-id"})
+        await assert_dead_lettered(client, "envelope-id", "id mismatch")
+        assert await client.record("hdr-id") is None
+
+
+async def test_ids_over_200_characters_get_no_record(stack: Stack) -> None:
+    long_id = "x" * 201
+    async with Client(stack.url) as client:
+        env = {"id": long_id, "task": "tests.tasks:add", "queue": "default", "args": [1, 2]}
+        await publish_raw(client, "default", json.dumps(env).encode(), {"Nats-Msg-Id": long_id})
+        dl = DeadLetters(client.nc)
+        marker = f'"id": "{long_id}"'.encode()  # as json.dumps wrote it
+
+        async def entry() -> object:
+            for e in await dl.list("default"):
+                if marker in e.payload:
+                    return e
+            return None
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while (found := await entry()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "no dead letter"
+            await asyncio.sleep(0.1)
+        assert found.id.startswith("seq-") and found.task == "tests.tasks:add"
+        kv = await client._js.key_value("naqd_results")
+        with pytest.raises(KeyNotFoundError):
+            await kv.get(long_id)
+
+
+async def test_per_job_retry_on_is_read_in_a_short_envelope(stack: Stack) -> None:
+    async with Client(stack.url) as client:
+        env = {
+            "id": "short-retry-on",
+            "task": "tests.tasks:fail",
+            "queue": "default",
+            "args": ["boom"],
+            "retries": 2,
+            "retry_on": ["KeyError"],  # fail() raises ValueError: never retried
+        }
+        await publish_raw(client, "default", json.dumps(env).encode(), {})
+        rec = await client.wait("short-retry-on", timeout=20)
+    assert rec.status == "failed" and rec.attempts == 1
+    assert rec.error is not None and rec.error.type == "ValueError"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 from pathlib import Path
 
 from naqd import SyncClient
+from naqd.supervisor.embedded import server_max_payload
 from tests.conftest import REPO, naqd_executable
 from tests.natsserver import free_port, wait_until
 
@@ -99,7 +101,7 @@ def test_embedded_server_starts_serves_and_stops(tmp_path: Path) -> None:
     config.write_text(
         f"""
 nats: {{embedded: {{listen: "127.0.0.1:{port}", store_dir: {tmp_path / "nats"}}}}}
-tasks: {{imports: [tests.tasks]}}
+tasks: {{imports: [tests.tasks], max_payload: 4KiB}}
 queues: {{default: {{concurrency: 2, processes: 1}}}}
 """
     )
@@ -115,6 +117,17 @@ queues: {{default: {{concurrency: 2, processes: 1}}}}
             wait_until(lambda: "ready: queue" in log.read_text(), 20, what="worker ready")
             with SyncClient(f"nats://127.0.0.1:{port}") as client:
                 assert client.enqueue("tests.tasks:add", 20, 22).result(timeout=10) == 42
+                # The server takes more than tasks.max_payload, so a producer that ignores
+                # the limit hears naqd's answer (a record) instead of a refused publish.
+                assert client._client.nc.max_payload == server_max_payload(4096) > 4096
+                big = {"id": "big", "task": "tests.tasks:add", "queue": "default",
+                       "args": ["x" * 5000, "y"]}  # fmt: skip
+                publish = client._client._js.publish(
+                    "naqd.jobs.default", json.dumps(big).encode(), headers={"Nats-Msg-Id": "big"}
+                )
+                client._run(publish)
+                rec = client.wait("big", timeout=10)
+                assert rec.status == "failed" and "too large" in rec.error.message
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0
         finally:

@@ -14,9 +14,15 @@ from naqd.client import Client
 from naqd.client.errors import PayloadTooLarge
 from naqd.config import ConfigError, parse_config
 from naqd.protocol.envelope import Envelope, EnvelopeError, encode_job
-from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE
+from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE, requeue_msg_id
 from naqd.protocol.signing import Keyring, SignatureError, key_id, read_key_file
-from naqd.worker.admission import AdmissionPolicy, JobRejected, TaskAllowList, admit
+from naqd.worker.admission import (
+    AdmissionPolicy,
+    JobRejected,
+    TaskAllowList,
+    admit,
+    refused_job,
+)
 from naqd.worker.tasks import TaskNotFound, resolve_task
 
 KEY = "k" * 40
@@ -331,3 +337,40 @@ def test_example_config_runs_no_pickle_and_listens_on_loopback_only() -> None:
     assert cfg.tasks.serializer == "json"
     assert cfg.nats.embedded.listen.startswith("127.0.0.1:")
     assert cfg.metrics.listen.startswith("127.0.0.1:")
+
+
+# --- ids of refused jobs (issue 14) -------------------------------------------------------
+
+
+def test_msg_id_must_equal_the_envelope_id() -> None:
+    data = encode_job(job())
+    assert admit(data, {HDR_MSG_ID: "j1"}, policy()).id == "j1"
+    assert admit(data, {HDR_MSG_ID: requeue_msg_id("j1", 7)}, policy()).id == "j1"
+    for other in ("j2", "j1.requeue.x", "j1.requeue.", "j10", "hold.j1"):
+        with pytest.raises(JobRejected) as info:
+            admit(data, {HDR_MSG_ID: other}, policy())
+        assert info.value.reason == "id mismatch"
+        assert (info.value.job_id, info.value.task) == ("j1", "tests.tasks:add")
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "expected"),
+    [
+        # Readable envelope: filed under its id, with or without the header.
+        (encode_job(job(task="tests.unlisted_tasks:x")), None, ("j1", "tests.unlisted_tasks:x")),
+        (encode_job(job(queue="other")), {HDR_MSG_ID: "j1"}, ("j1", "tests.tasks:add")),
+        (b'{"id":"j1","task":"m:f","queue":"default","args":"x"}', None, ("j1", "m:f")),
+        (encode_job(job()), {HDR_MSG_ID: "other"}, ("j1", "tests.tasks:add")),
+        # Unreadable: the header's id, when it is a valid one.
+        (b"not json", {HDR_MSG_ID: "h1"}, ("h1", "")),
+        (b"not json", {HDR_MSG_ID: "x" * 201}, (None, "")),
+        (b"not json", None, (None, "")),
+        (b'{"id":"' + b"x" * 201 + b'","task":"m:f","queue":"q"}', None, (None, "m:f")),
+    ],
+)
+def test_refused_jobs_are_filed_under_their_envelope_id(
+    data: bytes, headers: dict[str, str] | None, expected: tuple[str | None, str]
+) -> None:
+    with pytest.raises(JobRejected) as info:
+        admit(data, headers, policy(queue="default"))
+    assert refused_job(info.value, headers) == expected

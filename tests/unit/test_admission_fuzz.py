@@ -9,7 +9,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from naqd.protocol.envelope import Envelope, encode_job
+from naqd.protocol.envelope import Envelope, encode_job, validate_job_id
 from naqd.protocol.names import HDR_ENCODING, HDR_SIGNATURE
 from naqd.protocol.signing import Keyring
 from naqd.worker.admission import AdmissionPolicy, JobRejected, TaskAllowList, admit
@@ -37,6 +37,7 @@ REASONS = {
     "malformed",
     "wrong queue",
     "task not allowed",
+    "id mismatch",
 }
 FUZZ = settings(max_examples=200, deadline=500, suppress_health_check=[HealthCheck.too_slow])
 
@@ -60,6 +61,7 @@ def check(data: bytes, headers: dict[str, str] | None, policy: AdmissionPolicy) 
         env = admit(data, headers, policy)
     except JobRejected as exc:
         assert exc.reason in REASONS, exc
+        assert exc.job_id is None or validate_job_id(exc.job_id)  # only usable ids are named
         return
     assert isinstance(env, Envelope) and ALLOWED.allows(env.task)
     assert policy.queue is None or env.queue == policy.queue

@@ -146,3 +146,72 @@ def test_a_name_is_checked_again_after_a_good_one() -> None:
         decode_job(json.dumps({**good, "task": "m:f bad"}).encode())
     with pytest.raises(EnvelopeError):
         decode_job(json.dumps({**good, "queue": "q.x"}).encode())
+
+
+# --- one behaviour for every producer (issue 14) -----------------------------------------
+
+_SHORT = {"id": "a", "task": "m:f", "queue": "q"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "expected"),
+    [
+        # Options are read however few fields the envelope has.
+        ({"retry_on": ["ValueError"]}, "retry_on", ("ValueError",)),
+        ({"dont_retry_on": ["KeyError"]}, "dont_retry_on", ("KeyError",)),
+        ({"backoff": [1, 2]}, "backoff", [1.0, 2.0]),
+        ({"retries": 2, "retry_on": ["ValueError"]}, "retry_on", ("ValueError",)),
+        # null means absent, for every optional field.
+        ({"args": None}, "args", ()),
+        ({"kwargs": None}, "kwargs", {}),
+        ({"v": None}, "v", 1),
+        ({"v": 1.0}, "v", 1),
+        ({"backoff": None, "retry_on": None, "retries": None}, "retry_on", None),
+        ({"enqueued_at": None}, "enqueued_at", 0.0),
+    ],
+)
+def test_short_envelopes_and_nulls(extra: dict, field: str, expected: object) -> None:
+    env = decode_job(json.dumps({**_SHORT, **extra}).encode())
+    assert getattr(env, field) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"backoff": "soon"}, "backoff: expected a mapping"),
+        ({"retry_on": "not a name!"}, "exception class name"),
+        ({"dont_retry_on": 5}, "list of exception names"),
+        ({"v": "1"}, r"unsupported envelope version '1' \(the number 1, not a string\)"),
+        ({"v": True}, "unsupported envelope version True"),
+        ({"v": 2}, "unsupported envelope version 2"),
+        ({"args": "x"}, "args must be a list"),
+        ({"kwargs": []}, "kwargs must be an object"),
+        ({"id": "x" * 201}, "invalid job_id"),
+    ],
+)
+def test_short_envelopes_are_checked(extra: dict, message: str) -> None:
+    with pytest.raises(EnvelopeError, match=message):
+        decode_job(json.dumps({**_SHORT, **extra}).encode())
+
+
+@pytest.mark.parametrize(
+    ("payload", "job_id", "task"),
+    [
+        ({**_SHORT, "args": "x"}, "a", "m:f"),  # readable id and task: the job is named
+        ({**_SHORT, "task": "nocolon"}, "a", "nocolon"),
+        ({**_SHORT, "id": "x" * 201}, None, "m:f"),  # not a usable id: no record
+        ({**_SHORT, "id": "a b"}, None, "m:f"),
+        ({**_SHORT, "task": 5, "v": 9}, "a", ""),
+        ({"task": "m:f"}, None, "m:f"),
+    ],
+)
+def test_a_refused_envelope_still_names_its_job(payload: dict, job_id: object, task: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_job(json.dumps(payload).encode())
+    assert (info.value.job_id, info.value.task) == (job_id, task)
+
+
+def test_an_unreadable_payload_names_no_job() -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_job(b'{"id": "a", ')
+    assert (info.value.job_id, info.value.task) == (None, "")
