@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 BEAT, CONNECTED, READY = 0, 1, 2
@@ -74,6 +74,7 @@ class ChildView:
     started_at: float  # monotonic
     link: ChildLink | None
     tracked: bool = True  # its role beats (a role that does not is judged by being alive)
+    lost_at: float | None = None  # monotonic: when its last process exited (or was replaced)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class ChildHealth:
     state: str  # healthy | starting | stale | disconnected | down
     age: float | None  # seconds since the last beat
     connected: bool = False  # as the child last reported
+    in_grace: bool = False  # not healthy, but restarting for less than the health grace
 
     @property
     def alive(self) -> bool:
@@ -91,7 +93,16 @@ class ChildHealth:
         return self.state in ("healthy", "starting", "disconnected")
 
 
-def assess(view: ChildView, now: float, stale_after: float) -> ChildHealth:
+def assess(view: ChildView, now: float, stale_after: float, grace: float = 0.0) -> ChildHealth:
+    """A child's state; `grace` seconds after its process was lost (a crash, a recycle, a
+    reload) a child that is down or still starting is `in_grace`, not yet unhealthy."""
+    h = _assess(view, now, stale_after)
+    if h.state in ("down", "starting") and view.lost_at is not None and now - view.lost_at <= grace:
+        return replace(h, in_grace=True)
+    return h
+
+
+def _assess(view: ChildView, now: float, stale_after: float) -> ChildHealth:
     if view.pid is None:
         return ChildHealth(view.label, view.role, None, "down", None)
     if not view.tracked or view.link is None:
@@ -114,8 +125,9 @@ def assess(view: ChildView, now: float, stale_after: float) -> ChildHealth:
 
 
 def all_healthy(children: list[ChildHealth]) -> bool:
-    """/healthz: every child beats, is ready and has NATS."""
-    return bool(children) and all(c.state == "healthy" for c in children)
+    """/healthz: every child beats, is ready and has NATS (or is being restarted and
+    still within the health grace)."""
+    return bool(children) and all(c.state == "healthy" or c.in_grace for c in children)
 
 
 def all_ready(children: list[ChildHealth]) -> bool:

@@ -31,10 +31,18 @@ class SupervisorView:
     reload_at: float = 0.0  # unix time of the last successful (re)load
     stale_after: float = 15.0
     started_at: float = 0.0  # unix time
+    health_grace: float = 0.0  # metrics.health_grace
+    nats_server: str | None = None  # the embedded server: "up" | "down"; None when external
+    nats_server_pid: int | None = None
+    nats_server_restarts: int = 0
 
     def health(self, now: float | None = None) -> list[ChildHealth]:
         at = time.monotonic() if now is None else now
-        return [assess(c, at, self.stale_after) for c in self.children]
+        return [assess(c, at, self.stale_after, self.health_grace) for c in self.children]
+
+    def healthy(self, health: list[ChildHealth]) -> bool:
+        """/healthz: every child healthy (or within its grace) and our NATS server up."""
+        return all_healthy(health) and self.nats_server in (None, "up")
 
 
 class SupervisorCollector:
@@ -94,6 +102,17 @@ class SupervisorCollector:
             view.reload_at,
         )
         yield _gauge("naqd_start_time_seconds", "Unix time the supervisor started", view.started_at)
+        if view.nats_server is not None:
+            yield _gauge(
+                "naqd_embedded_server_up",
+                "1 while the embedded nats-server naqd started answers as itself",
+                view.nats_server == "up",
+            )
+            yield CounterMetricFamily(
+                "naqd_embedded_server_restarts",
+                "Times the embedded nats-server died and was started again",
+                value=view.nats_server_restarts,
+            )
         info = GaugeMetricFamily(
             "naqd_build_info",
             "Versions of naqd, Python and nats-py; always 1",
@@ -175,15 +194,24 @@ class ObserveServer:
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
-        health = self.view().health()
-        ok = all_healthy(health)
-        body = {
+        view = self.view()
+        health = view.health()
+        ok = view.healthy(health)
+        body: dict[str, Any] = {
             "healthy": ok,
             "children": [
-                {"child": h.label, "pid": h.pid, "state": h.state, "heartbeat_age": h.age}
+                {
+                    "child": h.label,
+                    "pid": h.pid,
+                    "state": h.state,
+                    "heartbeat_age": h.age,
+                    "in_grace": h.in_grace,
+                }
                 for h in health
             ],
         }
+        if view.nats_server is not None:
+            body["nats_server"] = {"state": view.nats_server, "pid": view.nats_server_pid}
         return (200 if ok else 503), body
 
     def status(self) -> dict[str, Any]:

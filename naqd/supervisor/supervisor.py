@@ -20,7 +20,7 @@ from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
 from naqd.observe.metrics import MultiprocDir
 from naqd.scheduler import process as scheduler_process
-from naqd.supervisor.embedded import EmbeddedNats
+from naqd.supervisor.embedded import SUPERVISOR_ONLY_ENV, EmbeddedNats, NotOurServer
 from naqd.supervisor.policy import (
     EXIT_CONFIG,
     Slot,
@@ -45,8 +45,7 @@ KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their co
 # Roles whose children beat into their health cell (others count as healthy while alive).
 HEARTBEAT_ROLES = frozenset({"worker", "scheduler"})
 
-# Only the supervisor talks to systemd; children must not see its notify socket.
-_SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the embedded server's port was taken by another
 
 
 class Supervisor:
@@ -58,6 +57,7 @@ class Supervisor:
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
         self.fatal: str | None = None  # why the daemon must stop (a child's config error)
+        self.fatal_code = EXIT_CONFIG
         self._wake_r, self._wake_w = os.pipe()
         self.reloader = Reloader(self)
         # Observability: health cells by pid, systemd notify, the HTTP endpoint's view.
@@ -93,7 +93,7 @@ class Supervisor:
     # -- children -----------------------------------------------------------------------
 
     def _spawn(self, slot: Slot) -> None:
-        saved = {k: os.environ.pop(k) for k in _SUPERVISOR_ONLY_ENV if k in os.environ}
+        saved = {k: os.environ.pop(k) for k in SUPERVISOR_ONLY_ENV if k in os.environ}
         link = ChildLink.create(self.ctx, self._status_path_for(slot))
         try:
             proc = self.ctx.Process(
@@ -168,8 +168,21 @@ class Supervisor:
     def _wait(self, timeout: float) -> None:
         handles: list[int] = [self._wake_r]
         handles += [p.sentinel for p in self.procs.values()]
+        if self.embedded is not None and self.embedded.pidfd is not None:
+            handles.append(self.embedded.pidfd)
         multiprocessing.connection.wait(handles, timeout=timeout)
         self._drain_wakeups()
+
+    def _watch_embedded(self) -> None:
+        if self.embedded is None:
+            return
+        try:
+            self.embedded.watch(time.monotonic())
+        except NotOurServer as exc:
+            # The children would reconnect to a server naqd does not own: stop instead.
+            logger.critical("{}: stopping naqd", exc)
+            self.fatal = str(exc)
+            self.fatal_code = EXIT_UNAVAILABLE
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -204,9 +217,10 @@ class Supervisor:
                     return self._shutdown()
                 self._reload()
             self._reap(stopping=False)
+            self._watch_embedded()
             if self.fatal is not None:
                 self._shutdown()
-                return EXIT_CONFIG
+                return self.fatal_code
             self._start_due()
             self._observe()
             pending = [
@@ -262,9 +276,11 @@ class Supervisor:
                 started_at=s.started_at,
                 link=self.links.get(s.pid) if s.pid else None,
                 tracked=s.role in HEARTBEAT_ROLES,
+                lost_at=s.lost_at,
             )
             for s in self.slots
         )
+        emb = self.embedded
         self.view = SupervisorView(
             children=children,
             restarts=dict(self.restarts),
@@ -272,6 +288,10 @@ class Supervisor:
             reload_at=self.loaded_at,
             stale_after=3 * self.config.heartbeat.interval,
             started_at=self.started_at,
+            health_grace=self.config.metrics.health_grace,
+            nats_server=None if emb is None else ("up" if emb.up else "down"),
+            nats_server_pid=None if emb is None else emb.pid,
+            nats_server_restarts=0 if emb is None else emb.restarts,
         )
 
     def _observe(self) -> None:
@@ -279,6 +299,10 @@ class Supervisor:
         change, WATCHDOG=1 only while every running child's loop beats."""
         self._publish_view()
         kids = self.view.health()
+        for slot, kid in zip(self.slots, kids, strict=True):
+            if kid.state == "healthy":
+                slot.lost_at = None  # back: the next loss starts a new grace
+        nats_down = self.view.nats_server == "down"
         if not self.ready_sent and health.all_ready(kids):
             self.ready_sent = True
             self._status = _status_line(kids)
@@ -286,12 +310,17 @@ class Supervisor:
             logger.info("all {} child process(es) ready", len(kids))
         elif self.ready_sent:
             line = _status_line(kids)
+            if nats_down:
+                line += "; embedded nats-server down, restarting"
             if line != self._status:
                 self._status = line
                 self.notifier.status(line)
         interval = self.notifier.watchdog_interval
         now = time.monotonic()
-        if interval and now >= self._next_watchdog and health.watchdog_ok(kids):
+        # A dead embedded server starves the watchdog: naqd restarts it at once, so one
+        # that stays down for WatchdogSec is something a restart of naqd may fix.
+        ok = health.watchdog_ok(kids) and not nats_down
+        if interval and now >= self._next_watchdog and ok:
             self.notifier.watchdog()
             self._next_watchdog = now + interval
 
