@@ -72,6 +72,7 @@ class Supervisor:
         self.started_at = time.time()
         self._status = ""
         self._next_watchdog = 0.0
+        self._reload_notify = False
         self.view = SupervisorView()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
@@ -136,7 +137,7 @@ class Supervisor:
             if outcome == "recycled":
                 after_recycle(slot, time.monotonic())
                 logger.info("{} (pid {}) recycled; starting a new one", slot.label, proc.pid)
-            elif outcome == "fatal":
+            elif outcome == "fatal" and not self.ready_sent:
                 slot.pid = None
                 slot.next_start_at = float("inf")
                 self.fatal = f"{slot.label} failed at boot with a configuration error"
@@ -148,9 +149,12 @@ class Supervisor:
                     EXIT_CONFIG,
                 )
             else:
+                # A serving daemon never stops for one child: even a configuration error
+                # (exit 78 after the modules changed on disk) only backs the slot off.
                 at = after_exit(slot, time.monotonic())
                 self.restarts[slot.role] = self.restarts.get(slot.role, 0) + 1
-                logger.warning(
+                log = logger.error if outcome == "fatal" else logger.warning
+                log(
                     "{} (pid {}) died with {}; restart #{} in {:.1f}s",
                     slot.label,
                     proc.pid,
@@ -263,7 +267,7 @@ class Supervisor:
         if self.reload_ok:
             self.loaded_at = time.time()
         self._publish_view()
-        self.notifier.ready(self._status or "running")
+        self._reload_notify = True  # READY=1 once the replacements have rolled
 
     def _publish_view(self) -> None:
         children = tuple(
@@ -302,6 +306,10 @@ class Supervisor:
         for slot, kid in zip(self.slots, kids, strict=True):
             if kid.state == "healthy":
                 slot.lost_at = None  # back: the next loss starts a new grace
+        self.reloader.tick({k.label: k for k in kids})
+        if self._reload_notify and not self.reloader.in_progress:
+            self._reload_notify = False
+            self.notifier.ready(self._status or "running")
         nats_down = self.view.nats_server == "down"
         if not self.ready_sent and health.all_ready(kids):
             self.ready_sent = True
