@@ -5,11 +5,11 @@ fire loop reads them from memory instead of asking KV on every fire."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from loguru import logger
 
+from naqd.kvwatch import close_watch, open_watch
 from naqd.protocol.names import CODE_SCHEDULE_PREFIX
 from naqd.scheduler.code_schedules import CodeSchedule, ScheduleError, decode
 from naqd.scheduler.state import PAUSED_PREFIX
@@ -44,7 +44,7 @@ class KeyWatch:
                 await asyncio.sleep(1.0)
 
     async def _watch(self) -> None:
-        watcher = await self.kv.watch(f"{self.prefix}.>")
+        watcher = await open_watch(self.kv, f"{self.prefix}.>")
         fresh: dict[str, Any] = {}
         initial = True
         try:
@@ -59,8 +59,7 @@ class KeyWatch:
                 if not initial:
                     self.version += 1
         finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+            await close_watch(watcher)
 
     def _apply(self, target: dict[str, Any], entry: Any) -> None:
         name = entry.key[len(self.prefix) + 1 :]

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
 from naqd.config.model import ScheduleConfig
+from naqd.kvwatch import close_watch, open_watch
 from naqd.protocol.names import (
     CODE_SCHEDULE_PREFIX,
     LEADER_BUCKET,
@@ -153,7 +154,8 @@ class ScheduleState:
         return True
 
     async def code_list(self) -> list[CodeSchedule]:
-        watcher = await (await self.kv()).watch(f"{CODE_SCHEDULE_PREFIX}.>", ignore_deletes=True)
+        kv = await self.kv()
+        watcher = await open_watch(kv, f"{CODE_SCHEDULE_PREFIX}.>", ignore_deletes=True)
         found = []
         try:
             async for entry in watcher:
@@ -163,7 +165,7 @@ class ScheduleState:
                     with contextlib.suppress(code_schedules.ScheduleError):
                         found.append(code_schedules.decode(entry.value, entry.revision or 0))
         finally:
-            await watcher.stop()
+            await close_watch(watcher)
         return sorted(found, key=lambda c: c.name)
 
     async def leader(self) -> LeaderInfo | None:

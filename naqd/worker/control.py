@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 
 from naqd.client.unique import release
 from naqd.config import Config, QueueConfig
+from naqd.kvwatch import close_watch, open_watch
 from naqd.protocol.envelope import Envelope, ResultRecord, encode_result
 from naqd.protocol.names import CANCELS_BUCKET, HDR_UNIQUE, cancel_subject, result_subject
 from naqd.protocol.resources import ensure_rate_stream
@@ -85,7 +86,7 @@ class JobControl:
 
     async def _load(self) -> None:
         kv = await self.js.key_value(CANCELS_BUCKET)
-        watcher = await kv.watch(">", meta_only=True, ignore_deletes=True)
+        watcher = await open_watch(kv, ">", meta_only=True, ignore_deletes=True)
         try:
             async for entry in watcher:
                 if entry is None:
@@ -95,8 +96,7 @@ class JobControl:
                 if ctx is not None and not ctx.cancelled:
                     ctx.request_cancel()
         finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+            await close_watch(watcher)
 
     async def _resync_loop(self) -> None:
         while True:

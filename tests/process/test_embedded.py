@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from naqd import SyncClient
 from tests.conftest import REPO, naqd_executable
 from tests.natsserver import NatsServer, free_port, wait_until
+from tests.process.test_observe import NotifySocket
 
 
 def write_config(tmp_path: Path, port: int, metrics_port: int) -> Path:
@@ -33,13 +34,13 @@ metrics: {{listen: "127.0.0.1:{metrics_port}", health_grace: 0s}}
     return config
 
 
-def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start(config: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
             [naqd_executable(), "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
         )
 
 
@@ -100,13 +101,17 @@ def test_a_killed_embedded_server_comes_back_and_jobs_run(tmp_path: Path) -> Non
     base = f"http://127.0.0.1:{metrics_port}"
     config = write_config(tmp_path, port, metrics_port)
     log = tmp_path / "naqd.log"
-    proc = start(config, log)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    proc = start(config, log, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="60000000")
     url = f"nats://127.0.0.1:{port}"
     try:
         wait_until(lambda: get_json(f"{base}/healthz")[0] == 200, 30, what="healthy")
         _, body = get_json(f"{base}/healthz")
         first = body["nats_server"]["pid"]
         assert body["nats_server"]["state"] == "up"
+        # systemd's variables are the supervisor's alone (docs/systemd.md).
+        environ = Path(f"/proc/{first}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith((b"NOTIFY_SOCKET=", b"WATCHDOG_"))]
         assert metric(base, "naqd_embedded_server_restarts_total") == 0
         with SyncClient(url) as client:
             assert client.enqueue("tests.tasks:add", 1, 2).result(timeout=20) == 3
@@ -123,5 +128,6 @@ def test_a_killed_embedded_server_comes_back_and_jobs_run(tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
+        notify.close()
         if proc.poll() is None:
             proc.kill()
