@@ -5,6 +5,7 @@ No auth: keep it on loopback or behind a proxy (docs/status.md)."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import socket
 import threading
@@ -86,6 +87,20 @@ class SupervisorCollector:
                 age.add_metric(labels, h.age)
         yield up
         yield age
+        rss = GaugeMetricFamily(
+            "naqd_child_resident_memory_bytes",
+            "Resident memory of each child process (and of the embedded nats-server)",
+            labels=["role", "queue", "index"],
+        )
+        for child in view.children:
+            used = resident_bytes(child.pid) if child.pid else None
+            if used is not None:
+                rss.add_metric([child.role, child.queue, str(child.index)], used)
+        if view.nats_server_pid is not None:
+            used = resident_bytes(view.nats_server_pid)
+            if used is not None:
+                rss.add_metric(["nats-server", "", "0"], used)
+        yield rss
         live = [h for h in health if h.pid is not None]
         connected = bool(live) and all(h.connected for h in live)
         yield _gauge(
@@ -120,6 +135,15 @@ class SupervisorCollector:
         )
         info.add_metric([__version__, platform.python_version(), _nats_version()], 1.0)
         yield info
+
+
+def resident_bytes(pid: int) -> float | None:
+    """A process's resident set size from /proc (Linux); None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return float(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _gauge(name: str, doc: str, value: float) -> Any:
@@ -188,10 +212,13 @@ class ObserveServer:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        from naqd.observe.metricfiles import LOCK
+
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.metrics_dir))
         registry.register(self.collector)  # type: ignore[arg-type]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        with LOCK:  # no dead child's files folded meanwhile
+            return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
         view = self.view()

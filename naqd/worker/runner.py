@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 
 from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
-from naqd.observe.metrics import JobObserver
+from naqd.observe.metrics import JobObserver, recycle_counter
 from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.deadletter import DeadLetter, Reason
 from naqd.protocol.envelope import (
@@ -45,7 +45,7 @@ from naqd.worker.admission import AdmissionPolicy, admit
 from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
 from naqd.worker.notice import RunningNotice
-from naqd.worker.recycle import RecycleLimits, rss_bytes
+from naqd.worker.recycle import RecycleLimits, recycle_label, rss_bytes
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.store import read_record, reliable_publish
 from naqd.worker.tasks import (
@@ -151,6 +151,7 @@ class Runner:
             logger.warning("recycling this worker process: {}", reason)
             self.recycle_reason = reason
             self.recycle.set()
+            recycle_counter().labels(self.queue.name, recycle_label(reason)).inc()
 
     def _check_recycle(self) -> None:
         reason = self.limits.exceeded(self.processed, rss_bytes)
