@@ -171,6 +171,18 @@ class Runner:
             error = ErrorInfo(type(exc).__name__, str(exc))
             await self._dead(msg, None, None, "unreadable", error, (error,), delivered)
             return
+        with logger.contextualize(job_id=env.id, task=env.task):  # JSON logs: top-level keys
+            await self._process(msg, env, policy, delivered, headers, encoding)
+
+    async def _process(
+        self,
+        msg: Msg,
+        env: Envelope,
+        policy: RetryPolicy,
+        delivered: int,
+        headers: dict[str, str],
+        encoding: str,
+    ) -> None:
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
         attempt, errors = _attempt(prior, delivered, store)
