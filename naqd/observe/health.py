@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from naqd.proctitle import set_title
+
 BEAT, CONNECTED, READY = 0, 1, 2
 
 
@@ -23,10 +25,11 @@ class ChildLink:
 
     cell: Any  # multiprocessing RawArray('d', 3)
     status_path: str | None = None
+    label: str = ""  # worker[default]#0: the process title
 
     @classmethod
-    def create(cls, ctx: Any, status_path: str | None = None) -> ChildLink:
-        return cls(ctx.RawArray("d", 3), status_path)
+    def create(cls, ctx: Any, status_path: str | None = None, label: str = "") -> ChildLink:
+        return cls(ctx.RawArray("d", 3), status_path, label)
 
     def beat(self, connected: bool, ready: bool) -> None:
         self.cell[CONNECTED] = 1.0 if connected else 0.0
@@ -56,6 +59,7 @@ def child_main(entry: Callable[..., None], link: ChildLink, *args: Any) -> None:
     """The spawn target of every child: remember the link, then run the role's entry."""
     global _LINK
     _LINK = link
+    set_title(link.label)
     entry(*args)
 
 

@@ -24,8 +24,10 @@ def check_boot(tasks: TasksConfig, logging: LoggingConfig) -> None:
     """Spawn target: exit 0 when a child could boot with these settings, 78 if not (the
     reason is logged, in the daemon's log format)."""
     from naqd.logs import setup_logging
+    from naqd.proctitle import set_title
     from naqd.protocol.signing import keyring_from_config
 
+    set_title("reload-check")
     setup_logging(logging, role="reload-check")
     try:
         keyring_from_config(tasks)

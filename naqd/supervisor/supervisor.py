@@ -19,6 +19,7 @@ from naqd.observe import health
 from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
 from naqd.observe.metrics import MultiprocDir
+from naqd.proctitle import set_title
 from naqd.scheduler import process as scheduler_process
 from naqd.supervisor.embedded import SUPERVISOR_ONLY_ENV, EmbeddedNats, NotOurServer
 from naqd.supervisor.policy import (
@@ -95,7 +96,7 @@ class Supervisor:
 
     def _spawn(self, slot: Slot) -> None:
         saved = {k: os.environ.pop(k) for k in SUPERVISOR_ONLY_ENV if k in os.environ}
-        link = ChildLink.create(self.ctx, self._status_path_for(slot))
+        link = ChildLink.create(self.ctx, self._status_path_for(slot), slot.label)
         try:
             proc = self.ctx.Process(
                 target=health.child_main,
@@ -191,6 +192,7 @@ class Supervisor:
     # -- lifecycle ----------------------------------------------------------------------
 
     def run(self) -> int:
+        set_title("supervisor")
         self._install_signals()
         self.metrics_dir.prepare()
         (self.metrics_dir.path / "status.json").unlink(missing_ok=True)
