@@ -43,6 +43,7 @@ class Reloader:
         self.waiting: Slot | None = None  # the slot whose replacement must be ready first
         self.stable: Config | None = None  # what a failed roll goes back to
         self.converted: set[SlotKey] = set()  # slots started on the config being rolled out
+        self.added: list[Slot] = []  # slots the reload added: on trial until ready
         self.last_ok: bool | None = None
 
     @property
@@ -91,6 +92,7 @@ class Reloader:
             self.sup.slots.append(slot)
             if mark:
                 self.converted.add(slot_key(slot))
+                self.added.append(slot)
         for key in sorted(plan.restart):
             if key not in self.rolling:
                 self.rolling.append(key)
@@ -119,7 +121,13 @@ class Reloader:
             slot.pid, slot.failures, slot.next_start_at, slot.lost_at = None, 0, now, now
             self.waiting = slot
             return
-        if self.stable is not None:
+        self.added = [
+            s
+            for s in self.added
+            if any(s is t for t in self.sup.slots)
+            and (health.get(s.label) is None or health[s.label].state not in READY_STATES)
+        ]
+        if self.stable is not None and not self.added:
             logger.info("reload complete")
             self.stable = None
             self.converted.clear()
@@ -154,7 +162,7 @@ class Reloader:
         failed.pid, failed.failures, failed.next_start_at = None, 0, now
         plan = plan_reload(bad, good)
         redo = [k for k in sorted(plan.restart) if k in self.converted and k != slot_key(failed)]
-        self.rolling, self.waiting = [], None
+        self.rolling, self.waiting, self.added = [], None, []
         self.stable, self.converted = None, set()
         self._apply(ReloadPlan(restart=set(redo), stop=plan.stop, start=plan.start), mark=False)
 
