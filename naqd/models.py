@@ -143,6 +143,7 @@ class ResultsConfig:
 class MetricsConfig:
     listen: str = "127.0.0.1:9464"
     enabled: bool = True  # the HTTP endpoint: /metrics, /healthz, status page
+    health_grace: float = 5.0  # seconds a restarting child may be missing before /healthz fails
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,12 @@ ROOT = Section(
         "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
         "dead_letters": Section(DeadLettersConfig, {"max_age": scalar(duration())}),
         "metrics": Section(
-            MetricsConfig, {"listen": scalar(host_port), "enabled": scalar(boolean)}
+            MetricsConfig,
+            {
+                "listen": scalar(host_port),
+                "enabled": scalar(boolean),
+                "health_grace": scalar(duration(at_least=0.0)),
+            },
         ),
         "shutdown": Section(ShutdownConfig, {"grace_period": scalar(duration(at_least=0.0))}),
         "logging": Section(

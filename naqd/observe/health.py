@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from naqd.proctitle import set_title
 
 BEAT, CONNECTED, READY = 0, 1, 2
 
@@ -24,10 +26,11 @@ class ChildLink:
 
     cell: Any  # multiprocessing RawArray('d', 3)
     status_path: str | None = None
+    label: str = ""  # worker[default]#0: the process title
 
     @classmethod
-    def create(cls, ctx: Any, status_path: str | None = None) -> ChildLink:
-        return cls(ctx.RawArray("d", 3), status_path)
+    def create(cls, ctx: Any, status_path: str | None = None, label: str = "") -> ChildLink:
+        return cls(ctx.RawArray("d", 3), status_path, label)
 
     def beat(self, connected: bool, ready: bool) -> None:
         self.cell[CONNECTED] = 1.0 if connected else 0.0
@@ -57,6 +60,7 @@ def child_main(entry: Callable[..., None], link: ChildLink, *args: Any) -> None:
     """The spawn target of every child: remember the link, then run the role's entry."""
     global _LINK
     _LINK = link
+    set_title(link.label)
     entry(*args)
 
 
@@ -75,6 +79,7 @@ class ChildView:
     started_at: float  # monotonic
     link: ChildLink | None
     tracked: bool = True  # its role beats (a role that does not is judged by being alive)
+    lost_at: float | None = None  # monotonic: when its last process exited (or was replaced)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class ChildHealth:
     state: str  # healthy | starting | stale | disconnected | down
     age: float | None  # seconds since the last beat
     connected: bool = False  # as the child last reported
+    in_grace: bool = False  # not healthy, but restarting for less than the health grace
 
     @property
     def alive(self) -> bool:
@@ -92,7 +98,16 @@ class ChildHealth:
         return self.state in ("healthy", "starting", "disconnected")
 
 
-def assess(view: ChildView, now: float, stale_after: float) -> ChildHealth:
+def assess(view: ChildView, now: float, stale_after: float, grace: float = 0.0) -> ChildHealth:
+    """A child's state; `grace` seconds after its process was lost (a crash, a recycle, a
+    reload) a child that is down or still starting is `in_grace`, not yet unhealthy."""
+    h = _assess(view, now, stale_after)
+    if h.state in ("down", "starting") and view.lost_at is not None and now - view.lost_at <= grace:
+        return replace(h, in_grace=True)
+    return h
+
+
+def _assess(view: ChildView, now: float, stale_after: float) -> ChildHealth:
     if view.pid is None:
         return ChildHealth(view.label, view.role, None, "down", None)
     if not view.tracked or view.link is None:
@@ -115,8 +130,9 @@ def assess(view: ChildView, now: float, stale_after: float) -> ChildHealth:
 
 
 def all_healthy(children: list[ChildHealth]) -> bool:
-    """/healthz: every child beats, is ready and has NATS."""
-    return bool(children) and all(c.state == "healthy" for c in children)
+    """/healthz: every child beats, is ready and has NATS (or is being restarted and
+    still within the health grace)."""
+    return bool(children) and all(c.state == "healthy" or c.in_grace for c in children)
 
 
 def all_ready(children: list[ChildHealth]) -> bool:

@@ -5,6 +5,7 @@ No auth: keep it on loopback or behind a proxy (docs/status.md)."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import socket
 import threading
@@ -31,10 +32,18 @@ class SupervisorView:
     reload_at: float = 0.0  # unix time of the last successful (re)load
     stale_after: float = 15.0
     started_at: float = 0.0  # unix time
+    health_grace: float = 0.0  # metrics.health_grace
+    nats_server: str | None = None  # the embedded server: "up" | "down"; None when external
+    nats_server_pid: int | None = None
+    nats_server_restarts: int = 0
 
     def health(self, now: float | None = None) -> list[ChildHealth]:
         at = time.monotonic() if now is None else now
-        return [assess(c, at, self.stale_after) for c in self.children]
+        return [assess(c, at, self.stale_after, self.health_grace) for c in self.children]
+
+    def healthy(self, health: list[ChildHealth]) -> bool:
+        """/healthz: every child healthy (or within its grace) and our NATS server up."""
+        return all_healthy(health) and self.nats_server in (None, "up")
 
 
 class SupervisorCollector:
@@ -78,6 +87,20 @@ class SupervisorCollector:
                 age.add_metric(labels, h.age)
         yield up
         yield age
+        rss = GaugeMetricFamily(
+            "naqd_child_resident_memory_bytes",
+            "Resident memory of each child process (and of the embedded nats-server)",
+            labels=["role", "queue", "index"],
+        )
+        for child in view.children:
+            used = resident_bytes(child.pid) if child.pid else None
+            if used is not None:
+                rss.add_metric([child.role, child.queue, str(child.index)], used)
+        if view.nats_server_pid is not None:
+            used = resident_bytes(view.nats_server_pid)
+            if used is not None:
+                rss.add_metric(["nats-server", "", "0"], used)
+        yield rss
         live = [h for h in health if h.pid is not None]
         connected = bool(live) and all(h.connected for h in live)
         yield _gauge(
@@ -94,6 +117,17 @@ class SupervisorCollector:
             view.reload_at,
         )
         yield _gauge("naqd_start_time_seconds", "Unix time the supervisor started", view.started_at)
+        if view.nats_server is not None:
+            yield _gauge(
+                "naqd_embedded_server_up",
+                "1 while the embedded nats-server naqd started answers as itself",
+                view.nats_server == "up",
+            )
+            yield CounterMetricFamily(
+                "naqd_embedded_server_restarts",
+                "Times the embedded nats-server died and was started again",
+                value=view.nats_server_restarts,
+            )
         info = GaugeMetricFamily(
             "naqd_build_info",
             "Versions of naqd, Python and nats-py; always 1",
@@ -101,6 +135,15 @@ class SupervisorCollector:
         )
         info.add_metric([__version__, platform.python_version(), _nats_version()], 1.0)
         yield info
+
+
+def resident_bytes(pid: int) -> float | None:
+    """A process's resident set size from /proc (Linux); None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return float(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _gauge(name: str, doc: str, value: float) -> Any:
@@ -169,21 +212,33 @@ class ObserveServer:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        from naqd.observe.metricfiles import LOCK
+
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.metrics_dir))
         registry.register(self.collector)  # type: ignore[arg-type]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        with LOCK:  # no dead child's files folded meanwhile
+            return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
-        health = self.view().health()
-        ok = all_healthy(health)
-        body = {
+        view = self.view()
+        health = view.health()
+        ok = view.healthy(health)
+        body: dict[str, Any] = {
             "healthy": ok,
             "children": [
-                {"child": h.label, "pid": h.pid, "state": h.state, "heartbeat_age": h.age}
+                {
+                    "child": h.label,
+                    "pid": h.pid,
+                    "state": h.state,
+                    "heartbeat_age": h.age,
+                    "in_grace": h.in_grace,
+                }
                 for h in health
             ],
         }
+        if view.nats_server is not None:
+            body["nats_server"] = {"state": view.nats_server, "pid": view.nats_server_pid}
         return (200 if ok else 503), body
 
     def status(self) -> dict[str, Any]:

@@ -52,10 +52,11 @@ class MultiprocDir:
         return self.path
 
     def mark_dead(self, pid: int) -> None:
-        """Drop a reaped child's live gauges (its counters stay: totals never go back)."""
-        from prometheus_client import multiprocess
+        """Drop a reaped child's live gauges and fold its counters into the archive files,
+        so totals never go back and dead pids leave no files (metricfiles.py)."""
+        from naqd.observe.metricfiles import fold_dead
 
-        multiprocess.mark_process_dead(pid, str(self.path))
+        fold_dead(self.path, pid)
 
     def cleanup(self) -> None:
         if self.owned:
@@ -280,3 +281,17 @@ class JobObserver:
     def dead_lettered(self, task: str) -> None:
         """A job of this queue went to the dead-letter stream (called by that path)."""
         metrics().dead_lettered.labels(self.queue, task).inc()
+
+
+@functools.cache
+def recycle_counter() -> Any:
+    """naqd_worker_recycles_total{queue,reason}: counted by the recycling worker itself (it
+    alone knows why); its file outlives it through the archive (metricfiles.py)."""
+    from prometheus_client import Counter
+
+    return Counter(
+        "naqd_worker_recycles",
+        "Worker processes that handed over to a fresh one (reason: max_jobs, max_memory, "
+        "stuck_thread)",
+        ("queue", "reason"),
+    )

@@ -30,6 +30,7 @@ from naqd.protocol.names import (
 )
 from naqd.protocol.schedules import CodeSchedule
 from naqd.protocol.ticks import parse_stamp, tick_stamp
+from naqd.transport.kvwatch import close_watch, open_watch
 
 
 def last_value(tick: datetime, job_id: str) -> bytes:
@@ -153,7 +154,8 @@ class ScheduleState:
         return True
 
     async def code_list(self) -> list[CodeSchedule]:
-        watcher = await (await self.kv()).watch(code_schedule_key(">"), ignore_deletes=True)
+        kv = await self.kv()
+        watcher = await open_watch(kv, code_schedule_key(">"), ignore_deletes=True)
         found = []
         try:
             async for entry in watcher:
@@ -163,7 +165,7 @@ class ScheduleState:
                     with contextlib.suppress(code_schedules.ScheduleError):
                         found.append(code_schedules.decode(entry.value, entry.revision or 0))
         finally:
-            await watcher.stop()
+            await close_watch(watcher)
         return sorted(found, key=lambda c: c.name)
 
     async def leader(self) -> LeaderInfo | None:

@@ -5,13 +5,13 @@ fire loop reads them from memory instead of asking KV on every fire."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from loguru import logger
 
 from naqd.protocol.names import CODE_SCHEDULE_PREFIX, PAUSED_SCHEDULE_PREFIX, under
 from naqd.protocol.schedules import CodeSchedule, ScheduleError, decode
+from naqd.transport.kvwatch import close_watch, open_watch
 
 RESYNC = 60.0  # the watch is re-opened this often, in case it silently lost its consumer
 
@@ -43,7 +43,7 @@ class KeyWatch:
                 await asyncio.sleep(1.0)
 
     async def _watch(self) -> None:
-        watcher = await self.kv.watch(under(self.prefix))
+        watcher = await open_watch(self.kv, under(self.prefix))
         fresh: dict[str, Any] = {}
         initial = True
         try:
@@ -58,8 +58,7 @@ class KeyWatch:
                 if not initial:
                     self.version += 1
         finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+            await close_watch(watcher)
 
     def _apply(self, target: dict[str, Any], entry: Any) -> None:
         name = entry.key[len(self.prefix) + 1 :]

@@ -24,6 +24,7 @@ class Slot:
     started_at: float = 0.0
     failures: int = 0  # consecutive quick deaths
     next_start_at: float = 0.0
+    lost_at: float | None = None  # monotonic: its process exited; None once healthy again
 
     @property
     def label(self) -> str:
@@ -55,6 +56,7 @@ def classify_exit(code: int | None) -> Outcome:
 def after_recycle(slot: Slot, now: float) -> float:
     """A recycle does not count as a crash: start the replacement at once."""
     slot.pid = None
+    slot.lost_at = now
     slot.next_start_at = now
     return now
 
@@ -66,6 +68,7 @@ def after_exit(slot: Slot, now: float) -> float:
         slot.failures = 0
     slot.failures += 1
     slot.pid = None
+    slot.lost_at = now
     slot.next_start_at = now + restart_delay(slot.failures)
     return slot.next_start_at
 

@@ -20,8 +20,9 @@ from naqd.observe import health
 from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
 from naqd.observe.metrics import MultiprocDir
+from naqd.proctitle import set_title
 from naqd.scheduler import process as scheduler_process
-from naqd.supervisor.embedded import EmbeddedNats
+from naqd.supervisor.embedded import SUPERVISOR_ONLY_ENV, EmbeddedNats, NotOurServer
 from naqd.supervisor.policy import (
     Slot,
     after_exit,
@@ -45,8 +46,7 @@ KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their co
 # Roles whose children beat into their health cell (others count as healthy while alive).
 HEARTBEAT_ROLES = frozenset({"worker", "scheduler"})
 
-# Only the supervisor talks to systemd; children must not see its notify socket.
-_SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the embedded server's port was taken by another
 
 
 class Supervisor:
@@ -60,6 +60,7 @@ class Supervisor:
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
         self.fatal: str | None = None  # why the daemon must stop (a child's config error)
+        self.fatal_code = EXIT_CONFIG
         self._wake_r, self._wake_w = os.pipe()
         self.reloader = Reloader(self)
         # Observability: health cells by pid, systemd notify, the HTTP endpoint's view.
@@ -74,6 +75,7 @@ class Supervisor:
         self.started_at = time.time()
         self._status = ""
         self._next_watchdog = 0.0
+        self._reload_notify = False
         self.view = SupervisorView()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
@@ -95,8 +97,8 @@ class Supervisor:
     # -- children -----------------------------------------------------------------------
 
     def _spawn(self, slot: Slot) -> None:
-        saved = {k: os.environ.pop(k) for k in _SUPERVISOR_ONLY_ENV if k in os.environ}
-        link = ChildLink.create(self.ctx, self._status_path_for(slot))
+        saved = {k: os.environ.pop(k) for k in SUPERVISOR_ONLY_ENV if k in os.environ}
+        link = ChildLink.create(self.ctx, self._status_path_for(slot), slot.label)
         try:
             proc = self.ctx.Process(
                 target=health.child_main,
@@ -138,7 +140,7 @@ class Supervisor:
             if outcome == "recycled":
                 after_recycle(slot, time.monotonic())
                 logger.info("{} (pid {}) recycled; starting a new one", slot.label, proc.pid)
-            elif outcome == "fatal":
+            elif outcome == "fatal" and not self.ready_sent:
                 slot.pid = None
                 slot.next_start_at = float("inf")
                 self.fatal = f"{slot.label} failed at boot with a configuration error"
@@ -150,9 +152,12 @@ class Supervisor:
                     EXIT_CONFIG,
                 )
             else:
+                # A serving daemon never stops for one child: even a configuration error
+                # (exit 78 after the modules changed on disk) only backs the slot off.
                 at = after_exit(slot, time.monotonic())
                 self.restarts[slot.role] = self.restarts.get(slot.role, 0) + 1
-                logger.warning(
+                log = logger.error if outcome == "fatal" else logger.warning
+                log(
                     "{} (pid {}) died with {}; restart #{} in {:.1f}s",
                     slot.label,
                     proc.pid,
@@ -170,12 +175,26 @@ class Supervisor:
     def _wait(self, timeout: float) -> None:
         handles: list[int] = [self._wake_r]
         handles += [p.sentinel for p in self.procs.values()]
+        if self.embedded is not None and self.embedded.pidfd is not None:
+            handles.append(self.embedded.pidfd)
         multiprocessing.connection.wait(handles, timeout=timeout)
         self._drain_wakeups()
+
+    def _watch_embedded(self) -> None:
+        if self.embedded is None:
+            return
+        try:
+            self.embedded.watch(time.monotonic())
+        except NotOurServer as exc:
+            # The children would reconnect to a server naqd does not own: stop instead.
+            logger.critical("{}: stopping naqd", exc)
+            self.fatal = str(exc)
+            self.fatal_code = EXIT_UNAVAILABLE
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def run(self) -> int:
+        set_title("supervisor")
         self._install_signals()
         self.metrics_dir.prepare()
         (self.metrics_dir.path / "status.json").unlink(missing_ok=True)
@@ -208,9 +227,10 @@ class Supervisor:
                     return self._shutdown()
                 self._reload()
             self._reap(stopping=False)
+            self._watch_embedded()
             if self.fatal is not None:
                 self._shutdown()
-                return EXIT_CONFIG
+                return self.fatal_code
             self._start_due()
             self._observe()
             pending = [
@@ -253,7 +273,7 @@ class Supervisor:
         if self.reload_ok:
             self.loaded_at = time.time()
         self._publish_view()
-        self.notifier.ready(self._status or "running")
+        self._reload_notify = True  # READY=1 once the replacements have rolled
 
     def _publish_view(self) -> None:
         children = tuple(
@@ -266,9 +286,11 @@ class Supervisor:
                 started_at=s.started_at,
                 link=self.links.get(s.pid) if s.pid else None,
                 tracked=s.role in HEARTBEAT_ROLES,
+                lost_at=s.lost_at,
             )
             for s in self.slots
         )
+        emb = self.embedded
         self.view = SupervisorView(
             children=children,
             restarts=dict(self.restarts),
@@ -276,6 +298,10 @@ class Supervisor:
             reload_at=self.loaded_at,
             stale_after=3 * self.config.heartbeat.interval,
             started_at=self.started_at,
+            health_grace=self.config.metrics.health_grace,
+            nats_server=None if emb is None else ("up" if emb.up else "down"),
+            nats_server_pid=None if emb is None else emb.pid,
+            nats_server_restarts=0 if emb is None else emb.restarts,
         )
 
     def _observe(self) -> None:
@@ -283,6 +309,14 @@ class Supervisor:
         change, WATCHDOG=1 only while every running child's loop beats."""
         self._publish_view()
         kids = self.view.health()
+        for slot, kid in zip(self.slots, kids, strict=True):
+            if kid.state == "healthy":
+                slot.lost_at = None  # back: the next loss starts a new grace
+        self.reloader.tick({k.label: k for k in kids})
+        if self._reload_notify and not self.reloader.in_progress:
+            self._reload_notify = False
+            self.notifier.ready(self._status or "running")
+        nats_down = self.view.nats_server == "down"
         if not self.ready_sent and health.all_ready(kids):
             self.ready_sent = True
             self._status = _status_line(kids)
@@ -290,12 +324,17 @@ class Supervisor:
             logger.info("all {} child process(es) ready", len(kids))
         elif self.ready_sent:
             line = _status_line(kids)
+            if nats_down:
+                line += "; embedded nats-server down, restarting"
             if line != self._status:
                 self._status = line
                 self.notifier.status(line)
         interval = self.notifier.watchdog_interval
         now = time.monotonic()
-        if interval and now >= self._next_watchdog and health.watchdog_ok(kids):
+        # A dead embedded server starves the watchdog: naqd restarts it at once, so one
+        # that stays down for WatchdogSec is something a restart of naqd may fix.
+        ok = health.watchdog_ok(kids) and not nats_down
+        if interval and now >= self._next_watchdog and ok:
             self.notifier.watchdog()
             self._next_watchdog = now + interval
 

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 
 from naqd.protocol.envelope import Envelope, ResultRecord
 from naqd.protocol.names import CANCELS_BUCKET, cancel_subject
+from naqd.transport.kvwatch import close_watch, open_watch
 from naqd.worker.context import JobContext, _current
 from naqd.worker.progress import ProgressPublisher
 
@@ -64,7 +65,7 @@ class CancelWatch:
 
     async def _load(self) -> None:
         kv = await self.js.key_value(CANCELS_BUCKET)
-        watcher = await kv.watch(">", meta_only=True, ignore_deletes=True)
+        watcher = await open_watch(kv, ">", meta_only=True, ignore_deletes=True)
         try:
             async for entry in watcher:
                 if entry is None:
@@ -74,8 +75,7 @@ class CancelWatch:
                 if ctx is not None and not ctx.cancelled:
                     ctx.request_cancel()
         finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+            await close_watch(watcher)
 
     async def _resync_loop(self) -> None:
         while True:

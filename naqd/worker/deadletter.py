@@ -75,7 +75,7 @@ async def bury(nc: NATS, entry: DeadLetter, record: ResultRecord | None, deadlin
         await reliable_publish(
             js, result_subject(record.id), encode_result(record), deadline=deadline
         )
-    logger.error(
+    logger.bind(job_id=entry.id, task=entry.task or None).error(
         "job {} dead-lettered ({}): {}: {}",
         entry.id,
         entry.reason,

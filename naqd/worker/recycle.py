@@ -41,6 +41,17 @@ class RecycleLimits:
         return ""
 
 
+def recycle_label(reason: str) -> str:
+    """The bounded `reason` label of naqd_worker_recycles_total for a recycle's reason."""
+    if "max_jobs_per_process" in reason:
+        return "max_jobs"
+    if "max_memory_per_process" in reason:
+        return "max_memory"
+    if "thread" in reason:
+        return "stuck_thread"
+    return "other"
+
+
 def rss_bytes() -> int:
     """Current resident set size; the peak where /proc is missing (macOS)."""
     try:

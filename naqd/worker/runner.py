@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 
 from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
-from naqd.observe.metrics import JobObserver
+from naqd.observe.metrics import JobObserver, recycle_counter
 from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.envelope import (
     Envelope,
@@ -52,7 +52,7 @@ from naqd.worker.outcome import (
 )
 from naqd.worker.progress import progress_publisher
 from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
-from naqd.worker.recycle import RecycleLimits, rss_bytes
+from naqd.worker.recycle import RecycleLimits, recycle_label, rss_bytes
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.settle import Settler, ttl_headers
 from naqd.worker.settle import nak as _nak
@@ -158,6 +158,7 @@ class Runner:
             logger.warning("recycling this worker process: {}", reason)
             self.recycle_reason = reason
             self.recycle.set()
+            recycle_counter().labels(self.queue.name, recycle_label(reason)).inc()
 
     def _check_recycle(self) -> None:
         reason = self.limits.exceeded(self.processed, rss_bytes)
@@ -185,6 +186,18 @@ class Runner:
             await self.settler.apply_unreadable(msg, dead, refused[0])
             self.observe.dead_lettered(dead.task)
             return
+        with logger.contextualize(job_id=env.id, task=env.task):  # JSON logs: top-level keys
+            await self._process(msg, env, policy, delivered, headers, encoding)
+
+    async def _process(
+        self,
+        msg: Msg,
+        env: Envelope,
+        policy: RetryPolicy,
+        delivered: int,
+        headers: dict[str, str],
+        encoding: str,
+    ) -> None:
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
         attempt, errors = attempt_of(prior, delivered, store)

@@ -67,3 +67,37 @@ def test_the_child_side_beat_is_what_the_supervisor_reads() -> None:
     link.beat(connected=True, ready=False)
     r = link.read()
     assert r.beat > 0 and r.connected and not r.ready
+
+
+@pytest.mark.parametrize(
+    ("pid", "link", "lost_at", "now", "healthy"),
+    [
+        (None, None, 100.0, 101.0, True),  # down, restarting within the grace
+        (None, None, 100.0, 106.0, False),  # down past the grace
+        (200, "booting", 100.0, 104.0, True),  # replacement still booting
+        (200, "booting", 100.0, 105.5, False),
+        (None, None, None, 101.0, False),  # never lost: down is down
+        (200, "stale", 100.0, 101.0, False),  # a wedged loop gets no grace
+    ],
+)
+def test_health_grace_covers_a_restart_only(
+    pid: int | None, link: str | None, lost_at: float | None, now: float, healthy: bool
+) -> None:
+    cell = {
+        None: None,
+        "booting": link_with(0.0, False, False),
+        "stale": link_with(90.0, True, True),
+    }[link]
+    h = assess(view(cell, pid=pid, started=100.0, lost_at=lost_at), now, STALE, grace=5.0)
+    assert all_healthy([h]) is healthy
+    assert (h.state == "healthy") is False  # naqd_child_healthy still tells the truth
+
+
+def test_healthz_fails_while_the_embedded_server_is_down() -> None:
+    from naqd.observe.http import SupervisorView
+
+    kids = (view(None, tracked=False),)
+    assert SupervisorView(children=kids).healthy(SupervisorView(children=kids).health())
+    for state, ok in (("up", True), ("down", False)):
+        v = SupervisorView(children=kids, nats_server=state)
+        assert v.healthy(v.health()) is ok

