@@ -107,6 +107,12 @@ def dlq_subject(queue: str, job_id: str) -> str:
     return f"{DLQ_SUBJECT_PREFIX}.{queue}.{job_id}"
 
 
+def dlq_queue(subject: str) -> str:
+    """The queue of a dead-letter subject `naqd.dlq.<queue>.<job id>`: the third token, as
+    queue names have no dots and job ids may (`cron.nightly.<tick>`)."""
+    return subject.split(".", 3)[2] if subject.count(".") >= 2 else ""
+
+
 def dlq_filter(queue: str | None = None) -> str:
     return f"{DLQ_SUBJECT_PREFIX}.{queue or '*'}.>"
 
