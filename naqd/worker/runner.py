@@ -54,6 +54,7 @@ from naqd.worker.tasks import (
     check_arguments,
     is_coroutine_task,
     resolve_task,
+    task_known,
 )
 from naqd.worker.timeouts import ThreadRunner, call_async
 
@@ -74,7 +75,7 @@ class Runner:
         self.config = config
         self.queue = queue
         self.admission = AdmissionPolicy.from_config(config, queue.name)
-        self.observe = JobObserver(queue.name)  # metrics and the heartbeat's job list
+        self.observe = JobObserver(queue.name, task_known)  # metrics, heartbeat's job list
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[int, tuple[Msg, asyncio.Task[None]]] = {}  # by id(msg)
         self.backlog: deque[Msg] = deque()

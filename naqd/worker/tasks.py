@@ -43,6 +43,15 @@ def resolve_task(name: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
+def task_known(name: str) -> bool:
+    """Whether `name` resolves to a task (for metric labels: unknown names share one)."""
+    try:
+        resolve_task(name)
+    except TaskNotFound:
+        return False
+    return True
+
+
 class BadArguments(TypeError):
     """The job's arguments do not fit the task's signature: retrying cannot help."""
 
