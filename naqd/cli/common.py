@@ -11,11 +11,33 @@ if TYPE_CHECKING:
     from naqd.client import Client
     from naqd.config import Config
 
+# Exit codes, the same for every command (docs/operations.md#exit-codes).
 EXIT_CONFIG = 78  # EX_CONFIG, as systemd and Vector use it
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 2
-EXIT_USAGE = 64  # EX_USAGE
+EXIT_FAILED = 1  # the operation or the job failed
+EXIT_TIMEOUT = 2  # --wait ran out
+EXIT_NOT_FOUND = 3  # no such job, queue, dead letter, delayed job or schedule
+EXIT_USAGE = 64  # EX_USAGE: bad arguments, or a confirmation refused
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS unreachable, publish not confirmed
+EXIT_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`| head`)
+
+
+def confirm(question: str, yes: bool) -> int | None:
+    """None to go ahead; else the exit code. Without a terminal only `--yes` proceeds."""
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        print("refusing without --yes (stdin is not a terminal)", file=sys.stderr)
+        return EXIT_USAGE
+    if input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+        return None
+    print("nothing done", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
 
 
 def fail(message: str, code: int) -> int:

@@ -79,6 +79,11 @@ def delayed_subject(queue: str, job_id: str) -> str:
     return f"{DELAYED_SUBJECT_PREFIX}.{queue}.{job_id}"
 
 
+def delayed_filter(job_id: str) -> str:
+    """The holder of a delayed job, whatever its queue."""
+    return f"{DELAYED_SUBJECT_PREFIX}.*.{job_id}"
+
+
 def dependent_subject(queue: str, job_id: str) -> str:
     return f"{DEPENDENT_SUBJECT_PREFIX}.{queue}.{job_id}"
 

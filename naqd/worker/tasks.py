@@ -47,7 +47,7 @@ def task_known(name: str) -> bool:
     """Whether `name` resolves to a task (for metric labels: unknown names share one)."""
     try:
         resolve_task(name)
-    except TaskNotFound:
+    except Exception:  # not only TaskNotFound: "" or "a b" fail inside importlib
         return False
     return True
 

@@ -76,7 +76,7 @@ def test_failing_job_retries_with_growing_gaps_then_dlq_and_requeue(
         again = json.loads(dlq_cli(url, "show", job.id).stdout)
         assert again["attempts"] == 4 and again["seq"] > entry["seq"]
 
-        purged = dlq_cli(url, "purge", "default")
+        purged = dlq_cli(url, "purge", "default", "--yes")
         assert "purged 1" in purged.stdout
         assert "no dead letters" in dlq_cli(url, "list").stdout
 

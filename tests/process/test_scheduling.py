@@ -197,7 +197,7 @@ def test_schedules_cli_lists_pauses_resumes_and_triggers(
     wait_until(lambda: job_id in result_keys(nats_server.url, "cron.nightly."), 20, what="run")
 
     unknown = naqd_cli("schedules", "trigger", "nope", "--config", config)
-    assert unknown.returncode == 1 and "unknown schedule 'nope'" in unknown.stderr
+    assert unknown.returncode == 3 and "unknown schedule 'nope'" in unknown.stderr
 
 
 def test_sighup_applies_queue_changes_to_those_queues_only(

@@ -189,3 +189,11 @@ def test_unknown_task_names_share_one_label() -> None:
         UNKNOWN_TASK,
     ]
     assert JobObserver("q").label("m:anything") == "m:anything"
+
+
+@pytest.mark.parametrize("name", ["", "has space", ":", "tests.tasks:", "tests.tasks:no_such"])
+def test_names_that_do_not_resolve_are_unknown_without_raising(name: str) -> None:
+    from naqd.worker.tasks import task_known
+
+    assert task_known(name) is False
+    assert JobObserver("q", task_known).label(name) == UNKNOWN_TASK
