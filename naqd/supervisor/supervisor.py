@@ -72,6 +72,7 @@ class Supervisor:
         self.started_at = time.time()
         self._status = ""
         self._next_watchdog = 0.0
+        self._seen: dict[tuple[str, int], str] = {}  # child states last looked at
         self.view = SupervisorView()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
@@ -279,6 +280,9 @@ class Supervisor:
         change, WATCHDOG=1 only while every running child's loop beats."""
         self._publish_view()
         kids = self.view.health()
+        self._seen, events = health.stale_events(self._seen, kids, self.view.stale_after)
+        for level, message in events:
+            logger.log(level, message)
         if not self.ready_sent and health.all_ready(kids):
             self.ready_sent = True
             self._status = _status_line(kids)

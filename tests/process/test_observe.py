@@ -272,9 +272,11 @@ def test_notify_protocol_ready_watchdog_reload_stopping(daemon_factory, tmp_path
             pings = notify.count("WATCHDOG=1")
             wait_until(lambda: healthz(daemon.metrics_url) == 503, 1.5)
             assert notify.count("WATCHDOG=1") <= pings + 1
+            daemon.wait_for_log(f"(pid {victim}) is stale: no beat for")
         finally:
             os.kill(victim, signal.SIGCONT)
         wait_until(lambda: notify.count("WATCHDOG=1") >= pings + 3, 20, what="pings resume")
+        daemon.wait_for_log(f"(pid {victim}) beats again")
 
         daemon.send(signal.SIGHUP)
         wait_until(lambda: notify.count("READY=1") == 2, 20, what="READY=1 after reload")

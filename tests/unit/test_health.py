@@ -67,3 +67,23 @@ def test_the_child_side_beat_is_what_the_supervisor_reads() -> None:
     link.beat(connected=True, ready=False)
     r = link.read()
     assert r.beat > 0 and r.connected and not r.ready
+
+
+def test_stale_and_recovered_children_are_logged_once() -> None:
+    from naqd.observe.health import ChildHealth, stale_events
+
+    def kid(state: str, pid: int = 7) -> ChildHealth:
+        return ChildHealth("worker[q]#0", "worker", pid, state, 9.5 if state == "stale" else 0.1)
+
+    seen, events = stale_events({}, [kid("healthy")], 3.0)
+    assert events == []
+    seen, events = stale_events(seen, [kid("stale")], 3.0)
+    assert [lvl for lvl, _ in events] == ["WARNING"]
+    assert "worker[q]#0 (pid 7) is stale: no beat for 9.5s (limit 3s)" in events[0][1]
+    seen, events = stale_events(seen, [kid("stale")], 3.0)
+    assert events == []  # still stale: said once
+    seen, events = stale_events(seen, [kid("healthy")], 3.0)
+    assert events == [("INFO", "worker[q]#0 (pid 7) beats again (healthy)")]
+    # A restarted child (new pid) is judged afresh; a down slot says nothing here.
+    seen, events = stale_events(seen, [kid("starting", pid=8), kid("down", pid=None)], 3.0)
+    assert events == []
