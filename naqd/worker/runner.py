@@ -46,6 +46,7 @@ from naqd.worker.control import JobContext, JobControl, current_job
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
 from naqd.worker.notice import RunningNotice
 from naqd.worker.recycle import RecycleLimits, rss_bytes
+from naqd.worker.redelivery import log_redelivery
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.store import read_record, reliable_publish
 from naqd.worker.tasks import (
@@ -174,6 +175,8 @@ class Runner:
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
         attempt, errors = _attempt(prior, delivered, store)
+        if delivered > 1:
+            log_redelivery(env.id, env.task, prior, delivered, store)
         base = ResultRecord(
             id=env.id,
             status="running",
