@@ -87,3 +87,22 @@ def test_stale_and_recovered_children_are_logged_once() -> None:
     # A restarted child (new pid) is judged afresh; a down slot says nothing here.
     seen, events = stale_events(seen, [kid("starting", pid=8), kid("down", pid=None)], 3.0)
     assert events == []
+
+
+def test_repeated_connection_errors_are_throttled() -> None:
+    from naqd.connection import ErrorThrottle
+
+    now = [0.0]
+    t = ErrorThrottle(every=30.0, clock=lambda: now[0])
+    refused = "ConnectionRefusedError: [Errno 111] Connect call failed"
+    assert t.note(refused) == 0  # the first is logged
+    for i in range(59):  # twice a second for 30 s: left out
+        now[0] = 0.5 * (i + 1)
+        assert t.note(refused) is None
+    assert t.note("TimeoutError: ") == 0  # a different error is logged at once
+    now[0] = 30.0
+    assert t.note(refused) == 59  # the next line says how many were left out
+    now[0] = 30.5
+    assert t.note(refused) is None
+    assert t.reset() == 1
+    assert t.note(refused) == 0  # after a reconnect the first error shows again
