@@ -246,7 +246,7 @@ def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
     num = '<td class="num">\\d+</td>'
     assert re.search(f'<td>default</td>{num}{num}<td class="num">2</td>', dom), dom
     assert re.search(f'<td>idle</td>{num}{num}<td class="num">1</td>', dom), dom
-    assert re.search(r'<td>\d+/4</td><td>active</td>', dom), dom  # running, state
+    assert re.search(r"<td>\d+/4</td><td>active</td>", dom), dom  # running, state
     # Recent dead letters: seq, queue (not the job id), job id.
     for queue, job in (("default", "dead.0.x"), ("default", "dead.1.x"), ("idle", "dead.2.x")):
         assert f"<td>{queue}</td><td>{job}</td>" in dom
