@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from naqd import SyncClient
@@ -376,3 +379,23 @@ def test_queue_gauges_dead_letters_lag_pause_and_unknown_tasks(daemon_factory, n
             10,
             what="resumed, nothing waiting",
         )
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="Prometheus' promtool not installed")
+def test_a_real_scrape_passes_promtool(daemon_factory, nats_server) -> None:
+    daemon = daemon_factory(FAST, ready_workers=2)
+    with SyncClient(nats_server.url) as client:
+        assert client.enqueue("tests.tasks:add", 1, 2).result(timeout=20) == 3
+        bad = client.enqueue("tests.tasks:no_such_task")
+        wait_until(lambda: client.status(bad.id) == "failed", 20, what="dead letter")
+    wait_until(
+        lambda: value(scrape(daemon.metrics_url), "naqd_dead_letters", queue="default") == 1,
+        10,
+        what="the dead-letter gauge",
+    )
+    text = urllib.request.urlopen(f"{daemon.metrics_url}/metrics", timeout=5).read()
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout + check.stderr == b""  # no lint warnings either
