@@ -33,7 +33,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int
 
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version or a usage error, printed: flush it while we can
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_pipe()
+        raise
     command = args.command or ("run" if getattr(args, "config", None) else None)
     if command is None:
         parser.print_help()

@@ -143,7 +143,9 @@ def test_dlq_purge_asks_for_confirmation(nats_server, config: Path) -> None:
     assert json.loads(done.stdout) == {"queue": "default", "purged": 0}
 
 
-@pytest.mark.parametrize("command", [["check"], ["queues", "--json"], ["dlq", "list"]])
+@pytest.mark.parametrize(
+    "command", [["check"], ["queues", "--json"], ["dlq", "list"], ["--help"], ["--version"]]
+)
 def test_a_closed_pipe_ends_quietly(nats_server, config: Path, command: list[str]) -> None:
     """`naqd dlq list | head -1`: the reader is gone before naqd writes."""
     assert naqd("init", "--config", str(config)).returncode == 0
