@@ -46,3 +46,9 @@ async def test_no_jetstream(plain_nats: str) -> None:
         with pytest.raises(NotInitialized, match="JetStream is not enabled"):
             await client.enqueue("tests.tasks:add", 1, 2)
         assert time.monotonic() - t0 < 2
+
+
+async def test_unique_job_before_any_daemon(nats_server) -> None:
+    async with Client(nats_server.url) as client:
+        with pytest.raises(NotInitialized, match="naqd init --config"):
+            await client.enqueue("tests.tasks:add", 1, 2, unique_key="k")
