@@ -5,21 +5,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from naqd.cli import core, dlq, ops, schedules, worker
-from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, fail, missing_extra
+from naqd import __version__
+from naqd.cli import core, dlq, ops, provision, schedules, worker
+from naqd.cli.common import (
+    EXIT_CONFIG,
+    EXIT_PIPE,
+    EXIT_UNAVAILABLE,
+    add_config,
+    fail,
+    missing_extra,
+)
 from naqd.client.errors import NaqdError, NatsAuthError
 
 # Add a command group by appending its module here.
-GROUPS: list[ModuleType] = [core, worker, schedules, dlq, ops]
+GROUPS: list[ModuleType] = [core, worker, schedules, dlq, ops, provision]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
     parser = argparse.ArgumentParser(prog="naqd", description="naqd job queue daemon")
     add_config(parser)
+    parser.add_argument("--version", action="version", version=f"naqd {__version__}")
     sub = parser.add_subparsers(dest="command")
     commands: dict[str, Callable[..., int]] = {}
     for group in GROUPS:
@@ -30,7 +40,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int
 
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version or a usage error, printed: flush it while we can
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_pipe()
+        raise
     command = args.command or ("run" if getattr(args, "config", None) else None)
     if command is None:
         parser.print_help()
@@ -39,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     # Reconnect chatter would bury the one line the CLI prints on failure.
     logging.getLogger("naqd.client").setLevel(logging.ERROR)
     try:
-        sys.exit(commands[command](args))
+        code = commands[command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        sys.exit(code)
     except NatsAuthError as exc:
         # Credentials or TLS rejected: a configuration problem, not an outage.
         sys.exit(fail(str(exc), EXIT_CONFIG))
@@ -54,3 +73,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(fail(f"{command}: {line}", EXIT_CONFIG))
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        _quiet_pipe()
+
+
+def _quiet_pipe() -> None:
+    """The reader went away (`naqd dlq list | head -1`): stop without a traceback, and
+    keep the interpreter's final flush of stdout from raising again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_PIPE)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from naqd.exitcodes import (  # noqa: F401
     EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_PIPE,
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -33,6 +35,25 @@ def missing_extra(exc: ModuleNotFoundError) -> str | None:
     if name not in DAEMON_MODULES:
         return None
     return f"this needs naqd's daemon extra ({name} is not installed): pip install 'naqd[daemon]'"
+
+
+def confirm(question: str, yes: bool) -> int | None:
+    """None to go ahead; else the exit code. Without a terminal only `--yes` proceeds."""
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        print("refusing without --yes (stdin is not a terminal)", file=sys.stderr)
+        return EXIT_USAGE
+    if input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+        return None
+    print("nothing done", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
 
 
 def fail(message: str, code: int) -> int:

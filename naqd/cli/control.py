@@ -6,21 +6,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from naqd.cli.common import EXIT_FAILED, EXIT_USAGE, fail
+from naqd.cli.common import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, fail, print_json
 from naqd.cli.common import client as make_client
 
 
 def pause_or_resume(args: argparse.Namespace) -> int:
+    from naqd.client import QueueNotFound
+
     if not args.queue:
         return fail(f"naqd queues {args.action} needs a QUEUE", EXIT_USAGE)
 
     async def go() -> int:
         async with make_client(args) as client:
-            if args.action == "pause":
-                await client.pause_queue(args.queue)
+            try:
+                if args.action == "pause":
+                    await client.pause_queue(args.queue)
+                else:
+                    await client.resume_queue(args.queue)
+            except QueueNotFound as exc:
+                return fail(str(exc), EXIT_NOT_FOUND)
+            if args.json:
+                print_json({"queue": args.queue, "paused": args.action == "pause"})
+            elif args.action == "pause":
                 print(f"paused {args.queue}: workers take no new jobs from it")
             else:
-                await client.resume_queue(args.queue)
                 print(f"resumed {args.queue}")
             return 0
 
@@ -32,7 +41,10 @@ def cancel(args: argparse.Namespace, job_id: str) -> int:
         async with make_client(args) as client:
             try:
                 if await client.cancel(job_id):
-                    print(f"cancelled {job_id}")
+                    if args.json:
+                        print_json({"id": job_id, "cancelled": True})
+                    else:
+                        print(f"cancelled {job_id}")
                     return 0
             except ValueError as exc:
                 return fail(str(exc), EXIT_USAGE)

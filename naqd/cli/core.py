@@ -18,13 +18,16 @@ from naqd.cli.common import (
     config_path,
     fail,
     load,
+    print_json,
 )
 from naqd.cli.common import client as make_client
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_config(sub.add_parser("run", help="run the daemon in the foreground"), required=True)
-    add_config(sub.add_parser("check", help="validate a config file"), required=True)
+    check = sub.add_parser("check", help="validate a config file")
+    add_config(check, required=True)
+    check.add_argument("--json", action="store_true", help="the queues and schedules as JSON")
 
     enq = sub.add_parser("enqueue", help="enqueue a job; prints its id (or result with --wait)")
     enq.add_argument("task", help="module:function")
@@ -38,18 +41,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     enq.add_argument("--timeout-job", type=float, dest="job_timeout", help="job timeout (s)")
     enq.add_argument("--wait", action="store_true", help="wait for and print the result")
     enq.add_argument("--timeout", type=float, default=60.0, help="seconds to --wait")
+    enq.add_argument("--json", action="store_true", help='print {"id": ...} (and "result")')
     add_servers(enq)
 
     res = sub.add_parser("result", help="print a job's result record")
     res.add_argument("job_id")
     res.add_argument("--wait", action="store_true", help="wait for the job to finish")
     res.add_argument("--timeout", type=float, default=60.0)
+    res.add_argument("--json", action="store_true", help="JSON (the default output anyway)")
     add_servers(res)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     path = config_path(args, required=True)
     config = load(path)
+    if args.json:
+        print_json(
+            {
+                "config": path,
+                "ok": True,
+                "queues": {
+                    q.name: {"processes": q.processes, "concurrency": q.concurrency}
+                    for q in config.queues.values()
+                },
+                "schedules": sorted(config.schedules),
+            }
+        )
+        return 0
     queues = ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in config.queues.values())
     print(f"{path}: OK (queues: {queues}; schedules: {len(config.schedules)})")
     return 0
@@ -102,10 +120,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             except (ValueError, TypeError) as exc:
                 return fail(str(exc), EXIT_USAGE)
             if not args.wait:
-                print(job.id)
+                print(json.dumps({"id": job.id}) if args.json else job.id)
                 return 0
             try:
-                print(json.dumps(await job.result(timeout=args.timeout), default=repr))
+                result = await job.result(timeout=args.timeout)
+                out = {"id": job.id, "result": result} if args.json else result
+                print(json.dumps(out, default=repr))
             except JobFailed as exc:
                 print(f"{exc}\n{exc.traceback}", file=sys.stderr)
                 return EXIT_FAILED

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from naqd.cli.common import EXIT_FAILED, add_servers, connect_once
+from naqd.cli.common import EXIT_NOT_FOUND, add_servers, confirm, connect_once, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     show = verbs.add_parser("show", help="one dead letter with its errors and tracebacks")
     show.add_argument("id", help="job id (or seq-N for a message that had none)")
+    show.add_argument("--json", action="store_true", help="JSON (the default output anyway)")
     rq = verbs.add_parser("requeue", help="enqueue dead-lettered jobs again")
     target = rq.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", help="job id")
     target.add_argument("--all", metavar="QUEUE", dest="all_queue", help="every entry of QUEUE")
+    rq.add_argument("--json", action="store_true", help="the requeued ids as JSON")
     purge = verbs.add_parser("purge", help="delete every dead letter of a queue")
     purge.add_argument("queue")
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--json", action="store_true", help="the count as JSON")
     for p in (ls, show, rq, purge):
         add_servers(p)
 
@@ -75,7 +79,7 @@ def _show(args: argparse.Namespace) -> int:
         entry = await dl.get(args.id)
         if entry is None:
             print(f"no dead letter {args.id!r}", file=sys.stderr)
-            return EXIT_FAILED
+            return EXIT_NOT_FOUND
         print(json.dumps({**entry.to_dict(), "seq": entry.seq}, indent=2))
         return 0
 
@@ -90,12 +94,15 @@ def _requeue(args: argparse.Namespace) -> int:
             entry = await dl.get(args.id)
             if entry is None:
                 print(f"no dead letter {args.id!r}", file=sys.stderr)
-                return EXIT_FAILED
+                return EXIT_NOT_FOUND
             entries = [entry]
         for e in entries:
             await dl.requeue(e)
-            print(f"requeued {e.id} to {e.queue}")
-        if not entries:
+            if not args.json:
+                print(f"requeued {e.id} to {e.queue}")
+        if args.json:
+            print_json({"requeued": [{"id": e.id, "queue": e.queue} for e in entries]})
+        elif not entries:
             print("nothing to requeue")
         return 0
 
@@ -103,9 +110,16 @@ def _requeue(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    refused = confirm(f"Delete every dead letter of queue {args.queue!r}?", args.yes)
+    if refused is not None:
+        return refused
+
     async def body(dl: Any) -> int:
         count = await dl.purge(args.queue)
-        print(f"purged {count} dead letter(s) of {args.queue}")
+        if args.json:
+            print_json({"queue": args.queue, "purged": count})
+        else:
+            print(f"purged {count} dead letter(s) of {args.queue}")
         return 0
 
     return _run(args, body)

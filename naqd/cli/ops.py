@@ -12,11 +12,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from naqd.cli.common import EXIT_FAILED, add_servers, config_path, connect_once, load
-
-EXIT_NOT_FOUND = 3  # no such job / queue
-EXIT_USAGE = 64  # EX_USAGE: purge without --yes and no confirmation
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS cannot be reached
+from naqd.cli.common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    add_servers,
+    config_path,
+    confirm,
+    connect_once,
+    load,
+)
 
 DEFAULT_SCAN = 100_000  # messages `naqd job` looks through for a queued job's envelope
 
@@ -252,14 +257,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject, purge_subject, under
 
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("refusing to purge without --yes (stdin is not a terminal)", file=sys.stderr)
-            return EXIT_USAGE
-        answer = input(f"Remove every waiting job of queue {args.queue!r}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing purged", file=sys.stderr)
-            return EXIT_USAGE
+    refused = confirm(f"Remove every waiting job of queue {args.queue!r}?", args.yes)
+    if refused is not None:
+        return refused
 
     async def go(nc: Any) -> int:
         js = nc.jetstream()

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from naqd.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, add_servers, config_path, load
+from naqd.cli.common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    add_servers,
+    config_path,
+    load,
+    print_json,
+)
 from naqd.cli.common import client as make_client
 
 
@@ -72,23 +80,29 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                         "see `naqd schedules`)",
                         file=sys.stderr,
                     )
-                    return EXIT_FAILED
+                    return EXIT_NOT_FOUND
                 schedule = code.schedule
+            done: dict[str, Any] = {"schedule": args.name, "action": args.action}
             if args.action == "trigger":
                 from naqd.scheduler.firing import publish_fire  # loguru: the daemon extra
 
                 job_id = manual_job_id(args.name, datetime.now(UTC))
                 await publish_fire(client, schedule, job_id)
-                print(job_id)
+                done["job_id"] = job_id
+                text = job_id
             elif args.action == "pause":
                 await state.pause(args.name)
-                print(f"paused {args.name}")
+                text = f"paused {args.name}"
             elif args.action == "resume":
                 await state.resume(args.name)
-                print(f"resumed {args.name}")
+                text = f"resumed {args.name}"
             else:
                 await state.code_remove(args.name)
-                print(f"removed {args.name}")
+                text = f"removed {args.name}"
+            if args.json:
+                print_json(done)
+            else:
+                print(text)
             return 0
 
     return asyncio.run(go())
@@ -155,12 +169,8 @@ def cmd_delayed(args: argparse.Namespace) -> int:
             if args.action == "cancel":
                 if not args.job_id:
                     print("naqd delayed cancel needs a JOB_ID", file=sys.stderr)
-                    return EXIT_CONFIG
-                if await client.cancel(args.job_id):
-                    print(f"cancelled {args.job_id}")
-                    return 0
-                print(f"no pending delayed job {args.job_id}", file=sys.stderr)
-                return EXIT_FAILED
+                    return EXIT_USAGE
+                return await _cancel_delayed(client, args.job_id, args.json)
             pending = await client.delayed()
             if args.json:
                 out = [
@@ -176,6 +186,28 @@ def cmd_delayed(args: argparse.Namespace) -> int:
             return 0
 
     return asyncio.run(go())
+
+
+async def _cancel_delayed(client: Any, job_id: str, as_json: bool) -> int:
+    """Cancel only a job that is still held for later: an unknown id is "not found" (a
+    plain `client.cancel` would record a cancel for any id and report success)."""
+    from naqd.protocol.envelope import validate_job_id
+    from naqd.protocol.names import JOBS_STREAM, delayed_filter
+
+    try:
+        validate_job_id(job_id)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    info = await client._js.stream_info(JOBS_STREAM, subjects_filter=delayed_filter(job_id))
+    if not info.state.subjects or not await client.cancel(job_id):
+        print(f"no pending delayed job {job_id}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if as_json:
+        print_json({"id": job_id, "cancelled": True})
+    else:
+        print(f"cancelled {job_id}")
+    return 0
 
 
 COMMANDS = {"schedules": cmd_schedules, "delayed": cmd_delayed}

@@ -5,6 +5,7 @@ from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob, ServerTooOld
 from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed, NaqdError
 from naqd.client.queues import QueueInfo, QueueNotFound
+from naqd.client.readiness import NotInitialized
 from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
 from naqd.client.sync import SyncClient, SyncJob
 from naqd.protocol.schedules import ScheduleError
@@ -19,6 +20,7 @@ __all__ = [
     "JobFailed",
     "JobStatus",
     "NaqdError",
+    "NotInitialized",
     "QueueInfo",
     "QueueNotFound",
     "ScheduleError",

@@ -32,6 +32,7 @@ from naqd.client.errors import (
 )
 from naqd.client.messages import BuildMixin, task_name
 from naqd.client.queues import QueueMixin
+from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.unique import acquire as acquire_unique
@@ -444,6 +445,11 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
                         f"NATS denied publishing to {subject}: this user may not enqueue "
                         "into that queue (see its permissions)"
                     ) from exc
+                if isinstance(exc, NoStreamResponseError | NoRespondersError):
+                    # Nothing took the write: no stream at all fails now, not in 10 s.
+                    missing = await missing_streams(self._js)
+                    if missing is not None:
+                        raise missing from exc
                 if time.monotonic() + delay >= deadline:
                     raise EnqueueError(
                         f"could not enqueue to {subject} within {self.publish_deadline}s "

@@ -14,6 +14,7 @@ from typing import Any
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from naqd.client.errors import NaqdError
+from naqd.client.readiness import NotInitialized
 from naqd.protocol.names import UNIQUE_BUCKET
 
 DEFAULT_UNIQUE_FOR = 3600.0  # when only unique_key is given
@@ -56,8 +57,9 @@ async def acquire(js: Any, key: str, job_id: str, ttl: float) -> str:
     try:
         kv = await js.key_value(UNIQUE_BUCKET)
     except BucketNotFoundError:
-        raise NaqdError(
-            "the naqd_unique bucket does not exist yet: start a naqd worker once"
+        raise NotInitialized(
+            "the naqd_unique bucket does not exist yet: start a naqd daemon once, or run "
+            "`naqd init --config naq.yaml`"
         ) from None
     lock = lock_key(key)
     value = json.dumps({"job_id": job_id, "key": key}).encode()

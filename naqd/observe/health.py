@@ -144,3 +144,31 @@ def watchdog_ok(children: list[ChildHealth]) -> bool:
     """WATCHDOG=1: every running child's loop is alive. A NATS outage or a child waiting
     out its restart backoff does not starve the watchdog: restarting naqd fixes neither."""
     return all(c.alive for c in children if c.pid is not None)
+
+
+def stale_events(
+    before: dict[tuple[str, int], str], children: list[ChildHealth], stale_after: float
+) -> tuple[dict[tuple[str, int], str], list[tuple[str, str]]]:
+    """Log lines (level, message) for children that went stale or beat again since the
+    last look, and the states to compare with next time (keyed by label and pid, so a
+    restarted child starts afresh)."""
+    now: dict[tuple[str, int], str] = {}
+    events: list[tuple[str, str]] = []
+    for c in children:
+        if c.pid is None:
+            continue
+        key = (c.label, c.pid)
+        now[key] = c.state
+        was = before.get(key)
+        if c.state == "stale" and was != "stale":
+            beat = f"no beat for {c.age:.1f}s" if c.age is not None else "never beat"
+            events.append(
+                (
+                    "WARNING",
+                    f"{c.label} (pid {c.pid}) is stale: {beat} (limit {stale_after:g}s); "
+                    "its event loop is blocked or the process hangs",
+                )
+            )
+        elif was == "stale" and c.state != "stale":
+            events.append(("INFO", f"{c.label} (pid {c.pid}) beats again ({c.state})"))
+    return now, events

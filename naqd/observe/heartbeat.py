@@ -23,7 +23,8 @@ from nats.aio.client import Client as NATS
 from naqd.config import Config
 from naqd.observe.health import ChildLink, current_link
 from naqd.observe.metrics import JobObserver, metrics
-from naqd.protocol.names import HEARTBEATS_BUCKET, JOBS_STREAM, consumer_name, heartbeat_key
+from naqd.observe.queuegauges import pause_change, read_queue
+from naqd.protocol.names import HEARTBEATS_BUCKET, heartbeat_key
 from naqd.transport.cancelling import cancel_and_wait
 
 PUT_TIMEOUT = 2.0
@@ -66,6 +67,7 @@ class Heartbeat:
         self.depth_queue: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._kv: Any = None
+        self._paused: bool | None = None  # the depth queue's paused state, last seen
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -126,12 +128,28 @@ class Heartbeat:
             self._kv = await js.key_value(HEARTBEATS_BUCKET)
         await self._kv.put(self.key, json.dumps(self.record()).encode())
         if self.depth_queue is not None:
-            info = await js.consumer_info(JOBS_STREAM, consumer_name(self.depth_queue))
-            m = metrics()
-            m.queue_pending.labels(self.depth_queue).set(info.num_pending or 0)
-            m.queue_in_flight.labels(self.depth_queue).set(info.num_ack_pending or 0)
+            await self._queue_gauges(js, self.depth_queue)
         if self.link is not None and self.link.status_path:
             await self._write_status(self.link.status_path)
+
+    async def _queue_gauges(self, js: Any, name: str) -> None:
+        queue = self.config.queues.get(name)
+        levels = queue.priorities if queue is not None else ()
+        reading = await read_queue(js, name, levels, time.time())
+        m = metrics()
+        m.queue_pending.labels(name).set(reading.pending)
+        m.queue_in_flight.labels(name).set(reading.in_flight)
+        m.queue_paused.labels(name).set(1 if reading.paused else 0)
+        m.queue_lag.labels(name).set(round(reading.lag, 3))
+        m.dead_letters.labels(name).set(reading.dead)
+        change = pause_change(self._paused, reading.paused)
+        self._paused = reading.paused
+        if change == "paused":
+            logger.warning(
+                "queue {} is paused: workers take no new jobs ({} waiting)", name, reading.pending
+            )
+        elif change == "resumed":
+            logger.info("queue {} resumed ({} waiting)", name, reading.pending)
 
     async def _write_status(self, path: str) -> None:
         """The status page's data, gathered here because the supervisor has no NATS."""

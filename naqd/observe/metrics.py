@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,9 @@ class Metrics:
     running: Any
     queue_pending: Any
     queue_in_flight: Any
+    queue_paused: Any
+    queue_lag: Any
+    dead_letters: Any
     schedule_fires: Any
     schedule_last_fire: Any
     scheduler_is_leader: Any
@@ -121,6 +125,24 @@ def metrics() -> Metrics:
             ("queue",),
             multiprocess_mode="livemostrecent",
         ),
+        queue_paused=Gauge(
+            "naqd_queue_paused",
+            "1 while the queue is paused (its consumers are), else 0",
+            ("queue",),
+            multiprocess_mode="livemostrecent",
+        ),
+        queue_lag=Gauge(
+            "naqd_queue_lag_seconds",
+            "Age of the oldest job waiting for its first delivery (0 when none waits)",
+            ("queue",),
+            multiprocess_mode="livemostrecent",
+        ),
+        dead_letters=Gauge(
+            "naqd_dead_letters",
+            "Entries of the queue in the dead-letter stream, cluster-wide",
+            ("queue",),
+            multiprocess_mode="livemostrecent",
+        ),
         schedule_fires=Counter(
             "naqd_schedule_fires", "Jobs fired by a schedule on this host", ("schedule",)
         ),
@@ -138,6 +160,7 @@ def metrics() -> Metrics:
     )
 
 
+UNKNOWN_TASK = "<unknown>"  # the one `task` label of every name that does not resolve
 FLUSH_EVERY = 1.0  # seconds: a job's counts reach /metrics at most this late
 
 
@@ -213,8 +236,12 @@ class JobObserver:
     FLUSH_EVERY (a timer armed by the first event after a flush), so /metrics lags by up
     to a second and the per-job cost is a few dictionary updates."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, known: Callable[[str], bool] | None = None) -> None:
         self.queue = queue
+        # Whether a task name resolves: an unresolvable name (a typo in an allowed module)
+        # is counted under UNKNOWN_TASK, so made-up names cannot create series without end.
+        self._known = known
+        self._labels: dict[str, str] = {}
         self.running: dict[str, float] = {}  # job id -> started (unix time)
         self.done = 0
         self.failed = 0
@@ -223,7 +250,17 @@ class JobObserver:
         self._running_delta = 0
         self._flush_armed = False
 
+    def label(self, task: str) -> str:
+        """The `task` label value: the name when it resolves, else UNKNOWN_TASK."""
+        label = self._labels.get(task)
+        if label is None:
+            label = task if self._known is None or self._known(task) else UNKNOWN_TASK
+            if label != UNKNOWN_TASK:  # only real tasks are kept: their number is bounded
+                self._labels[task] = label
+        return label
+
     def _for(self, task: str) -> _TaskSeries:
+        task = self.label(task)
         series = self._series.get(task)
         if series is None:
             series = self._series[task] = _TaskSeries(metrics(), self.queue, task)
@@ -280,7 +317,7 @@ class JobObserver:
 
     def dead_lettered(self, task: str) -> None:
         """A job of this queue went to the dead-letter stream (called by that path)."""
-        metrics().dead_lettered.labels(self.queue, task).inc()
+        metrics().dead_lettered.labels(self.queue, self.label(task)).inc()
 
 
 @functools.cache

@@ -75,9 +75,10 @@ function render(s) {
   document.getElementById("cluster-age").textContent =
     c ? s.cluster_age + " s old" : "not collected yet";
   if (!c) return;
-  table("queues", ["queue", "pending", "in flight", "dead", "processes", "running"],
+  table("queues", ["queue", "pending", "in flight", "dead", "processes", "running", "state"],
     c.queues.map(q => [q.queue, q.pending, q.in_flight, q.dead, q.processes,
-                       q.running + "/" + q.concurrency]), "no queues");
+                       q.running + "/" + q.concurrency, q.paused ? "paused" : "active"]),
+    "no queues");
   table("workers", ["host", "pid", "role", "queues", "running", "done", "failed", "last beat"],
     c.workers.map(w => [w.host, w.pid, w.role, (w.queues || []).join(","),
                         (w.running || []).length, w.done, w.failed, when(w.last_heartbeat)]),

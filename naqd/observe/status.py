@@ -67,19 +67,17 @@ def leader(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 async def dead_letters(js: JetStreamContext, recent: int = 10) -> dict[str, Any]:
-    """Dead-letter counts per queue and the newest entries, from the stream the delivery
-    work names `names.DLQ_STREAM` (absent until that stream exists)."""
-    stream = getattr(names, "DLQ_STREAM", None)
+    """Dead-letter counts per queue and the newest entries (`available` is False until a
+    daemon has created the dead-letter stream)."""
+    stream = names.DLQ_STREAM
     empty: dict[str, Any] = {"available": False, "counts": {}, "recent": []}
-    if not stream:
-        return empty
     try:
-        info = await js.stream_info(stream, subjects_filter=">")
+        info = await js.stream_info(stream, subjects_filter=names.dlq_filter())
     except NotFoundError:
         return empty
     counts: dict[str, int] = {}
     for subject, n in (info.state.subjects or {}).items():
-        queue = subject.rsplit(".", 1)[-1]
+        queue = names.dlq_queue(subject)
         counts[queue] = counts.get(queue, 0) + n
     entries: list[dict[str, Any]] = []
     seq = info.state.last_seq
@@ -98,7 +96,7 @@ def _dead_entry(msg: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "seq": msg.seq,
         "subject": msg.subject,
-        "queue": msg.subject.rsplit(".", 1)[-1],
+        "queue": names.dlq_queue(msg.subject),
     }
     if getattr(msg, "time", None):
         entry["time"] = str(msg.time)

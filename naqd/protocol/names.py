@@ -115,6 +115,11 @@ def delayed_subject(queue: str, job_id: str) -> str:
     return f"{DELAYED_SUBJECT_PREFIX}.{queue}.{job_id}"
 
 
+def delayed_filter(job_id: str) -> str:
+    """The holder of a delayed job, whatever its queue."""
+    return f"{DELAYED_SUBJECT_PREFIX}.*.{job_id}"
+
+
 def dependent_subject(queue: str, job_id: str) -> str:
     return f"{DEPENDENT_SUBJECT_PREFIX}.{queue}.{job_id}"
 
@@ -155,6 +160,12 @@ ADVISORY_CONSUMER = "dlq-mover"
 
 def dlq_subject(queue: str, job_id: str) -> str:
     return f"{DLQ_SUBJECT_PREFIX}.{queue}.{job_id}"
+
+
+def dlq_queue(subject: str) -> str:
+    """The queue of a dead-letter subject `naqd.dlq.<queue>.<job id>`: the third token, as
+    queue names have no dots and job ids may (`cron.nightly.<tick>`)."""
+    return subject.split(".", 3)[2] if subject.count(".") >= 2 else ""
 
 
 def dlq_filter(queue: str | None = None) -> str:

@@ -78,10 +78,10 @@ class FireLoop:
         self.loaded = False  # cursors loaded from KV since we last became leader
         self.stopped = False
         self.pending: set[asyncio.Task[None]] = set()
-        info = logger.level("INFO").no
+        debug = logger.level("DEBUG").no
         self.firer = Firer(
             client, state, may_fire, revision, self._settle, paused,
-            log_fires=logger.level(config.logging.level).no <= info,
+            log_fires=logger.level(config.logging.level).no <= debug,
         )  # fmt: skip
         self._wake = asyncio.Event()  # a schedule went back in, due before we wake
         self._wake_at = 0.0  # when the loop's current sleep ends (0 while it is awake)

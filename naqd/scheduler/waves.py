@@ -61,6 +61,22 @@ class Fire:
     holds: bool  # the schedule is out of the timetable until this fire is settled
 
 
+def wave_summary(fires: list[Fire], fired: int, skipped: int) -> str:
+    """One INFO line per wave (each fire is a DEBUG line): a thousand ticks due at once
+    must not write a thousand lines."""
+    names = sorted({f.schedule.name for f in fires})
+    ticks = sorted(f.tick for f in fires)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    when = ticks[0].isoformat() + (f" .. {ticks[-1].isoformat()}" if ticks[-1] != ticks[0] else "")
+    line = f"fired {fired} of {len(fires)} due tick(s) of {shown} ({when})"
+    rest = len(fires) - fired - skipped
+    if skipped:
+        line += f"; {skipped} paused"
+    if rest > 0:
+        line += f"; {rest} being retried"
+    return line
+
+
 @dataclass(slots=True)
 class Sent:
     fire: Fire
@@ -96,9 +112,10 @@ class Firer:
         self.revision = revision
         self.settle = settle
         self.paused = paused  # None: ask KV on each fire
-        self.log_fires = log_fires  # INFO is on: a line per fire (skipped cheaply if not)
+        self.log_fires = log_fires  # DEBUG is on: a line per fire (skipped cheaply if not)
         self.recorded: dict[str, datetime] = {}  # the tick in KV `last.<name>`, as we know it
         self.fired = 0
+        self.skipped = 0  # fires of paused schedules in the current wave
         self.tasks: set[asyncio.Task[None]] = set()
         self._publisher: StreamWriter | None = None
         self._wave_lock = asyncio.Lock()  # one wave at a time, so IN_FLIGHT bounds them all
@@ -115,12 +132,15 @@ class Firer:
         """Fire `fires`: all their jobs first, then their ticks' KV records."""
         for fire in fires:
             self._owed[id(fire)] = fire
+        before, self.skipped = self.fired, 0
         try:
             await self._wave(fires)
         except Exception as exc:  # a bug, not NATS trouble: never lose the schedules
             logger.opt(exception=exc).error("fire wave failed")
             for fire in fires:
                 self._done(fire, False)
+        if fires:
+            logger.info("{}", wave_summary(fires, self.fired - before, self.skipped))
 
     async def _wave(self, fires: list[Fire]) -> None:
         async with self._wave_lock:
@@ -176,7 +196,8 @@ class Firer:
             job_id = tick_job_id(name, fire.tick)
             try:
                 if await self._is_paused(name):
-                    logger.info("{}: paused, not firing {}", name, fire.tick.isoformat())
+                    logger.debug("{}: paused, not firing {}", name, fire.tick.isoformat())
+                    self.skipped += 1
                     job_id = ""
                     records.append(Recording(fire, job_id, await self._send_record(fire, job_id)))
                 else:
@@ -249,7 +270,7 @@ class Firer:
         children[0].inc()
         children[1].set(time.time())
         if self.log_fires:
-            logger.info("fired {} for tick {}", job_id, fire.tick.isoformat())
+            logger.debug("fired {} for tick {}", job_id, fire.tick.isoformat())
 
     def _retry(self, fire: Fire, job_id: str, *, publish: bool, msg: Message | None = None) -> None:
         task = asyncio.get_running_loop().create_task(self._retry_one(fire, job_id, publish, msg))

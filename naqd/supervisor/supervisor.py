@@ -76,6 +76,7 @@ class Supervisor:
         self._status = ""
         self._next_watchdog = 0.0
         self._reload_notify = False
+        self._seen: dict[tuple[str, int], str] = {}  # child states last looked at
         self.view = SupervisorView()
 
     # -- signals: handlers only record; the loop acts -----------------------------------
@@ -317,6 +318,9 @@ class Supervisor:
             self._reload_notify = False
             self.notifier.ready(self._status or "running")
         nats_down = self.view.nats_server == "down"
+        self._seen, events = health.stale_events(self._seen, kids, self.view.stale_after)
+        for level, message in events:
+            logger.log(level, message)
         if not self.ready_sent and health.all_ready(kids):
             self.ready_sent = True
             self._status = _status_line(kids)

@@ -53,11 +53,12 @@ from naqd.worker.outcome import (
 from naqd.worker.progress import progress_publisher
 from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
 from naqd.worker.recycle import RecycleLimits, recycle_label, rss_bytes
+from naqd.worker.redelivery import log_redelivery
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.settle import Settler, ttl_headers
 from naqd.worker.settle import nak as _nak
 from naqd.worker.store import read_record
-from naqd.worker.tasks import check_arguments, is_coroutine_task, resolve_task
+from naqd.worker.tasks import check_arguments, is_coroutine_task, resolve_task, task_known
 from naqd.worker.timeouts import ThreadRunner, call_async
 
 # What a task may raise: a sys.exit() in a task fails the job, not the worker.
@@ -71,7 +72,7 @@ class Runner:
         self.config = config
         self.queue = queue
         self.admission = AdmissionPolicy.from_config(config, queue.name)
-        self.observe = JobObserver(queue.name)  # metrics and the heartbeat's job list
+        self.observe = JobObserver(queue.name, task_known)  # metrics, heartbeat's job list
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[int, tuple[Msg, asyncio.Task[None]]] = {}  # by id(msg)
         self.backlog: deque[Msg] = deque()
@@ -201,6 +202,8 @@ class Runner:
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
         attempt, errors = attempt_of(prior, delivered, store)
+        if delivered > 1:
+            log_redelivery(env.id, env.task, prior, delivered, store)
         base = ResultRecord(
             id=env.id,
             status="running",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from functools import cache
 from types import ModuleType
@@ -41,6 +42,20 @@ def resolve_task(name: str) -> Callable[..., Any]:
             f"not in {module_name!r}: enqueue it under the module that defines it"
         )
     return obj  # type: ignore[no-any-return]
+
+
+def task_known(name: str) -> bool:
+    """Whether `name` resolves to a task (for metric labels: unknown names share one).
+    Never imports anything: a name whose module is not loaded yet is unknown, since a
+    refused job's task (outside the allow-list) must never be imported, even for a label.
+    Every task that ran has had its module loaded by resolve_task."""
+    if name.partition(":")[0] not in sys.modules:
+        return False
+    try:
+        resolve_task(name)
+    except Exception:  # not only TaskNotFound: "" or "a b" fail inside importlib
+        return False
+    return True
 
 
 class BadArguments(TypeError):

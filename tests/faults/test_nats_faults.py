@@ -4,7 +4,9 @@ leader of a 3-node cluster killed). No job is lost; duplicates stay bounded."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +61,28 @@ def test_nats_restart_mid_run_loses_no_job(daemon_factory, nats_server, tmp_path
     wait_until(lambda: len(runs(tmp_path)) == total, 90, what="all jobs ran")
     # In flight at the restart: 2 x 16 slots, plus enqueues whose PubAck was lost.
     assert_all_ran(runs(tmp_path), total, max_duplicates=64)
+
+
+def test_an_outage_logs_its_error_once_not_twice_a_second(daemon_factory, nats_server) -> None:
+    daemon = daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        scheduler: {enabled: false}
+        queues: {default: {concurrency: 1}}
+        """,
+        ready_workers=1,
+    )
+    nats_server.stop()
+    daemon.wait_for_log("nats data: disconnected")
+    t0 = time.monotonic()
+    # Reconnect attempts come every 0.5 s: let 8 or more of them fail.
+    wait_until(lambda: time.monotonic() - t0 > 4, 10, what="4 s of outage")
+    nats_server.start()
+    daemon.wait_for_log("nats data: reconnected (")
+    errors = re.findall(r"WARNING .*nats data: (?!disconnected)(.*)", daemon.log)
+    assert 1 <= len(errors) <= 2, errors  # the first, and at most one 30 s reminder
+    left_out = re.search(r"nats data: reconnected \((\d+) repeated error", daemon.log)
+    assert left_out is not None and int(left_out.group(1)) >= 4, daemon.log[-2000:]
 
 
 @pytest.fixture

@@ -74,9 +74,10 @@ async def test_enqueue_many_with_no_stream_fails_clearly_and_leaves_nothing_pend
     from naqd import Client
     from naqd.client.errors import EnqueueError
 
-    # No naqd resources on this server: every pipelined write is refused (no stream).
+    # No naqd resources on this server: every pipelined write is refused (no stream),
+    # and the client says so at once (NotInitialized is an EnqueueError).
     async with Client(nats_server.url, publish_deadline=0.5) as client:
-        with pytest.raises(EnqueueError, match="could not enqueue"):
+        with pytest.raises(EnqueueError, match="streams do not exist yet"):
             await client.enqueue_many("tests.tasks:add", [(1, 2)] * 50)
         assert client._writer is not None and client._writer._pending == {}
 

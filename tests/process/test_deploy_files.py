@@ -93,10 +93,25 @@ def test_compose_config_and_dockerfile_fit_together() -> None:
         timeout=60,
     )
     assert check.returncode == 0, check.stderr
+    # Every Prometheus target is a compose service speaking Prometheus text: nats-server's
+    # own monitoring port answers JSON, so it is scraped through an exporter.
+    for job in yaml.safe_load((DOCKER / "prometheus.yml").read_text())["scrape_configs"]:
+        assert "varz" not in job.get("metrics_path", "/metrics"), job
+        for target in job["static_configs"][0]["targets"]:
+            host, port = target.split(":")
+            assert host in services, target
+            assert port != "8222", target
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
     assert re.search(r"^USER naqd$", dockerfile, re.M)
     assert re.search(r"^EXPOSE 9464$", dockerfile, re.M)
+    ignored = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ".git" in ignored and ".venv" in ignored
     for src in re.findall(r"^COPY (\S+(?: \S+)*) \S+$", dockerfile, re.M):
         for path in src.split():
             assert (REPO / path).exists(), path
+            assert path.rstrip("/") not in ignored, path  # the build context keeps it

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from naqd import SyncClient
@@ -272,9 +275,11 @@ def test_notify_protocol_ready_watchdog_reload_stopping(daemon_factory, tmp_path
             pings = notify.count("WATCHDOG=1")
             wait_until(lambda: healthz(daemon.metrics_url) == 503, 1.5)
             assert notify.count("WATCHDOG=1") <= pings + 1
+            daemon.wait_for_log(f"(pid {victim}) is stale: no beat for")
         finally:
             os.kill(victim, signal.SIGCONT)
         wait_until(lambda: notify.count("WATCHDOG=1") >= pings + 3, 20, what="pings resume")
+        daemon.wait_for_log(f"(pid {victim}) beats again")
 
         daemon.send(signal.SIGHUP)
         wait_until(lambda: notify.count("READY=1") == 2, 20, what="READY=1 after reload")
@@ -320,3 +325,77 @@ def test_a_taken_metrics_port_does_not_stop_the_jobs(daemon_factory, nats_server
         daemon.wait_for_log("cannot serve metrics on")
         with SyncClient(nats_server.url) as client:
             assert client.enqueue("tests.tasks:add", 2, 2).result(timeout=20) == 4
+
+
+def test_queue_gauges_dead_letters_lag_pause_and_unknown_tasks(daemon_factory, nats_server) -> None:
+    daemon = daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        scheduler: {enabled: false}
+        queues: {default: {concurrency: 2, processes: 1, retries: 0}}
+        heartbeat: {interval: 1s}
+        """,
+        ready_workers=1,
+    )
+    base = daemon.metrics_url
+    with SyncClient(nats_server.url) as client:
+        # Misspelled names in an allowed module: dead letters, and one label between them.
+        dead = [client.enqueue(f"tests.tasks:no_such_{i}") for i in range(3)]
+        dead.append(client.enqueue("tests.tasks:fail", "boom"))
+        for job in dead:
+            wait_until(lambda job=job: client.status(job.id) == "failed", 20, what="dead")
+        wait_until(
+            lambda: value(scrape(base), "naqd_dead_letters", queue="default") == 4,
+            10,
+            what="4 dead letters counted",
+        )
+        s = scrape(base)
+        tasks = {dict(labels).get("task") for _, labels in s} - {None}
+        assert tasks == {"<unknown>", "tests.tasks:fail"}, tasks
+        assert value(s, "naqd_jobs_started_total", queue="default", task="<unknown>") == 3
+        assert value(s, "naqd_queue_paused", queue="default") == 0
+        assert value(s, "naqd_queue_lag_seconds", queue="default") == 0
+
+        client.pause_queue("default")
+        daemon.wait_for_log("queue default is paused")
+        waiting = client.enqueue("tests.tasks:add", 1, 2)
+        wait_until(
+            lambda: (
+                value(s := scrape(base), "naqd_queue_paused", queue="default") == 1
+                and value(s, "naqd_queue_pending", queue="default") == 1
+                and value(s, "naqd_queue_lag_seconds", queue="default") >= 1.0
+            ),
+            20,
+            what="paused, one job waiting for more than a second",
+        )
+        client.resume_queue("default")
+        assert waiting.result(timeout=20) == 3
+        daemon.wait_for_log("queue default resumed")
+        wait_until(
+            lambda: (
+                value(s := scrape(base), "naqd_queue_paused", queue="default") == 0
+                and value(s, "naqd_queue_lag_seconds", queue="default") == 0
+            ),
+            10,
+            what="resumed, nothing waiting",
+        )
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="Prometheus' promtool not installed")
+def test_a_real_scrape_passes_promtool(daemon_factory, nats_server) -> None:
+    daemon = daemon_factory(FAST, ready_workers=2)
+    with SyncClient(nats_server.url) as client:
+        assert client.enqueue("tests.tasks:add", 1, 2).result(timeout=20) == 3
+        bad = client.enqueue("tests.tasks:no_such_task")
+        wait_until(lambda: client.status(bad.id) == "failed", 20, what="dead letter")
+    wait_until(
+        lambda: value(scrape(daemon.metrics_url), "naqd_dead_letters", queue="default") == 1,
+        10,
+        what="the dead-letter gauge",
+    )
+    text = urllib.request.urlopen(f"{daemon.metrics_url}/metrics", timeout=5).read()
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout + check.stderr == b""  # no lint warnings either

@@ -4,6 +4,7 @@ daemon, and the status page over HTTP and in headless Chromium."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -134,6 +135,38 @@ def test_queues_purge_and_job(live, tmp_path: Path) -> None:
     assert naqd("job", waiting[1].id, "--servers", url).returncode == 3
 
 
+def make_dead_letters(url: str) -> None:
+    """Two dead letters in `default` and one in `idle`; ids with dots, as cron-fired jobs
+    have (`cron.<schedule>.<tick>`)."""
+    with SyncClient(url) as client:
+        jobs = [
+            client.enqueue("tests.tasks:fail", "x", job_id=f"dead.{i}.x", queue=queue)
+            for i, queue in enumerate(("default", "default", "idle"))
+        ]
+        for job in jobs:
+            wait_until(lambda job=job: client.status(job.id) == "failed", 20)
+
+
+def test_dead_letters_are_counted_per_queue(live) -> None:
+    _, url = live
+    make_dead_letters(url)
+    rows = json.loads(naqd("queues", "--servers", url, "--json", check_json=True).stdout)
+    assert {r["queue"]: r["dead"] for r in rows} == {"default": 2, "idle": 1}
+    table = naqd("queues", "--servers", url).stdout.splitlines()
+    header = table[0].split()
+    by_queue = {line.split()[0]: line.split() for line in table[1:]}
+    assert by_queue["default"][header.index("DEAD") - 1] == "2"  # "IN FLIGHT" is two words
+    data = json.loads(naqd("status", "--servers", url, "--json", check_json=True).stdout)
+    assert {q["queue"]: q["dead"] for q in data["queues"]} == {"default": 2, "idle": 1}
+    assert data["dead_letters"]["counts"] == {"default": 2, "idle": 1}
+    recent = data["dead_letters"]["recent"]
+    assert sorted((d["queue"], d["id"]) for d in recent) == [
+        ("default", "dead.0.x"),
+        ("default", "dead.1.x"),
+        ("idle", "dead.2.x"),
+    ]
+
+
 def test_unreachable_nats_exits_69() -> None:
     out = naqd("status", "--servers", "nats://127.0.0.1:1")
     assert out.returncode == 69 and "cannot reach NATS" in out.stderr
@@ -171,10 +204,21 @@ def test_status_page_and_its_data_over_http(live) -> None:
     assert cluster["schedules"][0]["schedule"] == "nightly"
 
 
+def page_dead(daemon) -> dict | None:
+    """The page's data once its snapshot has the three dead letters."""
+    cluster = api_status(daemon)["cluster"]
+    if not cluster or len(cluster["dead_letters"]["recent"]) < 3:
+        return None
+    return cluster
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
 def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
-    daemon, _ = live
+    daemon, url = live
+    make_dead_letters(url)
     wait_until(lambda: cluster_of(api_status(daemon), 4), 20, what="cluster snapshot")
+    cluster = wait_until(lambda: page_dead(daemon), 20, what="dead letters on the page")
+    assert {q["queue"]: q["dead"] for q in cluster["queues"]} == {"default": 2, "idle": 1}
     pids = [str(c["pid"]) for c in api_status(daemon)["children"]]
     dom = subprocess.run(
         [
@@ -182,6 +226,11 @@ def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             f"--user-data-dir={tmp_path / 'chromium'}",
             "--virtual-time-budget=5000",
             "--dump-dom",
@@ -195,5 +244,11 @@ def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
     for pid in pids:
         assert f"<td>{pid}</td>" in dom or f'<td class="num">{pid}</td>' in dom
     assert "<td>nightly</td>" in dom
-    assert "<td>idle</td>" in dom
-    assert "no scheduler leads right now" in dom
+    # Queue rows: queue, pending, in flight, dead, processes, running.
+    num = '<td class="num">\\d+</td>'
+    assert re.search(f'<td>default</td>{num}{num}<td class="num">2</td>', dom), dom
+    assert re.search(f'<td>idle</td>{num}{num}<td class="num">1</td>', dom), dom
+    assert re.search(r"<td>\d+/4</td><td>active</td>", dom), dom  # running, state
+    # Recent dead letters: seq, queue (not the job id), job id.
+    for queue, job in (("default", "dead.0.x"), ("default", "dead.1.x"), ("idle", "dead.2.x")):
+        assert f"<td>{queue}</td><td>{job}</td>" in dom

@@ -27,6 +27,7 @@ tasks: {{imports: [tests.tasks]}}
 queues: {{default: {{concurrency: 4, ack_wait: 2s, retries: 1}}}}
 scheduler: {{leader_election: {{lease: {LEASE:g}s, renew_every: {RENEW:g}s}}}}
 shutdown: {{grace_period: 5s}}
+logging: {{level: debug}}  # a line per fire is DEBUG; INFO has one line per wave
 """
 FIRED = re.compile(r"fired (cron\.\S+) for tick")
 
@@ -140,6 +141,11 @@ def test_sighup_adds_a_schedule_without_restarting_workers(daemon_factory, tmp_p
 def test_broken_yaml_on_sighup_keeps_the_old_config(daemon_factory, tmp_path: Path) -> None:
     daemon = daemon_factory(SCHEDULED + tick_schedule(tmp_path), ready_workers=1)
     wait_until(lambda: fired(daemon), 20, what="first fire")
+    wait_until(
+        lambda: re.search(r"INFO .* fired 1 of 1 due tick\(s\) of tick \(", daemon.log),
+        10,
+        what="the wave's summary at INFO",
+    )
     good = daemon.config_path.read_text()
     daemon.config_path.write_text(good.replace("every: 1s", "every: often"))
     daemon.send(signal.SIGHUP)
@@ -197,7 +203,7 @@ def test_schedules_cli_lists_pauses_resumes_and_triggers(
     wait_until(lambda: job_id in result_keys(nats_server.url, "cron.nightly."), 20, what="run")
 
     unknown = naqd_cli("schedules", "trigger", "nope", "--config", config)
-    assert unknown.returncode == 1 and "unknown schedule 'nope'" in unknown.stderr
+    assert unknown.returncode == 3 and "unknown schedule 'nope'" in unknown.stderr
 
 
 def test_sighup_applies_queue_changes_to_those_queues_only(

@@ -101,3 +101,42 @@ def test_healthz_fails_while_the_embedded_server_is_down() -> None:
     for state, ok in (("up", True), ("down", False)):
         v = SupervisorView(children=kids, nats_server=state)
         assert v.healthy(v.health()) is ok
+
+
+def test_stale_and_recovered_children_are_logged_once() -> None:
+    from naqd.observe.health import ChildHealth, stale_events
+
+    def kid(state: str, pid: int = 7) -> ChildHealth:
+        return ChildHealth("worker[q]#0", "worker", pid, state, 9.5 if state == "stale" else 0.1)
+
+    seen, events = stale_events({}, [kid("healthy")], 3.0)
+    assert events == []
+    seen, events = stale_events(seen, [kid("stale")], 3.0)
+    assert [lvl for lvl, _ in events] == ["WARNING"]
+    assert "worker[q]#0 (pid 7) is stale: no beat for 9.5s (limit 3s)" in events[0][1]
+    seen, events = stale_events(seen, [kid("stale")], 3.0)
+    assert events == []  # still stale: said once
+    seen, events = stale_events(seen, [kid("healthy")], 3.0)
+    assert events == [("INFO", "worker[q]#0 (pid 7) beats again (healthy)")]
+    # A restarted child (new pid) is judged afresh; a down slot says nothing here.
+    seen, events = stale_events(seen, [kid("starting", pid=8), kid("down", pid=None)], 3.0)
+    assert events == []
+
+
+def test_repeated_connection_errors_are_throttled() -> None:
+    from naqd.transport.connection import ErrorThrottle
+
+    now = [0.0]
+    t = ErrorThrottle(every=30.0, clock=lambda: now[0])
+    refused = "ConnectionRefusedError: [Errno 111] Connect call failed"
+    assert t.note(refused) == 0  # the first is logged
+    for i in range(59):  # twice a second for 30 s: left out
+        now[0] = 0.5 * (i + 1)
+        assert t.note(refused) is None
+    assert t.note("TimeoutError: ") == 0  # a different error is logged at once
+    now[0] = 30.0
+    assert t.note(refused) == 59  # the next line says how many were left out
+    now[0] = 30.5
+    assert t.note(refused) is None
+    assert t.reset() == 1
+    assert t.note(refused) == 0  # after a reconnect the first error shows again

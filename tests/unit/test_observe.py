@@ -10,9 +10,10 @@ import pytest
 
 from naqd.cli.ops import _ago, table
 from naqd.config import parse_config
-from naqd.observe.metrics import ENV_DIR, JobObserver, MultiprocDir
+from naqd.observe.metrics import ENV_DIR, UNKNOWN_TASK, JobObserver, MultiprocDir
+from naqd.observe.queuegauges import pause_change
 from naqd.observe.status import hosts, leader, schedules
-from naqd.protocol.names import heartbeat_key
+from naqd.protocol.names import dlq_queue, heartbeat_key
 
 
 def config(yaml: str):
@@ -151,3 +152,48 @@ async def test_job_observer_writes_counts_at_most_a_flush_late() -> None:
     obs.flush()
     assert counter._value.get() == before + 1
     assert metrics().succeeded.labels("flush-queue", "m:g")._value.get() >= 1
+
+
+@pytest.mark.parametrize(
+    ("before", "paused", "log"),
+    [
+        (None, False, None),  # first reading, serving: nothing to say
+        (None, True, "paused"),  # first reading, paused: say why nothing runs
+        (False, True, "paused"),
+        (True, False, "resumed"),
+        (True, True, None),
+        (False, False, None),
+    ],
+)
+def test_pause_changes_logged(before: bool | None, paused: bool, log: str | None) -> None:
+    assert pause_change(before, paused) == log
+
+
+@pytest.mark.parametrize(
+    ("subject", "queue"),
+    [
+        ("naqd.dlq.default.abc", "default"),
+        ("naqd.dlq.emails.cron.nightly.20260101T030000", "emails"),
+        ("naqd.dlq", ""),
+    ],
+)
+def test_dead_letter_subject_names_its_queue(subject: str, queue: str) -> None:
+    assert dlq_queue(subject) == queue
+
+
+def test_unknown_task_names_share_one_label() -> None:
+    obs = JobObserver("q", known=lambda name: name == "m:real")
+    assert [obs.label(n) for n in ("m:real", "m:typo1", "m:typo2")] == [
+        "m:real",
+        UNKNOWN_TASK,
+        UNKNOWN_TASK,
+    ]
+    assert JobObserver("q").label("m:anything") == "m:anything"
+
+
+@pytest.mark.parametrize("name", ["", "has space", ":", "tests.tasks:", "tests.tasks:no_such"])
+def test_names_that_do_not_resolve_are_unknown_without_raising(name: str) -> None:
+    from naqd.worker.tasks import task_known
+
+    assert task_known(name) is False
+    assert JobObserver("q", task_known).label(name) == UNKNOWN_TASK

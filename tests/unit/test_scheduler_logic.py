@@ -178,3 +178,26 @@ def test_delayed_holder_reads_back() -> None:
         b'{"task": "m:f", "id": "abc"}',
     )
     assert d == DelayedJob("abc", "default", datetime(2026, 1, 1, 10, 0, 1, tzinfo=UTC), "m:f")
+
+
+def test_one_summary_line_per_wave() -> None:
+    from datetime import UTC, datetime
+
+    from naqd.config import ScheduleConfig
+    from naqd.scheduler.waves import Fire, wave_summary
+
+    t0 = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
+    t1 = datetime(2026, 1, 1, 3, 1, tzinfo=UTC)
+
+    def fire(name: str, tick: datetime) -> Fire:
+        s = ScheduleConfig(name=name, task="m:f", every=60.0)
+        return Fire(s, tick, t0, 1, False)
+
+    one = wave_summary([fire("nightly", t0)], 1, 0)
+    assert one == "fired 1 of 1 due tick(s) of nightly (2026-01-01T03:00:00+00:00)"
+    many = [fire(f"s{i}", t0) for i in range(5)] + [fire("s0", t1)]
+    line = wave_summary(many, 3, 2)
+    assert line == (
+        "fired 3 of 6 due tick(s) of s0, s1, s2 and 2 more "
+        "(2026-01-01T03:00:00+00:00 .. 2026-01-01T03:01:00+00:00); 2 paused; 1 being retried"
+    )
