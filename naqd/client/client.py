@@ -270,7 +270,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         if unique_key is not None or unique_for is not None:
             ttl = unique_window(unique_for)
             key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
-            owner = await acquire_unique(self._js, key, job_id, ttl)
+            owner = await acquire_unique(self._js, key, job_id, ttl, self._has_ended)
             if owner != job_id:
                 return Job(self, owner)
             lock = lock_key(key)

@@ -50,6 +50,14 @@ class ResultsMixin:
             entry.value, allow_pickle=self.serializer == "pickle", keyring=self.keyring
         )
 
+    async def _has_ended(self, job_id: str) -> bool:
+        """Whether the job's final record is stored (a unique lock it holds is stale)."""
+        try:
+            rec = await self.record(job_id)
+        except Exception:  # unreadable here (e.g. signed with a key we lack): assume not
+            return False
+        return rec is not None and rec.status in ("succeeded", "failed", "cancelled")
+
     async def status(self, job_id: str) -> JobStatus:
         """queued | running | succeeded | failed | cancelled, with the job's reported
         `.progress` and `.message`. Like Celery's PENDING, 'queued' also covers an id

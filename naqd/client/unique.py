@@ -5,9 +5,11 @@ the job ends."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -52,8 +54,17 @@ def lock_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def acquire(js: Any, key: str, job_id: str, ttl: float) -> str:
-    """The job id that owns `key`: ours when we took the lock, else the holder's."""
+async def acquire(
+    js: Any,
+    key: str,
+    job_id: str,
+    ttl: float,
+    finished: Callable[[str], Awaitable[bool]] | None = None,
+) -> str:
+    """The job id that owns `key`: ours when we took the lock, else the holder's. A holder
+    that `finished` says has ended no longer owns the key, even if its worker has not
+    deleted the lock yet (it does so after the done notice and the ack, or never if it
+    died in between): the lock is taken over, compare-and-delete first."""
     try:
         kv = await js.key_value(UNIQUE_BUCKET)
     except BucketNotFoundError:
@@ -76,7 +87,10 @@ async def acquire(js: Any, key: str, job_id: str, ttl: float) -> str:
         if entry.value:
             holder = json.loads(entry.value).get("job_id")
             if isinstance(holder, str) and holder:
-                return holder
+                if finished is None or not await finished(holder):
+                    return holder
+                with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
+                    await kv.delete(lock, last=entry.revision)
     raise NaqdError(f"unique key {key!r} is contended; try again")
 
 
