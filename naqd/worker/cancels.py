@@ -75,7 +75,7 @@ class CancelWatch:
                     ctx.request_cancel()
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
     async def _resync_loop(self) -> None:
         while True:

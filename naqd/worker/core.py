@@ -42,6 +42,10 @@ class WorkerCore:
             self._tasks.append(loop.create_task(mover.run()))
         await self.puller.start()
 
+    def holds_nothing(self) -> bool:
+        """No job running here and none waiting in the backlog for a slot."""
+        return not self.runner.running and not self.runner.backlog
+
     async def reset(self) -> None:
         """After a reconnect: pull requests are server state and were lost."""
         await self.puller.reset()
