@@ -1,4 +1,4 @@
-"""Enqueue -> worker -> result, against a real nats-server and the real naqd daemon."""
+"""Enqueue -> worker -> result, against a real nats-server and the worker in-process."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from naqd import Client, JobFailed, SyncClient
-from tests.conftest import Daemon
 from tests.natsserver import NatsServer
+from tests.workerthread import WorkerThread
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,9 @@ queues:
 shutdown: {{grace_period: 5s}}
 """
     )
-    daemon = Daemon(config, tmp / "naqd.log").start()
-    daemon.wait_for_log("ready: queue", count=2)
+    worker = WorkerThread(config, server.url, tmp / "worker.log").start()
     yield server, tmp
-    daemon.stop()
+    worker.stop()
     server.stop()
 
 
