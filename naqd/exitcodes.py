@@ -6,6 +6,7 @@ from __future__ import annotations
 EXIT_OK = 0  # done; for a child, a planned exit (drained, recycled, burst finished)
 EXIT_FAILED = 1  # a command's operation failed; for a child, a crash
 EXIT_TIMEOUT = 2  # a command gave up waiting (e.g. `naqd enqueue --wait`)
+EXIT_NOT_FOUND = 3  # `naqd job`, `naqd purge`: no such job or queue
 EXIT_USAGE = 64  # EX_USAGE: bad command-line usage
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS unreachable, publish not confirmed
 # EX_TEMPFAIL: a burst-mode worker recycled with work left (in burst mode, a worker's

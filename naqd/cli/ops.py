@@ -13,10 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from naqd.cli.common import EXIT_FAILED, add_servers, config_path, connect_once, load
-
-EXIT_NOT_FOUND = 3  # no such job / queue
-EXIT_USAGE = 64  # EX_USAGE: purge without --yes and no confirmation
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: NATS cannot be reached
+from naqd.exitcodes import EXIT_NOT_FOUND, EXIT_USAGE
 
 DEFAULT_SCAN = 100_000  # messages `naqd job` looks through for a queued job's envelope
 
