@@ -78,7 +78,7 @@ class Worker:
             await nc.close()
             raise RuntimeError("NATS refused naqd's streams (see the log)")
         for i, queue in enumerate(self.config.queues.values()):
-            core = WorkerCore(nc, self.config, queue, advisories=i == 0)
+            core = WorkerCore(nc, self.config, queue, advisories=i == 0, recyclable=False)
             await core.start()
             self.cores[queue.name] = core
         self._started = True

@@ -117,3 +117,14 @@ def test_plugin_import_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert out.stdout.strip() == "['naqd.testing', 'naqd.testing.pytest_plugin']"
+
+
+async def test_recycle_limits_never_stall_the_in_process_worker(nats_server: object) -> None:
+    """A daemon's worker stops pulling to be replaced after max_jobs_per_process; an
+    in-process worker has no process to replace, so it must go on."""
+    url = nats_server.url  # type: ignore[attr-defined]
+    queues = {"default": {"concurrency": 1, "max_jobs_per_process": 2, "max_jobs_jitter": 0}}
+    async with Worker(url, tasks=["tests.tasks"], queues=queues) as worker, Client(url) as client:
+        jobs = [await client.enqueue("tests.tasks:add", i, 1) for i in range(5)]
+        await worker.drain(timeout=10)
+        assert [await j.result(timeout=1) for j in jobs] == [1, 2, 3, 4, 5]
