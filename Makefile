@@ -19,7 +19,7 @@ install: $(STAMP)
 run: install ## start naqd on the example config with an embedded NATS server (examples/ is not installed: found through PYTHONPATH)
 	PYTHONPATH=$(CURDIR) $(BIN)/naqd --config $(CONFIG)
 
-test: install ## the whole suite: unit, integration (real nats-server), process (real naqd)
+test: install ## the whole suite: unit, integration and inproc (real nats-server), process and faults (real naqd)
 	$(BIN)/pytest
 
 # mypy --strict on the user-facing packages (naqd/testing once it exists).

@@ -196,3 +196,12 @@ def own_id(pause: float = 0.0) -> str:
 def unserializable() -> object:
     """Returns a value JSON cannot carry: the job must fail, not succeed with null."""
     return {"when": object()}
+
+
+def chain(url: str, directory: str, n: int) -> str:
+    """Enqueue a follow-up job into queue `other` before this one ends: a burst must wait
+    for it, though this job's own queue is empty by then."""
+    from naqd import SyncClient
+
+    with SyncClient(url) as client:
+        return client.enqueue("tests.tasks:record", directory, n, queue="other").id

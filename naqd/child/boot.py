@@ -95,7 +95,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def main(child: Child, queue: str | None = None) -> NoReturn:
+def main(child: Child, queue: str = "") -> NoReturn:
     """Entry point of a spawned child: never returns."""
     setup_logging(child.config.logging, role=child.role, queue=queue)
     # Ctrl-C reaches the whole process group; the supervisor decides, children obey SIGTERM.

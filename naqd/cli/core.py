@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from naqd.cli.common import (
     EXIT_FAILED,
@@ -22,9 +22,18 @@ from naqd.cli.common import (
 )
 from naqd.cli.common import client as make_client
 
+if TYPE_CHECKING:
+    from naqd.config import Config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_config(sub.add_parser("run", help="run the daemon in the foreground"), required=True)
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    add_config(run, required=True)
+    run.add_argument(
+        "--burst",
+        action="store_true",
+        help="run queued jobs until every queue is idle, then exit 0 (no scheduler)",
+    )
     check = sub.add_parser("check", help="validate a config file")
     add_config(check, required=True)
     check.add_argument("--json", action="store_true", help="the queues and schedules as JSON")
@@ -74,13 +83,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load(config_path(args, required=True))
+    return run_daemon(load(config_path(args, required=True)), burst=getattr(args, "burst", False))
+
+
+def run_daemon(config: Config, *, burst: bool = False) -> int:
+    """The supervisor in the foreground until stopped; with `burst`, until every queue is
+    idle (docs/operations.md#burst-mode)."""
     from naqd.logs import setup_logging
     from naqd.supervisor.supervisor import Supervisor
 
     setup_logging(config.logging, role="supervisor")
     try:
-        return Supervisor(config).run()
+        return Supervisor(config, burst=burst).run()
     except (RuntimeError, FileNotFoundError) as exc:  # e.g. embedded server cannot start
         return fail(str(exc), EXIT_UNAVAILABLE)
 

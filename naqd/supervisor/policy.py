@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from naqd.config import Config
-from naqd.exitcodes import EXIT_CONFIG, EXIT_OK
+from naqd.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_RECYCLED
 
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
@@ -40,12 +40,19 @@ def restart_delay(failures: int) -> float:
     return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
 
 
-Outcome = Literal["recycled", "fatal", "crashed"]
+Outcome = Literal["recycled", "fatal", "crashed", "finished"]
 
 
-def classify_exit(code: int | None) -> Outcome:
+def classify_exit(code: int | None, burst: bool = False) -> Outcome:
     """What a child's exit means: 0 is a planned recycle (respawn now, not a crash), 78 a
-    config problem (stop the daemon: a respawn storm would fix nothing), else a crash."""
+    config problem (stop the daemon: a respawn storm would fix nothing), else a crash.
+    In burst mode, 0 means the worker found every queue idle (its slot is finished) and
+    EXIT_RECYCLED is its recycle."""
+    if burst:
+        if code == EXIT_OK:
+            return "finished"
+        if code == EXIT_RECYCLED:
+            return "recycled"
     if code == EXIT_OK:
         return "recycled"
     if code == EXIT_CONFIG:
@@ -73,13 +80,14 @@ def after_exit(slot: Slot, now: float) -> float:
     return slot.next_start_at
 
 
-def plan_slots(config: Config) -> list[Slot]:
-    """The children this host runs: `processes` workers per queue, and one scheduler."""
+def plan_slots(config: Config, burst: bool = False) -> list[Slot]:
+    """The children this host runs: `processes` workers per queue, and one scheduler
+    (none in burst mode: a burst runs what is queued, it fires no schedules)."""
     slots = [
         Slot(role="worker", queue=q.name, index=i)
         for q in config.queues.values()
         for i in range(q.processes)
     ]
-    if config.scheduler.enabled:
+    if config.scheduler.enabled and not burst:
         slots.append(Slot(role="scheduler", queue="", index=0))
     return slots

@@ -15,7 +15,7 @@ from multiprocessing.context import SpawnProcess
 from loguru import logger
 
 from naqd.config import Config, load_config
-from naqd.exitcodes import EXIT_CONFIG
+from naqd.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from naqd.observe import health
 from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
@@ -46,16 +46,23 @@ KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their co
 # Roles whose children beat into their health cell (others count as healthy while alive).
 HEARTBEAT_ROLES = frozenset({"worker", "scheduler"})
 
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the embedded server's port was taken by another
-
 
 class Supervisor:
-    def __init__(self, config: Config, reload: Callable[[], Config] | None = None) -> None:
+    """`burst`: run workers (no scheduler) until every queue is idle, then exit 0
+    (`naqd run --burst`, docs/operations.md). `reload`: what SIGHUP re-reads, the file
+    by default; `naqd worker` re-applies its flags."""
+
+    def __init__(
+        self, config: Config, reload: Callable[[], Config] | None = None, burst: bool = False
+    ) -> None:
         self.config = config
-        # What SIGHUP re-reads: the file by default; `naqd worker` re-applies its flags.
         self.read_config = reload or (lambda: load_config(self.config.path))
+        self.burst = burst
+        self.entry_points = dict(ENTRY_POINTS)
+        if burst:
+            self.entry_points["worker"] = worker_process.burst_main
         self.ctx = multiprocessing.get_context("spawn")
-        self.slots = plan_slots(config)
+        self.slots = plan_slots(config, burst)
         self.procs: dict[int, SpawnProcess] = {}  # pid -> process
         self.signals: list[int] = []
         self.embedded: EmbeddedNats | None = None
@@ -103,7 +110,7 @@ class Supervisor:
         try:
             proc = self.ctx.Process(
                 target=health.child_main,
-                args=(ENTRY_POINTS[slot.role], link, self.config, slot.queue, slot.index),
+                args=(self.entry_points[slot.role], link, self.config, slot.queue, slot.index),
                 name=f"naqd-{slot.label}",
             )
             proc.start()
@@ -137,8 +144,12 @@ class Supervisor:
                 logger.info("{} exited ({})", slot.label, proc.exitcode)
                 slot.pid = None
                 continue
-            outcome = classify_exit(proc.exitcode)
-            if outcome == "recycled":
+            outcome = classify_exit(proc.exitcode, self.burst)
+            if outcome == "finished":
+                slot.pid = None
+                slot.next_start_at = float("inf")
+                logger.info("{} (pid {}) finished: every queue is idle", slot.label, proc.pid)
+            elif outcome == "recycled":
                 after_recycle(slot, time.monotonic())
                 logger.info("{} (pid {}) recycled; starting a new one", slot.label, proc.pid)
             elif outcome == "fatal" and not self.ready_sent:
@@ -232,6 +243,9 @@ class Supervisor:
             if self.fatal is not None:
                 self._shutdown()
                 return self.fatal_code
+            if self.burst and all(s.next_start_at == float("inf") for s in self.slots):
+                logger.info("burst finished: every queue is idle")
+                return self._shutdown()
             self._start_due()
             self._observe()
             pending = [

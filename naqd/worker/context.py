@@ -58,6 +58,7 @@ class JobContext:
         self._written: tuple[float, str] | None = None
         self._flush_at = 0.0
         self._flush_scheduled = False
+        self._flush_task: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- cancel -------------------------------------------------------------------------
@@ -117,7 +118,11 @@ class JobContext:
             return
         self._flush_scheduled = True
         delay = max(0.0, self._flush_at - time.monotonic())
-        self._loop.call_later(delay, lambda: self._loop.create_task(self._flush()))
+        self._loop.call_later(delay, self._start_flush)
+
+    def _start_flush(self) -> None:
+        # Kept until it ends: the loop holds only a weak reference to a task.
+        self._flush_task = self._loop.create_task(self._flush())
 
     async def _flush(self) -> None:
         self._flush_scheduled = False

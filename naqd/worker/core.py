@@ -22,13 +22,21 @@ class WorkerCore:
     """`start()`, then serve until the owner decides to stop, then `stop(grace)`."""
 
     def __init__(
-        self, nc: NATS, config: Config, queue: QueueConfig, *, advisories: bool = True
+        self,
+        nc: NATS,
+        config: Config,
+        queue: QueueConfig,
+        *,
+        advisories: bool = True,
+        recyclable: bool = True,
     ) -> None:
         self.nc = nc
         self.config = config
         self.queue = queue
         self.advisories = advisories
         self.runner = Runner(nc, config, queue)
+        # Without a process of its own (naqd.testing), there is nothing to recycle.
+        self.runner.recyclable = recyclable
         self.puller: Puller | PriorityPuller = make_puller(nc, queue, self.runner)
         self.runner.on_slot_free = self.puller.slot_freed
         self._tasks: list[asyncio.Task[None]] = []  # keep-alive and mover, referenced
@@ -41,6 +49,10 @@ class WorkerCore:
             mover = AdvisoryMover(self.nc, self.config, self.runner.worker)
             self._tasks.append(loop.create_task(mover.run()))
         await self.puller.start()
+
+    def holds_nothing(self) -> bool:
+        """No job running here and none waiting in the backlog for a slot."""
+        return not self.runner.running and not self.runner.backlog
 
     async def reset(self) -> None:
         """After a reconnect: pull requests are server state and were lost."""

@@ -15,15 +15,22 @@ from nats.aio.client import Client as NATS
 
 from naqd.child import boot
 from naqd.config import Config
-from naqd.exitcodes import EXIT_CONFIG, EXIT_OK
+from naqd.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_RECYCLED
 from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.core import WorkerCore
+from naqd.worker.idle import wait_idle
 
 
 def main(config: Config, queue: str, index: int) -> None:
     """Entry point of a spawned worker process."""
     boot.main(WorkerProcess(config, queue, index), queue=queue)
+
+
+def burst_main(config: Config, queue: str, index: int) -> None:
+    """Entry point of a worker in burst mode (`naqd run --burst`): it exits with EXIT_OK
+    once every configured queue is idle; a recycle exits with EXIT_RECYCLED instead."""
+    boot.main(WorkerProcess(config, queue, index, burst=True), queue=queue)
 
 
 def import_tasks(config: Config) -> int | None:
@@ -53,10 +60,11 @@ class WorkerProcess(boot.Child):
     role = "worker"
     trusted_subjects = True
 
-    def __init__(self, config: Config, queue: str, index: int) -> None:
+    def __init__(self, config: Config, queue: str, index: int, burst: bool = False) -> None:
         super().__init__(config)
         self.queue = config.queues[queue]
         self.index = index
+        self.burst = burst
         self.core: WorkerCore | None = None
         self.threads_busy = False
 
@@ -94,17 +102,27 @@ class WorkerProcess(boot.Child):
         )
         stopping = loop.create_task(self.stop.wait())
         recycle = loop.create_task(runner.recycle.wait())
-        await asyncio.wait([stopping, recycle], return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (stopping, recycle):
+        waiters: list[asyncio.Task[bool]] = [stopping, recycle]
+        if self.burst:
+            # Every configured queue, not just ours: a job may enqueue into any of them.
+            queues = self.config.queues.values()
+            waiters.append(loop.create_task(wait_idle(nc.jetstream(), queues, core.holds_nothing)))
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
             waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        finished = self.burst and waiters[-1] in done and not waiters[-1].cancelled()
         await core.stop(self.config.shutdown.grace_period, self.hurry)
         self.threads_busy = runner.threads.threads_busy
+        recycled = runner.recycle.is_set() and not self.stop.is_set() and not finished
         logger.info(
             "worker {}: {} done, {} failed",
-            "recycled" if runner.recycle.is_set() and not self.stop.is_set() else "stopped",
+            "finished its burst" if finished else "recycled" if recycled else "stopped",
             runner.done,
             runner.failed,
         )
+        if self.burst and recycled:
+            return EXIT_RECYCLED  # burst mode: exit 0 means "no work left"
         return EXIT_OK
 
     def exit(self, code: int) -> NoReturn:

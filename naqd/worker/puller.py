@@ -82,6 +82,11 @@ class Puller:
             # Kept: the loop holds only a weak reference to a task.
             self._request_task = asyncio.get_running_loop().create_task(self.request())
 
+    def _retry_request(self) -> None:
+        if not self.stopped:
+            # Kept, as in slot_freed: the loop holds only a weak reference to a task.
+            self._request_task = asyncio.get_running_loop().create_task(self.request())
+
     async def request(self) -> None:
         self._requesting = False
         if time.monotonic() < self._backoff_until:
@@ -135,8 +140,7 @@ class Puller:
         logger.warning("pull on {} answered {} {}: retrying", self.queue, status, desc)
         self._backoff_until = time.monotonic() + 0.5
         self.outstanding = 0
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.51, lambda: loop.create_task(self.request()))
+        asyncio.get_running_loop().call_later(0.51, self._retry_request)
 
     async def _watch(self) -> None:
         while not self.stopped:

@@ -84,6 +84,7 @@ class Runner:
         self.on_slot_free: Callable[[], None] | None = None
         self.recycle = asyncio.Event()  # set when this process should be replaced
         self.recycle_reason = ""
+        self.recyclable = True  # False in an in-process worker (naqd.testing)
         self.limits = RecycleLimits.for_queue(queue, random.random())
         self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
@@ -155,6 +156,9 @@ class Runner:
                 self.on_slot_free()
 
     def request_recycle(self, reason: str) -> None:
+        if not self.recyclable:
+            logger.warning("not recycling (no process of its own to replace): {}", reason)
+            return
         if not self.recycle.is_set():
             logger.warning("recycling this worker process: {}", reason)
             self.recycle_reason = reason
@@ -162,7 +166,7 @@ class Runner:
             recycle_counter().labels(self.queue.name, recycle_label(reason)).inc()
 
     def _check_recycle(self) -> None:
-        reason = self.limits.exceeded(self.processed, rss_bytes)
+        reason = self.limits.exceeded(self.processed, rss_bytes) if self.recyclable else ""
         if reason:
             self.request_recycle(reason)
 

@@ -1,5 +1,6 @@
-"""Scenarios 1, 4 and 7 and the poison pill: workers killed, a daemon stopped mid-run,
-jobs longer than ack_wait. Each asserts that no job is lost and bounds the duplicates."""
+"""Scenarios 1 and 4 and the poison pill: workers killed, a daemon stopped mid-run. Each
+asserts that no job is lost and bounds the duplicates. (Scenario 7, jobs longer than
+ack_wait, runs in-process: tests/inproc/test_keep_alive.py.)"""
 
 from __future__ import annotations
 
@@ -94,28 +95,6 @@ def test_second_sigterm_hands_running_jobs_back_at_once(
     assert rec is not None and rec.attempts == 1
 
 
-def test_jobs_longer_than_three_ack_waits_run_exactly_once(
-    daemon_factory, nats_server, tmp_path: Path
-) -> None:
-    daemon_factory(
-        """
-        tasks: {imports: [tests.tasks]}
-        queues: {default: {concurrency: 4, ack_wait: 1s, retries: 3}}
-        """,
-        ready_workers=1,
-    )
-    with SyncClient(nats_server.url) as client:
-        sync_job = client.enqueue("tests.tasks:record", str(tmp_path), 0, 3.5)
-        async_job = client.enqueue("tests.tasks:async_record", str(tmp_path), 1, 3.5)
-        assert sync_job.result(timeout=30) == 0
-        assert async_job.result(timeout=30) == 1
-        # A redelivery would have started a second run well before the first ended.
-        assert runs(tmp_path) == {0: 1, 1: 1}
-        for job in (sync_job, async_job):
-            rec = client.record(job.id)
-            assert rec is not None and rec.attempts == 1
-
-
 def test_poison_pill_that_kills_its_worker_ends_in_the_dlq(
     daemon_factory, nats_server, tmp_path: Path
 ) -> None:
@@ -157,7 +136,7 @@ def test_job_lost_at_max_deliveries_is_recovered_from_the_advisory(
     import json
     import subprocess
 
-    from tests.faults.test_dead_letters import dlq_cli
+    from tests.inproc.test_dead_letters import dlq_cli
 
     with SyncClient(nats_server.url) as client:
         job = client.enqueue("tests.tasks:kill_own_worker", str(tmp_path), result_ttl=0)

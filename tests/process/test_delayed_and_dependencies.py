@@ -1,9 +1,8 @@
-"""Delayed jobs and dependencies through the real daemon: a delayed job survives a
-naqd restart and never runs early; dependency chains release or fail in order."""
+"""Dependencies through the real daemon (the scheduler releases or fails them): chains
+release or fail in order and survive a restart. Delayed jobs are in tests/inproc."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,36 +15,6 @@ queues: {default: {concurrency: 4, retries: 0}}
 scheduler: {leader_election: {lease: 2s, renew_every: 0.5s}}
 shutdown: {grace_period: 5s}
 """
-
-
-def test_enqueue_in_runs_after_the_delay_and_survives_a_restart(
-    daemon_factory, nats_server, tmp_path: Path
-) -> None:
-    first = daemon_factory(BODY, ready_workers=1, name="first")
-    with SyncClient(nats_server.url) as client:
-        enqueued = time.time()
-        job = client.enqueue_in(3, "tests.tasks:count_run", str(tmp_path))
-        assert [d.id for d in client.delayed()] == [job.id]
-        first.stop()  # every naqd process is gone while the job waits
-        assert first.proc.returncode == 0
-        daemon_factory(BODY, ready_workers=1, name="second")
-        job.result(timeout=30)
-        rec = client.record(job.id)
-        assert client.delayed() == []
-    assert rec is not None and rec.status == "succeeded"
-    assert rec.started_at is not None and rec.started_at >= enqueued + 3
-    assert len((tmp_path / "runs").read_text().split()) == 1
-
-
-def test_cancel_a_delayed_job_before_it_fires(daemon_factory, nats_server) -> None:
-    daemon_factory(BODY, ready_workers=1)
-    with SyncClient(nats_server.url) as client:
-        job = client.enqueue_in(60, "tests.tasks:add", 1, 2)
-        keep = client.enqueue_in(60, "tests.tasks:add", 3, 4)
-        assert client.cancel(job.id) is True
-        assert [d.id for d in client.delayed()] == [keep.id]
-        assert client.cancel(job.id) is False
-        assert client.status(job.id) == "cancelled"  # it never ran (docs/job-control.md)
 
 
 def test_dependency_chain_runs_in_order(daemon_factory, nats_server, tmp_path: Path) -> None:

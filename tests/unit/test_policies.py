@@ -51,13 +51,26 @@ def test_plan_slots_without_scheduler() -> None:
     assert [s.role for s in plan_slots(config)] == ["worker"]
 
 
+def test_plan_slots_in_burst_mode_has_no_scheduler() -> None:
+    assert [s.role for s in plan_slots(Config(), burst=True)] == ["worker"]
+
+
 @pytest.mark.parametrize(
     ("code", "outcome"),
     [(0, "recycled"), (78, "fatal"), (1, "crashed"), (3, "crashed"), (-9, "crashed"),
-     (None, "crashed")],
+     (None, "crashed"), (75, "crashed")],
 )  # fmt: skip
 def test_classify_exit(code: int | None, outcome: str) -> None:
     assert classify_exit(code) == outcome
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(0, "finished"), (75, "recycled"), (78, "fatal"), (1, "crashed"), (-9, "crashed")],
+)
+def test_classify_exit_in_burst_mode(code: int, outcome: str) -> None:
+    """A burst worker's 0 means 'every queue is idle'; its recycle has a code of its own."""
+    assert classify_exit(code, burst=True) == outcome
 
 
 def test_recycle_restarts_at_once_and_keeps_the_crash_count() -> None:

@@ -1,5 +1,6 @@
-"""Scenarios 5 and 6: retries with backoff end in the dead-letter stream, `naqd dlq`
-requeues them; unreadable and unrunnable jobs go there at once, and work goes on."""
+"""Scenarios 5 and 6 with the worker in-process: retries with backoff end in the
+dead-letter stream, `naqd dlq` requeues them; unreadable and unrunnable jobs go there at
+once, and work goes on."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def dlq_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_failing_job_retries_with_growing_gaps_then_dlq_and_requeue(
-    daemon_factory, nats_server, tmp_path: Path
+    worker_factory, nats_server, tmp_path: Path
 ) -> None:
-    daemon = daemon_factory(
+    daemon = worker_factory(
         """
         tasks: {imports: [tests.tasks]}
         queues:
@@ -40,7 +41,6 @@ def test_failing_job_retries_with_growing_gaps_then_dlq_and_requeue(
             retries: 3
             backoff: {strategy: exponential, base: 400ms, jitter: 0}
         """,
-        ready_workers=1,
     )
     url = nats_server.url
     attempts = tmp_path / "attempts"
@@ -83,14 +83,13 @@ def test_failing_job_retries_with_growing_gaps_then_dlq_and_requeue(
 
 
 async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
-    daemon_factory, nats_server, tmp_path: Path
+    worker_factory, nats_server, tmp_path: Path
 ) -> None:
-    daemon_factory(
+    worker_factory(
         """
         tasks: {imports: [tests.tasks]}
         queues: {default: {concurrency: 4, retries: 3}}
         """,
-        ready_workers=1,
     )
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
@@ -159,13 +158,12 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
         await nc.close()
 
 
-def test_requeue_all_of_a_queue(daemon_factory, nats_server, tmp_path: Path) -> None:
-    daemon_factory(
+def test_requeue_all_of_a_queue(worker_factory, nats_server, tmp_path: Path) -> None:
+    worker_factory(
         """
         tasks: {imports: [tests.tasks]}
         queues: {default: {retries: 0}, other: {retries: 0}}
         """,
-        ready_workers=2,
     )
     url = nats_server.url
     attempts = tmp_path / "attempts"

@@ -1,4 +1,4 @@
-"""Priorities on the real daemon: high jobs enqueued behind a long backlog of low ones
+"""Priorities with the worker in-process: high jobs enqueued behind a long backlog of low ones
 start next; the plain queue subject is the default level; unknown levels are refused."""
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ def starts(directory: Path) -> list[tuple[str, float]]:
 
 
 def test_high_jobs_start_before_the_remaining_low_ones(
-    daemon_factory, nats_server, tmp_path: Path
+    worker_factory, nats_server, tmp_path: Path
 ) -> None:
-    daemon_factory(BODY, ready_workers=1)
+    worker_factory(BODY)
     with SyncClient(nats_server.url) as client:
         low = client.enqueue_many(
             "tests.tasks:order_run", [(str(tmp_path), "low", 0.005)] * 1000, priority="low"
@@ -54,9 +54,9 @@ def test_high_jobs_start_before_the_remaining_low_ones(
 
 
 def test_plain_subject_is_the_default_level_and_unknown_levels_are_refused(
-    daemon_factory, nats_server
+    worker_factory, nats_server
 ) -> None:
-    daemon_factory(BODY, ready_workers=1)
+    worker_factory(BODY)
     with SyncClient(nats_server.url) as client:
         assert client.enqueue("tests.tasks:add", 1, 2).result(timeout=20) == 3
         assert client.enqueue("tests.tasks:add", 2, 2, priority="default").result(timeout=20) == 4
@@ -67,8 +67,8 @@ def test_plain_subject_is_the_default_level_and_unknown_levels_are_refused(
             client.enqueue("tests.tasks:add", 1, 2, priority="a.b")
 
 
-def test_pausing_a_queue_pauses_every_level(daemon_factory, nats_server, tmp_path) -> None:
-    daemon_factory(BODY, ready_workers=1)
+def test_pausing_a_queue_pauses_every_level(worker_factory, nats_server, tmp_path) -> None:
+    worker_factory(BODY)
     with SyncClient(nats_server.url) as client:
         client.pause_queue("default")
         jobs = [
@@ -83,7 +83,7 @@ def test_pausing_a_queue_pauses_every_level(daemon_factory, nats_server, tmp_pat
         assert sorted(label for label, _ in starts(tmp_path)) == ["default", "high", "low"]
 
 
-def test_status_and_purge_count_every_level_of_a_queue(daemon_factory, nats_server) -> None:
+def test_status_and_purge_count_every_level_of_a_queue(worker_factory, nats_server) -> None:
     """`naqd queues` shows one row per queue (its levels summed); purge empties them all."""
     import json
     import subprocess
@@ -98,7 +98,7 @@ def test_status_and_purge_count_every_level_of_a_queue(daemon_factory, nats_serv
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    daemon = daemon_factory(BODY, ready_workers=1)
+    worker = worker_factory(BODY)
     with SyncClient(nats_server.url) as client:
         client.pause_queue("default")
         for level in ("high", None, "low"):
@@ -106,4 +106,4 @@ def test_status_and_purge_count_every_level_of_a_queue(daemon_factory, nats_serv
     rows = json.loads(naqd("queues"))
     assert [(r["queue"], r["pending"], r["paused"]) for r in rows] == [("default", 9, True)]
     assert json.loads(naqd("purge", "default", "--yes")) == {"queue": "default", "purged": 9}
-    daemon.stop()
+    worker.stop()

@@ -1,4 +1,4 @@
-"""Enqueue -> worker -> result, against a real nats-server and the real naqd daemon."""
+"""Enqueue -> worker -> result, against a real nats-server and the worker in-process."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 
 from naqd import Client, JobFailed, SyncClient
 from naqd.protocol.names import DLQ_STREAM, RESULTS_BUCKET, dlq_subject, done_subject
-from tests.conftest import Daemon
 from tests.natsserver import NatsServer
 from tests.schemas import assert_valid
+from tests.workerthread import WorkerThread
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,9 @@ queues:
 shutdown: {{grace_period: 5s}}
 """
     )
-    daemon = Daemon(config, tmp / "naqd.log").start()
-    daemon.wait_for_log("ready: queue", count=2)
+    worker = WorkerThread(config, server.url, tmp / "worker.log").start()
     yield server, tmp
-    daemon.stop()
+    worker.stop()
     server.stop()
 
 

@@ -1,4 +1,4 @@
-"""Pausing a queue on the real daemon: jobs accumulate while paused, nothing is lost,
+"""Pausing a queue with the worker in-process: jobs accumulate while paused, nothing is lost,
 all of them run after resume; the pause survives a worker restart."""
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def runs(directory: Path) -> int:
 
 
 def test_a_paused_queue_accumulates_and_drains_after_resume(
-    daemon_factory, nats_server, tmp_path: Path
+    worker_factory, nats_server, tmp_path: Path
 ) -> None:
-    daemon = daemon_factory(BODY, ready_workers=1)
+    worker = worker_factory(BODY)
     assert "paused default" in naqd_cli("queues", "pause", "default", "--servers", nats_server.url)
     with SyncClient(nats_server.url) as client:
         assert client.queue_info("default").paused
@@ -44,8 +44,8 @@ def test_a_paused_queue_accumulates_and_drains_after_resume(
         wait_until(lambda: client.queue_info("default").waiting == 20, 10, what="20 waiting")
         # A restarted worker with a changed ack_wait updates the consumer: the queue
         # must stay paused.
-        daemon.stop()
-        again = daemon_factory(BODY.replace("ack_wait: 5s", "ack_wait: 6s"), 1, name="again")
+        worker.stop()
+        again = worker_factory(BODY.replace("ack_wait: 5s", "ack_wait: 6s"), name="again")
         time.sleep(1.5)  # the behaviour under test: nothing runs while paused
         assert runs(tmp_path) == 0
         assert client.queue_info("default").waiting == 20
