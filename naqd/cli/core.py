@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from naqd.cli.common import (
@@ -86,15 +87,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(load(config_path(args, required=True)), burst=getattr(args, "burst", False))
 
 
-def run_daemon(config: Config, *, burst: bool = False) -> int:
+def run_daemon(
+    config: Config, *, burst: bool = False, reload: Callable[[], Config] | None = None
+) -> int:
     """The supervisor in the foreground until stopped; with `burst`, until every queue is
-    idle (docs/operations.md#burst-mode)."""
+    idle (docs/operations.md#burst-mode). `reload`: what SIGHUP re-reads (default: the
+    file; `naqd worker` re-applies its flags)."""
     from naqd.logs import setup_logging
     from naqd.supervisor.supervisor import Supervisor
 
     setup_logging(config.logging, role="supervisor")
     try:
-        return Supervisor(config, burst=burst).run()
+        return Supervisor(config, reload=reload, burst=burst).run()
     except (RuntimeError, FileNotFoundError) as exc:  # e.g. embedded server cannot start
         return fail(str(exc), EXIT_UNAVAILABLE)
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from naqd.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, add_config, config_path, fail
+from naqd.cli.common import EXIT_CONFIG, add_config, config_path, fail
 
 if TYPE_CHECKING:
     from naqd.config.flags import WorkerConfig
@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated NATS URLs (else $NAQD_SERVERS, the file's, or an embedded server)",
     )  # fmt: skip
     p.add_argument("--scheduler", action="store_true", help="also run the scheduler (default off)")
+    p.add_argument(
+        "--burst", action="store_true",
+        help="run queued jobs until every queue served is idle, then exit 0 (as run --burst)",
+    )  # fmt: skip
     p.add_argument(
         "--print-config", action="store_true",
         help="print the equivalent naq.yaml and exit (it passes `naqd check`)",
@@ -78,15 +82,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("# from naqd worker --print-config; run it with: naqd run --config FILE")
         print(built.to_yaml(), end="")
         return 0
-    from naqd.logs import setup_logging
-    from naqd.supervisor.supervisor import Supervisor
+    if args.burst and args.scheduler:
+        # A burst runs no scheduler (`naqd run --burst`): saying both is a mistake.
+        return fail(
+            "naqd worker: --burst: a burst runs no scheduler; drop --scheduler", EXIT_CONFIG
+        )
+    from naqd.cli.core import run_daemon
 
-    setup_logging(built.config.logging, role="supervisor")
-    try:
-        # SIGHUP re-reads the file (if any) and applies the same flags again.
-        return Supervisor(built.config, reload=lambda: rebuild().config).run()
-    except (RuntimeError, FileNotFoundError) as exc:  # e.g. embedded server cannot start
-        return fail(str(exc), EXIT_UNAVAILABLE)
+    # SIGHUP re-reads the file (if any) and applies the same flags again.
+    return run_daemon(built.config, burst=args.burst, reload=lambda: rebuild().config)
 
 
 COMMANDS = {"worker": cmd_worker}

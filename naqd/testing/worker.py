@@ -56,8 +56,8 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> Worker:
-        from naqd.transport.connection import connect_daemon
         from naqd.protocol.resources import ensure_or_refuse
+        from naqd.transport.connection import connect_daemon
         from naqd.worker.core import WorkerCore
 
         for module in self.config.tasks.imports:

@@ -138,3 +138,23 @@ def test_print_config_passes_naqd_check(tmp_path: Path) -> None:
         check = naqd("check", "--config", f"printed{i}.yaml", cwd=tmp_path)
         assert check.returncode == 0, f"{printed.stdout}\n{check.stderr}"
         assert check.stdout == f"printed{i}.yaml: OK ({summary})\n"
+
+
+def test_burst_runs_what_is_queued_then_exits_0(nats_server: NatsServer, tmp_path: Path) -> None:
+    """`naqd worker --burst`: the queues named are drained, then the daemon exits 0 by
+    itself; `--burst --scheduler` is refused (a burst runs no scheduler)."""
+    both = naqd("worker", "--burst", "--scheduler", "--servers", nats_server.url, cwd=tmp_path)
+    assert both.returncode == 78 and "--burst" in both.stderr
+    # Streams exist before the jobs are enqueued, as after any earlier daemon run.
+    init = naqd("worker", "default", "--print-config", "--servers", nats_server.url, cwd=tmp_path)
+    (tmp_path / "naq.yaml").write_text(init.stdout)
+    assert naqd("init", "--config", "naq.yaml", cwd=tmp_path).returncode == 0
+    with SyncClient(nats_server.url) as client:
+        jobs = [client.enqueue("examples.tasks:add", i, i) for i in range(5)]
+        args = ["default", "--import", "examples.tasks", "--servers", nats_server.url]
+        proc = subprocess.run(
+            [naqd_executable(), "worker", *args, "--burst"], capture_output=True, text=True,
+            timeout=60, cwd=tmp_path, env=CLEAN_ENV,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert [job.result(timeout=1) for job in jobs] == [0, 2, 4, 6, 8]
