@@ -96,7 +96,7 @@ class Ctx:
                 self.error(node, path, str(exc))
                 return INVALID
             if node.style is None:
-                tag = self._resolver.resolve(ScalarNode, text, (True, False))
+                tag = self._resolver.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
         try:
             scalar = ScalarNode(tag, text, node.start_mark, node.end_mark, node.style)
             return self._constructor.construct_object(scalar, deep=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ARCHIVE = "archive"  # the pid part of the archive files' names
 
@@ -57,11 +58,11 @@ def fold_dead(directory: Path, pid: int) -> int:
     from prometheus_client.mmap_dict import MmapedDict
 
     with LOCK:
-        multiprocess.mark_process_dead(pid, str(directory))
+        multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
         return _fold(directory, pid, MmapedDict)
 
 
-def _fold(directory: Path, pid: int, mmaped_dict: type) -> int:
+def _fold(directory: Path, pid: int, mmaped_dict: Any) -> int:
     suffix = f"_{pid}.db"
     removed = 0
     for path in sorted(directory.glob(f"*{suffix}")):

@@ -19,6 +19,7 @@ from nats.js.errors import NotFoundError
 from naqd.config import Config
 from naqd.protocol.deadletter import DeadLetter, Reason, encode_dead_letter
 from naqd.protocol.envelope import (
+    Envelope,
     EnvelopeError,
     ErrorInfo,
     ResultRecord,
@@ -145,14 +146,14 @@ class AdvisoryMover:
         )
         queue = queue_of(job.subject)
         task = ""
+        env: Envelope | None = None
         try:
-            env = decode_job(data, headers.get(HDR_ENCODING, "json"))
+            decoded = decode_job(data, headers.get(HDR_ENCODING, "json"))
         except EnvelopeError as exc:
-            env = None
             job_id, task = refused_job(exc, headers)  # filed as the runner files it
         else:
-            job_id = env.id
-        prior = await read_record(self.js, env.id) if env else None
+            env, job_id = decoded, decoded.id
+        prior = None if env is None else await read_record(self.js, env.id)
         errors = (*(prior.errors if prior else ()), error)
         reason: Reason = "worker_lost"
         entry = DeadLetter(

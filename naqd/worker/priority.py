@@ -93,9 +93,9 @@ class PriorityPuller:
         if self._sub is not None:
             try:
                 # Bounded: a stop must never hang on a connection that went bad.
-                await asyncio.wait_for(
-                    self._sub.drain(), 5.0
-                )  # late jobs still reach `deliver` (which naks)
+                # Late jobs still reach `deliver` (which naks).
+                drained = self._sub.drain()  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(drained, 5.0)
             except Exception as exc:
                 logger.debug("unsubscribe failed: {}", exc)
 

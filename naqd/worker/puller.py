@@ -116,7 +116,7 @@ class Puller:
                 # still reach `deliver` (which naks them while draining) instead of being
                 # dropped and waiting out ack_wait.
                 # Bounded: a stop must never hang on a connection that went bad.
-                await asyncio.wait_for(self._sub.drain(), 5.0)
+                await asyncio.wait_for(self._sub.drain(), 5.0)  # type: ignore[no-untyped-call]
             except Exception as exc:  # connection already closing
                 logger.debug("unsubscribe failed: {}", exc)
 
