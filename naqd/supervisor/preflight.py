@@ -8,6 +8,8 @@ import importlib
 import multiprocessing
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -48,8 +50,13 @@ def check_boot(tasks: TasksConfig, logging: LoggingConfig) -> None:
     sys.exit(0)
 
 
-def preflight(ctx: Any, config: Config, timeout: float = TIMEOUT) -> str:
-    """Why children could not boot with `config`, or "" when they can."""
+def preflight(
+    ctx: Any, config: Config, timeout: float = TIMEOUT, alive: Callable[[], None] | None = None
+) -> str:
+    """Why children could not boot with `config`, or "" when they can. `alive` is called
+    about once a second while the check runs: the supervisor's loop waits here, and
+    systemd's watchdog (WatchdogSec=30 in systemd/naqd.service) must not take a slow
+    import for a hung daemon."""
     proc: multiprocessing.process.BaseProcess = ctx.Process(
         target=check_boot, args=(config.tasks, config.logging), name="naqd-reload-check"
     )
@@ -58,7 +65,11 @@ def preflight(ctx: Any, config: Config, timeout: float = TIMEOUT) -> str:
         proc.start()
     finally:
         os.environ.update(saved)
-    proc.join(timeout)
+    deadline = time.monotonic() + timeout
+    while proc.is_alive() and time.monotonic() < deadline:
+        proc.join(min(1.0, max(0.0, deadline - time.monotonic())))
+        if alive is not None:
+            alive()
     if proc.is_alive():
         proc.kill()
         proc.join()

@@ -45,6 +45,9 @@ class Supervised(Protocol):
     ctx: Any  # the spawn context, for the throw-away preflight process
     reload_ok: bool
 
+    def still_alive(self) -> None:
+        """Tell systemd's watchdog the supervisor is alive while a reload waits."""
+
 
 class Reloader:
     def __init__(self, supervisor: Supervised) -> None:
@@ -71,7 +74,7 @@ class Reloader:
             for issue in exc.issues:
                 logger.error("reload: {}", issue)
             return self._reject("the file is invalid")
-        why = preflight(self.sup.ctx, new)
+        why = preflight(self.sup.ctx, new, alive=self.sup.still_alive)
         if why:
             return self._reject(why)
         plan = plan_reload(self.sup.config, new)

@@ -82,6 +82,7 @@ class Supervisor:
         self.started_at = time.time()
         self._status = ""
         self._next_watchdog = 0.0
+        self._watchdog_ok = False  # the last health reading allowed a WATCHDOG=1
         self._reload_notify = False
         self._seen: dict[tuple[str, int], str] = {}  # child states last looked at
         self.view = SupervisorView()
@@ -347,12 +348,17 @@ class Supervisor:
             if line != self._status:
                 self._status = line
                 self.notifier.status(line)
-        interval = self.notifier.watchdog_interval
-        now = time.monotonic()
         # A dead embedded server starves the watchdog: naqd restarts it at once, so one
         # that stays down for WatchdogSec is something a restart of naqd may fix.
-        ok = health.watchdog_ok(kids) and not nats_down
-        if interval and now >= self._next_watchdog and ok:
+        self._watchdog_ok = health.watchdog_ok(kids) and not nats_down
+        self.still_alive()
+
+    def still_alive(self) -> None:
+        """WATCHDOG=1 when due and the last health reading allows it. Also called while
+        the loop waits on a reload's check (naqd/supervisor/preflight.py)."""
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        if interval and now >= self._next_watchdog and self._watchdog_ok:
             self.notifier.watchdog()
             self._next_watchdog = now + interval
 

@@ -99,3 +99,32 @@ def _nth(text: str, needle: str, n: int) -> int:
     for _ in range(n):
         at = text.index(needle, at + 1)
     return at
+
+
+def test_the_watchdog_is_fed_while_a_reload_checks_a_slow_import(
+    daemon_factory, tmp_path: Path
+) -> None:
+    """The supervisor waits on the reload's throw-away import; systemd must not take that
+    for a hung daemon (WatchdogSec=30 in the unit, a slow import can take longer)."""
+    from tests.process.test_observe import NotifySocket
+
+    notify = NotifySocket(tmp_path / "notify.sock")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {
+        "NOTIFY_SOCKET": notify.path,
+        "WATCHDOG_USEC": "1000000",  # a ping every 0.5 s
+        "NAQD_TEST_SLOW_IMPORT_DIR": str(marks),
+        "NAQD_TEST_SLOW_IMPORT_SECONDS": "3",
+    }
+    try:
+        daemon = daemon_factory(BASE, ready_workers=2, env=env)
+        wait_until(lambda: notify.count("WATCHDOG=1") >= 2, 20, what="watchdog pings")
+        reload_with(daemon, "[tests.tasks]", "[tests.tasks, tests.slow_import]")
+        wait_until(lambda: (marks / "started").exists(), 20, what="the check's import")
+        pings = notify.count("WATCHDOG=1")
+        wait_until(lambda: (marks / "done").exists(), 20, what="the import to end")
+        assert notify.count("WATCHDOG=1") >= pings + 3  # ~6 in the 3 s it took
+        daemon.wait_for_log("reload complete")
+    finally:
+        notify.close()
