@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,11 @@ def run_daemon(
     from naqd.logs import setup_logging
     from naqd.supervisor.supervisor import Supervisor
 
+    # Task modules import from the working directory, as with Celery, RQ and `python -m`
+    # (a console script's sys.path has only its own bin directory). Spawned children and
+    # the reload check inherit sys.path.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     setup_logging(config.logging, role="supervisor")
     try:
         return Supervisor(config, reload=reload, burst=burst).run()

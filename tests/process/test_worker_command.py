@@ -152,9 +152,10 @@ def test_burst_runs_what_is_queued_then_exits_0(nats_server: NatsServer, tmp_pat
     with SyncClient(nats_server.url) as client:
         jobs = [client.enqueue("examples.tasks:add", i, i) for i in range(5)]
         args = ["default", "--import", "examples.tasks", "--servers", nats_server.url]
+        # No PYTHONPATH: task modules import from the working directory, as with Celery.
         proc = subprocess.run(
             [naqd_executable(), "worker", *args, "--burst"], capture_output=True, text=True,
-            timeout=60, cwd=tmp_path, env=CLEAN_ENV,
+            timeout=60, cwd=REPO, env={"PATH": "/usr/bin:/bin"},
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert [job.result(timeout=1) for job in jobs] == [0, 2, 4, 6, 8]
