@@ -19,8 +19,14 @@ install: $(STAMP)
 run: install ## start naqd on the example config with an embedded NATS server (examples/ is not installed: found through PYTHONPATH)
 	PYTHONPATH=$(CURDIR) $(BIN)/naqd --config $(CONFIG)
 
+# Two xdist workers: most tests wait on real servers and daemons, not on the CPU, so two
+# halve the wall time on a 2-core machine; every test has its own ports and tmp dirs.
+# --dist worksteal: an idle worker takes queued tests from the busy one, so the slow
+# scheduling and fault tests do not pile up at the end of one worker.
+PYTEST_WORKERS ?= 2
+
 test: install ## the whole suite: unit, integration and inproc (real nats-server), process and faults (real naqd)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # mypy --strict on the user-facing packages (naqd/testing once it exists).
 TYPED := naqd/client $(wildcard naqd/testing)

@@ -15,6 +15,20 @@ from tests.natsserver import NatsServer, free_port, wait_until
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Folders whose tests run longest go first: under xdist (make test) the short unit and
+# integration tests then fill the workers' tails instead of one slow test ending alone.
+FIRST = ("faults", "process", "conformance", "inproc", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = item.path.relative_to(REPO).parts
+        folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return FIRST.index(folder) if folder in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the order within a folder is kept
+
+
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats").start()

@@ -61,6 +61,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     server = NatsServer(tmp / "nats").start()
     (tmp / "keys").write_text(f"{NEW_KEY}\n{OLD_KEY}\n")
     common = f'nats: {{servers: ["{server.url}"]}}\nshutdown: {{grace_period: 5s}}\n'
+    # A short lease: a new leader releases its first dependents one renew interval in.
+    common += "scheduler: {leader_election: {lease: 2s, renew_every: 0.5s}}\n"
     (tmp / "json.yaml").write_text(
         common
         + "tasks: {imports: [tests.tasks], max_payload: 4KiB}\n"

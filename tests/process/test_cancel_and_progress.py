@@ -9,7 +9,8 @@ from naqd import SyncClient
 ONE_SLOT = """
 tasks: {imports: [tests.tasks]}
 queues: {default: {concurrency: 1, ack_wait: 5s, retries: 2}}
-scheduler: {enabled: true}
+# A short lease: a new leader fires its first round one renew interval (default 5 s) in.
+scheduler: {leader_election: {lease: 2s, renew_every: 0.5s}}
 shutdown: {grace_period: 5s}
 """
 

@@ -21,7 +21,7 @@ CONFIG = """
 tasks: {imports: [tests.tasks]}
 queues:
   default: {concurrency: 2, processes: 2, retries: 0}
-  idle: {concurrency: 1, processes: 1}
+  idle: {concurrency: 1, processes: 1, retries: 0}  # its dead letter lands at once
 schedules:
   nightly: {cron: "0 3 * * *", task: "tests.tasks:add", args: [1, 2]}
 heartbeat: {interval: 1s}

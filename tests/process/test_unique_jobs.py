@@ -10,7 +10,8 @@ from naqd import SyncClient
 BODY = """
 tasks: {imports: [tests.tasks]}
 queues: {default: {concurrency: 4, ack_wait: 5s}}
-scheduler: {enabled: false}
+# A short lease: a new leader fires its first round one renew interval (default 5 s) in.
+scheduler: {leader_election: {lease: 2s, renew_every: 0.5s}}
 shutdown: {grace_period: 5s}
 """
 
@@ -23,7 +24,7 @@ def runs(directory: Path) -> int:
 def test_a_unique_dependent_releases_its_key_after_it_ran(
     daemon_factory, nats_server, tmp_path
 ) -> None:
-    daemon_factory(BODY.replace("enabled: false", "enabled: true"), ready_workers=1)
+    daemon_factory(BODY, ready_workers=1)
     with SyncClient(nats_server.url) as client:
         parent = client.enqueue("tests.tasks:block_until_released", str(tmp_path))
         child = client.enqueue("tests.tasks:add", 1, 2, depends_on=[parent], unique_key="c")
