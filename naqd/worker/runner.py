@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 
 from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
+from naqd.logs import end_log_job, log_job
 from naqd.observe.metrics import JobObserver, recycle_counter
 from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.envelope import (
@@ -191,8 +192,11 @@ class Runner:
             await self.settler.apply_unreadable(msg, dead, refused[0])
             self.observe.dead_lettered(dead.task)
             return
-        with logger.contextualize(job_id=env.id, task=env.task):  # JSON logs: top-level keys
+        token = log_job(env.id, env.task)  # JSON logs: top-level keys (naqd/logs.py)
+        try:
             await self._process(msg, env, policy, delivered, headers, encoding)
+        finally:
+            end_log_job(token)
 
     async def _process(
         self,
