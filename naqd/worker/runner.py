@@ -37,7 +37,7 @@ from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.cancels import CancelWatch
 from naqd.worker.context import JobContext, current_job
-from naqd.worker.notice import RunningNotice
+from naqd.worker.notice import RunningNotices, wait_sent
 from naqd.worker.outcome import (
     CANCELLED,
     HANDED_BACK,
@@ -91,6 +91,7 @@ class Runner:
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
         self.limiter: RateLimiter | None = None  # the queue's `rate` (worker/ratelimit.py)
+        self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
         self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
         self.settler = Settler(
@@ -250,23 +251,17 @@ class Runner:
         ctx = self.cancels.begin(
             env, attempt, base, progress_publisher(self.nc, ttl) if store else None
         )
-        notice: RunningNotice | None = None
-        if store and delivered == 1:
-            # 'running' is informational on a first delivery: written only for a job still
-            # running after RUNNING_NOTICE_AFTER, so a short job costs one KV write, not two.
-            # Encoded when it fires, with the progress the job has reported by then.
-            notice = RunningNotice(
-                lambda: self.nc.publish(
-                    result_subject(env.id),
-                    encode_result(ctx.with_progress(base), self.admission.keyring),
-                    headers=ttl,
-                )
-            )
+        # 'running' is informational on a first delivery: written only for a job still
+        # running after RUNNING_NOTICE_AFTER, so a short job costs one KV write, not two.
+        # Encoded when it fires, with the progress the job has reported by then.
+        notices = self.notices if store and delivered == 1 else None
+        if notices is not None:
+            notices.add(id(msg), self._publish_running, env, base, ctx, ttl)
         try:
             result = await self._call(env)
         except (*_JOB_ERRORS, asyncio.CancelledError) as exc:
-            if notice is not None:
-                await notice.settle()
+            if notices is not None and (sent := notices.settle(id(msg))) is not None:
+                await wait_sent(sent)
             self.cancels.end(ctx)
             decision = after_run(
                 exc,
@@ -288,8 +283,8 @@ class Runner:
             error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
             await self._failed(msg, env, base, decision, error, policy)
             return
-        if notice is not None:
-            await notice.settle()
+        if notices is not None and (sent := notices.settle(id(msg))) is not None:
+            await wait_sent(sent)
         self.cancels.end(ctx)
         rec = final_record(ctx.with_progress(base), result, None)
         try:
@@ -316,6 +311,12 @@ class Runner:
         self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")
         await self.settler.apply(msg, SUCCEEDED, env, rec, data)
+
+    async def _publish_running(
+        self, env: Envelope, base: ResultRecord, ctx: JobContext, ttl: dict[str, str] | None
+    ) -> None:
+        data = encode_result(ctx.with_progress(base), self.admission.keyring)
+        await self.nc.publish(result_subject(env.id), data, headers=ttl)
 
     def _policy(self, env: Envelope) -> RetryPolicy:
         """The queue's policy, built once; a job with its own settings gets its own."""
