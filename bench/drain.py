@@ -83,15 +83,16 @@ async def drain(
     task: str,
     result_ttl: float | None,
     max_seconds: float | None = None,
+    concurrency: int = 256,
 ) -> DrainTiming:
-    """`n` queued no-op jobs drained by a fresh daemon with `processes` workers (up
-    to `max_seconds`; what is left then is purged)."""
+    """`n` queued no-op jobs drained by a fresh daemon with `processes` workers of
+    `concurrency` slots each (up to `max_seconds`; what is left then is purged)."""
     watch = await StreamWatch.open(url)
     try:
         await fill(watch.nc, url, n, task=task, result_ttl=result_ttl)
         queued = await watch.jobs()
         assert queued == n, f"the jobs stream holds {queued} messages, expected {n}"
-        daemon = BenchDaemon(url, tmp, processes=processes).start()
+        daemon = BenchDaemon(url, tmp, processes=processes, concurrency=concurrency).start()
         try:
             return await time_drain(watch, daemon, n, n, max_seconds=max_seconds)
         finally:
