@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
+from json.scanner import make_scanner
 from typing import TYPE_CHECKING, Any, Literal
 
 from naqd.protocol.jsonsafe import check_arguments
@@ -170,7 +171,7 @@ def decode_job(data: bytes, encoding: str = "json") -> Envelope:
             raw = pickle.loads(data)
         elif encoding == "json":
             # From str: json.loads(bytes) first sniffs the encoding (UTF-8 is the wire's).
-            raw = _json_decode(data if isinstance(data, str) else data.decode())
+            raw = _json_object(data if isinstance(data, str) else data.decode())
         else:
             raise EnvelopeError(f"unknown encoding {encoding!r}")
     except EnvelopeError:
@@ -245,7 +246,23 @@ def _envelope(raw: dict[str, Any]) -> Envelope:
     )
 
 
-_json_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_json_decode = _decoder.decode
+_scan = make_scanner(_decoder)
+
+
+def _json_object(text: str) -> Any:
+    """json.loads of a job's text, through the C scanner directly: JSONDecoder.decode adds
+    two whitespace regexes and two Python calls (~0.5 us of a 1.6 us decode). Text the
+    scanner does not take whole (leading or trailing whitespace, nothing at all) goes
+    to the decoder, which accepts it or raises its usual error."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _json_decode(text)
+    if end != len(text):
+        return _json_decode(text)
+    return value
 
 
 # Task and queue names already validated in this process: a worker sees the same few

@@ -270,3 +270,22 @@ def test_an_unreadable_payload_names_no_job() -> None:
     with pytest.raises(EnvelopeError) as info:
         decode_job(b'{"id": "a", ')
     assert (info.value.job_id, info.value.task) == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ('{"id":"a","task":"m:f","queue":"q"}', True),
+        (' \n{"id":"a","task":"m:f","queue":"q"}\n ', True),  # whitespace around: the decoder
+        ('{"id":"a","task":"m:f","queue":"q"} x', False),  # trailing garbage
+        ('{"id":"a","task":"m:f","queue":"q"}{}', False),
+        ("", False),
+        ('{"id":"a",', False),
+    ],
+)
+def test_job_json_is_read_whole_or_refused(text: str, ok: bool) -> None:
+    if ok:
+        assert decode_job(text.encode()).id == "a"
+    else:
+        with pytest.raises(EnvelopeError, match="cannot decode job payload"):
+            decode_job(text.encode())
