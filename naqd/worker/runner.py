@@ -225,11 +225,12 @@ class Runner:
             encoding="pickle" if encoding == "pickle" else "json",
             errors=errors,
         )
-        early = before_run(
-            cancelled=env.id in self.cancels.cancelled,
-            attempt=attempt,
-            max_attempts=policy.max_attempts,
-        )
+        cancelled = env.id in self.cancels.cancelled
+        early = None
+        if cancelled or attempt > 1:  # before_run can only stop a job in these cases
+            early = before_run(
+                cancelled=cancelled, attempt=attempt, max_attempts=policy.max_attempts
+            )
         if early is not None:
             if early is CANCELLED:
                 logger.info("job {} was cancelled before it started: skipped", env.id)
