@@ -53,7 +53,7 @@ from naqd.worker.outcome import (
 )
 from naqd.worker.progress import progress_publisher
 from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
-from naqd.worker.recycle import RecycleLimits, recycle_label, rss_bytes
+from naqd.worker.recycle import RecycleLimits, SampledRss, recycle_label
 from naqd.worker.redelivery import log_redelivery
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.settle import Settler, ttl_headers
@@ -87,6 +87,7 @@ class Runner:
         self.recycle_reason = ""
         self.recyclable = True  # False in an in-process worker (naqd.testing)
         self.limits = RecycleLimits.for_queue(queue, random.random())
+        self._rss = SampledRss()  # read at most every RSS_EVERY s, not after every job
         self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
@@ -168,7 +169,7 @@ class Runner:
             recycle_counter().labels(self.queue.name, recycle_label(reason)).inc()
 
     def _check_recycle(self) -> None:
-        reason = self.limits.exceeded(self.processed, rss_bytes) if self.recyclable else ""
+        reason = self.limits.exceeded(self.processed, self._rss) if self.recyclable else ""
         if reason:
             self.request_recycle(reason)
 
