@@ -13,6 +13,8 @@ from contextvars import Context, copy_context
 from types import CoroutineType
 from typing import Any
 
+from naqd.worker.deadlines import Deadlines
+
 
 class JobTimeout(TimeoutError):
     """The job ran longer than its timeout (name it in retry_on / dont_retry_on)."""
@@ -147,6 +149,7 @@ class ThreadRunner:
         self._threads: list[_Thread] = []
         self._searching = 0  # threads woken (or started) that have not taken a job yet
         self._closed = False
+        self._deadlines = Deadlines()  # the jobs' timeouts, one loop timer for all
 
     async def call(
         self,
@@ -169,7 +172,8 @@ class ThreadRunner:
                 with contextlib.suppress(ValueError):
                     self._jobs.remove(job)
                 raise
-        timer = loop.call_later(timeout, _expire, fut) if timeout else None
+        if timeout:
+            self._deadlines.add(loop, job, timeout, _expire, fut)
         try:
             return await fut
         except _Expired:
@@ -184,8 +188,8 @@ class ThreadRunner:
                 f"job exceeded its timeout of {timeout:g}s waiting for a free thread"
             ) from None
         finally:
-            if timer is not None:
-                timer.cancel()
+            if timeout:
+                self._deadlines.remove(job, timeout)
 
     def shutdown(self) -> None:
         """Drop the jobs not started (their callers get CancelledError) and let idle
