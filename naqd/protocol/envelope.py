@@ -387,19 +387,44 @@ _float = float.__repr__  # and with a finite float
 
 
 def _encode_plain(rec: ResultRecord) -> bytes | None:
-    """The record of a job that ran once and returned (no error, no progress, JSON), as
-    one f-string: the same bytes as the general path below at under half its cost (one
-    per job, docs/performance.md). None: a field it does not handle, use the general path."""
-    enqueued, started, finished = rec.enqueued_at, rec.started_at, rec.finished_at
+    return encode_plain(
+        rec.id,
+        rec.status,
+        rec.result,
+        rec.attempts,
+        rec.task,
+        rec.queue,
+        rec.enqueued_at,
+        rec.started_at,
+        rec.finished_at,
+        rec.worker,
+    )
+
+
+def encode_plain(
+    job_id: str,
+    status: str,
+    result: Any,
+    attempts: int,
+    task: str,
+    queue: str,
+    enqueued: Any,
+    started: Any,
+    finished: Any,
+    worker: str,
+) -> bytes | None:
+    """The record of a job with no error, no errors before, no progress and a JSON
+    result, as one f-string: the same bytes as encode_result's general path at under half
+    its cost (one per job, docs/performance.md). None: a field it does not handle (then
+    build the ResultRecord and use encode_result)."""
     if (
         type(enqueued) is not float
         or type(started) is not float
         or type(finished) is not float
-        or type(rec.attempts) is not int
+        or type(attempts) is not int
         or not (math.isfinite(enqueued) and math.isfinite(started) and math.isfinite(finished))
     ):
         return None
-    result = rec.result
     if result is None:
         value = "null"
     else:
@@ -408,10 +433,10 @@ def _encode_plain(rec: ResultRecord) -> bytes | None:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"task result is not JSON-serializable: {exc}") from exc
     return (
-        f'{{"id":{_str(rec.id)},"status":{_str(rec.status)},"result":{value},'
-        f'"attempts":{rec.attempts},"task":{_str(rec.task)},"queue":{_str(rec.queue)},'
+        f'{{"id":{_str(job_id)},"status":{_str(status)},"result":{value},'
+        f'"attempts":{attempts},"task":{_str(task)},"queue":{_str(queue)},'
         f'"enqueued_at":{_float(enqueued)},"started_at":{_float(started)},'
-        f'"finished_at":{_float(finished)},"worker":{_str(rec.worker)},"encoding":"json"}}'
+        f'"finished_at":{_float(finished)},"worker":{_str(worker)},"encoding":"json"}}'
     ).encode()
 
 

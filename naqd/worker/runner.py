@@ -49,7 +49,7 @@ from naqd.worker.outcome import (
     before_run,
     cancelled_record,
     failure_record,
-    final_record,
+    succeeded_data,
 )
 from naqd.worker.progress import progress_publisher
 from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
@@ -288,9 +288,8 @@ class Runner:
         if notices is not None and (sent := notices.settle(id(msg))) is not None:
             await wait_sent(sent)
         self.cancels.end(ctx)
-        rec = final_record(ctx.with_progress(base), result, None)
         try:
-            data = self.settler.encode(rec)
+            data = succeeded_data(ctx.with_progress(base), result, self.settler.keyring)
         except Exception as exc:
             # The task ran, but its outcome cannot be stored or announced: a failure,
             # never a success without its result (docs/delivery.md).
@@ -312,7 +311,7 @@ class Runner:
             return
         self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")
-        await self.settler.apply(msg, SUCCEEDED, env, rec, data)
+        await self.settler.apply(msg, SUCCEEDED, env, None, data)
 
     async def _publish_running(
         self, env: Envelope, base: ResultRecord, ctx: JobContext, ttl: dict[str, str] | None

@@ -90,18 +90,21 @@ class Settler:
         msg: Msg,
         decision: Decision,
         env: Envelope,
-        record: ResultRecord,
+        record: ResultRecord | None,
         data: bytes | None = None,
         dead: DeadLetter | None = None,
     ) -> None:
         """Apply the outcome of a readable job. `data` is `record` already encoded (the
-        runner encodes a success first: an unstorable result fails the job instead)."""
+        runner encodes a success first, without building its record: an unstorable
+        result fails the job instead); `record` is needed when `data` is not given and
+        for a dead letter."""
         kind = decision.kind
         if kind == "handed_back":
             await self.hand_back(msg, env)
             return
         keep = env.result_ttl != 0
         if data is None:
+            assert record is not None
             data = encode_result(record, self.keyring)
         # store
         if kind == "dead":
