@@ -68,6 +68,7 @@ WRAP = (
     ("naqd.worker.timeouts", "ThreadRunner._complete", "run"),
     ("naqd.worker.settle", "Settler.encode", "result encode"),
     ("naqd.worker.settle", "encode_result", "result encode"),
+    ("naqd.worker.runner", "succeeded_data", "result encode"),
     ("naqd.worker.settle", "reliable_publish", "store"),
     ("naqd.worker.settle", "Settler.store", "store"),
     ("naqd.worker.settle", "Settler._store", "store"),
