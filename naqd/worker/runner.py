@@ -136,7 +136,8 @@ class Runner:
             self.backlog.append(msg)
 
     def _start(self, msg: Msg) -> None:
-        self.idle.clear()
+        if not self.running:  # idle is set exactly while nothing runs
+            self.idle.clear()
         self.running[id(msg)] = (msg, asyncio.get_running_loop().create_task(self._run(msg)))
 
     async def _run(self, msg: Msg) -> None:
@@ -150,7 +151,9 @@ class Runner:
         finally:
             self.running.pop(id(msg), None)
             self.processed += 1
-            self._check_recycle()
+            limits = self.limits
+            if limits.max_jobs or limits.max_rss:  # no call per job when there are none
+                self._check_recycle()
             if self.backlog and not self.draining:
                 self._start(self.backlog.popleft())
             if not self.running:
