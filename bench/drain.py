@@ -60,7 +60,10 @@ async def time_drain(
         # Worker processes boot side by side, but the first one to serve drains at full
         # speed while the others still start: time from the moment all of them serve
         # (each puts its heartbeat key then), or the rate is that of one process.
-        await child_roles(watch.nc, daemon.child_pids(), timeout=30)
+        n = daemon.processes
+        wait_until(lambda: len(daemon.child_pids()) >= n, 30, what="naqd workers")
+        roles = await child_roles(watch.nc, daemon.child_pids(), timeout=30)
+        assert len(roles) >= n, f"only {len(roles)} of {n} naqd workers serve"
         pids = daemon.tree_pids()
         left = await watch.jobs()
     t_first, at_first = time.monotonic(), left
