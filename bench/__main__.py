@@ -50,12 +50,17 @@ IDLE_WINDOW = 4.0  # s of CPU per idle sample (clock ticks are 10 ms)
 CRON_WINDOW = 3.0  # s of ticks per cron sample
 
 ASYNC, SYNC = "bench.tasks:anoop", "bench.tasks:noop"
-DRAINS = (  # label, processes, task, result_ttl
-    ("1 process, async, results stored", 1, ASYNC, None),
-    ("1 process, async, fire-and-forget", 1, ASYNC, 0),
-    ("1 process, sync, results stored", 1, SYNC, None),
-    ("1 process, sync, fire-and-forget", 1, SYNC, 0),
-    ("2 processes, async, results stored", 2, ASYNC, None),
+# label, processes, concurrency, task, result_ttl. The targets of issue 15 (bench/table.py)
+# hold for one worker process at concurrency 10 and 256, async and sync tasks.
+DRAINS = (
+    *(
+        (f"1 process, c{c}, {kind}, {what}", 1, c, task, ttl)
+        for c in (256, 10)
+        for kind, task in (("async", ASYNC), ("sync", SYNC))
+        for what, ttl in (("results stored", None), ("fire-and-forget", 0))
+    ),
+    ("2 processes, c256, async, results stored", 2, 256, ASYNC, None),
+    ("2 processes, c256, async, fire-and-forget", 2, 256, ASYNC, 0),
 )
 
 
@@ -133,12 +138,13 @@ def enqueue_and_latency(url: str, tmp: Path, results: dict[str, Any]) -> None:
 
 
 def drains(url: str, tmp: Path, results: dict[str, Any]) -> None:
-    def once(procs: int, task: str, ttl: float | None) -> dict[str, Any]:
-        return asdict(asyncio.run(drain(url, tmp, procs, N_DRAIN, task, ttl, DRAIN_CAP)))
+    def once(procs: int, conc: int, task: str, ttl: float | None) -> dict[str, Any]:
+        timing = drain(url, tmp, procs, N_DRAIN, task, ttl, DRAIN_CAP, conc)
+        return asdict(asyncio.run(timing))
 
     out = {}
-    for label, procs, task, ttl in DRAINS:
-        out[label] = repeat(partial(once, procs, task, ttl))
+    for label, procs, conc, task, ttl in DRAINS:
+        out[label] = repeat(partial(once, procs, conc, task, ttl))
         out[label].pop("marks")
         progress(f"drain {label}")
     results["drain"] = out
@@ -212,10 +218,14 @@ def ratios(r: dict[str, Any]) -> dict[str, float]:
         enq = r["enqueue_per_s"]
         out["enqueue_awaited_vs_raw"] = of(enq["awaited"], base["raw_awaited_publish"])
         out["enqueue_bulk_vs_raw_pipelined"] = of(enq["bulk"], base["raw_pipelined_publish"])
-    for label, d in r.get("drain", {}).items():
+    drained = r.get("drain", {})
+    for label, d in drained.items():
         out[f"drain {label} vs raw pull+ack"] = of(d["rate"], base["raw_pull_ack"])
         if "stored" in label:
             out[f"drain {label} vs raw pull+store+ack"] = of(d["rate"], base["raw_pull_store_ack"])
+        one = label.replace("2 processes", "1 process")
+        if label.startswith("2 ") and one in drained:
+            out[f"drain {label} vs 1 process"] = of(d["rate"], drained[one]["rate"])
     if "depth" in r:
         dep = r["depth"]
         out["depth: deep first-sample rate vs shallow"] = of(

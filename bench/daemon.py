@@ -118,7 +118,7 @@ class BenchDaemon:
     def child_pids(self) -> list[int]:
         """Workers and the scheduler: spawned children of the supervisor (the
         multiprocessing resource tracker aside)."""
-        return [p for p in children(self.pid) if b"spawn_main" in _cmdline(p)]
+        return [p for p in children(self.pid) if _is_child(_cmdline(p))]
 
     def tree_pids(self) -> list[int]:
         return [self.pid, *children(self.pid)]
@@ -143,6 +143,12 @@ async def child_roles(nc: Any, pids: list[int], timeout: float = 15) -> dict[int
         if len(found) == len(pids) or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.1)
+
+
+def _is_child(cmdline: bytes) -> bool:
+    """A worker or scheduler: `spawn_main` until it sets its title, `naqd: worker[...]`
+    or `naqd: scheduler` after (naqd/proctitle.py)."""
+    return b"spawn_main" in cmdline or cmdline.startswith((b"naqd: worker", b"naqd: scheduler"))
 
 
 def _cmdline(pid: int) -> bytes:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.daemon import BenchDaemon, StreamWatch, cpu_of, nats_server_pid
+from bench.daemon import BenchDaemon, StreamWatch, child_roles, cpu_of, nats_server_pid
 from bench.fill import fill
 from bench.procstat import cpu_seconds
 from naqd.protocol.names import JOBS_STREAM
@@ -56,6 +56,16 @@ async def time_drain(
         if time.monotonic() > deadline:
             raise AssertionError(f"naqd consumed nothing within {timeout}s")
         await asyncio.sleep(0.001)
+    if daemon.processes > 1:
+        # Worker processes boot side by side, but the first one to serve drains at full
+        # speed while the others still start: time from the moment all of them serve
+        # (each puts its heartbeat key then), or the rate is that of one process.
+        n = daemon.processes
+        wait_until(lambda: len(daemon.child_pids()) >= n, 30, what="naqd workers")
+        roles = await child_roles(watch.nc, daemon.child_pids(), timeout=30)
+        assert len(roles) >= n, f"only {len(roles)} of {n} naqd workers serve"
+        pids = daemon.tree_pids()
+        left = await watch.jobs()
     t_first, at_first = time.monotonic(), left
     cpu0, ncpu0 = cpu_of(pids), cpu_seconds(server)
     stop_at = t_first + max_seconds if max_seconds else float("inf")
@@ -83,15 +93,16 @@ async def drain(
     task: str,
     result_ttl: float | None,
     max_seconds: float | None = None,
+    concurrency: int = 256,
 ) -> DrainTiming:
-    """`n` queued no-op jobs drained by a fresh daemon with `processes` workers (up
-    to `max_seconds`; what is left then is purged)."""
+    """`n` queued no-op jobs drained by a fresh daemon with `processes` workers of
+    `concurrency` slots each (up to `max_seconds`; what is left then is purged)."""
     watch = await StreamWatch.open(url)
     try:
         await fill(watch.nc, url, n, task=task, result_ttl=result_ttl)
         queued = await watch.jobs()
         assert queued == n, f"the jobs stream holds {queued} messages, expected {n}"
-        daemon = BenchDaemon(url, tmp, processes=processes).start()
+        daemon = BenchDaemon(url, tmp, processes=processes, concurrency=concurrency).start()
         try:
             return await time_drain(watch, daemon, n, n, max_seconds=max_seconds)
         finally:

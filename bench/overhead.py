@@ -8,7 +8,7 @@ Runner, whose NATS connection only records what it is asked to publish and answe
 result writes with a PubAck at once. Not a test (tests use real servers): a
 profiling aid, to say where a worker's time goes (docs/performance.md).
 
-    python -m bench.overhead            # us of CPU per job, 4 kinds of job
+    python -m bench.overhead            # us of CPU per job, 4 kinds of job, 2 concurrencies
     python -m bench.overhead --profile  # plus cProfile's top functions for each
 """
 
@@ -68,10 +68,16 @@ class _RecordingNats:
             self.loop.create_task(self.on_puback(ack))
 
 
-async def per_job_us(task: str, result_ttl: float | None, profile: bool) -> tuple[float, float]:
+async def per_job_us(
+    task: str,
+    result_ttl: float | None,
+    profile: bool,
+    concurrency: int = CONCURRENCY,
+    n: int = N,
+) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
     nc = _RecordingNats(loop)
-    queue = QueueConfig(name="bench", concurrency=CONCURRENCY)
+    queue = QueueConfig(name="bench", concurrency=concurrency)
     config = Config(
         nats=NatsConfig(servers=("nats://unused",)),
         queues={"bench": queue},
@@ -98,8 +104,8 @@ async def per_job_us(task: str, result_ttl: float | None, profile: bool) -> tupl
     if prof:
         prof.enable()
     sent = 0
-    while runner.processed < N:
-        for _ in range(min(runner.free_slots(), N - sent)):
+    while runner.processed < n:
+        for _ in range(min(runner.free_slots(), n - sent)):
             runner.deliver(message(sent))
             sent += 1
         freed.clear()
@@ -110,23 +116,29 @@ async def per_job_us(task: str, result_ttl: float | None, profile: bool) -> tupl
     await runner.writer.stop()
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
-    return cpu / N * 1e6, nc.published / N
+    return cpu / n * 1e6, nc.published / n
+
+
+KINDS = (
+    ("async no-op, fire-and-forget", "bench.tasks:anoop", 0),
+    ("async no-op, result stored", "bench.tasks:anoop", None),
+    ("sync no-op, fire-and-forget", "bench.tasks:noop", 0),
+    ("sync no-op, result stored", "bench.tasks:noop", None),
+)
 
 
 def main() -> None:
     profile = "--profile" in sys.argv
-    print(f"naqd's own CPU per job ({N:,} jobs, concurrency {CONCURRENCY}, no NATS)\n")
-    print("| job | us/job | publishes/job |")
-    print("|---|---|---|")
-    for label, task, ttl in (
-        ("async no-op, fire-and-forget", "bench.tasks:anoop", 0),
-        ("async no-op, result stored", "bench.tasks:anoop", None),
-        ("sync no-op, fire-and-forget", "bench.tasks:noop", 0),
-        ("sync no-op, result stored", "bench.tasks:noop", None),
-    ):
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            us, pubs = runner.run(per_job_us(task, ttl, profile))
-        print(f"| {label} | {us:.1f} | {pubs:.0f} |", flush=True)
+    print(f"naqd's own CPU per job ({N:,} jobs, no NATS), us\n")
+    print("| job | concurrency 256 | concurrency 10 | publishes/job |")
+    print("|---|---|---|---|")
+    for label, task, ttl in KINDS:
+        cells = []
+        for concurrency in (CONCURRENCY, 10):
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                us, pubs = runner.run(per_job_us(task, ttl, profile, concurrency))
+            cells.append(f"{us:.1f}")
+        print(f"| {label} | {' | '.join(cells)} | {pubs:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,46 +35,87 @@ def share(v: float, unit: bool = True) -> str:
     return f"{v * 100:.0f}" + ("%" if unit else "")
 
 
-def _row(label: str, s: dict[str, float], fmt: Fmt, ratio: str = "") -> str:
+def _row(label: str, s: dict[str, float], fmt: Fmt, ratio: str = "", target: str = "") -> str:
     spread = f"{fmt(s['min'], False)}..{fmt(s['max'], False)}"
-    return f"| {label} | {fmt(s['median'], True)} | {spread} | {ratio} |"
+    return f"| {label} | {fmt(s['median'], True)} | {spread} | {ratio} | {target} |"
+
+
+def _of(a: dict[str, float], b: dict[str, float]) -> float:
+    return a["median"] / b["median"] if b["median"] else 0.0
 
 
 def _ratio(a: dict[str, float], b: dict[str, float], of: str) -> str:
-    return f"{a['median'] / b['median']:.2f} of {of}" if b["median"] else ""
+    return f"{_of(a, b):.2f} of {of}" if b["median"] else ""
+
+
+def _target(text: str, met: bool) -> str:
+    return f"{text}: {'met' if met else '**missed**'}"
+
+
+# The targets of issue 15 (one worker process, concurrency 10 and 256, async and sync):
+# ratios to the raw loops of the same run, the absolute figures of a 2-core box beside.
+FIRE_AND_FORGET = (0.5, "50k/s")  # of the raw pull+ack loop
+STORED = (0.6, "22k/s")  # of the raw pull + stored result + ack loop
+TWO_PROCESSES = 1.6  # of one process, same jobs
+ENQUEUE = 0.9  # of the raw publish
+RSS_MB = 60
+LATENCY_MS = {"enqueue-to-start p50": 1.0, "enqueue-to-start p99": 2.5}  # issue 6's
+
+
+def _drain_row(label: str, d: dict[str, Any], r: dict[str, Any]) -> str:
+    b = r["baseline_per_s"]
+    raw_pull, raw_store = b["raw_pull_ack"], b["raw_pull_store_ack"]
+    ratio, target = _ratio(d["rate"], raw_pull, "raw pull+ack"), ""
+    if label.startswith("1 "):
+        if "stored" in label:
+            ratio += "; " + _ratio(d["rate"], raw_store, "raw pull+stored+ack")
+            share, absolute = STORED
+            target = _target(f">= {share} of raw pull+stored+ack (~{absolute})",
+                             _of(d["rate"], raw_store) >= share)  # fmt: skip
+        else:
+            share, absolute = FIRE_AND_FORGET
+            target = _target(f">= {share} of raw pull+ack (~{absolute})",
+                             _of(d["rate"], raw_pull) >= share)  # fmt: skip
+    else:
+        one = r["drain"].get(label.replace("2 processes", "1 process"))
+        if one is not None:
+            ratio = f"{_of(d['rate'], one['rate']):.2f} of 1 process; nats-server "
+            ratio += f"{cores(d['nats_cpu']['median'])} cores (1 process: "
+            ratio += f"{cores(one['nats_cpu']['median'])})"
+            target = _target(f">= {TWO_PROCESSES} of 1 process",
+                             _of(d["rate"], one["rate"]) >= TWO_PROCESSES)  # fmt: skip
+    return _row(f"drain, {label}", d["rate"], per_s, ratio, target)
 
 
 def print_table(r: dict[str, Any]) -> None:
     runs = r["runs"]
     print(f"\n== naqd benchmark: median (min..max) of {runs} run(s), scale {r['scale']} ==\n")
-    print("| figure | median | min..max | ratio |")
-    print("|---|---|---|---|")
+    print("| figure | median | min..max | ratio | target |")
+    print("|---|---|---|---|---|")
     b = r["baseline_per_s"]
     raw_pull = b["raw_pull_ack"]
     print(_row("raw awaited publish", b["raw_awaited_publish"], per_s))
     print(_row("raw pipelined publish", b["raw_pipelined_publish"], per_s))
-    print(_row("raw pull+ack loop", raw_pull, per_s))
+    print(_row("raw pull+ack loop", raw_pull, per_s, "", "the ceiling of fire-and-forget"))
     raw_store = b["raw_pull_store_ack"]
-    print(_row("raw pull+stored result+ack loop", raw_store, per_s))
+    print(_row("raw pull+stored result+ack loop", raw_store, per_s, "", "the ceiling of stored"))
     if "enqueue_per_s" in r:
         _enqueue(r["enqueue_per_s"], b)
     for label, d in r.get("drain", {}).items():
-        ratio = ""
-        if label.startswith("1 "):
-            ratio = _ratio(d["rate"], raw_pull, "raw pull+ack")
-            if "stored" in label:
-                ratio += "; " + _ratio(d["rate"], raw_store, "raw pull+stored+ack")
-        print(_row(f"drain, {label}", d["rate"], per_s, ratio))
+        print(_drain_row(label, d, r))
     if "depth" in r:
         _depth(r["depth"], raw_pull)
     for name, v in r.get("latency", {}).items():
         what = name.removesuffix("_ms").replace("_", "-")
-        print(_row(f"{what} p50", v["p50"], ms))
-        print(_row(f"{what} p99", v["p99"], ms))  # fmt: skip
+        for p in ("p50", "p99"):
+            limit = LATENCY_MS.get(f"{what} {p}")
+            target = _target(f"<= {limit} ms", v[p]["median"] <= limit) if limit else ""
+            print(_row(f"{what} {p}", v[p], ms, "", target))
     if "scheduling" in r:
         _scheduling(r["scheduling"])
     for name, v in r.get("memory_mb", {}).items():
-        print(f"| RSS {name.replace('_', ' ')} | {mb(v)} | | |")
+        target = _target(f"< {RSS_MB} MB", v < RSS_MB) if name.startswith("worker") else ""
+        print(f"| RSS {name.replace('_', ' ')} | {mb(v)} | | | {target} |")
     print("\nCPU rows: percent of one core (CPU seconds / wall seconds over the window).")
     print("\nCPU during the drains (cores: CPU seconds / wall seconds, median)\n")
     print("| drain | naqd | nats-server |")
@@ -90,16 +131,13 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 def _enqueue(e: dict[str, Any], b: dict[str, Any]) -> None:
-    print(
-        _row(
-            "enqueue, awaited",
-            e["awaited"],
-            per_s,
-            _ratio(e["awaited"], b["raw_awaited_publish"], "raw awaited"),
-        )
-    )
-    print(_row("enqueue_many", e["bulk"], per_s,
-               _ratio(e["bulk"], b["raw_pipelined_publish"], "raw pipelined")))  # fmt: skip
+    for label, key, raw, of in (
+        ("enqueue, awaited", "awaited", "raw_awaited_publish", "raw awaited"),
+        ("enqueue_many", "bulk", "raw_pipelined_publish", "raw pipelined"),
+    ):
+        met = _of(e[key], b[raw]) >= ENQUEUE
+        target = _target(f">= {ENQUEUE} of {of}", met)
+        print(_row(label, e[key], per_s, _ratio(e[key], b[raw], of), target))
 
 
 def _depth(dep: dict[str, Any], raw_pull: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 from loguru import logger
@@ -37,6 +38,32 @@ PRIORITY = {
     "CRITICAL": 2,
 }
 CONTEXT_KEYS = ("role", "queue", "job_id", "task")  # pid comes from the record
+
+# The job whose code is running: set per job by the worker, read only when a line is
+# written. Binding it per job with logger.contextualize (a context manager and a lock)
+# cost ~4 us of a ~28 us no-op job (docs/performance.md).
+_job: ContextVar[tuple[str, str] | None] = ContextVar("naqd_log_job", default=None)
+
+
+def log_job(job_id: str, task: str) -> Token[tuple[str, str] | None]:
+    """Lines written in this task (and the threads it hands work to) carry `job_id` and
+    `task` until `end_log_job(token)`."""
+    return _job.set((job_id, task))
+
+
+def end_log_job(token: Token[tuple[str, str] | None]) -> None:
+    _job.reset(token)
+
+
+def add_job_context(record: dict[str, Any]) -> None:
+    """loguru patcher (installed by setup_logging; an app that configures loguru itself
+    for an in-process worker can install it too): `job_id` and `task` of the running job
+    into the record's extra. A value bound with `logger.bind` wins, as with contextualize."""
+    job = _job.get()
+    if job is not None:
+        extra = record["extra"]
+        extra.setdefault("job_id", job[0])
+        extra.setdefault("task", job[1])
 
 
 def priority(level_name: str, level_no: int) -> int:
@@ -105,7 +132,8 @@ def _sink(render: Callable[[Any], str], journald: bool) -> Callable[[Any], None]
 def setup_logging(cfg: LoggingConfig, role: str, queue: str = "") -> None:
     logger.remove()
     logger.configure(
-        extra={"role": role, "queue": queue, "queue_tag": f"[{queue}]" if queue else ""}
+        extra={"role": role, "queue": queue, "queue_tag": f"[{queue}]" if queue else ""},
+        patcher=add_job_context,  # type: ignore[arg-type]
     )
     journald = journald_stream(os.environ)
     if cfg.format == "json":

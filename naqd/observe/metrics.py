@@ -249,6 +249,8 @@ class JobObserver:
         self._running_gauge: Any = None
         self._running_delta = 0
         self._flush_armed = False
+        self._last_task: str | None = None  # the task of the last event, and its series
+        self._last_series: Any = None
 
     def label(self, task: str) -> str:
         """The `task` label value: the name when it resolves, else UNKNOWN_TASK."""
@@ -260,6 +262,13 @@ class JobObserver:
         return label
 
     def _for(self, task: str) -> _TaskSeries:
+        if task == self._last_task and self._flush_armed:  # a worker runs a few tasks
+            return self._last_series
+        series = self._lookup(task)
+        self._last_task, self._last_series = task, series
+        return series
+
+    def _lookup(self, task: str) -> _TaskSeries:
         task = self.label(task)
         series = self._series.get(task)
         if series is None:

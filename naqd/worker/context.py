@@ -49,17 +49,20 @@ class JobContext:
         self._loop = loop
         self._publish = publish
         self._base = base
-        # A plain flag: set on the loop, read by the job's thread (an attribute store is
-        # atomic); a threading.Event per job cost a Condition and a Lock.
-        self._cancel_requested = False
-        self._task: asyncio.Task[Any] | None = None  # set while a coroutine job runs
-        self.cancel_sent = False  # we cancelled that task (the runner un-cancels it)
-        self._progress: tuple[float, str] | None = None
-        self._written: tuple[float, str] | None = None
-        self._flush_at = 0.0
-        self._flush_scheduled = False
-        self._flush_task: asyncio.Task[None] | None = None
-        self._closed = False
+
+    # The rest starts at these class-level defaults (one per job: each instance
+    # attribute set here cost time on every job, most are never changed).
+    # A plain flag: set on the loop, read by the job's thread (an attribute store is
+    # atomic); a threading.Event per job cost a Condition and a Lock.
+    _cancel_requested = False
+    _task: asyncio.Task[Any] | None = None  # set while a coroutine job runs
+    cancel_sent = False  # we cancelled that task (the runner un-cancels it)
+    _progress: tuple[float, str] | None = None
+    _written: tuple[float, str] | None = None
+    _flush_at = 0.0
+    _flush_scheduled = False
+    _flush_task: asyncio.Task[None] | None = None
+    _closed = False
 
     # -- cancel -------------------------------------------------------------------------
 

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from naqd.protocol.deadletter import Reason
-from naqd.protocol.envelope import ErrorInfo, ResultRecord
+from naqd.protocol.envelope import ErrorInfo, ResultRecord, encode_plain, encode_result
 from naqd.worker.retry import RetryPolicy
 from naqd.worker.tasks import BadArguments, TaskNotFound
+
+if TYPE_CHECKING:
+    from naqd.protocol.signing import Keyring
 
 Kind = Literal["succeeded", "retry", "dead", "cancelled", "handed_back"]
 
@@ -119,6 +122,28 @@ def final_record(base: ResultRecord, result: Any, error: ErrorInfo | None) -> Re
         progress=base.progress,
         progress_message=base.progress_message,
     )
+
+
+def succeeded_data(base: ResultRecord, result: Any, keyring: Keyring | None) -> bytes:
+    """final_record(base, result, None), encoded; a plain one (JSON, no errors before, no
+    progress) without building the record (~0.8 us a job). Raises as encode_result does
+    for a result that cannot be encoded."""
+    if base.encoding == "json" and not base.errors and base.progress is None:
+        data = encode_plain(
+            base.id,
+            "succeeded",
+            result,
+            base.attempts,
+            base.task,
+            base.queue,
+            base.enqueued_at,
+            base.started_at,
+            time.time(),
+            base.worker,
+        )
+        if data is not None:
+            return data
+    return encode_result(final_record(base, result, None), keyring)
 
 
 def failure_record(

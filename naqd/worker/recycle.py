@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,3 +61,24 @@ def rss_bytes() -> int:
     except OSError:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+RSS_EVERY = 0.2  # seconds: how old the RSS a recycle decision uses may be
+
+
+class SampledRss:
+    """`rss_bytes()` read at most every `every` seconds: reading /proc costs ~7 us, a third
+    of a short job, and the memory limit does not need a fresh figure after every job."""
+
+    def __init__(self, every: float = RSS_EVERY, read: Callable[[], int] = rss_bytes) -> None:
+        self.every = every
+        self._read = read
+        self._value = 0
+        self._next = 0.0
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now >= self._next:
+            self._value = self._read()
+            self._next = now + self.every
+        return self._value

@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 
 from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
+from naqd.logs import end_log_job, log_job
 from naqd.observe.metrics import JobObserver, recycle_counter
 from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.envelope import (
@@ -36,7 +37,7 @@ from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.cancels import CancelWatch
 from naqd.worker.context import JobContext, current_job
-from naqd.worker.notice import RunningNotice
+from naqd.worker.notice import RunningNotices, wait_sent
 from naqd.worker.outcome import (
     CANCELLED,
     HANDED_BACK,
@@ -48,11 +49,11 @@ from naqd.worker.outcome import (
     before_run,
     cancelled_record,
     failure_record,
-    final_record,
+    succeeded_data,
 )
 from naqd.worker.progress import progress_publisher
 from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
-from naqd.worker.recycle import RecycleLimits, recycle_label, rss_bytes
+from naqd.worker.recycle import RecycleLimits, SampledRss, recycle_label
 from naqd.worker.redelivery import log_redelivery
 from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy_for
 from naqd.worker.settle import Settler, ttl_headers
@@ -86,10 +87,12 @@ class Runner:
         self.recycle_reason = ""
         self.recyclable = True  # False in an in-process worker (naqd.testing)
         self.limits = RecycleLimits.for_queue(queue, random.random())
+        self._rss = SampledRss()  # read at most every RSS_EVERY s, not after every job
         self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
         self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
         self.limiter: RateLimiter | None = None  # the queue's `rate` (worker/ratelimit.py)
+        self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
         self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
         self.settler = Settler(
@@ -133,7 +136,8 @@ class Runner:
             self.backlog.append(msg)
 
     def _start(self, msg: Msg) -> None:
-        self.idle.clear()
+        if not self.running:  # idle is set exactly while nothing runs
+            self.idle.clear()
         self.running[id(msg)] = (msg, asyncio.get_running_loop().create_task(self._run(msg)))
 
     async def _run(self, msg: Msg) -> None:
@@ -147,7 +151,9 @@ class Runner:
         finally:
             self.running.pop(id(msg), None)
             self.processed += 1
-            self._check_recycle()
+            limits = self.limits
+            if limits.max_jobs or limits.max_rss:  # no call per job when there are none
+                self._check_recycle()
             if self.backlog and not self.draining:
                 self._start(self.backlog.popleft())
             if not self.running:
@@ -166,7 +172,7 @@ class Runner:
             recycle_counter().labels(self.queue.name, recycle_label(reason)).inc()
 
     def _check_recycle(self) -> None:
-        reason = self.limits.exceeded(self.processed, rss_bytes) if self.recyclable else ""
+        reason = self.limits.exceeded(self.processed, self._rss) if self.recyclable else ""
         if reason:
             self.request_recycle(reason)
 
@@ -191,8 +197,11 @@ class Runner:
             await self.settler.apply_unreadable(msg, dead, refused[0])
             self.observe.dead_lettered(dead.task)
             return
-        with logger.contextualize(job_id=env.id, task=env.task):  # JSON logs: top-level keys
+        token = log_job(env.id, env.task)  # JSON logs: top-level keys (naqd/logs.py)
+        try:
             await self._process(msg, env, policy, delivered, headers, encoding)
+        finally:
+            end_log_job(token)
 
     async def _process(
         self,
@@ -220,11 +229,12 @@ class Runner:
             encoding="pickle" if encoding == "pickle" else "json",
             errors=errors,
         )
-        early = before_run(
-            cancelled=env.id in self.cancels.cancelled,
-            attempt=attempt,
-            max_attempts=policy.max_attempts,
-        )
+        cancelled = env.id in self.cancels.cancelled
+        early = None
+        if cancelled or attempt > 1:  # before_run can only stop a job in these cases
+            early = before_run(
+                cancelled=cancelled, attempt=attempt, max_attempts=policy.max_attempts
+            )
         if early is not None:
             if early is CANCELLED:
                 logger.info("job {} was cancelled before it started: skipped", env.id)
@@ -246,23 +256,17 @@ class Runner:
         ctx = self.cancels.begin(
             env, attempt, base, progress_publisher(self.nc, ttl) if store else None
         )
-        notice: RunningNotice | None = None
-        if store and delivered == 1:
-            # 'running' is informational on a first delivery: written only for a job still
-            # running after RUNNING_NOTICE_AFTER, so a short job costs one KV write, not two.
-            # Encoded when it fires, with the progress the job has reported by then.
-            notice = RunningNotice(
-                lambda: self.nc.publish(
-                    result_subject(env.id),
-                    encode_result(ctx.with_progress(base), self.admission.keyring),
-                    headers=ttl,
-                )
-            )
+        # 'running' is informational on a first delivery: written only for a job still
+        # running after RUNNING_NOTICE_AFTER, so a short job costs one KV write, not two.
+        # Encoded when it fires, with the progress the job has reported by then.
+        notices = self.notices if store and delivered == 1 else None
+        if notices is not None:
+            notices.add(id(msg), self._publish_running, env, base, ctx, ttl)
         try:
             result = await self._call(env)
         except (*_JOB_ERRORS, asyncio.CancelledError) as exc:
-            if notice is not None:
-                await notice.settle()
+            if notices is not None and (sent := notices.settle(id(msg))) is not None:
+                await wait_sent(sent)
             self.cancels.end(ctx)
             decision = after_run(
                 exc,
@@ -284,12 +288,11 @@ class Runner:
             error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
             await self._failed(msg, env, base, decision, error, policy)
             return
-        if notice is not None:
-            await notice.settle()
+        if notices is not None and (sent := notices.settle(id(msg))) is not None:
+            await wait_sent(sent)
         self.cancels.end(ctx)
-        rec = final_record(ctx.with_progress(base), result, None)
         try:
-            data = self.settler.encode(rec)
+            data = succeeded_data(ctx.with_progress(base), result, self.settler.keyring)
         except Exception as exc:
             # The task ran, but its outcome cannot be stored or announced: a failure,
             # never a success without its result (docs/delivery.md).
@@ -311,7 +314,13 @@ class Runner:
             return
         self.done += 1
         self.observe.ended(env.id, env.task, "succeeded")
-        await self.settler.apply(msg, SUCCEEDED, env, rec, data)
+        await self.settler.apply(msg, SUCCEEDED, env, None, data)
+
+    async def _publish_running(
+        self, env: Envelope, base: ResultRecord, ctx: JobContext, ttl: dict[str, str] | None
+    ) -> None:
+        data = encode_result(ctx.with_progress(base), self.admission.keyring)
+        await self.nc.publish(result_subject(env.id), data, headers=ttl)
 
     def _policy(self, env: Envelope) -> RetryPolicy:
         """The queue's policy, built once; a job with its own settings gets its own."""

@@ -12,6 +12,7 @@ the at-least-once promise (docs/guarantees.md): store → notify → ack/nak/ter
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
@@ -26,7 +27,13 @@ from naqd.protocol.signing import Keyring
 from naqd.transport.streamwriter import StreamWriter
 from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
 from naqd.worker.outcome import Decision
-from naqd.worker.store import read_record, reliable_publish
+from naqd.worker.store import (
+    RETRY_FIRST,
+    RETRYABLE,
+    WRITE_TIMEOUT,
+    read_record,
+    reliable_publish,
+)
 from naqd.worker.unique import release_unique
 
 
@@ -63,33 +70,48 @@ class Settler:
             self.writer, result_subject(env.id), data, ttl_headers(env), self.store_deadline
         )
 
+    async def _store(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        """reliable_publish, with its first attempt made here: the writer's future awaited
+        directly, two coroutines less per job; a failure goes on to the retry loop for
+        what is left of the deadline."""
+        start = time.monotonic()
+        try:
+            await (await self.writer.submit(subject, data, headers, WRITE_TIMEOUT))
+        except RETRYABLE as exc:
+            left = self.store_deadline - (time.monotonic() - start) - RETRY_FIRST
+            if left <= 0:
+                raise
+            logger.debug("publish to {} failed ({}); retrying", subject, type(exc).__name__)
+            await asyncio.sleep(RETRY_FIRST)
+            await reliable_publish(self.writer, subject, data, headers, left)
+
     async def apply(
         self,
         msg: Msg,
         decision: Decision,
         env: Envelope,
-        record: ResultRecord,
+        record: ResultRecord | None,
         data: bytes | None = None,
         dead: DeadLetter | None = None,
     ) -> None:
         """Apply the outcome of a readable job. `data` is `record` already encoded (the
-        runner encodes a success first: an unstorable result fails the job instead)."""
+        runner encodes a success first, without building its record: an unstorable
+        result fails the job instead); `record` is needed when `data` is not given and
+        for a dead letter."""
         kind = decision.kind
         if kind == "handed_back":
             await self.hand_back(msg, env)
             return
         keep = env.result_ttl != 0
         if data is None:
+            assert record is not None
             data = encode_result(record, self.keyring)
         # store
         if kind == "dead":
             assert dead is not None
             await bury(self.nc, dead, record if keep else None, self.store_deadline)
         elif keep:
-            # reliable_publish directly, not self.store: one coroutine less per job.
-            await reliable_publish(
-                self.writer, result_subject(env.id), data, ttl_headers(env), self.store_deadline
-            )
+            await self._store(result_subject(env.id), data, ttl_headers(env))
         # notify
         if kind != "retry":
             await self.nc.publish(done_subject(env.id), data)

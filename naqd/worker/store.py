@@ -26,6 +26,10 @@ RETRYABLE = (
 )
 
 
+WRITE_TIMEOUT = 2.0  # seconds for one write's PubAck before it is tried again
+RETRY_FIRST = 0.1  # seconds before the first retry (doubling up to 2 s)
+
+
 class Publisher(Protocol):
     """`js.publish` or a StreamWriter (transport/streamwriter.py): same arguments and errors."""
 
@@ -48,10 +52,10 @@ async def reliable_publish(
 ) -> None:
     """A stream write retried until `deadline` seconds pass; raises the last error after."""
     end = time.monotonic() + deadline
-    delay = 0.1
+    delay = RETRY_FIRST
     while True:
         try:
-            await js.publish(subject, data, headers=headers, timeout=2.0)
+            await js.publish(subject, data, headers=headers, timeout=WRITE_TIMEOUT)
             return
         except RETRYABLE as exc:
             if time.monotonic() + delay >= end:

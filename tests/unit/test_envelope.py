@@ -80,6 +80,61 @@ def test_result_round_trip_with_error() -> None:
     assert decode_result(encode_result(rec)).done
 
 
+def _general(rec: ResultRecord) -> bytes:
+    """What encode_result wrote before its plain-record fast path: the reference."""
+    d = {
+        "id": rec.id,
+        "status": rec.status,
+        "result": rec.result,
+        "attempts": rec.attempts,
+        "task": rec.task,
+        "queue": rec.queue,
+        "enqueued_at": rec.enqueued_at,
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "worker": rec.worker,
+        "encoding": rec.encoding,
+    }
+    return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
+
+
+_T = {"enqueued_at": 1764963123.125, "started_at": 1764963124.5, "finished_at": 1.0e9}
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        ResultRecord(id="a.b=c", status="succeeded", attempts=1, task="m:f", queue="q", **_T),
+        ResultRecord(id="j", status="succeeded", result={"k": [1, 2.5, 'x"y']}, **_T),
+        ResultRecord(id="j", status="succeeded", result="caf\u00e9 \u2603", worker='h"\\:1', **_T),
+        ResultRecord(id="j", status="cancelled", task="m\u00e9:f", queue="q\n", **_T),
+        ResultRecord(id="j", status="succeeded", result=10**30, attempts=7, **_T),
+        # Not handled by the fast path (the general one decides): None, int and odd times.
+        ResultRecord(id="j", status="succeeded", enqueued_at=5, started_at=None),
+        ResultRecord(id="j", status="succeeded", enqueued_at=1.0, started_at=2.0, finished_at=3),
+    ],
+)
+def test_plain_records_encode_to_the_bytes_of_the_general_encoder(rec: ResultRecord) -> None:
+    assert encode_result(rec) == _general(rec)
+    assert decode_result(encode_result(rec)) == rec
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_record_time_that_is_not_finite_is_refused_as_before(bad: float) -> None:
+    rec = ResultRecord(id="j", status="succeeded", enqueued_at=bad, started_at=1.0, finished_at=2.0)
+    with pytest.raises(TypeError, match="not JSON-serializable"):
+        encode_result(rec)
+
+
+def test_an_unencodable_result_is_refused_by_the_fast_path_too() -> None:
+    rec = ResultRecord(id="j", status="succeeded", result={1, 2}, **_T)
+    with pytest.raises(TypeError, match="task result is not JSON-serializable"):
+        encode_result(rec)
+    nan = ResultRecord(id="j", status="succeeded", result=float("nan"), **_T)
+    with pytest.raises(TypeError, match="task result is not JSON-serializable"):
+        encode_result(nan)
+
+
 def test_pickled_result_needs_opt_in() -> None:
     rec = ResultRecord(id="j", status="succeeded", result={1, 2}, encoding="pickle")
     data = encode_result(rec)
@@ -215,3 +270,22 @@ def test_an_unreadable_payload_names_no_job() -> None:
     with pytest.raises(EnvelopeError) as info:
         decode_job(b'{"id": "a", ')
     assert (info.value.job_id, info.value.task) == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ('{"id":"a","task":"m:f","queue":"q"}', True),
+        (' \n{"id":"a","task":"m:f","queue":"q"}\n ', True),  # whitespace around: the decoder
+        ('{"id":"a","task":"m:f","queue":"q"} x', False),  # trailing garbage
+        ('{"id":"a","task":"m:f","queue":"q"}{}', False),
+        ("", False),
+        ('{"id":"a",', False),
+    ],
+)
+def test_job_json_is_read_whole_or_refused(text: str, ok: bool) -> None:
+    if ok:
+        assert decode_job(text.encode()).id == "a"
+    else:
+        with pytest.raises(EnvelopeError, match="cannot decode job payload"):
+            decode_job(text.encode())

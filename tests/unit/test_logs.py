@@ -12,7 +12,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from naqd.logs import journald_stream, json_line, priority, with_priority
+from naqd.logs import (
+    add_job_context,
+    end_log_job,
+    journald_stream,
+    json_line,
+    log_job,
+    priority,
+    with_priority,
+)
 
 Exc = namedtuple("Exc", "type value traceback")
 
@@ -94,3 +102,22 @@ def test_journal_stream_must_name_this_stderr(tmp_path: Path) -> None:
         assert not journald_stream(env, b.fileno())  # stderr redirected elsewhere
         assert not journald_stream({}, a.fileno())
         assert not journald_stream({"JOURNAL_STREAM": "garbage"}, a.fileno())
+
+
+def test_the_running_job_is_added_to_a_line_only_while_it_runs() -> None:
+    outside = {"extra": {"role": "worker"}}
+    add_job_context(outside)
+    assert outside["extra"] == {"role": "worker"}
+    token = log_job("abc", "app:send")
+    try:
+        inside = {"extra": {"role": "worker"}}
+        add_job_context(inside)
+        assert inside["extra"] == {"role": "worker", "job_id": "abc", "task": "app:send"}
+        bound = {"extra": {"job_id": "other"}}  # logger.bind(job_id=...) wins
+        add_job_context(bound)
+        assert bound["extra"] == {"job_id": "other", "task": "app:send"}
+    finally:
+        end_log_job(token)
+    after = {"extra": {}}
+    add_job_context(after)
+    assert after["extra"] == {}

@@ -137,3 +137,35 @@ def test_attempt_of(
 ) -> None:
     got_attempt, got_errors = attempt_of(prior, delivered, store)
     assert (got_attempt, len(got_errors)) == (attempt, errors)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        ResultRecord(id="j", status="running", attempts=1, task="m:f", queue="q",
+                     enqueued_at=1.5, started_at=2.5, worker="h:1"),  # plain: no record built
+        ResultRecord(id="j", status="running", attempts=2, task="m:f", queue="q",
+                     enqueued_at=1.5, started_at=2.5, worker="h:1",
+                     errors=(ErrorInfo("E", "m"),)),  # errors before: the general path
+        ResultRecord(id="j", status="running", attempts=1, enqueued_at=1.5, started_at=2.5,
+                     progress=0.5, progress_message="half"),
+        ResultRecord(id="j", status="running", attempts=1, enqueued_at=0, started_at=None),
+    ],
+)  # fmt: skip
+def test_succeeded_data_is_the_encoded_final_record(base: ResultRecord) -> None:
+    from naqd.protocol.envelope import decode_result
+    from naqd.worker.outcome import final_record, succeeded_data
+
+    got = decode_result(succeeded_data(base, {"n": [1, 2]}, None))
+    want = final_record(base, {"n": [1, 2]}, None)
+    assert got.finished_at is not None and abs(got.finished_at - (want.finished_at or 0)) < 5
+    got.finished_at = want.finished_at
+    assert got == want
+
+
+def test_succeeded_data_refuses_a_result_it_cannot_encode() -> None:
+    from naqd.worker.outcome import succeeded_data
+
+    base = ResultRecord(id="j", status="running", enqueued_at=1.5, started_at=2.5)
+    with pytest.raises(TypeError, match="not JSON-serializable"):
+        succeeded_data(base, {1, 2}, None)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -63,3 +64,59 @@ async def test_no_timeout_means_none() -> None:
         return "ok"
 
     assert await call_async(quick, (), {}, 0) == "ok"
+
+
+async def test_a_job_that_waits_goes_on_in_the_same_task_with_its_context() -> None:
+    """The first step runs by hand (no timer for a job that never waits); after it, the
+    job goes on in the caller's task: current_task(), contextvars and results unchanged."""
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="")
+    outer = asyncio.current_task()
+    seen: list[object] = []
+
+    async def waits() -> str:
+        var.set("set in step 1")
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0)  # a bare yield
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0.001)  # a future
+        await asyncio.sleep(0.001)
+        seen.append(var.get())
+        return "done"
+
+    assert await call_async(waits, (), {}, 5) == "done"
+    assert seen == [outer, outer, "set in step 1"]
+
+
+async def test_a_job_that_swallows_a_cancel_and_goes_on_is_not_a_timeout() -> None:
+    async def stubborn() -> str:
+        with contextlib.suppress(asyncio.CancelledError):  # as asyncio.timeout would not
+            await asyncio.sleep(30)
+        await asyncio.sleep(0.001)
+        return "finished anyway"
+
+    task = asyncio.current_task()
+    assert task is not None
+    assert await call_async(stubborn, (), {}, 0.05) == "finished anyway"
+    task.uncancel()  # what the swallowed cancel left on this task
+
+
+async def test_an_error_after_the_first_wait_propagates() -> None:
+    async def fails_later() -> None:
+        await asyncio.sleep(0.001)
+        raise ValueError("late")
+
+    with pytest.raises(ValueError, match="late"):
+        await call_async(fails_later, (), {}, 5)
+
+
+async def test_an_awaitable_that_is_not_a_coroutine_is_awaited_under_the_timeout() -> None:
+    def returns_future() -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.001, fut.set_result, 3)
+        return fut
+
+    assert await call_async(returns_future, (), {}, 5) == 3
+    with pytest.raises(JobTimeout):
+        await call_async(lambda: asyncio.get_running_loop().create_future(), (), {}, 0.05)
