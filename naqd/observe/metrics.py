@@ -250,7 +250,7 @@ class JobObserver:
         self._running_delta = 0
         self._flush_armed = False
         self._last_task: str | None = None  # the task of the last event, and its series
-        self._last_series: Any = None
+        self._last_series: _TaskSeries | None = None
 
     def label(self, task: str) -> str:
         """The `task` label value: the name when it resolves, else UNKNOWN_TASK."""
@@ -262,8 +262,9 @@ class JobObserver:
         return label
 
     def _for(self, task: str) -> _TaskSeries:
-        if task == self._last_task and self._flush_armed:  # a worker runs a few tasks
-            return self._last_series
+        last = self._last_series
+        if task == self._last_task and self._flush_armed and last is not None:
+            return last  # a worker runs a few tasks
         series = self._lookup(task)
         self._last_task, self._last_series = task, series
         return series

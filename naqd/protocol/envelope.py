@@ -248,7 +248,7 @@ def _envelope(raw: dict[str, Any]) -> Envelope:
 
 _decoder = json.JSONDecoder()
 _json_decode = _decoder.decode
-_scan = make_scanner(_decoder)
+_scan = make_scanner(_decoder)  # type: ignore[arg-type]  # typeshed types the context as the class
 
 
 def _json_object(text: str) -> Any:
