@@ -25,10 +25,13 @@ from nats.aio.subscription import Subscription
 
 from naqd.config import QueueConfig
 from naqd.protocol.names import next_subject, priority_consumer_name
-from naqd.worker.puller import Puller
+from naqd.worker.puller import PULL_EXPIRES, Puller
 
 FAIR_EVERY = 10  # one round in this many serves the lowest level first
-PARK_EXPIRES = 10.0  # seconds a parked long pull waits before it is renewed
+# Seconds a parked long pull waits before it is renewed: as short as the plain puller's
+# (worker/puller.py), since a pull that waited across a pause is served slowly after the
+# resume until it expires.
+PARK_EXPIRES = PULL_EXPIRES
 NOWAIT_DEADLINE = 5.0  # a no_wait pull that is not answered by then is given up
 
 
