@@ -40,7 +40,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, next to raw nats-py baselines (not part of test; ~5 min)
+bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, next to raw nats-py baselines (not part of test; ~7 min)
 	$(BIN)/python -m bench
 
 clean:
