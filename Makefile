@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install ## start naqd on the example config with an embedded NATS server (examples/ is not installed: found through PYTHONPATH)
-	PYTHONPATH=$(CURDIR) $(BIN)/naqd --config $(CONFIG)
+run: install ## start naqd on the example config with an embedded NATS server (examples/ is not installed: naqd imports from the working directory)
+	$(BIN)/naqd --config $(CONFIG)
 
 # Two xdist workers: most tests wait on real servers and daemons, not on the CPU, so two
 # halve the wall time on a 2-core machine; every test has its own ports and tmp dirs.

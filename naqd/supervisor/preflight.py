@@ -15,9 +15,9 @@ from typing import Any
 from loguru import logger
 
 from naqd.config import Config
+from naqd.exitcodes import EXIT_CONFIG
 from naqd.models import LoggingConfig, TasksConfig
 from naqd.supervisor.embedded import SUPERVISOR_ONLY_ENV
-from naqd.supervisor.policy import EXIT_CONFIG
 
 TIMEOUT = 60.0  # seconds an import may take before the reload is refused
 

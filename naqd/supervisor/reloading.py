@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from loguru import logger
 
 from naqd.config import Config, ConfigError
-from naqd.supervisor.policy import EXIT_CONFIG, Slot
+from naqd.exitcodes import EXIT_CONFIG
+from naqd.supervisor.policy import Slot
 from naqd.supervisor.preflight import preflight
 from naqd.supervisor.reload import ReloadPlan, SlotKey, plan_reload, slot_key
 
