@@ -162,6 +162,60 @@ class LoggingConfig:
     format: Literal["text", "json"] = "text"
 
 
+Role = Literal["viewer", "operator"]
+
+
+@dataclass(frozen=True)
+class DashboardUser:
+    """A console login. `password_hash` comes from `naqd dashboard hash-password`; a user
+    without one can only arrive through the trusted proxy header (which then takes its
+    role from here)."""
+
+    name: str
+    password_hash: str | None = field(default=None, repr=False)
+    role: Role = "viewer"
+
+
+@dataclass(frozen=True)
+class DashboardToken:
+    """An API token, sent as `Authorization: Bearer <token>`."""
+
+    name: str
+    token: str = field(default="", repr=False)
+    role: Role = "viewer"
+
+
+@dataclass(frozen=True)
+class DashboardProxyConfig:
+    """Trust a user-name header set by an authenticating proxy (oauth2-proxy), but only
+    on requests from these addresses or networks."""
+
+    header: str = "X-Forwarded-User"
+    trusted: tuple[str, ...] = ()
+    role: Role = "viewer"  # for proxy users not listed under dashboard.users
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    enabled: bool = True  # false keeps the section but runs no console child
+    listen: str = "127.0.0.1:9465"
+    users: dict[str, DashboardUser] = field(default_factory=dict)
+    tokens: dict[str, DashboardToken] = field(default_factory=dict)
+    proxy: DashboardProxyConfig | None = None
+    # Signs session cookies; unset: a random key per process (sessions end on restart).
+    secret_key: str | None = field(default=None, repr=False)
+    secret_key_file: str | None = None
+    session_ttl: float = 12 * 3600.0
+    login_attempts: int = 5  # failed logins per address and minute before 429
+    live_clients: int = 64  # concurrent event streams (each page holds one)
+
+    @property
+    def authenticated(self) -> bool:
+        """Anyone configured who can log in: without it the console is read-only and
+        loopback-only."""
+        return bool(self.users or self.tokens or self.proxy)
+
+
 @dataclass(frozen=True)
 class Config:
     path: str = "<defaults>"
@@ -178,3 +232,4 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dashboard: DashboardConfig | None = None  # a section present: `naqd run` supervises it

@@ -29,9 +29,18 @@ DAEMON_MODULES = frozenset(
 )
 
 
+# ... and of the `dashboard` extra (`naqd dashboard`).
+DASHBOARD_MODULES = frozenset({"starlette", "uvicorn", "jinja2", "markupsafe"})
+
+
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """The one line to print when `exc` is a module of the daemon extra, else None."""
     name = (exc.name or "").partition(".")[0]
+    if name in DASHBOARD_MODULES:
+        return (
+            f"this needs naqd's dashboard extra ({name} is not installed): "
+            "pip install 'naqd[dashboard]'"
+        )
     if name not in DAEMON_MODULES:
         return None
     return f"this needs naqd's daemon extra ({name} is not installed): pip install 'naqd[daemon]'"

@@ -250,3 +250,56 @@ def priority_level(value: Any) -> str:
             f"expected a priority level name of 1-32 letters, digits, _ or -, got {describe(value)}"
         )
     return value
+
+
+def password_hash(value: Any) -> str:
+    """A hash from `naqd dashboard hash-password` (scrypt$N$r$p$salt$hash); never a
+    plain password, which the error says without echoing it."""
+    parts = value.split("$") if isinstance(value, str) else []
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
+        raise ValueError(
+            "expected a password hash from `naqd dashboard hash-password` "
+            "(scrypt$...), not a plain password"
+        )
+    return str(value)
+
+
+def role(value: Any) -> str:
+    if value not in ("viewer", "operator"):
+        raise ValueError(f'expected "viewer" or "operator", got {describe(value)}')
+    return str(value)
+
+
+def address_or_network(value: Any) -> str:
+    """An IP address or network (10.0.0.0/8) a trusted proxy connects from."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"expected an IP address or network like 127.0.0.1 or 10.0.0.0/8, got {describe(value)}"
+        ) from None
+    return str(value)
+
+
+def header_name(value: Any) -> str:
+    ok = isinstance(value, str) and value and all(c.isalnum() or c == "-" for c in value)
+    if not ok:
+        raise ValueError(
+            f"expected an HTTP header name like X-Forwarded-User, got {describe(value)}"
+        )
+    return str(value)
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a `host:port` listens on loopback only (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,17 +9,22 @@ from typing import Any
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from naqd.config.checks import (
+    address_or_network,
     boolean,
     choice,
     duration,
     exception_name,
     fraction,
+    header_name,
     host_port,
     integer,
+    is_loopback,
     module_name,
+    password_hash,
     payload_size,
     priority_level,
     rate,
+    role,
     secret,
     secret_key,
     server_url,
@@ -34,6 +39,10 @@ from naqd.config.walk import INVALID, Ctx, Items, NamedMap, Section, is_null, jo
 from naqd.models import (
     BackoffConfig,
     Config,
+    DashboardConfig,
+    DashboardProxyConfig,
+    DashboardToken,
+    DashboardUser,
     DeadLettersConfig,
     EmbeddedNatsConfig,
     HeartbeatConfig,
@@ -213,6 +222,69 @@ def check_lease(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, pat
         )
 
 
+def check_dashboard(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    if "secret_key" in items and "secret_key_file" in items:
+        ctx.error(
+            items["secret_key_file"][0],
+            join(path, "secret_key_file"),
+            "set either secret_key or secret_key_file, not both",
+        )
+    listen = values.get("listen", DashboardConfig.listen)
+    open_console = not (values.get("users") or values.get("tokens") or values.get("proxy"))
+    if open_console and "listen" in items and not is_loopback(listen):
+        ctx.error(
+            items["listen"][1],
+            join(path, "listen"),
+            "a dashboard without users, tokens or proxy listens on loopback only: add "
+            "dashboard.users (naqd dashboard hash-password) or dashboard.tokens, "
+            "or listen on 127.0.0.1",
+        )
+    seen: dict[str, str] = {}
+    for name, tok in (values.get("tokens") or {}).items():
+        if tok.token in seen:
+            node = items["tokens"][1]
+            ctx.error(node, join(path, "tokens"), f"tokens {seen[tok.token]} and {name} are equal")
+        seen[tok.token] = name
+
+
+DASHBOARD = Section(
+    DashboardConfig,
+    {
+        "enabled": scalar(boolean),
+        "listen": scalar(host_port),
+        "users": NamedMap(
+            Section(
+                DashboardUser,
+                {"password_hash": scalar(password_hash), "role": scalar(role)},
+            ),
+            "user",
+        ),
+        "tokens": NamedMap(
+            Section(
+                DashboardToken,
+                {"token": scalar(secret_key), "role": scalar(role)},
+                required=("token",),
+            ),
+            "token",
+        ),
+        "proxy": Section(
+            DashboardProxyConfig,
+            {
+                "header": scalar(header_name),
+                "trusted": string_list(address_or_network),
+                "role": scalar(role),
+            },
+            required=("trusted",),
+        ),
+        "secret_key": scalar(secret_key),
+        "secret_key_file": scalar(text),
+        "session_ttl": scalar(duration(at_least=60.0)),
+        "login_attempts": scalar(integer(1, None, "a positive integer")),
+        "live_clients": scalar(integer(1, None, "a positive integer")),
+    },
+    check=check_dashboard,
+)
+
 # --- the schema ---------------------------------------------------------------------
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
@@ -351,5 +423,6 @@ ROOT = Section(
                 "format": scalar(choice("text", "json")),
             },
         ),
+        "dashboard": DASHBOARD,
     },
 )

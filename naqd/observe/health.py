@@ -21,16 +21,15 @@ BEAT, CONNECTED, READY = 0, 1, 2
 
 @dataclass
 class ChildLink:
-    """What the supervisor hands each child besides its config: the shared health cell and,
-    for the one reporting child per host, where to write the status snapshot."""
+    """What the supervisor hands each child besides its config: the shared health cell
+    and its label."""
 
     cell: Any  # multiprocessing RawArray('d', 3)
-    status_path: str | None = None
     label: str = ""  # worker[default]#0: the process title
 
     @classmethod
-    def create(cls, ctx: Any, status_path: str | None = None, label: str = "") -> ChildLink:
-        return cls(ctx.RawArray("d", 3), status_path, label)
+    def create(cls, ctx: Any, label: str = "") -> ChildLink:
+        return cls(ctx.RawArray("d", 3), label)
 
     def beat(self, connected: bool, ready: bool) -> None:
         self.cell[CONNECTED] = 1.0 if connected else 0.0

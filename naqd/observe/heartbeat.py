@@ -14,7 +14,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -129,8 +128,6 @@ class Heartbeat:
         await self._kv.put(self.key, json.dumps(self.record()).encode())
         if self.depth_queue is not None:
             await self._queue_gauges(js, self.depth_queue)
-        if self.link is not None and self.link.status_path:
-            await self._write_status(self.link.status_path)
 
     async def _queue_gauges(self, js: Any, name: str) -> None:
         queue = self.config.queues.get(name)
@@ -150,16 +147,6 @@ class Heartbeat:
             )
         elif change == "resumed":
             logger.info("queue {} resumed ({} waiting)", name, reading.pending)
-
-    async def _write_status(self, path: str) -> None:
-        """The status page's data, gathered here because the supervisor has no NATS."""
-        from naqd.observe.status import collect_status
-
-        assert self.nc is not None
-        snapshot = await collect_status(self.nc, self.config)
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(snapshot, default=str))
-        tmp.replace(path)
 
     def record(self) -> dict[str, Any]:
         obs = self.observer

@@ -1,6 +1,7 @@
-"""The supervisor's HTTP endpoint: /metrics, /healthz, the status page (/) and its data
-(/api/status). Served from a daemon thread because the supervisor loop is synchronous.
-No auth: keep it on loopback or behind a proxy (docs/status.md)."""
+"""The supervisor's HTTP endpoint: /metrics and /healthz, and at / a pointer to the web
+console (the console itself is its own child process, naqd/dashboard/). Served from a
+daemon thread because the supervisor loop is synchronous. No auth: keep it on loopback
+or behind a proxy (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -167,13 +168,13 @@ class ObserveServer:
         listen: str,
         view: Callable[[], SupervisorView],
         metrics_dir: Path,
-        status_path: Path,
+        console: str | None = None,
     ) -> None:
         host, _, port = listen.rpartition(":")
         self.address = (host.strip("[]") or "127.0.0.1", int(port))
         self.view = view
         self.metrics_dir = metrics_dir
-        self.status_path = status_path
+        self.console = console  # the console's host:port when this host runs one
         self.collector = SupervisorCollector(view)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -241,27 +242,20 @@ class ObserveServer:
             body["nats_server"] = {"state": view.nats_server, "pid": view.nats_server_pid}
         return (200 if ok else 503), body
 
-    def status(self) -> dict[str, Any]:
-        """Local children (live from shared memory) plus the cluster snapshot a child
-        wrote; the page shows how old that snapshot is."""
-        view = self.view()
-        code, local = self.healthz()
-        cluster: Any = None
-        age = None
-        try:
-            cluster = json.loads(self.status_path.read_text())
-            age = round(max(0.0, time.time() - self.status_path.stat().st_mtime), 1)
-        except (OSError, ValueError):
-            pass
-        return {
-            "now": time.time(),
-            "healthy": code == 200,
-            "children": local["children"],
-            "started_at": view.started_at,
-            "config_reload_ok": view.reload_ok,
-            "cluster": cluster,
-            "cluster_age": age,
-        }
+    def index(self, host_header: str | None) -> tuple[int, bytes, str, str | None]:
+        """/: a redirect to this host's console when it runs one, else where to look."""
+        if self.console:
+            host, _, port = self.console.rpartition(":")
+            if host.strip("[]") in ("0.0.0.0", "::", ""):
+                seen = (host_header or "127.0.0.1").rsplit(":", 1)[0]
+                host = seen
+            return 302, b"", "text/plain", f"http://{host}:{port}/"
+        text = (
+            "naqd: /metrics (Prometheus) and /healthz (JSON) live here.\n"
+            "The web console is `naqd dashboard`, or a dashboard: section in naq.yaml "
+            "(docs/dashboard.md).\n"
+        )
+        return 200, text.encode(), "text/plain; charset=utf-8", None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -277,21 +271,19 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/healthz":
                 code, data = self.observe.healthz()
                 self._send(code, json.dumps(data).encode(), "application/json")
-            elif path == "/api/status":
-                data = json.dumps(self.observe.status(), default=str).encode()
-                self._send(200, data, "application/json")
             elif path in ("/", "/index.html"):
-                from naqd.observe.page import PAGE
-
-                self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+                code, body, ctype, location = self.observe.index(self.headers.get("Host"))
+                self._send(code, body, ctype, location)
             else:
                 self._send(404, b"not found\n", "text/plain")
         except Exception:
             logger.exception("HTTP {} failed", path)
             self._send(500, b"internal error\n", "text/plain")
 
-    def _send(self, code: int, body: bytes, ctype: str) -> None:
+    def _send(self, code: int, body: bytes, ctype: str, location: str | None = None) -> None:
         self.send_response(code)
+        if location:
+            self.send_header("Location", location)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")

@@ -81,8 +81,9 @@ def after_exit(slot: Slot, now: float) -> float:
 
 
 def plan_slots(config: Config, burst: bool = False) -> list[Slot]:
-    """The children this host runs: `processes` workers per queue, and one scheduler
-    (none in burst mode: a burst runs what is queued, it fires no schedules)."""
+    """The children this host runs: `processes` workers per queue, one scheduler and the
+    web console when a `dashboard:` section asks for it (neither in burst mode: a burst
+    runs what is queued, then exits)."""
     slots = [
         Slot(role="worker", queue=q.name, index=i)
         for q in config.queues.values()
@@ -90,4 +91,7 @@ def plan_slots(config: Config, burst: bool = False) -> list[Slot]:
     ]
     if config.scheduler.enabled and not burst:
         slots.append(Slot(role="scheduler", queue="", index=0))
+    dash = config.dashboard
+    if dash is not None and dash.enabled and not burst:
+        slots.append(Slot(role="dashboard", queue="", index=0))
     return slots

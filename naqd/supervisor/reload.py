@@ -4,6 +4,7 @@
   every worker uses (nats, tasks, results, logging, shutdown);
 - the scheduler restarts when anything it uses changed (schedules, scheduler, ...),
   never because of a queue change alone;
+- the web console restarts when its section, or what it shows or connects with, changed;
 - slots of removed queues (or processes beyond a lowered count) drain and stop;
 - slots of new queues (or a raised count) start.
 """
@@ -19,6 +20,7 @@ SlotKey = tuple[str, str, int]
 
 _WORKER_GLOBALS = ("nats", "tasks", "results", "logging", "shutdown")
 _SCHEDULER_SETTINGS = ("nats", "tasks", "results", "logging", "schedules", "scheduler", "queues")
+_DASHBOARD_SETTINGS = ("nats", "tasks", "logging", "dashboard", "queues", "schedules")
 
 
 def slot_key(slot: Slot) -> SlotKey:
@@ -42,6 +44,8 @@ def _changed(old: Config, new: Config, names: tuple[str, ...]) -> bool:
 
 def _needs_restart(key: SlotKey, old: Config, new: Config) -> bool:
     role, queue, _ = key
+    if role == "dashboard":
+        return _changed(old, new, _DASHBOARD_SETTINGS)
     if role == "scheduler":
         # The scheduler reads queue names only to validate schedules: restart it when
         # queues come or go, not when a queue's concurrency changes.

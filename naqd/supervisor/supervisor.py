@@ -15,6 +15,7 @@ from multiprocessing.context import SpawnProcess
 from loguru import logger
 
 from naqd.config import Config, load_config
+from naqd.dashboard import process as dashboard_process
 from naqd.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from naqd.observe import health
 from naqd.observe.health import ChildLink, ChildView
@@ -38,13 +39,14 @@ from naqd.worker import process as worker_process
 ENTRY_POINTS: dict[str, Callable[[Config, str, int], None]] = {
     "worker": worker_process.main,
     "scheduler": scheduler_process.main,
+    "dashboard": dashboard_process.main,
 }
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 KILL_MARGIN = 5.0  # beyond grace_period, for children to nak and close their connections
 
 # Roles whose children beat into their health cell (others count as healthy while alive).
-HEARTBEAT_ROLES = frozenset({"worker", "scheduler"})
+HEARTBEAT_ROLES = frozenset({"worker", "scheduler", "dashboard"})
 
 
 class Supervisor:
@@ -107,7 +109,7 @@ class Supervisor:
 
     def _spawn(self, slot: Slot) -> None:
         saved = {k: os.environ.pop(k) for k in SUPERVISOR_ONLY_ENV if k in os.environ}
-        link = ChildLink.create(self.ctx, self._status_path_for(slot), slot.label)
+        link = ChildLink.create(self.ctx, slot.label)
         try:
             proc = self.ctx.Process(
                 target=health.child_main,
@@ -122,13 +124,6 @@ class Supervisor:
         self.procs[proc.pid] = proc
         self.links[proc.pid] = link
         logger.info("started {} (pid {})", slot.label, proc.pid)
-
-    def _status_path_for(self, slot: Slot) -> str | None:
-        """One child per host gathers the status page's cluster data: the first worker."""
-        if not self.config.metrics.enabled:
-            return None
-        first = next((s for s in self.slots if s.role == "worker"), None)
-        return str(self.metrics_dir.path / "status.json") if slot is first else None
 
     def _reap(self, stopping: bool) -> None:
         for slot in [*self.slots, *self.reloader.retired]:
@@ -210,7 +205,6 @@ class Supervisor:
         set_title("supervisor")
         self._install_signals()
         self.metrics_dir.prepare()
-        (self.metrics_dir.path / "status.json").unlink(missing_ok=True)
         try:
             nats_cfg = self.config.nats
             if not nats_cfg.servers:
@@ -370,7 +364,7 @@ class Supervisor:
             cfg.listen,
             lambda: self.view,
             self.metrics_dir.path,
-            self.metrics_dir.path / "status.json",
+            console=_console_listen(self.config),
         )
         try:
             self.http.start()
@@ -379,12 +373,17 @@ class Supervisor:
             logger.error("cannot serve metrics on {}: {}", cfg.listen, exc)
             self.http = None
         else:
-            logger.info("metrics, health and status page on {}", self.http.url)
+            logger.info("metrics and health on {}", self.http.url)
 
     def _signal_children(self, sig: int) -> None:
         for pid in list(self.procs):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+
+
+def _console_listen(config: Config) -> str | None:
+    dash = config.dashboard
+    return dash.listen if dash is not None and dash.enabled else None
 
 
 def _status_line(kids: list[health.ChildHealth]) -> str:
