@@ -59,9 +59,41 @@ def console_of(request: Request) -> Console:
 
 
 def session_of(request: Request) -> auth.Session | None:
+    """The request's session: its cookie's, or the one `start_session` made for it."""
+    made = getattr(request.state, "session", None)
+    if made is not None:
+        return made  # type: ignore[no-any-return]
     console = console_of(request)
     return auth.read_session(
         console.key, request.cookies.get(auth.COOKIE), time.time(), console.dash.session_ttl
+    )
+
+
+def start_session(request: Request, user: str = "") -> None:
+    """Give a request without a session (or, at login, a new user) a fresh one, whose
+    cookie `finish_session` sets: every page then has a CSRF token, the login page too."""
+    if not user and session_of(request) is not None:
+        return
+    console = console_of(request)
+    value = auth.sign_session(console.key, user, time.time())
+    request.state.cookie = value
+    request.state.session = auth.read_session(
+        console.key, value, time.time(), console.dash.session_ttl
+    )
+
+
+def finish_session(request: Request, response: Response) -> None:
+    value = getattr(request.state, "cookie", None)
+    if value is None:
+        return
+    response.set_cookie(
+        auth.COOKIE,
+        value,
+        max_age=int(console_of(request).dash.session_ttl),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
     )
 
 
@@ -145,6 +177,8 @@ def guarded(kind: str) -> Callable[[Handler], Handler]:
                 ):
                     return error_response(request, 403, "missing or wrong CSRF token")
             request.state.who = who
+            if kind == "page":
+                start_session(request)
             try:
                 response = await handler(request)
             except Exception as exc:
@@ -154,30 +188,12 @@ def guarded(kind: str) -> Callable[[Handler], Handler]:
                     response = HTMLResponse(body, 503)
                 else:
                     response = error_response(request, err.status, err.message)
-            if kind == "page":
-                ensure_cookie(request, response)
+            finish_session(request, response)
             return response
 
         return run
 
     return wrap
-
-
-def ensure_cookie(request: Request, response: Response, user: str | None = None) -> None:
-    """Every page carries a session cookie, if only for its CSRF token (login needs one)."""
-    console = console_of(request)
-    if user is None and session_of(request) is not None:
-        return
-    value = auth.sign_session(console.key, user or "", time.time())
-    response.set_cookie(
-        auth.COOKIE,
-        value,
-        max_age=int(console.dash.session_ttl),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
 
 
 def csrf_token(request: Request) -> str:
@@ -454,9 +470,9 @@ async def login_page(request: Request) -> Response:
     nxt = safe_next(request.query_params.get("next"))
     if who is not None and who.via != "anonymous":
         return RedirectResponse(nxt, 303)
-    body = render(request, "login.html", None, next=nxt, error=None, user="")
-    response = HTMLResponse(body)
-    ensure_cookie(request, response)
+    start_session(request)
+    response = HTMLResponse(render(request, "login.html", None, next=nxt, error=None, user=""))
+    finish_session(request, response)
     return response
 
 
@@ -491,8 +507,9 @@ async def login_submit(request: Request) -> Response:
         return HTMLResponse(body, 401)
     console.limiter.succeeded(client_ip)
     logger.info("dashboard: {} logged in from {}", who.name, client_ip)
+    start_session(request, user=who.name)  # a fresh CSRF token too
     response = RedirectResponse(nxt, 303)
-    ensure_cookie(request, response, user=who.name)  # a fresh CSRF token too
+    finish_session(request, response)
     return response
 
 
