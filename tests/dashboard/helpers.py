@@ -4,8 +4,8 @@ client (cookies, CSRF) for the console's API tests and browser tests."""
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import json
+import os
 import re
 import subprocess
 import textwrap
