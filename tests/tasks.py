@@ -205,3 +205,10 @@ def chain(url: str, directory: str, n: int) -> str:
 
     with SyncClient(url) as client:
         return client.enqueue("tests.tasks:record", directory, n, queue="other").id
+
+
+def fail_until(path: str, **tags: object) -> str:
+    """Fails while `path` is missing: a dead letter a requeue can then save."""
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} is missing")
+    return "saved"

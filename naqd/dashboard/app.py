@@ -144,6 +144,7 @@ def translate(exc: Exception) -> HTTPError:
     if isinstance(exc, Unavailable):
         return HTTPError(503, str(exc))
     if isinstance(exc, nats_errors.Error | TimeoutError | ConnectionError):
+        logger.debug("dashboard: NATS did not answer: {!r}", exc)
         return HTTPError(503, f"NATS did not answer: {exc or type(exc).__name__}")
     if isinstance(exc, ValueError):
         return HTTPError(400, str(exc))

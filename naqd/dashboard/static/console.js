@@ -79,7 +79,8 @@ function connectLive() {
     if (type === "nats" || type === "hello") {
       const up = type === "nats" ? ev.up : ev.nats;
       setBanner(up);
-      if (up && document.body.dataset.page === "outage") location.reload();
+      // The outage page has nothing to refresh in place: load it again once NATS is back.
+      if (type === "nats" && up && document.body.dataset.page === "outage") location.reload();
       if (type === "nats" && up) refreshAll();
       return;
     }
