@@ -498,12 +498,11 @@ def row_of_record(rec: ResultRecord) -> JobRow:
 def schedule_of(job_id: str) -> tuple[str | None, str | None]:
     """(schedule name, tick stamp) of a fired job's id `cron.<name>.<stamp>` or
     `cron.<name>.manual.<stamp>` (naqd/protocol/ticks.py); (None, None) otherwise."""
-    parts = job_id.split(".")
-    if len(parts) == 3 and parts[0] == "cron":
-        return parts[1], parts[2]
-    if len(parts) == 4 and parts[0] == "cron" and parts[2] == "manual":
-        return parts[1], f"manual.{parts[3]}"
-    return None, None
+    head, _, rest = job_id.partition(".")
+    name, _, stamp = rest.partition(".")
+    if head != "cron" or not name or not stamp:
+        return None, None
+    return name, stamp
 
 
 def error_text(err: ErrorInfo | None) -> str:

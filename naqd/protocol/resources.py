@@ -70,6 +70,7 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW,
         allow_msg_schedules=True if schedules else None,
+        allow_direct=True,  # the console's batched reads (naqd/client/batchget.py)
     )
 
 
@@ -141,6 +142,7 @@ def dlq_stream_config(replicas: int, max_age: float) -> StreamConfig:
         max_age=max_age,
         num_replicas=replicas,
         duplicate_window=min(DUPLICATE_WINDOW, max_age),
+        allow_direct=True,  # the console's batched reads (naqd/client/batchget.py)
     )
 
 
