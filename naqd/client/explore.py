@@ -407,12 +407,15 @@ class Explorer:
 
         return _ArgSearch(self, query, queue=queue, states=states, limit=limit)
 
-    async def job_detail(self, job_id: str) -> JobDetail:
+    async def job_detail(self, job_id: str, scan_budget: float = 0.25) -> JobDetail:
         """One job in any state; JobNotFound when no trace of it exists. ValueError
-        for a string that cannot be a job id."""
+        for a string that cannot be a job id. A queued job that no worker has taken
+        yet has no record: its message is looked for in the queue for `scan_budget`
+        seconds (~3,000 jobs per 0.25 s); a job deeper in a long queue is then
+        reported not found (docs/dashboard.md#data-model)."""
         from naqd.client import jobs
 
-        return await jobs.job_detail(self, job_id)
+        return await jobs.job_detail(self, job_id, scan_budget)
 
     # dead letters -------------------------------------------------------------------
 

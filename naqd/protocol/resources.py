@@ -17,6 +17,7 @@ from nats.js.api import (
 )
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
+from naqd.protocol.audit import audit_stream_config
 from naqd.protocol.names import (
     ADVISORY_CONSUMER,
     ADVISORY_STREAM,
@@ -197,6 +198,8 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     max_age = config.dead_letters.max_age
     await _ensure_stream(js, dlq_stream_config(replicas, max_age))
     await _ensure_stream(js, advisory_stream_config(replicas, max_age))
+    audit = config.audit
+    await _ensure_stream(js, audit_stream_config(replicas, audit.max_age, audit.max_entries))
     try:
         await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
     except NotFoundError:
