@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from naqd.client.client import Client
 
 
+CANCEL_SCAN = 5.0  # s to look for a queued job without a record (~60k jobs)
+
+
 def _matches(e: DeadLetter, f: DeadLetterFilter) -> bool:
     return (
         (not f.task or e.task == f.task)
@@ -106,7 +109,7 @@ async def delete_many(client: Client, f: DeadLetterFilter, dry_run: bool) -> Act
 async def cancel(client: Client, job_id: str) -> ActionResult:
     """JobNotFound for an id with no trace; Conflict for a finished job."""
     validate_job_id(job_id)
-    detail = await client.explorer.job_detail(job_id)  # JobNotFound
+    detail = await client.explorer.job_detail(job_id, scan_budget=CANCEL_SCAN)  # JobNotFound
     if detail.state in ("succeeded", "failed", "cancelled", "dead"):
         raise Conflict(f"job {job_id} has already finished ({detail.state})")
     if not await client.cancel(job_id):

@@ -407,12 +407,15 @@ class Explorer:
 
         return _ArgSearch(self, query, queue=queue, states=states, limit=limit)
 
-    async def job_detail(self, job_id: str) -> JobDetail:
+    async def job_detail(self, job_id: str, scan_budget: float = 0.25) -> JobDetail:
         """One job in any state; JobNotFound when no trace of it exists. ValueError
-        for a string that cannot be a job id."""
+        for a string that cannot be a job id. A queued job that no worker has taken
+        yet has no record: its message is looked for in the queue for `scan_budget`
+        seconds (~3,000 jobs per 0.25 s); a job deeper in a long queue is then
+        reported not found (docs/dashboard.md#data-model)."""
         from naqd.client import jobs
 
-        return await jobs.job_detail(self, job_id)
+        return await jobs.job_detail(self, job_id, scan_budget)
 
     # dead letters -------------------------------------------------------------------
 
@@ -498,12 +501,11 @@ def row_of_record(rec: ResultRecord) -> JobRow:
 def schedule_of(job_id: str) -> tuple[str | None, str | None]:
     """(schedule name, tick stamp) of a fired job's id `cron.<name>.<stamp>` or
     `cron.<name>.manual.<stamp>` (naqd/protocol/ticks.py); (None, None) otherwise."""
-    parts = job_id.split(".")
-    if len(parts) == 3 and parts[0] == "cron":
-        return parts[1], parts[2]
-    if len(parts) == 4 and parts[0] == "cron" and parts[2] == "manual":
-        return parts[1], f"manual.{parts[3]}"
-    return None, None
+    head, _, rest = job_id.partition(".")
+    name, _, stamp = rest.partition(".")
+    if head != "cron" or not name or not stamp:
+        return None, None
+    return name, stamp
 
 
 def error_text(err: ErrorInfo | None) -> str:

@@ -350,7 +350,7 @@ async def _holder(ex: Explorer, prefix: str, job_id: str) -> Any:
         return None
 
 
-async def job_detail(ex: Explorer, job_id: str) -> JobDetail:
+async def job_detail(ex: Explorer, job_id: str, scan_budget: float = TIME_BUDGET) -> JobDetail:
     from naqd.client.explore import Attempt, DeadLetterRow, JobDetail, schedule_of
 
     validate_job_id(job_id)
@@ -360,7 +360,7 @@ async def job_detail(ex: Explorer, job_id: str) -> JobDetail:
     )  # fmt: skip
     queued = None
     if rec is None and delayed is None and waiting is None and dead is None:
-        queued = await find_queued(ex, job_id)
+        queued = await find_queued(ex, job_id, scan_budget)
         if queued is None:
             raise JobNotFound(job_id)
     elif rec is not None and not rec.done and delayed is None and waiting is None:
@@ -465,17 +465,18 @@ async def find_queued(ex: Explorer, job_id: str, budget: float = TIME_BUDGET) ->
                 index.forget(job_id)
         if index.complete:
             return None
+    from naqd.client.batchget import scan
+
     deadline = time.monotonic() + budget
-    seq = 1
-    filt = under(JOBS_SUBJECT_PREFIX)
-    while time.monotonic() < deadline:
-        try:
-            msg = await ex.js.get_msg(JOBS_STREAM, seq, subject=filt, next=True)
-        except NotFoundError:
-            return None
-        if msg_job_id(msg) == job_id:
-            return msg
-        seq = (msg.seq or seq) + 1
+    messages = scan(ex.client.nc, JOBS_STREAM, under(JOBS_SUBJECT_PREFIX))
+    try:
+        async for msg in messages:
+            if msg_job_id(msg) == job_id:
+                return msg
+            if time.monotonic() > deadline:
+                return None
+    finally:
+        await messages.aclose()  # type: ignore[attr-defined]
     return None
 
 

@@ -2,20 +2,17 @@
 stored envelopes that yields each hit as it is found, and its progress. Behind
 `Explorer.search_args`.
 
-The scan reads through an ordered consumer (the server pushes, flow controlled), which
-is far cheaper per message than reads one by one; the consumer is removed when the scan
-ends or is stopped."""
+The scan reads in batched direct gets (naqd/client/batchget.py): no consumer (a
+WorkQueue stream allows none beside the queue's own), a round trip per 256 messages."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from naqd.protocol.names import DLQ_STREAM, JOBS_STREAM, dlq_filter
@@ -24,7 +21,6 @@ if TYPE_CHECKING:
     from naqd.client.explore import Explorer, JobRow, SearchEvent
 
 PROGRESS_EVERY = 2_000  # messages between progress events
-IDLE = 2.0  # s without a message before the scan is declared finished
 
 
 class Query:
@@ -157,25 +153,15 @@ class ArgSearch:
         yield self._event(None, done=True)
 
     async def _scan(self, stream: str, filt: str, expected: int) -> AsyncIterator[SearchEvent]:
+        from naqd.client.batchget import scan
         from naqd.client.jobs import stream_row
 
-        js = self.ex.js
-        inbox: asyncio.Queue[Any] = asyncio.Queue(maxsize=4096)
-
-        async def cb(msg: Any) -> None:
-            await inbox.put(msg)
-
-        sub = await js.subscribe(
-            filt, stream=stream, cb=cb, ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=10.0),
-        )  # fmt: skip
         seen = 0
         last_progress = time.monotonic()
+        messages = scan(self.ex.client.nc, stream, filt)
         try:
-            while seen < expected and not self._stop.is_set():
-                try:
-                    msg = await asyncio.wait_for(inbox.get(), IDLE)
-                except TimeoutError:
+            async for msg in messages:
+                if self._stop.is_set():
                     break
                 seen += 1
                 self.scanned += 1
@@ -188,12 +174,10 @@ class ArgSearch:
                 if self.scanned % PROGRESS_EVERY == 0 or time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
                     yield self._event(None)
-                pending = getattr(getattr(msg, "metadata", None), "num_pending", None)
-                if pending == 0:
+                if seen >= expected:
                     break
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await messages.aclose()  # type: ignore[attr-defined]
 
     def _hit(self, stream: str, msg: Any, stream_row: Any) -> JobRow | None:
         from naqd.client.explore import JobRow

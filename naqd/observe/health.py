@@ -26,10 +26,11 @@ class ChildLink:
 
     cell: Any  # multiprocessing RawArray('d', 3)
     label: str = ""  # worker[default]#0: the process title
+    recycles: int = 0  # how often this child's slot was recycled before (its heartbeat says)
 
     @classmethod
-    def create(cls, ctx: Any, label: str = "") -> ChildLink:
-        return cls(ctx.RawArray("d", 3), label)
+    def create(cls, ctx: Any, label: str = "", recycles: int = 0) -> ChildLink:
+        return cls(ctx.RawArray("d", 3), label, recycles)
 
     def beat(self, connected: bool, ready: bool) -> None:
         self.cell[CONNECTED] = 1.0 if connected else 0.0
