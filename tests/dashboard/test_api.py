@@ -235,3 +235,9 @@ def test_a_nats_outage_is_503_with_a_banner_and_heals_by_itself(console: Console
     page = op.get("/")
     assert page.status == 200 and b'class="banner" hidden' in page.body
     time.sleep(0)  # nothing else to wait for: the console recovered without a restart
+
+
+def test_the_supervisor_points_at_its_console(console: Console) -> None:
+    r = Browserless(console.metrics_url).get("/")
+    assert r.status == 302 and r.headers["Location"] == console.url + "/"
+    assert Browserless(console.metrics_url).get("/healthz").status == 200

@@ -129,7 +129,9 @@ def test_log_in_and_see_the_cluster(browser: webdriver.Chrome, console: Console)
     browser.get(console.url + "/")
     assert "/login" in browser.current_url
     log_in(browser, console, "alice")
-    wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-queue="default"]')))
+    wait(browser).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-queue="default"]'))
+    )
     console.enqueue("tests.tasks:add", "2", "3", job_id="shot-add")
     live(browser)
     shot(browser, "overview")
@@ -185,7 +187,9 @@ def test_pause_a_queue_and_naqd_queues_agrees(browser: webdriver.Chrome, console
 
 
 def test_cancel_a_running_job(browser: webdriver.Chrome, console: Console, tmp_path: Path) -> None:
-    job = console.enqueue("tests.tasks:thread_until_cancelled", f'"{tmp_path}"', job_id="browser-long")
+    job = console.enqueue(
+        "tests.tasks:thread_until_cancelled", f'"{tmp_path}"', job_id="browser-long"
+    )
     wait_until(lambda: (tmp_path / "started").exists(), 20, what="job started")
     browser.get(f"{console.url}/jobs/{job}")
     live(browser)
@@ -197,7 +201,9 @@ def test_cancel_a_running_job(browser: webdriver.Chrome, console: Console, tmp_p
     assert same_page(browser)
 
 
-def test_search_by_an_argument_value(browser: webdriver.Chrome, console: Console, tmp_path: Path) -> None:
+def test_search_by_an_argument_value(
+    browser: webdriver.Chrome, console: Console, tmp_path: Path
+) -> None:
     missing = tmp_path / "never"
     for user in (41, 42, 43):
         console.naqd(

@@ -51,9 +51,16 @@ def healthz(base: str) -> int:
         return exc.code
 
 
+def healthz_body(base: str) -> dict:
+    """/healthz's JSON, also when it answers 503."""
+    try:
+        return json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=5).read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
 def child_pids(daemon) -> list[int]:
-    body = json.loads(urllib.request.urlopen(f"{daemon.metrics_url}/api/status").read())
-    return [c["pid"] for c in body["children"]]
+    return [c["pid"] for c in healthz_body(daemon.metrics_url)["children"]]
 
 
 def test_metrics_follow_real_jobs(daemon_factory, nats_server) -> None:
@@ -159,8 +166,7 @@ def test_healthz_fails_while_a_worker_is_stopped(daemon_factory) -> None:
     os.kill(victim, signal.SIGSTOP)
     try:
         wait_until(lambda: healthz(base) == 503, 20, what="unhealthy while stopped")
-        body = json.loads(urllib.request.urlopen(f"{base}/api/status").read())
-        states = {c["pid"]: c["state"] for c in body["children"]}
+        states = {c["pid"]: c["state"] for c in healthz_body(base)["children"]}
         assert states[victim] == "stale"
         assert (
             value(scrape(base), "naqd_child_healthy", role="worker", queue="default", index="1")

@@ -1,13 +1,12 @@
 """`naqd status / workers / queues / purge / job` against a real server and a live
-daemon, and the status page over HTTP and in headless Chromium."""
+daemon, and what the supervisor's HTTP endpoint says at `/`."""
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -173,82 +172,18 @@ def test_unreachable_nats_exits_69() -> None:
     assert "Traceback" not in out.stderr
 
 
-# -- the status page ----------------------------------------------------------------------
+# -- the supervisor's HTTP endpoint -------------------------------------------------------
 
 
-def api_status(daemon) -> dict:
-    return json.loads(urllib.request.urlopen(f"{daemon.metrics_url}/api/status").read())
-
-
-def cluster_of(data: dict, workers: int) -> dict | None:
-    """The page's data once its cluster snapshot has seen every worker's heartbeat and
-    every child reports ready (a child beats into KV before its boot has finished)."""
-    cluster = data["cluster"]
-    ready = data["healthy"] and cluster and len(cluster["workers"]) == workers
-    return data if ready else None
-
-
-def test_status_page_and_its_data_over_http(live) -> None:
+def test_the_old_status_page_points_to_the_console(live) -> None:
+    """The read-only status page became the web console's overview (tests/dashboard/):
+    the supervisor keeps /metrics and /healthz and says where the console is."""
     daemon, _ = live
-    page = urllib.request.urlopen(f"{daemon.metrics_url}/", timeout=5)
-    assert page.headers["Content-Type"].startswith("text/html")
-    html = page.read().decode()
-    assert 'id="queues"' in html and "/api/status" in html
-    assert "<link" not in html and "src=" not in html  # no external assets
-    data = wait_until(lambda: cluster_of(api_status(daemon), 4), 20, what="4 processes on the page")
-    assert data["healthy"] is True
-    assert len(data["children"]) == 4
-    cluster = data["cluster"]
-    assert {q["queue"] for q in cluster["queues"]} == {"default", "idle"}
-    assert len(cluster["workers"]) == 4
-    assert cluster["schedules"][0]["schedule"] == "nightly"
-
-
-def page_dead(daemon) -> dict | None:
-    """The page's data once its snapshot has the three dead letters."""
-    cluster = api_status(daemon)["cluster"]
-    if not cluster or len(cluster["dead_letters"]["recent"]) < 3:
-        return None
-    return cluster
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
-def test_status_page_renders_in_headless_chromium(live, tmp_path: Path) -> None:
-    daemon, url = live
-    make_dead_letters(url)
-    wait_until(lambda: cluster_of(api_status(daemon), 4), 20, what="cluster snapshot")
-    cluster = wait_until(lambda: page_dead(daemon), 20, what="dead letters on the page")
-    assert {q["queue"]: q["dead"] for q in cluster["queues"]} == {"default": 2, "idle": 1}
-    pids = [str(c["pid"]) for c in api_status(daemon)["children"]]
-    dom = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            f"{daemon.metrics_url}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    ).stdout
-    assert '<span id="health" class="badge ok">healthy</span>' in dom
-    for pid in pids:
-        assert f"<td>{pid}</td>" in dom or f'<td class="num">{pid}</td>' in dom
-    assert "<td>nightly</td>" in dom
-    # Queue rows: queue, pending, in flight, dead, processes, running.
-    num = '<td class="num">\\d+</td>'
-    assert re.search(f'<td>default</td>{num}{num}<td class="num">2</td>', dom), dom
-    assert re.search(f'<td>idle</td>{num}{num}<td class="num">1</td>', dom), dom
-    assert re.search(r"<td>\d+/4</td><td>active</td>", dom), dom  # running, state
-    # Recent dead letters: seq, queue (not the job id), job id.
-    for queue, job in (("default", "dead.0.x"), ("default", "dead.1.x"), ("idle", "dead.2.x")):
-        assert f"<td>{queue}</td><td>{job}</td>" in dom
+    with urllib.request.urlopen(f"{daemon.metrics_url}/", timeout=5) as page:
+        text = page.read().decode()
+        assert page.headers["Content-Type"].startswith("text/plain")
+    assert "/metrics" in text and "naqd dashboard" in text
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(f"{daemon.metrics_url}/api/status", timeout=5)
+    assert gone.value.code == 404
+    gone.value.close()
