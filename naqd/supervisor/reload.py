@@ -20,7 +20,7 @@ SlotKey = tuple[str, str, int]
 
 _WORKER_GLOBALS = ("nats", "tasks", "results", "logging", "shutdown")
 _SCHEDULER_SETTINGS = ("nats", "tasks", "results", "logging", "schedules", "scheduler", "queues")
-_DASHBOARD_SETTINGS = ("nats", "tasks", "logging", "dashboard", "queues", "schedules")
+_DASHBOARD_SETTINGS = ("nats", "tasks", "logging", "dashboard")
 
 
 def slot_key(slot: Slot) -> SlotKey:
@@ -45,7 +45,8 @@ def _changed(old: Config, new: Config, names: tuple[str, ...]) -> bool:
 def _needs_restart(key: SlotKey, old: Config, new: Config) -> bool:
     role, queue, _ = key
     if role == "dashboard":
-        return _changed(old, new, _DASHBOARD_SETTINGS)
+        # What it shows comes from NATS; its config names only the queues to list.
+        return set(old.queues) != set(new.queues) or _changed(old, new, _DASHBOARD_SETTINGS)
     if role == "scheduler":
         # The scheduler reads queue names only to validate schedules: restart it when
         # queues come or go, not when a queue's concurrency changes.

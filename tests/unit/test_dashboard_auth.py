@@ -56,7 +56,7 @@ def test_sessions_are_signed_and_expire() -> None:
     assert session is not None and session.user == "alice" and session.csrf
     assert auth.read_session(KEY, value, now=1000.0 + 3601, ttl=3600) is None
     assert auth.read_session(b"x" * 32, value, now=1500.0, ttl=3600) is None
-    payload, sig = value.split(".")
+    _payload, sig = value.split(".")
     forged = auth._b64(b'{"u":"victor","t":1000,"c":"x"}') + "." + sig
     assert auth.read_session(KEY, forged, now=1500.0, ttl=3600) is None
     assert auth.read_session(KEY, "garbage", now=1500.0, ttl=3600) is None

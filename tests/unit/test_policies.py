@@ -77,3 +77,24 @@ def test_recycle_restarts_at_once_and_keeps_the_crash_count() -> None:
     slot = Slot(role="worker", queue="q", index=0, pid=1, started_at=100.0, failures=2)
     assert after_recycle(slot, 101.0) == 101.0
     assert slot.pid is None and slot.failures == 2
+
+
+def test_a_dashboard_section_adds_the_console_child_and_reloads_restart_it() -> None:
+    from dataclasses import replace
+
+    from naqd.models import DashboardConfig
+    from naqd.supervisor.reload import plan_reload
+
+    config = Config(dashboard=DashboardConfig())
+    assert [s.role for s in plan_slots(config)] == ["worker", "scheduler", "dashboard"]
+    assert [s.role for s in plan_slots(config, burst=True)] == ["worker"]
+    off = Config(dashboard=DashboardConfig(enabled=False))
+    assert [s.role for s in plan_slots(off)] == ["worker", "scheduler"]
+    console = ("dashboard", "", 0)
+    moved = replace(config, dashboard=DashboardConfig(listen="127.0.0.1:9999"))
+    assert plan_reload(config, moved).restart == {console}
+    busier = replace(config, queues={"default": QueueConfig(name="default", concurrency=99)})
+    assert console not in plan_reload(config, busier).restart  # the same queues to show
+    added = plan_reload(Config(), config)
+    assert [s.role for s in added.start] == ["dashboard"]
+    assert plan_reload(config, Config()).stop == {console}
