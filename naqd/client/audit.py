@@ -13,9 +13,10 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
+from naqd.client.batchget import fetch_range
 from naqd.client.pages import STOP, Page, Stop, parse_cursor, walk_back
 from naqd.protocol.audit import AuditEntry, audit_stream_config, decode_entry, encode_entry
-from naqd.protocol.names import AUDIT_STREAM, audit_subject
+from naqd.protocol.names import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX, audit_subject, under
 
 log = logging.getLogger("naqd.audit")
 
@@ -84,11 +85,8 @@ class AuditLog:
         if start is not None:
             last = min(last, start)
 
-        async def get(seq: int) -> Any:
-            try:
-                return await self.js.get_msg(AUDIT_STREAM, seq, direct=True)
-            except NotFoundError:
-                return None
+        async def fetch(lo: int, hi: int) -> list[Any]:
+            return await fetch_range(self.nc, AUDIT_STREAM, under(AUDIT_SUBJECT_PREFIX), lo, hi)
 
         def keep(msg: Any) -> AuditEntry | Stop | None:
             e = decode_entry(msg.data or b"", msg.seq or 0)
@@ -104,4 +102,4 @@ class AuditLog:
                 return None
             return e
 
-        return await walk_back(get, first, last, keep, limit, "a")
+        return await walk_back(fetch, first, last, keep, limit, "a")

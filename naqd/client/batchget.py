@@ -92,3 +92,28 @@ async def scan(
             return
         yield m
         seq = (m.seq or seq) + 1
+
+
+async def fetch_range(nc: NATS, stream: str, subject: str, lo: int, hi: int) -> list[RawStreamMsg]:
+    """The messages matching `subject` with sequences lo..hi, oldest first: one batched
+    request (or one get per sequence where batches are not served)."""
+    if hi < lo:
+        return []
+    try:
+        msgs, _ = await batch(nc, stream, lo, subject, hi - lo + 1)
+        return [m for m in msgs if (m.seq or 0) <= hi]
+    except NotImplementedError:
+        pass
+    js = nc.jetstream()
+    out = []
+    seq = lo
+    while seq <= hi:
+        try:
+            m = await js.get_msg(stream, seq, subject=subject, next=True)
+        except NotFoundError:
+            break
+        if (m.seq or 0) > hi:
+            break
+        out.append(m)
+        seq = (m.seq or seq) + 1
+    return out

@@ -140,6 +140,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
         self._dead_letters: DeadLetters | None = None
+        self._explorer: Explorer | None = None
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> Client:
@@ -191,6 +192,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
+        if self._explorer is not None:
+            await self._explorer.close()
+            self._explorer = None
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -225,10 +229,13 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     @property
     def explorer(self) -> Explorer:
-        """The console's reads (naqd/client/explore.py) on this connection."""
-        from naqd.client.explore import Explorer
+        """The console's reads (naqd/client/explore.py) on this connection: one per
+        client, so its id index (`await client.explorer.start()`) serves every caller."""
+        if self._explorer is None:
+            from naqd.client.explore import Explorer
 
-        return Explorer(self)
+            self._explorer = Explorer(self)
+        return self._explorer
 
     # -- enqueue ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nats.aio.client import Client as NATS
 from nats.js.errors import APIError, NotFoundError
 
+from naqd.client.batchget import fetch_range
 from naqd.client.errors import Conflict, DeadLetterNotFound
 from naqd.client.pages import Page, parse_cursor, walk_back
 from naqd.protocol.deadletter import DeadLetter, decode_dead_letter
@@ -110,17 +111,12 @@ class DeadLetters:
         start = parse_cursor(cursor, "d")
         if start is not None:
             last = min(last, start)
-        prefix = f"{DLQ_SUBJECT_PREFIX}.{queue}." if queue else ""
+        filt = dlq_filter(queue)
 
-        async def get(seq: int) -> Any:
-            try:
-                return await self.js.get_msg(DLQ_STREAM, seq)
-            except NotFoundError:
-                return None
+        async def fetch(lo: int, hi: int) -> list[Any]:
+            return await fetch_range(self.nc, DLQ_STREAM, filt, lo, hi)
 
         def keep(msg: Any) -> DeadLetterRow | None:
-            if prefix and not (msg.subject or "").startswith(prefix):
-                return None
             e = _decode(msg.data or b"", msg.seq or 0)
             if e is None:
                 return None
@@ -132,7 +128,7 @@ class DeadLetters:
                 return None
             return DeadLetterRow.of(e)
 
-        page = await walk_back(get, first, last, keep, limit, "d")
+        page = await walk_back(fetch, first, last, keep, limit, "d")
         if queue is None:
             page.total = int(info.state.messages or 0)
         elif cursor is None:

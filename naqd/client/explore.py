@@ -11,6 +11,8 @@ Use: `explorer = Explorer(client)` on a connected `Client`; `client.explorer` is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +36,7 @@ from naqd.protocol.names import (
 
 if TYPE_CHECKING:
     from naqd.client.client import Client
+    from naqd.client.jobindex import JobIndex
 
 JobState = Literal[
     "queued",  # in its queue, not yet taken (or taken, no record yet)
@@ -317,11 +320,33 @@ class SearchEvent:
 
 
 class Explorer:
-    """The reads of the console and the CLI. Needs a connected Client."""
+    """The reads of the console and the CLI. Needs a connected Client.
+
+    A long-lived console calls `await explorer.start()` once (and `close()` at the end):
+    that keeps an id index of the queued jobs (naqd/client/jobindex.py), so an id search
+    and a queued job's detail are a lookup, not a scan. Without it (the CLI) they read
+    the queue under a time budget."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.js = client._js
+        self.index: JobIndex | None = None
+
+    async def start(self, max_entries: int = 500_000, wait: float = 0.0) -> Explorer:
+        """Start the id index; `wait`: seconds to let it catch up (0: in the background)."""
+        from naqd.client.jobindex import JobIndex
+
+        if self.index is None:
+            self.index = await JobIndex(self.client.nc, max_entries=max_entries).start()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.index.ready.wait(), wait)
+        return self
+
+    async def close(self) -> None:
+        if self.index is not None:
+            await self.index.stop()
+            self.index = None
 
     # overview -----------------------------------------------------------------------
 

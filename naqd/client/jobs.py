@@ -238,11 +238,10 @@ async def _results_page(
     if start is not None:
         last = min(last, start)
 
-    async def get(seq: int) -> Any:
-        try:
-            return await js.get_msg(RESULTS_STREAM, seq, direct=True)
-        except NotFoundError:
-            return None
+    async def fetch(lo: int, hi: int) -> list[Any]:
+        from naqd.client.batchget import fetch_range
+
+        return await fetch_range(ex.client.nc, RESULTS_STREAM, f"{RESULTS_PREFIX}>", lo, hi)
 
     def keep(msg: Any) -> JobRow | Stop | None:
         if (msg.headers or {}).get("KV-Operation") or not msg.data:
@@ -262,7 +261,7 @@ async def _results_page(
             return None
         return row
 
-    return await walk_back(get, first, last, keep, limit, "r")
+    return await walk_back(fetch, first, last, keep, limit, "r")
 
 
 # -- id search ---------------------------------------------------------------------------
@@ -285,7 +284,7 @@ async def find_jobs(ex: Explorer, prefix: str, limit: int) -> list[JobRow]:
         exact = False
     if exact:
         try:
-            d = await job_detail(ex, prefix)
+            d = await job_detail(ex, prefix, EXACT_SCAN)
             found[d.id] = JobRow(
                 d.id, d.state, d.queue, d.task, d.finished_at or d.started_at or d.enqueued_at,
                 len(d.attempts), f"{d.error_type}: {d.error_message}" if d.error_type else "",
@@ -318,7 +317,18 @@ async def find_jobs(ex: Explorer, prefix: str, limit: int) -> list[JobRow]:
             found[parts[3]] = JobRow(parts[3], state, parts[2])
             if len(found) >= limit:
                 return list(found.values())
-    # Result keys: their subjects, listed under a budget (the bucket may be large).
+    # Queued jobs: the console's id index (naqd/client/jobindex.py), when it keeps one.
+    if ex.index is not None:
+        hits = [(i, s) for i, s in ex.index.prefix(prefix, limit) if i not in found]
+        msgs = await asyncio.gather(*(_get_seq(ex, s) for _, s in hits))
+        for (job_id, _), msg in zip(hits, msgs, strict=True):
+            if msg is None:
+                ex.index.forget(job_id)
+            else:
+                found[job_id] = stream_row("queued", msg)
+        if len(found) >= limit:
+            return list(found.values())[:limit]
+    # Result keys: their subjects, listed unless the bucket is very large.
     for subject in await _result_keys(ex, prefix):
         job_id = subject[len(RESULTS_PREFIX) :]
         if job_id in found:
@@ -331,8 +341,22 @@ async def find_jobs(ex: Explorer, prefix: str, limit: int) -> list[JobRow]:
     return list(found.values())
 
 
+async def _get_seq(ex: Explorer, seq: int) -> Any:
+    try:
+        return await ex.js.get_msg(JOBS_STREAM, seq)
+    except NotFoundError:
+        return None
+
+
+EXACT_SCAN = 0.1  # s an exact id search reads the queue for an unindexed queued job
+MAX_RESULT_KEYS = 200_000  # past this many results, a prefix search skips them (exact works)
+
+
 async def _result_keys(ex: Explorer, prefix: str) -> list[str]:
     try:
+        state = (await ex.js.stream_info(RESULTS_STREAM)).state
+        if int(getattr(state, "num_subjects", 0) or 0) > MAX_RESULT_KEYS:
+            return []
         info = await ex.js.stream_info(RESULTS_STREAM, subjects_filter=f"{RESULTS_PREFIX}>")
     except NotFoundError:
         return []

@@ -57,8 +57,11 @@ def parse_cursor(cursor: str | None, prefix: str) -> int | None:
     return int(tail)
 
 
+WINDOW = 1024  # at most this many sequences per batched request when walking back
+
+
 async def walk_back(
-    get: Callable[[int], Awaitable[Any | None]],
+    fetch: Callable[[int, int], Awaitable[list[Any]]],
     first: int,
     last: int,
     keep: Callable[[Any], T | Stop | None],
@@ -68,26 +71,32 @@ async def walk_back(
     budget: int = SCAN_BUDGET,
     seconds: float = TIME_BUDGET,
 ) -> Page[T]:
-    """From sequence `last` down to `first`: `get(seq)` is the message (None for a gap),
-    `keep(msg)` the item, None to skip it, or STOP. Stops at `limit` items or at the budget."""
+    """From sequence `last` down to `first`, a window at a time: `fetch(lo, hi)` is the
+    stored messages with sequences lo..hi, oldest first (gaps simply absent); `keep(msg)`
+    the item, None to skip it, or STOP. Stops at `limit` items or at the budget; the
+    cursor then points at the newest message not yet looked at."""
     page: Page[T] = Page()
     deadline = time.monotonic() + seconds
-    seq = last
-    while seq >= first:
-        if len(page.items) >= limit:
-            break
+    hi = last
+    window = max(limit, 16)  # the first window fits a page with no gaps; then it grows
+    while hi >= first:
         if page.scanned >= budget or time.monotonic() > deadline:
             page.partial = True
             break
-        msg = await get(seq)
-        page.scanned += 1
-        seq -= 1
-        if msg is None:
-            continue
-        item = keep(msg)
-        if isinstance(item, Stop):
-            return page  # no cursor: nothing older matches
-        if item is not None:
-            page.items.append(item)
-    page.cursor = f"{prefix}:{seq}" if seq >= first else None
+        lo = max(first, hi - window + 1)
+        window = min(WINDOW, window * 4)
+        msgs = await fetch(lo, hi)
+        for msg in reversed(msgs):
+            page.scanned += 1
+            item = keep(msg)
+            if isinstance(item, Stop):
+                return page  # no cursor: nothing older matches
+            if item is not None:
+                page.items.append(item)
+                if len(page.items) >= limit:
+                    seq = int(msg.seq or lo) - 1
+                    page.cursor = f"{prefix}:{seq}" if seq >= first else None
+                    return page
+        hi = lo - 1
+    page.cursor = f"{prefix}:{hi}" if hi >= first else None
     return page

@@ -307,3 +307,27 @@ async def test_workers_overview_reads_heartbeats(client) -> None:
     [row] = [q for q in ov.queues if q.name == "default"]
     assert row.processes == 1 and row.concurrency == 4 and row.done_per_min == 6.0
     assert JOBS_STREAM  # the jobs stream exists (the overview read it)
+
+
+async def test_id_index_finds_queued_jobs_by_prefix_and_forgets_taken_ones(client) -> None:
+    ex = client.explorer
+    await ex.start(wait=5)
+    try:
+        assert ex.index is not None and ex.index.complete
+        jobs = await client.enqueue_many("tests.tasks:add", [(i, i) for i in range(50)])
+        await until(lambda: _indexed(ex, len(jobs)), what="index caught up")
+        target = jobs[37].id
+        found = await ex.find_jobs(target[:10])
+        assert target in [r.id for r in found] and found[0].state == "queued"
+        detail = await ex.job_detail(target, scan_budget=0)  # from the index, no scan
+        assert detail.state == "queued" and detail.args == [37, 37]
+        await Actions(client).purge_queue("default")
+        with pytest.raises(JobNotFound):
+            await ex.job_detail(target, scan_budget=0)
+        assert ex.index.seq_of(target) is None  # the miss dropped it
+    finally:
+        await ex.close()
+
+
+async def _indexed(ex, n: int) -> bool:
+    return len(ex.index.ids) >= n
