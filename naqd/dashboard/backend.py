@@ -17,9 +17,8 @@ if TYPE_CHECKING:
 
 
 def explorer(client: Client) -> Explorer:
-    from naqd.client.explore import Explorer
-
-    return Explorer(client)
+    """The client's one explorer, whose id index of queued jobs the console started."""
+    return client.explorer
 
 
 def actions(client: Client, who: Principal, via: str) -> Actions:

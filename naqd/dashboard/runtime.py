@@ -56,6 +56,8 @@ class Console:
         """Serve on `nc` (reconnecting forever, naqd/transport/connection.py): the
         client for reads and actions, and the change feeds into the broker."""
         self.client = await Client.from_config(self.config, nc=nc).connect()
+        # The id index of queued jobs: an id search or a queued job's detail is a lookup.
+        await self.client.explorer.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._feed()))
         self._tasks.append(loop.create_task(self._watch_link()))
@@ -92,6 +94,9 @@ class Console:
         self.broker.shutdown()
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.explorer.close()
 
 
 def session_key(dash: DashboardConfig) -> bytes:

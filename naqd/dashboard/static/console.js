@@ -94,7 +94,19 @@ function connectLive() {
   for (const type of ["hello", "nats", "job", "worker", "dead_letter", "queue", "schedule", "audit", "resync"]) {
     es.addEventListener(type, onEvent(type));
   }
+  return es;
 }
+
+// A page that is left closes its streams at once: a browser allows six connections to
+// a host, and a page kept in the back/forward cache would otherwise hold its stream.
+let liveStream = null;
+window.addEventListener("pagehide", () => {
+  if (liveStream) { liveStream.close(); liveStream = null; }
+  if (window.__naqdSearch) window.__naqdSearch.close();
+});
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted && !liveStream) { liveStream = connectLive(); refreshAll(); }
+});
 
 // -- actions -------------------------------------------------------------------------
 
@@ -181,6 +193,7 @@ function setupSearch() {
     const queue = document.querySelector('#job-filters select[name="queue"]')?.value || "";
     const url = "/api/v1/search?args=" + encodeURIComponent(q) + (queue ? "&queue=" + encodeURIComponent(queue) : "");
     es = new EventSource(url);
+    window.__naqdSearch = es;
     const show = (ev) => {
       if (ev.total) { progress.max = ev.total; progress.value = ev.scanned; }
       status.textContent = `scanned ${ev.scanned}${ev.total ? " of " + ev.total : ""} · ${ev.hits} found`;
@@ -211,4 +224,4 @@ function setupSearch() {
 
 formatTimes(document);
 setupSearch();
-connectLive();
+liveStream = connectLive();
