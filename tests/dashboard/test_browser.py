@@ -143,8 +143,9 @@ def test_a_failing_job_shows_up_in_dead_letters_live_and_a_requeue_succeeds_live
     browser.get(console.url + "/dead-letters")
     live(browser)
     mark(browser)
-    flag = tmp_path / "fixed"
-    job = console.enqueue("tests.tasks:fail_until", f'"{flag}"', job_id="browser-dies")
+    # Relative to the daemon's working directory: the screenshots show no machine paths.
+    flag = console.tmp / "fixed-flag"
+    job = console.enqueue("tests.tasks:fail_until", '"fixed-flag"', job_id="browser-dies")
     row = (By.CSS_SELECTOR, f'#dead-letters tr[data-job="{job}"]')
     wait(browser).until(EC.presence_of_element_located(row))
     assert same_page(browser)
@@ -156,11 +157,11 @@ def test_a_failing_job_shows_up_in_dead_letters_live_and_a_requeue_succeeds_live
     live(browser)
     mark(browser)
     assert state_of(browser) == "dead"
-    shot(browser, "job-dead")
     browser.find_element(By.XPATH, "//button[text()='Requeue']").click()
     wait(browser).until(lambda d: state_of(d) == "succeeded")
     assert same_page(browser)
     assert browser.find_element(By.ID, "job-result").text == '"saved"'
+    shot(browser, "job")
 
 
 def test_pause_a_queue_and_naqd_queues_agrees(browser: webdriver.Chrome, console: Console) -> None:
@@ -199,10 +200,9 @@ def test_cancel_a_running_job(browser: webdriver.Chrome, console: Console, tmp_p
 def test_search_by_an_argument_value(
     browser: webdriver.Chrome, console: Console, tmp_path: Path
 ) -> None:
-    missing = tmp_path / "never"
     for user in (41, 42, 43):
         console.naqd(
-            "enqueue", "tests.tasks:fail_until", f'"{missing}"', "--kwargs",
+            "enqueue", "tests.tasks:fail_until", '"never-there"', "--kwargs",
             f'{{"user_id": {user}}}', "--job-id", f"user-{user}",
         )  # fmt: skip
     browser.get(console.url + "/jobs")

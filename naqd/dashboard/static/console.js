@@ -8,13 +8,16 @@ const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
 const REFRESH_GAP_MS = 1000; // a busy cluster refreshes a region at most once a second
 const MAX_SEARCH_ROWS = 500;
 
+function localTime(ms) {
+  return new Date(ms).toLocaleString(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
 function formatTimes(root) {
   for (const t of root.querySelectorAll("time[data-ts]")) {
-    const d = new Date(Number(t.dataset.ts));
-    t.textContent = d.toLocaleString(undefined, {
-      year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit",
-    });
+    t.textContent = localTime(Number(t.dataset.ts));
   }
 }
 
@@ -168,9 +171,14 @@ function setupSearch() {
     progress.hidden = true;
     status.textContent = text;
   };
-  const cell = (tr, text, href) => {
+  const cell = (tr, text, href, cls) => {
     const td = tr.insertCell();
-    if (href) {
+    if (cls) {
+      const span = document.createElement("span");
+      span.className = cls;
+      span.textContent = text;
+      td.append(span);
+    } else if (href) {
       const a = document.createElement("a");
       a.href = href;
       a.textContent = text;
@@ -206,10 +214,10 @@ function setupSearch() {
         const tr = body.insertRow();
         tr.dataset.job = ev.job.id;
         cell(tr, ev.job.id, "/jobs/" + encodeURIComponent(ev.job.id));
-        cell(tr, ev.job.state);
-        cell(tr, ev.job.queue);
+        cell(tr, ev.job.state, null, "state s-" + ev.job.state);
+        cell(tr, ev.job.queue, "/queues/" + encodeURIComponent(ev.job.queue));
         cell(tr, ev.job.task);
-        cell(tr, ev.job.at ? new Date(ev.job.at * 1000).toLocaleString() : "-");
+        cell(tr, ev.job.at ? localTime(ev.job.at * 1000) : "-");
       }
     });
     es.addEventListener("done", (m) => {
