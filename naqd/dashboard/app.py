@@ -276,7 +276,7 @@ def render(request: Request, template: str, who: Principal | None, **values: Any
     }
     if request.query_params.get("fragment") and "live" in tmpl.blocks:
         return "".join(tmpl.blocks["live"](tmpl.new_context(context)))
-    return tmpl.render(context)
+    return str(tmpl.render(context))
 
 
 def page(request: Request, template: str, **values: Any) -> HTMLResponse:

@@ -157,6 +157,9 @@ class Browserless:
                 reply = Reply(r.status, r.read(), dict(r.headers))
         except urllib.error.HTTPError as e:
             reply = Reply(e.code, e.read(), dict(e.headers))
+            e.close()
+        except OSError:  # not listening (yet)
+            return Reply(0, b"")
         found = re.search(rb'name="csrf-token" content="([^"]*)"', reply.body)
         if found and found.group(1):
             self.csrf = found.group(1).decode()

@@ -241,3 +241,30 @@ def test_the_supervisor_points_at_its_console(console: Console) -> None:
     r = Browserless(console.metrics_url).get("/")
     assert r.status == 302 and r.headers["Location"] == console.url + "/"
     assert Browserless(console.metrics_url).get("/healthz").status == 200
+
+
+def test_naqd_dashboard_on_its_own_is_read_only_without_users(console: Console) -> None:
+    """`naqd dashboard --servers ... --host --port`: no users or tokens, so anyone on
+    loopback reads and nobody acts; SIGTERM stops it with 0."""
+    import signal
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [naqd_executable(), "dashboard", "--servers", console.nats.url,
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        anyone = Browserless(f"http://127.0.0.1:{port}")
+        wait_until(lambda: anyone.get("/api/v1/queues").status == 200, 30, what="standalone")
+        names = {q["name"] for q in anyone.get("/api/v1/queues").json()["items"]}
+        assert {"default", "other"} <= names  # the whole cluster, read from NATS
+        assert anyone.get("/api/v1/me").json()["via"] == "anonymous"
+        page = anyone.get("/")
+        assert page.status == 200 and b"Read-only console" in page.body
+        assert b'button class="act' not in page.body and b'class="act' not in page.body
+        assert anyone.post("/api/v1/queues/default/pause").status == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, out
