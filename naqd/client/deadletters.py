@@ -100,7 +100,7 @@ class DeadLetters:
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[DeadLetterRow]:
-        """Newest first, walking the stream back by sequence (docs/dashboard.md)."""
+        """Newest first, walking the stream back by sequence (docs/console-data.md)."""
         from naqd.client.explore import DeadLetterRow
 
         try:

@@ -1,6 +1,6 @@
 """What the web console and the CLI read about the whole cluster, from NATS alone: the
 overview (queues, hosts and their processes), jobs in every state, one job's detail, id
-and argument search, dead letters and schedules (docs/dashboard.md#data-model).
+and argument search, dead letters and schedules (docs/console-data.md).
 
 Every read is a few direct gets by subject or sequence, or a walk under a budget that
 returns a partial page and a cursor rather than stall (naqd/client/pages.py). No read
@@ -408,7 +408,7 @@ class Explorer:
     async def find_jobs(self, prefix: str, limit: int = 50) -> list[JobRow]:
         """Jobs whose id starts with `prefix`, in any state: an exact id is a handful of
         direct gets; a prefix is matched against the ids of dead letters, holders and
-        results, and against the queued jobs' ids (docs/dashboard.md#data-model)."""
+        results, and against the queued jobs' ids (docs/console-data.md)."""
         from naqd.client import jobs
 
         return await jobs.find_jobs(self, prefix, limit)
@@ -437,7 +437,7 @@ class Explorer:
         for a string that cannot be a job id. A queued job that no worker has taken
         yet has no record: its message is looked for in the queue for `scan_budget`
         seconds (~3,000 jobs per 0.25 s); a job deeper in a long queue is then
-        reported not found (docs/dashboard.md#data-model)."""
+        reported not found (docs/console-data.md)."""
         from naqd.client import jobs
 
         return await jobs.job_detail(self, job_id, scan_budget)

@@ -197,7 +197,7 @@ def cancel_subject(job_id: str) -> str:
 
 
 # Audit trail of operator actions (console and CLI): one message per action,
-# subject naqd.audit.<action>, kept for `audit.max_age` (docs/dashboard.md).
+# subject naqd.audit.<action>, kept for `audit.max_age` (docs/console-data.md).
 AUDIT_STREAM = "NAQD_AUDIT"
 AUDIT_SUBJECT_PREFIX = "naqd.audit"
 

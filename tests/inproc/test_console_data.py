@@ -5,6 +5,9 @@ every action, their 404/409 answers, bulk dry runs and filters that match nothin
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 
@@ -21,6 +24,7 @@ from naqd.protocol.names import JOBS_STREAM
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
 from naqd.protocol.schedule_state import ScheduleState
 from naqd.testing import Worker
+from tests.conftest import REPO, naqd_executable
 
 
 async def until(predicate, timeout: float = 10.0, what: str = "condition"):
@@ -116,8 +120,8 @@ async def test_dead_letters_filters_requeue_once_bulk_dry_run_delete(client, nat
             for i in range(4)
         ]
         await client.enqueue("tests.tasks:add", 1, 1, job_id="fine-1")
-        for j in failing:
-            await client.wait(j.id, timeout=10)
+        for j in [*failing, "fine-1"]:
+            await client.wait(getattr(j, "id", j), timeout=10)
         await w.drain()
 
         page = await ex.dead_letters(limit=3)
@@ -141,7 +145,9 @@ async def test_dead_letters_filters_requeue_once_bulk_dry_run_delete(client, nat
             "dead-2",
         ]
 
-        # Two operators requeue the same entry at once: one copy, one clear refusal.
+        # Two operators requeue the same entry at once: one copy, one clear refusal. The
+        # queue is paused so the requeued job cannot die again (a new entry) meanwhile.
+        await client.pause_queue("default")
         outcomes = await asyncio.gather(
             act.requeue_dead_letter("dead-0"),
             Actions(client, actor="carol").requeue_dead_letter("dead-0"),
@@ -151,7 +157,10 @@ async def test_dead_letters_filters_requeue_once_bulk_dry_run_delete(client, nat
         refused = [o for o in outcomes if isinstance(o, BaseException)]
         assert len(ok) == 1 and len(refused) == 1, outcomes
         assert isinstance(refused[0], Conflict | DeadLetterNotFound)
-        await client.wait("dead-0", timeout=10)  # ran again (and failed again)
+        waiting = await ex.list_jobs(state="queued", queue="default")
+        assert [j.id for j in waiting.items] == ["dead-0"]  # one copy
+        await client.resume_queue("default")
+        await until(lambda: _is_dead(ex, "dead-0"), what="dead-0 ran and died again")
         with pytest.raises(DeadLetterNotFound):
             await act.requeue_dead_letter("never-dead")
 
@@ -170,9 +179,17 @@ async def test_dead_letters_filters_requeue_once_bulk_dry_run_delete(client, nat
         bulk = await act.requeue_dead_letters(DeadLetterFilter(error_type="ValueError"))
         assert bulk.count == 3 and not bulk.conflicts
         for job_id in ("dead-0", "dead-2", "dead-3"):
-            await until(lambda j=job_id: ex.dead_letter(j), what=f"{job_id} dead again")
+            await until(lambda j=job_id: _is_dead(ex, j), what=f"{job_id} dead again")
     results = {e.result for e in (await act.audit.list(action="dlq")).items}
     assert {"ok", "dry_run", "not_found"} <= results
+
+
+async def _is_dead(ex, job_id: str) -> bool:
+    try:
+        await ex.dead_letter(job_id)
+    except DeadLetterNotFound:
+        return False
+    return True
 
 
 async def test_argument_search_streams_hits_and_progress_and_stops(client) -> None:
@@ -331,3 +348,39 @@ async def test_id_index_finds_queued_jobs_by_prefix_and_forgets_taken_ones(clien
 
 async def _indexed(ex, n: int) -> bool:
     return len(ex.index.ids) >= n
+
+
+def naqd_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [naqd_executable(), *args, "--servers", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+async def test_cli_actions_are_audited_and_yaml_schedules_need_no_file(client, nats_server) -> None:
+    url = nats_server.url
+    state = ScheduleState(client._js)
+    await state.set_yaml_schedules(
+        [ScheduleConfig(name="hourly", task="tests.tasks:add", cron="0 * * * *")]
+    )
+    await state.set_yaml_names(["hourly"])
+    listed = await asyncio.to_thread(naqd_cli, url, "schedules", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)["schedules"]
+    assert (row["name"], row["origin"]) == ("hourly", "yaml")
+    paused = await asyncio.to_thread(naqd_cli, url, "schedules", "pause", "hourly")
+    assert paused.returncode == 0, paused.stderr
+    missing = await asyncio.to_thread(naqd_cli, url, "dlq", "delete", "nope", "--yes")
+    assert missing.returncode == 3
+    audit = await asyncio.to_thread(naqd_cli, url, "audit", "--json")
+    entries = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert [(e["action"], e["target"], e["result"], e["via"]) for e in entries] == [
+        ("dlq.delete", "nope", "not_found", "cli"),
+        ("schedule.pause", "hourly", "ok", "cli"),
+    ]
+    assert entries[0]["actor"].startswith("cli:")
+    table = await asyncio.to_thread(naqd_cli, url, "audit", "--action", "schedule")
+    assert "schedule.pause" in table.stdout and "dlq.delete" not in table.stdout
