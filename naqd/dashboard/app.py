@@ -91,7 +91,7 @@ def finish_session(request: Request, response: Response) -> None:
         value,
         max_age=int(console_of(request).dash.session_ttl),
         httponly=True,
-        samesite="strict",
+        samesite="lax",  # a link from a chat opens the page; actions need the CSRF token
         secure=request.url.scheme == "https",
         path="/",
     )

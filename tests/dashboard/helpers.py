@@ -31,6 +31,7 @@ def console_yaml(nats_url: str, port: int, metrics_port: int, extra: str = "") -
         f"""\
         nats:
           servers: [{nats_url}]
+          replicas: {3 if "," in nats_url else 1}
         tasks:
           imports: [tests.tasks]
         queues:
@@ -77,8 +78,10 @@ class Console:
         return done.stdout.strip()
 
 
-def start_console(tmp: Path, extra: str = "") -> Console:
-    nats = NatsServer(tmp / "nats").start()
+def start_console(tmp: Path, extra: str = "", nats: Any = None) -> Console:
+    """`nats`: a started server (or a cluster with a comma-joined `url`); default: a new
+    single server under `tmp`."""
+    nats = nats or NatsServer(tmp / "nats").start()
     port, metrics_port = free_port(), free_port()
     config = tmp / "naq.yaml"
     config.write_text(console_yaml(nats.url, port, metrics_port, extra))

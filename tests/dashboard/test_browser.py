@@ -91,6 +91,15 @@ def log_in(driver: webdriver.Chrome, console: Console, user: str) -> None:
     wait(driver).until(EC.text_to_be_present_in_element((By.ID, "who-name"), user))
 
 
+def as_user(driver: webdriver.Chrome, console: Console, user: str) -> None:
+    """Logged in as `user`, whatever test ran before in this browser (xdist may hand a
+    module's tests to two workers, each with its own browser)."""
+    driver.get(console.url + "/workers")
+    names = driver.find_elements(By.ID, "who-name")
+    if not names or names[0].text != user:
+        log_in(driver, console, user)
+
+
 def mark(driver: webdriver.Chrome) -> None:
     """A flag in the page's JS state: still there later means the page did not reload."""
     driver.execute_script("window.__same_page = true;")
@@ -140,6 +149,7 @@ def test_log_in_and_see_the_cluster(browser: webdriver.Chrome, console: Console)
 def test_a_failing_job_shows_up_in_dead_letters_live_and_a_requeue_succeeds_live(
     browser: webdriver.Chrome, console: Console, tmp_path: Path
 ) -> None:
+    as_user(browser, console, "alice")
     browser.get(console.url + "/dead-letters")
     live(browser)
     mark(browser)
@@ -165,6 +175,7 @@ def test_a_failing_job_shows_up_in_dead_letters_live_and_a_requeue_succeeds_live
 
 
 def test_pause_a_queue_and_naqd_queues_agrees(browser: webdriver.Chrome, console: Console) -> None:
+    as_user(browser, console, "alice")
     browser.get(console.url + "/queues/other")
     live(browser)
     browser.find_element(By.XPATH, "//button[text()='Pause']").click()
@@ -183,6 +194,7 @@ def test_pause_a_queue_and_naqd_queues_agrees(browser: webdriver.Chrome, console
 
 
 def test_cancel_a_running_job(browser: webdriver.Chrome, console: Console, tmp_path: Path) -> None:
+    as_user(browser, console, "alice")
     job = console.enqueue(
         "tests.tasks:thread_until_cancelled", f'"{tmp_path}"', job_id="browser-long"
     )
@@ -200,6 +212,7 @@ def test_cancel_a_running_job(browser: webdriver.Chrome, console: Console, tmp_p
 def test_search_by_an_argument_value(
     browser: webdriver.Chrome, console: Console, tmp_path: Path
 ) -> None:
+    as_user(browser, console, "alice")
     for user in (41, 42, 43):
         console.naqd(
             "enqueue", "tests.tasks:fail_until", '"never-there"', "--kwargs",
@@ -226,6 +239,7 @@ def test_search_by_an_argument_value(
 
 
 def test_script_in_arguments_is_text(browser: webdriver.Chrome, console: Console) -> None:
+    as_user(browser, console, "alice")
     evil = "<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>"
     job = console.naqd("enqueue", "tests.tasks:fail", evil, "--job-id", "xss-job").stdout.strip()
     browser.get(f"{console.url}/jobs/{job}")
@@ -241,6 +255,7 @@ def test_script_in_arguments_is_text(browser: webdriver.Chrome, console: Console
 
 
 def test_schedules_page(browser: webdriver.Chrome, console: Console) -> None:
+    as_user(browser, console, "alice")
     browser.get(console.url + "/schedules")
     wait(browser).until(EC.presence_of_element_located((By.ID, "nightly-report")))
     row = browser.find_element(By.ID, "nightly-report").text
