@@ -58,9 +58,23 @@ def test_reload_starts_moves_and_the_supervisor_restarts_the_console(
     daemon.send(signal.SIGHUP)
     wait_until(lambda: answers(first), 30, what="console started by the reload")
     pid = wait_until(lambda: console_pid(nats_server.url, naqd), 20, what="its heartbeat")
-    config.write_text(config.read_text().replace(f":{first}", f":{second}"))
+    # The second reload also adds a cron schedule: the console shows it at once (the old
+    # status page said "no schedules configured" while it fired every minute).
+    config.write_text(
+        config.read_text().replace(f":{first}", f":{second}")
+        + 'schedules:\n  minutely: {cron: "* * * * *", task: "tests.tasks:add", args: [1, 2]}\n'
+    )
     daemon.send(signal.SIGHUP)
     wait_until(lambda: answers(second), 30, what="console on the new port")
+    viewer = Browserless(f"http://127.0.0.1:{second}", VIEWER_TOKEN)
+    wait_until(
+        lambda: (
+            [(s["name"], s["origin"]) for s in viewer.get("/api/v1/schedules").json()["items"]]
+            == [("minutely", "yaml")]
+        ),
+        30,
+        what="the new schedule in the console",
+    )
     wait_until(lambda: not answers(first), 10, what="the old address let go")
     moved = wait_until(
         lambda: (p := console_pid(nats_server.url, naqd)) and p != pid and p, 20, what="new pid"
