@@ -254,6 +254,24 @@ def test_script_in_arguments_is_text(browser: webdriver.Chrome, console: Console
     assert "<script>" in browser.find_element(By.CSS_SELECTOR, 'tr[data-job="xss-job"]').text
 
 
+def test_bulk_delete_shows_its_dry_run_count_first(
+    browser: webdriver.Chrome, console: Console
+) -> None:
+    as_user(browser, console, "alice")
+    ids = [console.enqueue("tests.tasks:fail", '"bulk"', queue="other") for _ in range(2)]
+    browser.get(console.url + "/dead-letters?queue=other")
+    for job in ids:
+        wait(browser).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-job="{job}"]'))
+        )
+    browser.find_element(By.ID, "bulk-delete").click()
+    assert accept_confirm(browser) == "Delete 2 dead letter(s) matching queue=other?"
+    wait(browser).until(
+        lambda d: not d.find_elements(By.CSS_SELECTOR, "#dead-letters tr[data-job]")
+    )
+    assert "2" in browser.find_element(By.ID, "flash").text
+
+
 def test_schedules_page(browser: webdriver.Chrome, console: Console) -> None:
     as_user(browser, console, "alice")
     browser.get(console.url + "/schedules")
