@@ -48,7 +48,7 @@ async def time_drain(
     gone (short spans need the resolution), then every `poll` s. Jobs are counted from
     the first poll that sees one gone."""
     server = nats_server_pid(watch.nc.connected_url.geturl())
-    wait_until(lambda: len(daemon.child_pids()) >= daemon.processes, 30, what="naqd workers")
+    wait_until(lambda: len(daemon.child_pids()) >= daemon.workers, 30, what="naqd workers")
     pids = daemon.tree_pids()
     marks: dict[int, float] = {}
     deadline = time.monotonic() + timeout
@@ -56,11 +56,11 @@ async def time_drain(
         if time.monotonic() > deadline:
             raise AssertionError(f"naqd consumed nothing within {timeout}s")
         await asyncio.sleep(0.001)
-    if daemon.processes > 1:
+    if daemon.workers > 1:
         # Worker processes boot side by side, but the first one to serve drains at full
         # speed while the others still start: time from the moment all of them serve
         # (each puts its heartbeat key then), or the rate is that of one process.
-        n = daemon.processes
+        n = daemon.workers
         wait_until(lambda: len(daemon.child_pids()) >= n, 30, what="naqd workers")
         roles = await child_roles(watch.nc, daemon.child_pids(), timeout=30)
         assert len(roles) >= n, f"only {len(roles)} of {n} naqd workers serve"

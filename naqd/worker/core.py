@@ -101,8 +101,10 @@ class WorkerCores:
         # One recycle event for the process: a stuck thread in any queue's runner, or
         # the pool's limits, stop every queue from taking jobs, then the process drains.
         self.recycle = self.cores[0].runner.recycle
+        cancels = self.cores[0].runner.cancels  # one watch of cancel requests, not one per queue
         for core in self.cores[1:]:
             core.runner.recycle = self.recycle
+            core.runner.cancels = cancels
         self.limits = RecycleLimits()
         self.processed = 0
         if pool is not None:

@@ -43,7 +43,7 @@ def test_one_process_serves_three_queues_each_with_its_own_slots_and_pause(
           reports: {concurrency: 2}
           emails: {concurrency: 3}
         pools:
-          small: {queues: [default, reports, emails], max_jobs_per_process: 7, max_jobs_jitter: 0}
+          small: {queues: [default, reports, emails], max_jobs_per_process: 8, max_jobs_jitter: 0}
         scheduler: {enabled: false}
         heartbeat: {interval: 1s}
         """,
@@ -87,12 +87,19 @@ def test_one_process_serves_three_queues_each_with_its_own_slots_and_pause(
         assert second.result(timeout=20) == 2
         client.resume_queue("emails")
         assert paused.result(timeout=30) == 8
-        # 6 jobs so far; the 7th, of any queue, recycles the process (the pool's limit).
+        # A cancel request reaches a job of any queue of the process (one shared watch).
+        waiting = tmp_path / "waiting"
+        waiting.mkdir()
+        forever = client.enqueue("tests.tasks:async_wait_forever", str(waiting), queue="emails")
+        wait_until(lambda: (waiting / "started").exists(), 20, what="the job to start")
+        assert client.cancel(forever.id)
+        assert client.wait(forever.id, timeout=20).status == "cancelled"
+        # 7 jobs so far; the 8th, of any queue, recycles the process (the pool's limit).
         assert client.enqueue("tests.tasks:add", 6, 6, queue="reports").result(timeout=20) == 12
         daemon.wait_for_log("recycled; starting a new one", timeout=30)
         daemon.wait_for_log("(pool small)", count=2, timeout=30)
         assert client.enqueue("tests.tasks:add", 7, 7, queue="emails").result(timeout=20) == 14
-    assert "ran 7 jobs (max_jobs_per_process)" in daemon.log
+    assert "ran 8 jobs (max_jobs_per_process)" in daemon.log
     assert "died with" not in daemon.log
 
 
