@@ -6,6 +6,7 @@ queues the process serves, the pool's recycle counting every queue's jobs, and
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -123,3 +124,51 @@ def test_naqd_worker_with_several_queues_runs_processes_that_serve_them_all(
             assert [job.result(timeout=20) for job in jobs] == [0, 2, 4]
     finally:
         daemon.stop()
+
+
+def test_a_reload_of_one_pooled_queue_replaces_the_pools_process_only(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        scheduler: {enabled: false}
+        queues:
+          a: {concurrency: 2}
+          b: {concurrency: 2}
+          solo: {concurrency: 1}
+        pools:
+          small: {queues: [a, b]}
+        heartbeat: {interval: 1s}
+        shutdown: {grace_period: 20s}
+        """,
+        ready_workers=2,
+    )
+    url = nats_server.url
+    wait_until(lambda: len(worker_records(url)) == 2, 20, what="heartbeats")
+    pids = {r["pool"] or r["queues"][0]: r["pid"] for r in worker_records(url)}
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    with SyncClient(url) as client:
+        # A job of the pool's other queue is running when the reload comes.
+        held = client.enqueue("tests.tasks:block_until_released", str(blocked), queue="b")
+        wait_until(lambda: (blocked / "started").exists(), 20, what="the blocking job")
+        text = daemon.config_path.read_text()
+        daemon.config_path.write_text(text.replace("a: {concurrency: 2}", "a: {concurrency: 3}"))
+        daemon.send(signal.SIGHUP)
+        daemon.wait_for_log("reload: replacing pool[small]#0", timeout=30)
+        daemon.wait_for_log("queue a concurrency 3", timeout=30)
+        # The new process serves both queues while the old one finishes the held job.
+        assert client.enqueue("tests.tasks:add", 1, 2, queue="a").result(timeout=20) == 3
+        (blocked / "release").touch()
+        assert held.result(timeout=30) == "released"  # finished in the old process
+        daemon.wait_for_log("reload complete", timeout=30)
+    log = daemon.log
+    assert "reload: replacing worker[solo]" not in log  # not in the pool: untouched
+
+    def served() -> dict[str, int]:
+        return {r["pool"] or r["queues"][0]: r["pid"] for r in worker_records(url)}
+
+    wait_until(lambda: served().get("small") not in (None, pids["small"]), 20, what="new pool")
+    assert served()["solo"] == pids["solo"]
+    assert (blocked / "started").read_text().count("\n") == 1  # it ran once
