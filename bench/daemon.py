@@ -38,9 +38,11 @@ class BenchDaemon:
         task: str = "bench.tasks:anoop",
         queues: tuple[str, ...] = (),
         pool: bool = False,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """`queues`: several queues (`queue` is then the first), each with `processes`
-        processes of its own, or (`pool`) all in one pool of `processes` processes."""
+        processes of its own, or (`pool`) all in one pool of `processes` processes;
+        `settings`: more keys for every queue."""
         self.url = url
         self.processes = processes
         self.queues = queues or (queue,)
@@ -52,6 +54,7 @@ class BenchDaemon:
         each = {"concurrency": concurrency} if pool else {
             "concurrency": concurrency, "processes": processes
         }  # fmt: skip
+        each.update(settings or {})  # more queue keys (prefetch ...)
         config: dict[str, Any] = {
             "nats": {"servers": [url]},
             "tasks": {"imports": ["bench.tasks"]},
@@ -68,7 +71,8 @@ class BenchDaemon:
                 name: {"cron": cron, "task": task, "queue": queue}
                 for name, cron in schedules.items()
             }
-        tag = f"{self.queue}-{len(self.queues)}{'p' if pool else ''}-{processes}"
+        extra = "".join(f"-{k}{v}" for k, v in sorted((settings or {}).items()))
+        tag = f"{self.queue}-{len(self.queues)}{'p' if pool else ''}-{processes}{extra}"
         self.config = tmp / f"bench-{tag}.yaml"
         self.config.write_text(json.dumps(config, indent=1))  # JSON is YAML
         self.log = tmp / f"naqd-{tag}.log"

@@ -15,6 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.daemon import BenchDaemon, StreamWatch, child_roles, cpu_of, nats_server_pid
 from bench.fill import fill
@@ -94,6 +95,7 @@ async def drain(
     result_ttl: float | None,
     max_seconds: float | None = None,
     concurrency: int = 256,
+    settings: dict[str, Any] | None = None,
 ) -> DrainTiming:
     """`n` queued no-op jobs drained by a fresh daemon with `processes` workers of
     `concurrency` slots each (up to `max_seconds`; what is left then is purged)."""
@@ -102,7 +104,9 @@ async def drain(
         await fill(watch.nc, url, n, task=task, result_ttl=result_ttl)
         queued = await watch.jobs()
         assert queued == n, f"the jobs stream holds {queued} messages, expected {n}"
-        daemon = BenchDaemon(url, tmp, processes=processes, concurrency=concurrency).start()
+        daemon = BenchDaemon(
+            url, tmp, processes=processes, concurrency=concurrency, settings=settings
+        ).start()
         try:
             return await time_drain(watch, daemon, n, n, max_seconds=max_seconds)
         finally:

@@ -74,6 +74,9 @@ class BackoffConfig:
     delays: tuple[float, ...] = ()
 
 
+PREFETCH_PER_SLOT = 1  # the default prefetch: jobs held per slot (docs/performance.md)
+
+
 @dataclass(frozen=True)
 class QueueConfig:
     name: str
@@ -98,6 +101,20 @@ class QueueConfig:
     max_in_flight: int | None = None  # jobs delivered and unacked, across every host
     rate: float | None = None  # jobs started per second, across every host
     priorities: tuple[str, ...] = ()  # level names, highest first; includes "default"
+    prefetch: int | None = None  # jobs a process holds waiting for a slot; None: the default
+
+    @property
+    def prefetch_jobs(self) -> int:
+        """Jobs one worker process may hold beyond its `concurrency` slots
+        (docs/configuration.md, "prefetch"): `prefetch` when set; by default
+        PREFETCH_PER_SLOT per slot, but none for a queue with priorities (a held job
+        would run before a higher level's newer one) or with `max_in_flight` (held jobs
+        would take the cluster-wide budget from idle processes)."""
+        if self.prefetch is not None:
+            return self.prefetch
+        if len(self.priorities) > 1 or self.max_in_flight is not None:
+            return 0
+        return PREFETCH_PER_SLOT * self.concurrency
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,13 @@ def check_schedule(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, 
 
 
 def check_queue(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    if values.get("prefetch") and len(values.get("priorities", ())) > 1:
+        ctx.error(
+            items["prefetch"][1],
+            join(path, "prefetch"),
+            "a queue with priorities cannot prefetch: a held job would run before a "
+            "higher level's newer one (set prefetch: 0, or drop priorities)",
+        )
     retries = values.get("retries", QueueConfig.retries)
     deliveries = values.get("max_deliveries")
     if deliveries is not None and deliveries < retries + 1:
@@ -236,6 +243,7 @@ QUEUE = Section(
         "max_in_flight": scalar(integer(1, None, "a positive integer")),
         "rate": scalar(rate),
         "priorities": priority_levels,
+        "prefetch": scalar(integer(0, None, "an integer of 0 or more")),
     },
     check=check_queue,
 )

@@ -13,15 +13,19 @@ from collections.abc import Callable, Sequence
 
 from loguru import logger
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from naqd.config import Config, PoolConfig, QueueConfig
 from naqd.observe.metrics import recycle_counter
 from naqd.transport.cancelling import cancel_and_wait
 from naqd.worker.deadletter import AdvisoryMover
+from naqd.worker.idle import consumers_of
+from naqd.worker.pausewatch import PauseWatch
 from naqd.worker.priority import PriorityPuller, make_puller
 from naqd.worker.puller import Puller
 from naqd.worker.recycle import RecycleLimits, SampledRss, recycle_label
 from naqd.worker.runner import Runner
+from naqd.worker.settle import nak
 
 
 class WorkerCore:
@@ -43,13 +47,54 @@ class WorkerCore:
         self.runner = Runner(nc, config, queue)
         # Without a process of its own (naqd.testing), there is nothing to recycle.
         self.runner.recyclable = recyclable
-        self.puller: Puller | PriorityPuller = make_puller(nc, queue, self.runner)
+        # Jobs held waiting for a slot, beyond `concurrency` (docs/configuration.md).
+        self.prefetch = queue.prefetch_jobs
+        self.puller: Puller | PriorityPuller = make_puller(
+            nc, queue, self.room, self.deliver, capacity=queue.concurrency + self.prefetch
+        )
         self.runner.on_slot_free = self.puller.slot_freed
+        self.pause = PauseWatch(nc, consumers_of(queue), self._paused_changed)
         self._tasks: list[asyncio.Task[None]] = []  # keep-alive and mover, referenced
+        self._naks: set[asyncio.Task[None]] = set()
+
+    def room(self) -> int:
+        """How many more jobs to ask for: the free slots plus the prefetch, less what
+        the backlog already holds; none while the queue is paused, the process drains
+        or recycles."""
+        runner = self.runner
+        if self.pause.paused or runner.draining or runner.recycle.is_set():
+            return 0
+        return runner.free_slots() + self.prefetch
+
+    def deliver(self, msg: Msg) -> None:
+        """A job from the puller: to the runner, unless the queue was paused meanwhile
+        (a job the server sent before it paused goes back at once)."""
+        if self.pause.paused:
+            self._nak_later(msg)
+        else:
+            self.runner.deliver(msg)
+
+    def _paused_changed(self, paused: bool) -> None:
+        backlog = self.runner.backlog
+        if paused:
+            if backlog:
+                logger.info(
+                    "queue {} paused: handing back {} held job(s)", self.queue.name, len(backlog)
+                )
+            while backlog:
+                self._nak_later(backlog.popleft())
+        else:
+            self.puller.slot_freed()  # ask again now
+
+    def _nak_later(self, msg: Msg) -> None:
+        task = asyncio.get_running_loop().create_task(nak(msg))
+        self._naks.add(task)
+        task.add_done_callback(self._naks.discard)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.runner.start()
+        await self.pause.start()
         self._tasks.append(loop.create_task(self.runner.keep_alive()))
         if self.advisories:
             mover = AdvisoryMover(self.nc, self.config, self.runner.worker)
@@ -61,7 +106,9 @@ class WorkerCore:
         return not self.runner.running and not self.runner.backlog
 
     async def reset(self) -> None:
-        """After a reconnect: pull requests are server state and were lost."""
+        """After a reconnect: pull requests are server state and were lost, and so may
+        be a pause advisory."""
+        await self.pause.resync()
         await self.puller.reset()
 
     async def stop(self, grace: float, hurry: asyncio.Event | None = None) -> None:
@@ -74,6 +121,9 @@ class WorkerCore:
         await self.runner.drain(deadline, hurry or asyncio.Event())
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        await self.pause.stop()
+        if self._naks:
+            await asyncio.gather(*self._naks, return_exceptions=True)
         await self.runner.stop()
 
 
