@@ -75,13 +75,37 @@ def cmd_check(args: argparse.Namespace) -> int:
                     q.name: {"processes": q.processes, "concurrency": q.concurrency}
                     for q in config.queues.values()
                 },
+                "pools": {
+                    p.name: {"processes": p.processes, "queues": list(p.queues)}
+                    for p in config.pools.values()
+                },
                 "schedules": sorted(config.schedules),
             }
         )
         return 0
-    queues = ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in config.queues.values())
-    print(f"{path}: OK (queues: {queues}; schedules: {len(config.schedules)})")
+    print(f"{path}: OK ({summary(config)})")
     return 0
+
+
+def summary(config: Config) -> str:
+    """`pools: small(2x: default 16, emails 8); queues: video(2x2); schedules: 1`: each
+    process count times the slots of each queue."""
+    parts = []
+    if config.pools:
+        pools = ", ".join(
+            f"{p.name}({p.processes}x: "
+            + ", ".join(f"{q} {config.queues[q].concurrency}" for q in p.queues)
+            + ")"
+            for p in config.pools.values()
+        )
+        parts.append(f"pools: {pools}")
+    solo = [q for q in config.queues.values() if config.pool_of(q.name) is None]
+    if solo or not config.pools:
+        parts.append(
+            "queues: " + ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in solo)
+        )
+    parts.append(f"schedules: {len(config.schedules)}")
+    return "; ".join(parts)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
