@@ -74,6 +74,10 @@ NAMES = frozenset(f.name for f in fields(Options)) - {"run_at"}
 plain function (a typed task's keywords always go to the task)."""
 
 
+MANY_OPTIONS = frozenset({"queue", "retries", "timeout", "result_ttl", "priority"})
+"""What `enqueue_many` takes: per-job ids, parents, delays and unique keys it has not."""
+
+
 def split_kwargs(kwargs: dict[str, Any]) -> tuple[Options, dict[str, Any]]:
     """Options and the task's keyword arguments, from one `**kwargs` of enqueue: option
     names are options, `task_kwargs={...}` is merged over the rest (it wins)."""

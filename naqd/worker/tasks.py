@@ -1,14 +1,26 @@
-"""Resolving 'module:qualname' task names to callables, cached per process."""
+"""Resolving 'module:qualname' task names to callables, and a task object's own policy
+(`@naqd.task(...)`), cached per process."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import sys
 from collections.abc import Callable
 from functools import cache
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from naqd.client.tasks import Task
+
+if TYPE_CHECKING:
+    from naqd.client.options import Options
+    from naqd.protocol.envelope import Envelope
+
+# What a task's decorator decides for its jobs in the worker (the producer applies its
+# queue, priority and unique_for): each only where the enqueue itself set none.
+WORKER_OPTIONS = ("retries", "timeout", "result_ttl", "backoff", "retry_on", "dont_retry_on")
 
 
 class TaskNotFound(LookupError):
@@ -17,6 +29,45 @@ class TaskNotFound(LookupError):
 
 @cache
 def resolve_task(name: str) -> Callable[..., Any]:
+    """The function to call: a task object's own function (so an `async def` task runs
+    as a coroutine)."""
+    obj = _lookup(name)
+    return obj.fn if isinstance(obj, Task) else obj
+
+
+@cache
+def task_options(name: str) -> Options | None:
+    """The options `name`'s decorator declared, None for a plain function. Imports the
+    task's module, as running it would: call it only for an admitted job."""
+    obj = _lookup(name)
+    return obj.options if isinstance(obj, Task) else None
+
+
+def with_task_policy(env: Envelope) -> Envelope:
+    """The job as the worker applies it: the enqueue's own options, then the task's, then
+    (left None here) the queue's YAML. A task that does not resolve is left alone: that
+    fails when the job runs, as TaskNotFound."""
+    try:
+        options = task_options(env.task)
+    except Exception:
+        return env
+    if options is None:
+        return env
+    return policy_over(env, options)
+
+
+def policy_over(env: Envelope, options: Options) -> Envelope:
+    """Pure: `env` with each worker-side option it lacks taken from `options`."""
+    changes = {
+        name: getattr(options, name)
+        for name in WORKER_OPTIONS
+        if getattr(env, name) is None and getattr(options, name) is not None
+    }
+    return dataclasses.replace(env, **changes) if changes else env
+
+
+@cache
+def _lookup(name: str) -> Any:
     module_name, _, qualname = name.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
@@ -41,7 +92,7 @@ def resolve_task(name: str) -> Callable[..., Any]:
             f"task {name!r} is defined in {defined_in or 'an unknown module'!r}, "
             f"not in {module_name!r}: enqueue it under the module that defines it"
         )
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def task_known(name: str) -> bool:
