@@ -80,9 +80,13 @@ class ScheduleMixin:
         application start). Replacing keeps its paused state and last fired tick. A name
         a YAML schedule uses is refused with ScheduleError."""
         from naqd.client.messages import task_name
+        from naqd.client.tasks import Task
 
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
+        if isinstance(task, Task):  # a typed task: its arguments and its own queue
+            task.check_arguments(tuple(args), kwargs)
+            queue = queue or task.options.queue
         definition = build_schedule(
             name,
             task_name(task),

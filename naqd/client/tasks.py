@@ -37,6 +37,7 @@ Backoff = Sequence[float] | Mapping[str, Any]
 Exceptions = type[BaseException] | str | Sequence[type[BaseException] | str]
 """Exception classes or their names (`"ValueError"`, `"app.errors.Transient"`)."""
 
+_NONE = Options()
 ROUTING = ("queue", "priority", "unique_for")
 """The task options a producer applies (where the job goes, whether it is a duplicate).
 The others (retries, backoff, retry_on, dont_retry_on, timeout, result_ttl) the worker
@@ -67,7 +68,8 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.options = options
         self.name = task_name(fn)
-        self._call = Options()  # from .using(): this enqueue's own options
+        self._routing = routing(options)  # the options a producer applies
+        self._call = _NONE  # from .using(): this enqueue's own options
         self._when: float | datetime | None = None  # .using(delay=) or .using(at=)
 
     def using(
@@ -122,11 +124,13 @@ class Task(Generic[P, R]):
         """The options of an enqueue of this task: `.using(...)`'s over the task's
         routing options, a delay counted from now."""
         call, when = self._call, self._when
+        if when is None and call is _NONE:
+            return self._routing
         if isinstance(when, float):
             when = datetime.fromtimestamp(time.time() + when, UTC)
         if when is not None:
             call = dataclasses.replace(call, run_at=when)
-        return call.over(routing(self.options))
+        return call.over(self._routing)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         check_arguments(self.name, self.fn, args, kwargs)
@@ -263,7 +267,7 @@ def prepare(
     options, kwargs = split_kwargs(kwargs)
     found = task if callable(task) else loaded(task) if isinstance(task, str) else None
     if isinstance(found, Task):
-        options = options.over(routing(found.options))
+        options = options.over(found._routing)
         found.check_arguments(args, kwargs)
     elif found is not None:
         name = task if isinstance(task, str) else getattr(found, "__qualname__", repr(found))
