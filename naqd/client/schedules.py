@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 
 from naqd.client.errors import NaqdError
+from naqd.client.tasks import Task
 from naqd.protocol.schedule_state import ScheduleState
 from naqd.protocol.schedules import CodeSchedule, ScheduleError, build_schedule, modified
 from naqd.protocol.ticks import Trigger
@@ -80,7 +81,6 @@ class ScheduleMixin:
         application start). Replacing keeps its paused state and last fired tick. A name
         a YAML schedule uses is refused with ScheduleError."""
         from naqd.client.messages import task_name
-        from naqd.client.tasks import Task
 
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}

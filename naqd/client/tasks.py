@@ -24,6 +24,7 @@ from types import CodeType, ModuleType
 from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 from naqd.client.delayed import utc_instant
+from naqd.client.messages import task_name
 from naqd.client.options import Options, parents, split_kwargs
 from naqd.client.unique import unique_window
 from naqd.protocol.envelope import validate_option, validate_priority, validate_queue
@@ -62,8 +63,6 @@ class Task(Generic[P, R]):
     name: str  # "module:qualname"
 
     def __init__(self, fn: Callable[..., Any], options: Options) -> None:
-        from naqd.client.messages import task_name
-
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]  # __name__, __doc__...
         self.fn = fn
         self.options = options
