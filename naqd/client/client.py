@@ -36,7 +36,7 @@ from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
-from naqd.client.tasks import Function, Task, prepare
+from naqd.client.tasks import Task, Untyped, prepare
 from naqd.client.unique import acquire as acquire_unique
 from naqd.client.unique import release as release_unique
 from naqd.protocol.envelope import Encoding, load_cloudpickle
@@ -213,7 +213,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     @overload
     async def enqueue(
         self,
-        task: str | Function,
+        task: Untyped,
         /,
         *args: Any,
         queue: str | None = None,
@@ -263,7 +263,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     async def enqueue_at(
         self,
         when: datetime,
-        task: str | Function,
+        task: Untyped,
         /,
         *args: Any,
         queue: str | None = None,
@@ -294,7 +294,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     @overload
     async def enqueue_in(
-        self, delay: float | timedelta, task: str | Function, /, *args: Any, **kwargs: Any
+        self, delay: float | timedelta, task: Untyped, /, *args: Any, **kwargs: Any
     ) -> Job[Any]: ...
 
     async def enqueue_in(
@@ -382,7 +382,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     @overload
     async def enqueue_many(
         self,
-        task: str | Function,
+        task: Untyped,
         calls: Iterable[Sequence[Any]],
         /,
         *,

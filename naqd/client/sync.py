@@ -14,7 +14,7 @@ from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
 from naqd.client.queues import QueueInfo
 from naqd.client.schedules import ScheduleInfo
-from naqd.client.tasks import Function, Task
+from naqd.client.tasks import Task, Untyped
 from naqd.protocol.envelope import ResultRecord
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class SyncClient:
     def enqueue(self, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs) -> SyncJob[R]: ...
 
     @overload
-    def enqueue(self, task: str | Function, /, *args: Any, **kwargs: Any) -> SyncJob[Any]: ...
+    def enqueue(self, task: Untyped, /, *args: Any, **kwargs: Any) -> SyncJob[Any]: ...
 
     def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
         """Client.enqueue, blocking (the same options)."""
@@ -116,7 +116,7 @@ class SyncClient:
 
     @overload
     def enqueue_many(
-        self, task: str | Function, calls: Iterable[Sequence[Any]], /, **options: Any
+        self, task: Untyped, calls: Iterable[Sequence[Any]], /, **options: Any
     ) -> list[SyncJob[Any]]: ...
 
     def enqueue_many(
@@ -132,7 +132,7 @@ class SyncClient:
 
     @overload
     def enqueue_at(
-        self, when: datetime, task: str | Function, /, *args: Any, **kwargs: Any
+        self, when: datetime, task: Untyped, /, *args: Any, **kwargs: Any
     ) -> SyncJob[Any]: ...
 
     def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
@@ -146,7 +146,7 @@ class SyncClient:
 
     @overload
     def enqueue_in(
-        self, delay: float | timedelta, task: str | Function, /, *args: Any, **kwargs: Any
+        self, delay: float | timedelta, task: Untyped, /, *args: Any, **kwargs: Any
     ) -> SyncJob[Any]: ...
 
     def enqueue_in(

@@ -54,6 +54,11 @@ class Function(Protocol):
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
+Untyped = str | Function | type[Any]
+"""A task `Client.enqueue` takes untyped, with options as keywords: a name, a plain
+function or method, or a class."""
+
+
 class Task(Generic[P, R]):
     """A function with its options. `R` is what a job of it returns (for an async
     function, what the coroutine returns)."""
