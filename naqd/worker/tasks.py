@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import sys
@@ -36,11 +35,18 @@ def resolve_task(name: str) -> Callable[..., Any]:
 
 
 @cache
-def task_options(name: str) -> Options | None:
-    """The options `name`'s decorator declared, None for a plain function. Imports the
-    task's module, as running it would: call it only for an admitted job."""
+def task_policy(name: str) -> tuple[tuple[str, Any], ...]:
+    """The worker-side options `name`'s decorator declared, as (option, value) pairs; ()
+    for a plain function. Imports the task's module, as running it would: call it only
+    for an admitted job."""
     obj = _lookup(name)
-    return obj.options if isinstance(obj, Task) else None
+    return declared(obj.options) if isinstance(obj, Task) else ()
+
+
+def declared(options: Options) -> tuple[tuple[str, Any], ...]:
+    """The worker-side options set in `options`, as (option, value) pairs."""
+    pairs = ((n, getattr(options, n)) for n in WORKER_OPTIONS)
+    return tuple((n, value) for n, value in pairs if value is not None)
 
 
 def with_task_policy(env: Envelope) -> Envelope:
@@ -48,22 +54,21 @@ def with_task_policy(env: Envelope) -> Envelope:
     (left None here) the queue's YAML. A task that does not resolve is left alone: that
     fails when the job runs, as TaskNotFound."""
     try:
-        options = task_options(env.task)
+        declared = task_policy(env.task)
     except Exception:
         return env
-    if options is None:
-        return env
-    return policy_over(env, options)
+    if declared:
+        fill(env, declared)
+    return env
 
 
-def policy_over(env: Envelope, options: Options) -> Envelope:
-    """Pure: `env` with each worker-side option it lacks taken from `options`."""
-    changes = {
-        name: getattr(options, name)
-        for name in WORKER_OPTIONS
-        if getattr(env, name) is None and getattr(options, name) is not None
-    }
-    return dataclasses.replace(env, **changes) if changes else env
+def fill(env: Envelope, declared: tuple[tuple[str, Any], ...]) -> None:
+    """Each declared option the job did not set, written into `env` in place: only ever
+    an envelope just decoded, which nothing else holds yet (dataclasses.replace cost
+    ~10 us a job on the loaded test box, this ~0.5 us)."""
+    for name, value in declared:
+        if getattr(env, name) is None:
+            setattr(env, name, value)
 
 
 @cache

@@ -16,7 +16,7 @@ from naqd.client import Client
 from naqd.client.options import Options
 from naqd.client.tasks import AsyncTask, SyncTask, Task, loaded, prepare
 from naqd.protocol.envelope import Envelope
-from naqd.worker.tasks import is_coroutine_task, policy_over, resolve_task, task_options
+from naqd.worker.tasks import declared, fill, is_coroutine_task, resolve_task, task_policy
 from tests import typed_tasks
 from tests.typed_tasks import double, send_email
 
@@ -159,8 +159,13 @@ def test_worker_resolves_a_task_to_its_function() -> None:
     assert resolve_task("tests.typed_tasks:double") is double.fn
     assert is_coroutine_task("tests.typed_tasks:double")  # runs as a coroutine, not in a thread
     assert not is_coroutine_task("tests.typed_tasks:send_email")
-    assert task_options("tests.typed_tasks:send_email") == send_email.options
-    assert task_options("tests.tasks:add") is None
+    assert task_policy("tests.typed_tasks:send_email") == (
+        ("retries", 3),
+        ("backoff", [0.05]),
+        ("dont_retry_on", ("tests.typed_tasks.InvalidAddress",)),
+    )
+    assert task_policy("tests.typed_tasks:double") == ()  # queue only: the producer's
+    assert task_policy("tests.tasks:add") == ()
 
 
 def _env(**kw: object) -> Envelope:
@@ -186,7 +191,8 @@ def _env(**kw: object) -> Envelope:
 def test_policy_precedence(
     job: dict[str, object], task: dict[str, object], expected: dict[str, object]
 ) -> None:
-    env = policy_over(_env(**job), Options(**task))  # type: ignore[arg-type]
+    env = _env(**job)
+    fill(env, declared(Options(**task)))  # type: ignore[arg-type]
     for name, value in expected.items():
         assert getattr(env, name) == value, name
 
