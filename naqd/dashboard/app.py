@@ -596,11 +596,7 @@ async def api_search(request: Request) -> Response:
                     yield live.frame({"type": "done", **data})
                     return
         finally:
-            stop = getattr(search, "stop", None)
-            if stop is not None:
-                result = stop()
-                if hasattr(result, "__await__"):
-                    await result
+            search.stop()  # the page hung up (Stop, or left): the scan ends too
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
