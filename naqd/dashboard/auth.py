@@ -1,6 +1,6 @@
 """Who is asking, decided without I/O: password hashes (scrypt), signed session cookies,
 CSRF tokens, bearer tokens, the trusted proxy header and the login rate limit. The web
-layer (naqd/dashboard/app.py) only feeds requests in; these are table-tested."""
+layer (naqd/dashboard/web.py) only feeds requests in; these are table-tested."""
 
 from __future__ import annotations
 
