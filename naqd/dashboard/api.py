@@ -63,8 +63,15 @@ async def api_queue(request: Request) -> Response:
 
 @guarded("read")
 async def api_jobs(request: Request) -> Response:
-    got = await backend.explorer(console_of(request).ready()).list_jobs(**job_filters(request))
-    return to_json(got.to_dict())
+    """With only `q`, a job id or id prefix is looked up in every state (one page, no
+    cursor); with other filters it narrows that listing."""
+    ex = backend.explorer(console_of(request).ready())
+    f = job_filters(request)
+    if f["q"] and not any(f[k] for k in ("queue", "state", "task", "since", "until", "cursor")):
+        found = await ex.find_jobs(f["q"], limit=f["limit"])
+        return to_json({"items": [j.to_dict() for j in found], "cursor": None,
+                        "scanned": len(found), "partial": False, "total": None})  # fmt: skip
+    return to_json((await ex.list_jobs(**f)).to_dict())
 
 
 @guarded("read")
