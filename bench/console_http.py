@@ -34,6 +34,16 @@ def get(url: str) -> int:
     except urllib.error.HTTPError as e:
         e.close()
         return int(e.code)
+    except OSError:  # not listening yet
+        return 0
+
+
+def body(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return bytes(r.read())
+    except OSError:  # 503 until NATS answers, or a refused connection
+        return b""
 
 
 def timed(url: str) -> tuple[float, float, int]:
@@ -72,7 +82,7 @@ def main() -> None:
             # Until the id index has caught up, a queued job's detail is a budgeted scan.
             t = time.perf_counter()
             front = f"{base}/api/v1/jobs?q={ids['queued_last'][:8]}"
-            wait_until(lambda: b"queued" in urllib.request.urlopen(front).read(), 180)
+            wait_until(lambda: b'"queued"' in body(front), 300, interval=0.5)
             index_s = time.perf_counter() - t
             print(
                 f"\nconsole over HTTP: {N_QUEUED} queued, {N_DEAD} dead letters, {N_RESULTS} "
