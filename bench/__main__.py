@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import pools, raw, scale
+from bench import console, pools, raw, scale
 from bench.daemon import BenchDaemon, StreamWatch
 from bench.drain import deep_drain, drain, fill_deep, purge, shallow_drain, wait_empty
 from bench.fill import fill
@@ -301,6 +301,7 @@ SECTIONS: dict[str, Callable[[str, Path, dict[str, Any]], None]] = {
     "depth": depth,
     "memory": memory,
     "scheduling": delayed_and_cron,
+    "console": console.section,
     "pools": pooled,
 }
 # BENCH_ONLY=drain,depth runs those sections (after the baselines); default: all.
