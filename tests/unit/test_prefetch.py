@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from naqd.config import ConfigError, QueueConfig, parse_config
-from naqd.models import PREFETCH_PER_SLOT
+from naqd.models import PREFETCH_MAX, PREFETCH_PER_SLOT
 from naqd.worker.pausewatch import paused_from
 from naqd.worker.prefetch import Pace, held_jobs
 
@@ -27,6 +27,7 @@ from naqd.worker.prefetch import Pace, held_jobs
         (QueueConfig(name="q", max_in_flight=5), 0),
         (QueueConfig(name="q", max_in_flight=5, prefetch=3), 3),  # asked for: honoured
         (QueueConfig(name="q", priorities=("default",)), PREFETCH_PER_SLOT * 16),  # one level
+        (QueueConfig(name="q", concurrency=256), PREFETCH_MAX),
     ],
 )
 def test_prefetch_jobs(queue: QueueConfig, held: int) -> None:
