@@ -172,21 +172,28 @@ def depth(url: str, tmp: Path, results: dict[str, Any]) -> None:
 
 
 def memory(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    """A worker's RSS before any job, after a warm-up of N_MEMORY / 5 jobs (its metrics
+    series, pools and arenas are then in place) and after N_MEMORY jobs in all: flat
+    means the last two agree."""
     with BenchDaemon(url, tmp, queue="mem") as d:
         worker = d.child_pids()[0]
         before = rss_mb(worker)
 
-        async def jobs() -> None:
+        async def jobs(n: int) -> None:
             watch = await StreamWatch.open(url)
             try:
-                await fill(watch.nc, url, N_MEMORY, queue="mem", task=ASYNC)
+                await fill(watch.nc, url, n, queue="mem", task=ASYNC)
                 await wait_empty(watch, timeout=600)
             finally:
                 await watch.close()
 
-        asyncio.run(jobs())
+        warm = N_MEMORY // 5
+        asyncio.run(jobs(warm))
+        warmed = rss_mb(worker)
+        asyncio.run(jobs(N_MEMORY - warm))
         results.setdefault("memory_mb", {}).update({
             "worker_before": before,
+            f"worker_after_{warm}_jobs": warmed,
             f"worker_after_{N_MEMORY}_jobs": rss_mb(worker),
         })  # fmt: skip
     progress("memory")
