@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     enq.add_argument("task", help="module:function")
     enq.add_argument("args", nargs="*", help="positional arguments, each parsed as JSON")
     enq.add_argument("--kwargs", default="{}", help="keyword arguments as a JSON object")
-    enq.add_argument("--queue", "-q", default="default")
+    enq.add_argument("--queue", "-q", help="queue (default: the task's own queue, else 'default')")
     enq.add_argument("--job-id")
     enq.add_argument("--retries", type=int)
     enq.add_argument("--priority", help="priority level of the queue (e.g. high)")
@@ -151,6 +151,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     if not isinstance(kwargs, dict):
         return fail("--kwargs must be a JSON object", EXIT_USAGE)
 
+    _import_task_module(args.task)
+
     async def go() -> int:
         async with make_client(args) as client:
             try:
@@ -182,6 +184,27 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             return 0
 
     return asyncio.run(go())
+
+
+def _import_task_module(task: str) -> None:
+    """Import the task's module from the working directory, as a worker would, so the
+    task's own options (@naqd.task: its queue, priority, unique_for) and its signature
+    apply here too. A module this machine lacks is fine: the job goes out by name."""
+    import importlib
+
+    module = task.partition(":")[0]
+    if not module or ":" not in task:
+        return  # the client refuses the name itself
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module != missing and not module.startswith(missing + "."):
+            print(f"note: importing {module} failed ({exc}); enqueueing by name", file=sys.stderr)
+    except Exception as exc:
+        print(f"note: importing {module} failed ({exc}); enqueueing by name", file=sys.stderr)
 
 
 def cmd_result(args: argparse.Namespace) -> int:
