@@ -54,7 +54,9 @@ accounts {{
           "$JS.API.CONSUMER.INFO.KV_naqd_cancels.*", "$JS.API.CONSUMER.LIST.NAQD_JOBS",
           "$KV.naqd_unique.>"
         ]
-        subscribe: ["_INBOX.>", "$KV.naqd_cancels.>", "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.NAQD_JOBS.*"]
+        subscribe: [
+          "_INBOX.>", "$KV.naqd_cancels.>", "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.NAQD_JOBS.*"
+        ]
       }}}},
       {{user: producer, password: "{PRODUCER_PASSWORD}", permissions: {{
         publish: [
