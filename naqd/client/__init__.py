@@ -3,7 +3,17 @@
 from naqd.client.client import Client, Job
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob, ServerTooOld
-from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed, NaqdError
+from naqd.client.errors import (
+    ConnectError,
+    EnqueueError,
+    JobCancelled,
+    JobFailed,
+    NaqdError,
+    NatsAuthError,
+    PayloadTooLarge,
+    ResultTimeout,
+    Unavailable,
+)
 from naqd.client.queues import QueueInfo, QueueNotFound
 from naqd.client.readiness import NotInitialized
 from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
@@ -20,13 +30,17 @@ __all__ = [
     "JobFailed",
     "JobStatus",
     "NaqdError",
+    "NatsAuthError",
     "NotInitialized",
+    "PayloadTooLarge",
     "QueueInfo",
     "QueueNotFound",
+    "ResultTimeout",
     "ScheduleError",
     "ScheduleInfo",
     "ScheduleNotFound",
     "ServerTooOld",
     "SyncClient",
     "SyncJob",
+    "Unavailable",
 ]

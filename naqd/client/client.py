@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import nats.errors
 from nats.aio.client import Client as NATS
-from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import (
     NoStreamResponseError,
@@ -30,6 +29,8 @@ from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
+from naqd.client.faults import guarded
+from naqd.client.link import Link
 from naqd.client.messages import BuildMixin, task_name
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
@@ -63,7 +64,6 @@ from naqd.transport.streamwriter import StreamWriter
 if TYPE_CHECKING:
     from naqd.models import Config
 
-log = logging.getLogger("naqd.client")
 _DENIED = "permissions violation for publish to "
 
 _RETRYABLE = (
@@ -98,6 +98,7 @@ class Job:
         return f"Job({self.id!r})"
 
 
+@guarded
 class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
@@ -114,9 +115,16 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         max_payload: int = 1024 * 1024,
         connect_options: dict[str, Any] | None = None,
         tls_required: bool = False,
+        background_connect: bool = False,
+        request_timeout: float = 5.0,
     ) -> None:
         """`connect_options` go to nats-py's connect (user, password, token, tls,
-        user_credentials, ...); `Client.from_config` fills them from naq.yaml."""
+        user_credentials, ...); `Client.from_config` fills them from naq.yaml.
+        `background_connect`: start even while NATS is down (docs/client.md#connecting).
+        `request_timeout`: how long one JetStream API request may wait for its answer."""
+        self.background_connect = background_connect
+        self.request_timeout = request_timeout
+        self._link: Link | None = None
         self.connect_deadline = connect_deadline
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
@@ -134,7 +142,6 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self.default_queue = default_queue
         self.publish_deadline = publish_deadline
         self._nc = nc
-        self._own_nc = nc is None
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
 
@@ -149,56 +156,58 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         return cls(config.nats.urls, **options)
 
     async def connect(self) -> Client:
-        """Raises NatsAuthError at once if NATS rejects the credentials or TLS."""
-        if self._nc is None:
-            opts: dict[str, Any] = dict(
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                ping_interval=10,
-                connect_timeout=2,
-            )
-            opts.update(self.connect_options)
-            # Reconnect forever once connected, but fail the first connect within a
-            # deadline: an application must hear that NATS is unreachable, not hang.
-            # A rejected login or TLS handshake raises NatsAuthError at once.
-            try:
-                self._nc = await asyncio.wait_for(
-                    natsauth.connect(
-                        self.servers, opts, tls_required=self.tls_required,
-                        error_cb=self._on_error,
-                    ),
-                    self.connect_deadline,
-                )  # fmt: skip
-            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
-                raise ConnectError(
-                    f"cannot connect to NATS at {', '.join(self.servers)} "
-                    f"within {self.connect_deadline}s"
-                ) from exc
-        self._js = self._nc.jetstream()
-        self._bucket: Any = None
+        """Raises NatsAuthError at once if NATS rejects the credentials or TLS, and
+        ConnectError when no server answers within `connect_deadline`. With
+        `background_connect=True` it returns at once and keeps trying; calls fail fast
+        with ConnectError until the connection is up."""
+        if self._nc is not None:  # a connection the caller owns
+            self._connected(self._nc)
+            return self
+        self._link = Link(
+            self.servers, self.connect_options, tls_required=self.tls_required,
+            connect_deadline=self.connect_deadline, on_error=self._on_error,
+        )  # fmt: skip
+        self._link.on_connect = self._connected
+        try:
+            await self._link.open(self.background_connect)
+        except ConnectError:
+            self._link.closed = True
+            raise
         return self
 
-    async def _on_error(self, exc: Exception) -> None:
-        """Log one line; remember subjects the server says we may not publish to, so an
-        enqueue there fails with that reason instead of a timeout."""
+    def _connected(self, nc: NATS) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=self.request_timeout)
+        self._bucket: Any = None
+
+    def _require_connected(self) -> None:
+        """Every public call starts here (naqd/client/faults.py)."""
+        self.nc  # noqa: B018 - raises ConnectError when there is no connection
+
+    def _on_error(self, exc: Exception) -> None:
+        """Remember subjects the server says we may not publish to, so an enqueue there
+        fails with that reason instead of a timeout (the link logs the error)."""
         text = str(exc)
         at = text.lower().find(_DENIED)
         if at >= 0:
             self.denied[text[at + len(_DENIED) :].strip().strip("'\"")] = text
-        log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._writer.stop()
-            self._writer = None
-        if self._nc is not None and self._own_nc:
-            try:
-                await self._nc.drain()
-            except (ConnectionReconnectingError, ConnectionClosedError):
-                # Mid-reconnect there is nothing to drain: whatever is buffered is lost
-                # either way, and a publish was only ever confirmed by its PubAck.
-                await self._nc.close()
+        """Never raises, and logs one line at most (a web application's shutdown must
+        not fail because NATS is down)."""
+        if self._link is None:  # not connected, or a connection the caller owns
+            with contextlib.suppress(Exception):
+                await self._stop_helpers()
+            self._nc = None
+            return
+        link, self._link = self._link, None
+        await link.close(before=self._stop_helpers)
         self._nc = None
+
+    async def _stop_helpers(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.stop()
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -208,9 +217,14 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     @property
     def nc(self) -> NATS:
-        if self._nc is None:
-            raise RuntimeError("client is not connected: use `async with Client(...)`")
-        return self._nc
+        """The connection; ConnectError when there is none (yet)."""
+        if self._nc is not None:
+            return self._nc
+        if self._link is not None:
+            return self._link.require()
+        raise ConnectError(
+            "the client is not connected: use `async with Client(...)` or `await client.connect()`"
+        )
 
     # -- enqueue ------------------------------------------------------------------------
 

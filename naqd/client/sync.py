@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from naqd.client.client import Client
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
+from naqd.client.errors import ConnectError
 from naqd.client.queues import QueueInfo
 from naqd.client.schedules import ScheduleInfo
 from naqd.protocol.envelope import ResultRecord
@@ -66,10 +67,13 @@ class SyncClient:
         return self
 
     def close(self) -> None:
+        """Never raises (Client.close logs a problem once)."""
         if self._loop is None:
             return
         try:
             self._run(self._client.close())
+        except Exception:  # the loop itself failed: nothing more to release
+            pass
         finally:
             self._stop_loop()
 
@@ -90,7 +94,9 @@ class SyncClient:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             coro.close()
-            raise RuntimeError("client is not connected: use `with SyncClient(...)`")
+            raise ConnectError(
+                "the client is not connected: use `with SyncClient(...)` or `client.connect()`"
+            )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
