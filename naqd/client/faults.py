@@ -57,14 +57,14 @@ def translate(exc: BaseException) -> NaqdError | None:
     if isinstance(exc, _NO_ANSWER):
         return Unavailable(f"NATS did not answer ({what}); is the server up and JetStream led?")
     if isinstance(exc, BucketNotFoundError) or (
-        isinstance(exc, NotFoundError) and exc.err_code == STREAM_NOT_FOUND
+        isinstance(exc, NotFoundError) and getattr(exc, "err_code", None) == STREAM_NOT_FOUND
     ):
         return NotInitialized(
-            f"a naqd stream or bucket does not exist yet ({exc.description or what}): start a "
+            f"a naqd stream or bucket does not exist yet ({what}): start a "
             "naqd daemon once, or run `naqd init --config naq.yaml`"
         )
     if isinstance(exc, APIError):
-        if (exc.code or 0) >= 500:
+        if (getattr(exc, "code", None) or 0) >= 500:
             return Unavailable(f"JetStream could not serve the call ({what})")
         return NaqdError(f"JetStream refused the call ({what})")
     if isinstance(exc, nats.errors.Error):

@@ -4,6 +4,7 @@ so it works from any thread, including while another event loop runs elsewhere."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
@@ -80,6 +81,10 @@ class SyncClient:
     def _stop_loop(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:
+            # Tasks nats-py left behind (a subscription's reader after a lost connection)
+            # end here, not as "coroutine was never awaited" when the loop is collected.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_cancel_leftovers(), loop).result(5)
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join(timeout=5)
@@ -180,3 +185,11 @@ class SyncClient:
 
     def queues(self) -> list[QueueInfo]:
         return self._run(self._client.queues())
+
+
+async def _cancel_leftovers() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
