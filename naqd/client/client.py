@@ -34,6 +34,7 @@ from naqd.client.link import Link
 from naqd.client.messages import BuildMixin, task_name
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
+from naqd.client.registry import KnownQueues
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.unique import acquire as acquire_unique
@@ -43,6 +44,7 @@ from naqd.protocol.envelope import (
     Encoding,
     load_cloudpickle,
     validate_job_id,
+    validate_queue,
 )
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
@@ -117,11 +119,16 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         tls_required: bool = False,
         background_connect: bool = False,
         request_timeout: float = 5.0,
+        check_queues: bool = True,
     ) -> None:
         """`connect_options` go to nats-py's connect (user, password, token, tls,
         user_credentials, ...); `Client.from_config` fills them from naq.yaml.
         `background_connect`: start even while NATS is down (docs/client.md#connecting).
-        `request_timeout`: how long one JetStream API request may wait for its answer."""
+        `request_timeout`: how long one JetStream API request may wait for its answer.
+        `check_queues`: refuse an enqueue to a queue no daemon serves and nobody declared
+        (QueueNotFound, docs/client.md#known-queues)."""
+        self.check_queues = check_queues
+        self._known: KnownQueues | None = None
         self.background_connect = background_connect
         self.request_timeout = request_timeout
         self._link: Link | None = None
@@ -205,6 +212,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self._nc = None
 
     async def _stop_helpers(self) -> None:
+        if self._known is not None:
+            known, self._known = self._known, None
+            await known.stop()
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer.stop()
@@ -278,6 +288,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             priority=priority,
         )
         queue_name = queue or self.default_queue
+        await self._require_queue(queue_name)
         await self._require_priority(queue_name, priority)
         job_id = headers[HDR_MSG_ID]
         lock = None
@@ -344,6 +355,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             dont_retry_on=dont_retry_on,
             priority=priority,
         )
+        await self._require_queue(queue or self.default_queue)
         await self._require_priority(queue or self.default_queue, priority)
         job_id = headers[HDR_MSG_ID]
         queue_name = queue or self.default_queue
@@ -360,6 +372,23 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             raise ValueError(f"delay must not be negative, got {seconds}")
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
+
+    async def declare_queue(self, queue: str) -> None:
+        """Declare a queue whose workers start later, so enqueueing to it is accepted
+        (by every client) before any daemon serves it; `naqd queues` lists it."""
+        validate_queue(queue)
+        await self._registry().declare(queue)
+
+    def _registry(self) -> KnownQueues:
+        if self._known is None:
+            self._known = KnownQueues(self._js, self.request_timeout)
+        return self._known
+
+    async def _require_queue(self, queue: str) -> None:
+        """A job for a queue nobody serves or declared waits for ever: refuse it. A set
+        lookup once the registry's watch runs (naqd/client/registry.py)."""
+        if self.check_queues:
+            await self._registry().require(queue)
 
     async def _require_priority(self, queue: str, priority: str | None) -> None:
         """A job on a level no worker consumes would wait for ever: refuse it clearly.
@@ -417,6 +446,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             task, [tuple(args) for args in calls], queue=queue, retries=retries,
             timeout=timeout, result_ttl=result_ttl, priority=priority,
         )  # fmt: skip
+        await self._require_queue(queue or self.default_queue)
         await self._require_priority(queue or self.default_queue, priority)
         submit, window = (await self._stream_writer()).submit, self.publish_deadline
         futures = [

@@ -19,7 +19,7 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
-from naqd.client.errors import ConnectError, NaqdError, Unavailable
+from naqd.client.errors import ConnectError, EnqueueError, NaqdError, Unavailable
 from naqd.client.readiness import NotInitialized
 
 P = ParamSpec("P")
@@ -46,9 +46,19 @@ _NO_ANSWER = (
 )
 
 
-def translate(exc: BaseException) -> NaqdError | None:
+def translate(exc: BaseException, enqueue: bool = False) -> NaqdError | None:
     """The NaqdError that `exc`, raised inside a client call, stands for; None when it is
-    not a NATS failure (our own errors, bad arguments, a bug) and goes up unchanged."""
+    not a NATS failure (our own errors, bad arguments, a bug) and goes up unchanged.
+    Inside an enqueue, a lost connection or an unanswered request is an EnqueueError
+    (the job was not stored), whichever step failed: the unique lock, the known
+    queues, the publish."""
+    error = _translate(exc)
+    if enqueue and isinstance(error, Unavailable):
+        return EnqueueError(f"the job was not stored: {error}")
+    return error
+
+
+def _translate(exc: BaseException) -> NaqdError | None:
     if isinstance(exc, NaqdError) or not isinstance(exc, Exception):
         return None
     what = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -84,6 +94,8 @@ def guard(
     """`fn` with its NATS failures translated, failing fast (ConnectError) when the
     client has no connection yet."""
 
+    enqueue = fn.__name__.startswith("enqueue")
+
     @functools.wraps(fn)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         link: Link = args[0]  # type: ignore[assignment]
@@ -91,7 +103,7 @@ def guard(
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:
-            error = translate(exc)
+            error = translate(exc, enqueue)
             if error is None:
                 raise
             raise error from exc

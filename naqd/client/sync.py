@@ -186,6 +186,9 @@ class SyncClient:
     def queues(self) -> list[QueueInfo]:
         return self._run(self._client.queues())
 
+    def declare_queue(self, queue: str) -> None:
+        self._run(self._client.declare_queue(queue))
+
 
 async def _cancel_leftovers() -> None:
     me = asyncio.current_task()

@@ -71,6 +71,19 @@ def test_what_is_not_a_nats_failure_goes_up_unchanged(raised: BaseException) -> 
     assert translate(raised) is None
 
 
+@pytest.mark.parametrize(
+    "raised",
+    [nats.errors.TimeoutError(), nats.errors.ConnectionClosedError(), NoStreamResponseError()],
+)
+def test_inside_an_enqueue_a_lost_or_silent_nats_means_not_stored(raised: Exception) -> None:
+    error = translate(raised, enqueue=True)
+    assert type(error) is EnqueueError and "not stored" in str(error)
+
+
+def test_inside_an_enqueue_a_missing_bucket_is_still_not_initialized() -> None:
+    assert type(translate(BucketNotFoundError(), enqueue=True)) is NotInitialized
+
+
 def test_a_result_timeout_is_still_a_timeout_error() -> None:
     assert issubclass(ResultTimeout, TimeoutError) and issubclass(ResultTimeout, NaqdError)
 
