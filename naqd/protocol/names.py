@@ -54,6 +54,14 @@ def job_subject(queue: str) -> str:
     return f"{JOBS_SUBJECT_PREFIX}.{queue}"
 
 
+def job_subject_queue(subject: str) -> str | None:
+    """The queue of `naqd.jobs.<queue>[.<level>]`, None for any other subject."""
+    prefix = f"{JOBS_SUBJECT_PREFIX}."
+    if not subject.startswith(prefix):
+        return None
+    return subject[len(prefix) :].split(".", 1)[0] or None
+
+
 def consumer_name(queue: str) -> str:
     return f"q-{queue}"
 
