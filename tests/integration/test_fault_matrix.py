@@ -56,7 +56,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "declare_queue": lambda c: c.declare_queue("reports"),
 }
 LIFECYCLE = {"connect", "close", "from_config"}  # tested on their own below
-LOCAL = {"build", "build_many"}  # no I/O: build a message without sending it
+LOCAL = {"build", "build_many", "shape"}  # no I/O: build a message without sending it
 OPTIONS = dict(publish_deadline=1.0, request_timeout=2.0, connect_deadline=5.0)
 
 
