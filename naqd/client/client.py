@@ -331,7 +331,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     def _registry(self) -> KnownQueues:
         if self._known is None:
-            self._known = KnownQueues(self._js, self.request_timeout)
+            self._known = KnownQueues(self._js, self.request_timeout, lambda: self.nc.is_connected)
         return self._known
 
     async def _require_queue(self, queue: str) -> None:

@@ -52,13 +52,14 @@ def translate(exc: BaseException, enqueue: bool = False) -> NaqdError | None:
     Inside an enqueue, a lost connection or an unanswered request is an EnqueueError
     (the job was not stored), whichever step failed: the unique lock, the known
     queues, the publish."""
-    error = _translate(exc)
+    error = translate_nats(exc)
     if enqueue and isinstance(error, Unavailable):
         return EnqueueError(f"the job was not stored: {error}")
     return error
 
 
-def _translate(exc: BaseException) -> NaqdError | None:
+def translate_nats(exc: BaseException) -> NaqdError | None:
+    """`translate` outside an enqueue."""
     if isinstance(exc, NaqdError) or not isinstance(exc, Exception):
         return None
     what = f"{type(exc).__name__}: {exc}".rstrip(": ")

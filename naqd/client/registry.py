@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nats.errors import NoRespondersError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, ServiceUnavailableError
 
+from naqd.client.errors import Unavailable
+from naqd.client.faults import translate_nats
 from naqd.client.queues import QueueNotFound
 from naqd.protocol.known_queues import register_queues, unknown_queue_message
 from naqd.protocol.names import QUEUES_BUCKET
@@ -21,13 +25,18 @@ from naqd.transport.kvwatch import close_watch, open_watch
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
+log = logging.getLogger("naqd.client")
+
 RETRY_MISSING = 30.0  # seconds before looking again for a bucket that did not exist
 _GONE = ("DEL", "PURGE")
 
 
 class KnownQueues:
-    def __init__(self, js: JetStreamContext, request_timeout: float) -> None:
+    def __init__(
+        self, js: JetStreamContext, request_timeout: float, connected: Callable[[], bool]
+    ) -> None:
         self.js = js
+        self.connected = connected
         self.request_timeout = request_timeout
         self.names: set[str] = set()
         self._kv: Any = None
@@ -37,17 +46,24 @@ class KnownQueues:
         self._missing_until = 0.0  # no registry bucket (a daemon older than it): no check
 
     async def require(self, queue: str) -> None:
-        """Return if `queue` is known, else raise QueueNotFound."""
+        """Return if `queue` is known, else raise QueueNotFound. While NATS does not
+        answer, the check is skipped (it guards against typos, not intruders): the
+        publish then rides out the outage within its deadline, as it always has."""
         if queue in self.names:
             return
-        if not await self._open():
-            return  # nothing to check against: a cluster without the registry
-        if queue in self.names:
+        if not self.connected():
             return
-        try:  # a miss: the watch may not have told us yet
-            await self._kv.get(queue)
+        try:
+            if not await self._open() or queue in self.names:
+                return
+            await self._kv.get(queue)  # a miss: the watch may not have told us yet
         except KeyNotFoundError:
             raise QueueNotFound(unknown_queue_message(queue, self.names)) from None
+        except Exception as exc:
+            if not isinstance(translate_nats(exc), Unavailable):
+                raise
+            log.debug("naqd client: known queues unreadable (%s); %r not checked", exc, queue)
+            return
         self.names.add(queue)
 
     async def declare(self, queue: str) -> None:
