@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from naqd.cli.common import (
+    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
@@ -85,7 +86,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_daemon(load(config_path(args, required=True)), burst=getattr(args, "burst", False))
+    from naqd.config import ConfigError
+    from naqd.config.flags import run_config
+
+    path = config_path(args, required=True)
+
+    def build() -> Config:  # again on SIGHUP: $NAQD_SERVERS still applies
+        return run_config(path, os.environ)
+
+    try:
+        config = build()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    return run_daemon(config, burst=getattr(args, "burst", False), reload=build)
 
 
 def run_daemon(
