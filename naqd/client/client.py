@@ -23,6 +23,7 @@ from nats.js.errors import (
 )
 
 from naqd.client.control import ControlMixin, JobStatus
+from naqd.client.deadletters import DeadLetters
 from naqd.client.delayed import DelayedJob, require_schedules, utc_instant
 from naqd.client.errors import (
     ConnectError,
@@ -54,6 +55,7 @@ from naqd.transport import natsauth
 from naqd.transport.streamwriter import StreamWriter
 
 if TYPE_CHECKING:
+    from naqd.client.explore import Explorer
     from naqd.models import Config
 
 _DENIED = "permissions violation for publish to "
@@ -138,6 +140,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self._nc = nc
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
+        self._dead_letters: DeadLetters | None = None
+        self._explorer: Explorer | None = None
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> Client:
@@ -197,8 +201,12 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         link, self._link = self._link, None
         await link.close(before=self._stop_helpers)
         self._nc = None
+        self._dead_letters = None
 
     async def _stop_helpers(self) -> None:
+        if self._explorer is not None:
+            explorer, self._explorer = self._explorer, None
+            await explorer.close()
         if self._known is not None:
             known, self._known = self._known, None
             await known.stop()
@@ -222,6 +230,23 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         raise ConnectError(
             "the client is not connected: use `async with Client(...)` or `await client.connect()`"
         )
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """The dead-letter stream: list, page, get, requeue, delete (docs/client.md)."""
+        if self._dead_letters is None:
+            self._dead_letters = DeadLetters(self.nc)
+        return self._dead_letters
+
+    @property
+    def explorer(self) -> Explorer:
+        """The console's reads (naqd/client/explore.py) on this connection: one per
+        client, so its id index (`await client.explorer.start()`) serves every caller."""
+        if self._explorer is None:
+            from naqd.client.explore import Explorer
+
+            self._explorer = Explorer(self)
+        return self._explorer
 
     # -- enqueue ------------------------------------------------------------------------
 
