@@ -235,7 +235,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     def dead_letters(self) -> DeadLetters:
         """The dead-letter stream: list, page, get, requeue, delete (docs/client.md)."""
         if self._dead_letters is None:
-            self._dead_letters = DeadLetters(self.nc)
+            self._dead_letters = DeadLetters(self.nc, self.request_timeout)
         return self._dead_letters
 
     @property

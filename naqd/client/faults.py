@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import nats.errors
 from nats.js.errors import (
@@ -85,10 +85,6 @@ def translate_nats(exc: BaseException) -> NaqdError | None:
     return None
 
 
-class Link(Protocol):
-    def _require_connected(self) -> None: ...
-
-
 def guard(
     fn: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -99,8 +95,9 @@ def guard(
 
     @functools.wraps(fn)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        link: Link = args[0]  # type: ignore[assignment]
-        link._require_connected()
+        require = getattr(args[0], "_require_connected", None)
+        if require is not None:  # a Client: fail fast while it has no connection
+            require()
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:

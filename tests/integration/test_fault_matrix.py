@@ -9,6 +9,7 @@ import inspect
 import logging
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,10 @@ from naqd import (
     SyncClient,
 )
 from naqd.client import link
+from naqd.client.deadletters import DeadLetters
 from naqd.models import Config, NatsConfig
+from naqd.protocol.deadletter import DeadLetter
+from naqd.protocol.envelope import ErrorInfo
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
 from naqd.testing import NatsServer
 from tests.natsserver import free_port
@@ -54,10 +58,32 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "queue_info": lambda c: c.queue_info("default"),
     "queues": lambda c: c.queues(),
     "declare_queue": lambda c: c.declare_queue("reports"),
+    "trigger_schedule": lambda c: c.trigger_schedule("nightly"),
+    "schedule_definition": lambda c: c.schedule_definition("nightly"),
+}
+# The dead-letter stream through `client.dead_letters` (async only).
+DEAD_LETTERS: dict[str, Callable[[Any], Any]] = {
+    "list": lambda d: d.list(),
+    "get": lambda d: d.get("job-1"),
+    "count": lambda d: d.count(),
+    "counts": lambda d: d.counts(),
+    "page": lambda d: d.page(),
+    "requeue_id": lambda d: d.requeue_id("job-1"),
+    "delete": lambda d: d.delete("job-1"),
+    "purge": lambda d: d.purge("default"),
+    "requeue": lambda d: d.requeue(
+        DeadLetter("job-1", "default", "failed", ErrorInfo("E", "m"), "naqd.jobs.default", b"{}")
+    ),
 }
 LIFECYCLE = {"connect", "close", "from_config"}  # tested on their own below
 LOCAL = {"build", "build_many", "shape"}  # no I/O: build a message without sending it
-OPTIONS = dict(publish_deadline=1.0, request_timeout=2.0, connect_deadline=5.0)
+OPTIONS = dict(publish_deadline=1.0, request_timeout=1.0, connect_deadline=5.0)
+
+
+def running_calls() -> list[str]:
+    """Every call the matrix makes: each on both clients, unless SyncClient lacks it."""
+    both = [n for n in CALLS if hasattr(SyncClient, n.split()[0])]
+    return [*CALLS, *both]
 
 
 def public_calls(cls: type) -> set[str]:
@@ -74,6 +100,7 @@ def test_the_matrix_covers_every_public_call() -> None:
     covered = {name.split()[0] for name in CALLS}
     assert public_calls(Client) - covered == set()
     assert public_calls(SyncClient) - covered == set()
+    assert {n for n in public_calls(DeadLetters) if n != "scan"} - set(DEAD_LETTERS) == set()
 
 
 async def prepared(server: NatsServer) -> None:
@@ -86,20 +113,35 @@ async def prepared(server: NatsServer) -> None:
 async def outcomes(aclient: Client, sclient: SyncClient) -> dict[str, BaseException | None]:
     """Run every call on both clients at once; what each raised (None: it returned)."""
 
+    pool = ThreadPoolExecutor(max_workers=len(CALLS))
+
     async def one(call: Callable[[Any], Any], sync: bool) -> BaseException | None:
         try:
-            if sync:
-                await asyncio.to_thread(call, sclient)
+            if sync:  # a thread each: the default executor has only a few
+                await asyncio.get_running_loop().run_in_executor(pool, call, sclient)
             else:
                 await call(aclient)
         except BaseException as exc:
             return exc
         return None
 
+    async def dead(call: Callable[[Any], Any]) -> BaseException | None:
+        try:
+            await call(aclient.dead_letters)
+        except BaseException as exc:
+            return exc
+        return None
+
     names = [(f"{name} ({kind})", call, kind == "sync") for name, call in CALLS.items()
-             for kind in ("async", "sync")]  # fmt: skip
+             for kind in ("async", "sync")
+             if kind == "async" or hasattr(SyncClient, name.split()[0])]  # fmt: skip
     async with asyncio.timeout(60):  # each call gives up by its own deadlines, well before
-        results = await asyncio.gather(*(one(call, sync) for _, call, sync in names))
+        results = await asyncio.gather(
+            *(one(call, sync) for _, call, sync in names),
+            *(dead(call) for call in DEAD_LETTERS.values()),
+        )
+    pool.shutdown()
+    names += [(f"dead_letters.{name}", call, False) for name, call in DEAD_LETTERS.items()]
     return {name: exc for (name, _, _), exc in zip(names, results, strict=True)}
 
 
@@ -142,7 +184,9 @@ async def test_every_call_raises_a_naqd_error_when_the_server_dies_mid_call(tmp_
             return aclient.nc.stats["out_msgs"] + sclient._client.nc.stats["out_msgs"] - before
 
         async with asyncio.timeout(10):
-            while sent() < 2 * len(CALLS):  # each call has sent its first request
+            while sent() < 2 * len(CALLS) + len(
+                DEAD_LETTERS
+            ):  # each call has sent its first request
                 await asyncio.sleep(0.01)
         assert not running.done()  # so the server dies mid-call
         server.proc.send_signal(signal.SIGKILL)

@@ -54,7 +54,8 @@ accounts {{
           "$JS.API.CONSUMER.INFO.KV_naqd_cancels.*", "$JS.API.CONSUMER.LIST.NAQD_JOBS",
           "$KV.naqd_unique.>",
           "$JS.API.STREAM.CREATE.KV_naqd_queues", "$JS.API.STREAM.UPDATE.KV_naqd_queues",
-          "$KV.naqd_queues.>"
+          "$KV.naqd_queues.>",
+          "$JS.API.STREAM.CREATE.NAQD_AUDIT", "$JS.API.STREAM.UPDATE.NAQD_AUDIT"
         ]
         subscribe: ["_INBOX.>", "$KV.naqd_cancels.>"]
       }}}},
