@@ -2,11 +2,14 @@
 
 from naqd.client import (
     Client,
+    Conflict,
     ConnectError,
+    DeadLetterNotFound,
     EnqueueError,
     Job,
     JobCancelled,
     JobFailed,
+    JobNotFound,
     JobStatus,
     NaqdError,
     NatsAuthError,
@@ -28,12 +31,15 @@ from naqd.worker.context import JobContext, current_job
 __version__ = "0.1.0"
 __all__ = [
     "Client",
+    "Conflict",
     "ConnectError",
+    "DeadLetterNotFound",
     "EnqueueError",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobNotFound",
     "JobStatus",
     "NaqdError",
     "NatsAuthError",

@@ -4,10 +4,13 @@ from naqd.client.client import Client, Job
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob, ServerTooOld
 from naqd.client.errors import (
+    Conflict,
     ConnectError,
+    DeadLetterNotFound,
     EnqueueError,
     JobCancelled,
     JobFailed,
+    JobNotFound,
     NaqdError,
     NatsAuthError,
     PayloadTooLarge,
@@ -22,12 +25,15 @@ from naqd.protocol.schedules import ScheduleError
 
 __all__ = [
     "Client",
+    "Conflict",
     "ConnectError",
+    "DeadLetterNotFound",
     "DelayedJob",
     "EnqueueError",
     "Job",
     "JobCancelled",
     "JobFailed",
+    "JobNotFound",
     "JobStatus",
     "NaqdError",
     "NatsAuthError",

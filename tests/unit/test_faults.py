@@ -97,3 +97,23 @@ def test_the_throttle_says_how_many_lines_it_left_out() -> None:
     assert throttle.line("another") == "another"
     now[0] = 31.0
     assert throttle.line("refused") == "refused (and 1 more like it in the last 30s)"
+
+
+def test_every_client_error_is_exported_from_naqd() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import naqd
+    import naqd.client
+
+    found = {
+        name
+        for info in pkgutil.iter_modules(naqd.client.__path__)
+        for name, cls in inspect.getmembers(
+            importlib.import_module(f"naqd.client.{info.name}"), inspect.isclass
+        )
+        if issubclass(cls, NaqdError) and cls.__module__.startswith("naqd.")
+    }
+    assert found - set(naqd.__all__) == set()
+    assert {"ServerTooOld", "Unavailable", "ResultTimeout", "NotInitialized"} <= found
