@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from naqd.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_NOT_FOUND,
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -132,7 +133,7 @@ def _json_arg(text: str) -> Any:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from naqd.client import JobFailed
+    from naqd.client import JobFailed, QueueNotFound
 
     try:
         kwargs = json.loads(args.kwargs)
@@ -157,6 +158,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 )
             except (ValueError, TypeError) as exc:
                 return fail(str(exc), EXIT_USAGE)
+            except QueueNotFound as exc:  # a typo'd --queue: the message has a did-you-mean
+                return fail(str(exc), EXIT_NOT_FOUND)
             if not args.wait:
                 print(json.dumps({"id": job.id}) if args.json else job.id)
                 return 0

@@ -6,7 +6,6 @@ in `client.queues()` and `naqd queues`."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from naqd import Client, QueueNotFound, SyncClient
+from naqd.cli.ops import queues_table
 from naqd.models import Config, NatsConfig, QueueConfig
 from naqd.observe.status import queues as status_queues
 from naqd.protocol.known_queues import register_queues, unknown_queue_message
@@ -99,24 +99,26 @@ async def test_naqd_queues_lists_jobs_no_worker_serves(nats_server) -> None:
         "default": False,
         "reprots": True,
     }
-    naqd = str(Path(sys.executable).parent / "naqd")
-    out = subprocess.run(
-        [naqd, "queues", "--servers", nats_server.url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    line = next(x for x in out.splitlines() if x.startswith("reprots"))
+    line = next(x for x in queues_table(rows).splitlines() if x.startswith("reprots"))
     assert "no worker" in line and " 1 " in line
-    listed = subprocess.run(
-        [naqd, "queues", "--servers", nats_server.url, "--json"],
+    naqd = str(Path(sys.executable).parent / "naqd")
+    refused = subprocess.run(
+        [
+            naqd,
+            "enqueue",
+            "tests.tasks:add",
+            "1",
+            "2",
+            "-q",
+            "defualt",
+            "--servers",
+            nats_server.url,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
-        check=True,
-    ).stdout
-    assert any(r["queue"] == "reprots" and r["unserved"] for r in json.loads(listed))
+    )
+    assert refused.returncode == 3 and "did you mean 'default'?" in refused.stderr
 
 
 async def test_registering_twice_keeps_the_first_record(nats_server) -> None:
