@@ -17,7 +17,7 @@ from naqd.cli.ops import queues_table
 from naqd.models import Config, NatsConfig, QueueConfig
 from naqd.observe.status import queues as status_queues
 from naqd.protocol.known_queues import register_queues, unknown_queue_message
-from naqd.protocol.resources import ensure_resources
+from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
 
 
 async def prepare(url: str, *queues: str) -> None:
@@ -46,6 +46,18 @@ async def test_a_typo_is_refused_with_a_did_you_mean(nats_server) -> None:
         pytest.raises(QueueNotFound, match="did you mean 'reports'"),
     ):
         sync.enqueue("tests.tasks:add", 1, 2, queue="reprots")
+
+
+async def test_a_code_schedule_on_a_typo_queue_is_refused(nats_server) -> None:
+    await prepare(nats_server.url, "default", "reports")
+    async with Client(nats_server.url) as client:
+        with pytest.raises(QueueNotFound, match="did you mean 'reports'"):  # checked first
+            await client.schedule("nightly", "tests.tasks:add", 1, 2, every=60, queue="reprots")
+        await ensure_scheduler_resources(client._js, Config())
+        await client.schedule("nightly", "tests.tasks:add", 1, 2, every=60, queue="reports")
+        with pytest.raises(QueueNotFound, match="did you mean 'reports'"):
+            await client.modify_schedule("nightly", queue="reprots")
+        assert (await client.get_schedule("nightly")).queue == "reports"  # type: ignore[union-attr]
 
 
 async def test_a_known_queue_costs_no_round_trip_per_enqueue(nats_server) -> None:
