@@ -158,8 +158,10 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         ConnectError when no server answers within `connect_deadline`. With
         `background_connect=True` it returns at once and keeps trying; calls fail fast
         with ConnectError until the connection is up."""
-        if self._nc is not None:  # a connection the caller owns
+        if self._nc is not None:  # a connection the caller owns, or connected already
             self._connected(self._nc)
+            return self
+        if self._link is not None:  # connecting in the background already
             return self
         self._link = Link(
             self.servers, self.connect_options, tls_required=self.tls_required,
