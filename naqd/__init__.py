@@ -1,6 +1,7 @@
 """naqd: a job queue daemon for Python on NATS JetStream."""
 
 from naqd.client import (
+    AsyncTask,
     Client,
     Conflict,
     ConnectError,
@@ -24,12 +25,16 @@ from naqd.client import (
     ServerTooOld,
     SyncClient,
     SyncJob,
+    SyncTask,
+    Task,
     Unavailable,
+    task,
 )
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
 __all__ = [
+    "AsyncTask",
     "Client",
     "Conflict",
     "ConnectError",
@@ -54,6 +59,9 @@ __all__ = [
     "ServerTooOld",
     "SyncClient",
     "SyncJob",
+    "SyncTask",
+    "Task",
     "Unavailable",
     "current_job",
+    "task",
 ]
