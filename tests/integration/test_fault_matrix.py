@@ -76,7 +76,7 @@ DEAD_LETTERS: dict[str, Callable[[Any], Any]] = {
     ),
 }
 LIFECYCLE = {"connect", "close", "from_config"}  # tested on their own below
-LOCAL = {"build", "build_many", "shape"}  # no I/O: build a message without sending it
+LOCAL = {"build", "build_many", "shape", "shape_many"}  # no I/O: build a message without sending it
 OPTIONS = dict(publish_deadline=1.0, request_timeout=1.0, connect_deadline=5.0)
 
 
