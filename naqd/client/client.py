@@ -358,7 +358,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     async def declare_queue(self, queue: str) -> None:
         """Declare a queue whose workers start later, so enqueueing to it is accepted
-        (by every client) before any daemon serves it; `naqd queues` lists it."""
+        (by every client) before any daemon serves it (docs/client.md#known-queues)."""
         validate_queue(queue)
         await self._registry().declare(queue)
 
