@@ -13,11 +13,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nats.errors import NoRespondersError
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
 
 from naqd.client.errors import Unavailable
 from naqd.client.faults import translate_nats
 from naqd.client.queues import QueueNotFound
+from naqd.client.readiness import NotInitialized
 from naqd.protocol.known_queues import register_queues, unknown_queue_message
 from naqd.protocol.names import QUEUES_BUCKET
 from naqd.transport.kvwatch import close_watch, open_watch
@@ -67,7 +73,13 @@ class KnownQueues:
         self.names.add(queue)
 
     async def declare(self, queue: str) -> None:
-        await register_queues(self.js, [queue], "client")
+        try:
+            await register_queues(self.js, [queue], "client")
+        except (NoRespondersError, NoStreamResponseError):
+            raise NotInitialized(
+                f"the {QUEUES_BUCKET} bucket does not exist yet: start a naqd daemon once, "
+                "or run `naqd init --config naq.yaml`"
+            ) from None
         self.names.add(queue)
 
     async def _open(self) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from naqd import Client, QueueNotFound, SyncClient
+from naqd import Client, NotInitialized, QueueNotFound, SyncClient
 from naqd.cli.ops import queues_table
 from naqd.models import Config, NatsConfig, QueueConfig
 from naqd.observe.status import queues as status_queues
@@ -131,6 +131,12 @@ async def test_naqd_queues_lists_jobs_no_worker_serves(nats_server) -> None:
         timeout=30,
     )
     assert refused.returncode == 3 and "did you mean 'default'?" in refused.stderr
+
+
+async def test_declaring_before_any_daemon_ran_says_so(nats_server) -> None:
+    async with Client(nats_server.url) as client:
+        with pytest.raises(NotInitialized, match="naqd_queues bucket does not exist"):
+            await client.declare_queue("reports")
 
 
 async def test_registering_twice_keeps_the_first_record(nats_server) -> None:
