@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import logging
 import signal
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from naqd import (
     ConnectError,
     EnqueueError,
     NaqdError,
+    NotInitialized,
     SyncClient,
 )
 from naqd.client import link
@@ -28,8 +30,9 @@ from naqd.models import Config, NatsConfig
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import ErrorInfo
 from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
+from naqd.serverbin import is_ready, nats_server_binary
 from naqd.testing import NatsServer
-from tests.natsserver import free_port
+from tests.natsserver import free_port, wait_until
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
@@ -195,6 +198,35 @@ async def test_every_call_raises_a_naqd_error_when_the_server_dies_mid_call(tmp_
         sclient.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("server", ["no naqd streams", "no JetStream"])
+async def test_every_call_answers_or_raises_a_naqd_error_without_naqd_resources(
+    server: str, tmp_path
+) -> None:
+    """A NATS where no daemon created naqd's streams and buckets, or without JetStream
+    at all: a call may answer (an empty list), or raise a NaqdError, never nats-py's."""
+    port = free_port()
+    args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)]
+    if server == "no naqd streams":
+        args += ["-js", "-sd", str(tmp_path / "store")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: is_ready("127.0.0.1", port), 15, what="nats-server")
+        url = f"nats://127.0.0.1:{port}"
+        aclient = await Client(url, **OPTIONS).connect()
+        sclient = SyncClient(url, **OPTIONS).connect()
+        found = await outcomes(aclient, sclient)
+        leaks = {n: repr(e) for n, e in found.items() if e is not None}
+        leaks = {n: e for n, e in leaks.items() if not isinstance(found[n], NaqdError)}
+        assert not leaks, f"calls that raised something else than a NaqdError: {leaks}"
+        assert isinstance(found["enqueue (async)"], NotInitialized)
+        assert isinstance(found["enqueue unique_for (sync)"], NotInitialized)
+        await aclient.close()
+        sclient.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 async def test_connect_to_no_server_is_a_connect_error() -> None:
