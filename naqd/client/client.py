@@ -362,6 +362,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         validate_queue(queue)
         await self._registry().declare(queue)
 
+    async def _declared_queues(self) -> list[str]:
+        return await self._registry().all()
+
     def _registry(self) -> KnownQueues:
         if self._known is None:
             self._known = KnownQueues(self._js, self.request_timeout, lambda: self.nc.is_connected)

@@ -110,8 +110,9 @@ class QueueMixin:
         )
 
     async def queues(self) -> list[QueueInfo]:
-        """Every queue some naqd worker has created, and every queue subject that holds
-        jobs no worker serves (`served=False`), by name."""
+        """Every queue some naqd worker has created, and (`served=False`) every known
+        queue no worker has created yet and every queue subject holding jobs that no
+        worker serves, by name."""
         names = []
         for info in await self._js.consumers_info(JOBS_STREAM):
             subject = info.config.filter_subject or ""
@@ -119,9 +120,15 @@ class QueueMixin:
             if info.name == consumer_name(queue):
                 names.append(queue)
         found = {q: await self.queue_info(q) for q in names}
+        for queue in await self._declared_queues():
+            if queue not in found:
+                found[queue] = QueueInfo(queue, 0, 0, False, None, served=False)
         for queue, waiting in (await self._unserved(set(names))).items():
             found[queue] = QueueInfo(queue, waiting, 0, False, None, served=False)
         return [found[q] for q in sorted(found)]
+
+    async def _declared_queues(self) -> list[str]:  # Client's known queues
+        return []
 
     async def _unserved(self, served: set[str]) -> dict[str, int]:
         """Jobs per queue subject that no queue consumer covers."""

@@ -72,6 +72,15 @@ class KnownQueues:
             return
         self.names.add(queue)
 
+    async def all(self) -> list[str]:
+        """Every known queue name (none while the registry cannot be read)."""
+        try:
+            await self._open()
+        except Exception as exc:
+            if not isinstance(translate_nats(exc), Unavailable):
+                raise
+        return sorted(self.names)
+
     async def declare(self, queue: str) -> None:
         try:
             await register_queues(self.js, [queue], "client")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
 
 from naqd.models import Config
 from naqd.protocol import names
@@ -128,6 +128,15 @@ def _empty_row(name: str) -> dict[str, Any]:
     }
 
 
+async def known_queues(js: JetStreamContext) -> list[str]:
+    """The registered queue names (docs/client.md#known-queues); none without the bucket."""
+    try:
+        kv = await js.key_value(names.QUEUES_BUCKET)
+        return list(await kv.keys())
+    except (NotFoundError, NoKeysError):
+        return []
+
+
 async def unserved(js: JetStreamContext, consumed: set[str]) -> dict[str, int]:
     """Jobs per queue whose subject no consumer reads (`consumed`: the queues that have
     one), configured queues included."""
@@ -148,8 +157,8 @@ async def unserved(js: JetStreamContext, consumed: set[str]) -> dict[str, int]:
 async def queues(
     js: JetStreamContext, config: Config | None, records: list[dict[str, Any]], dead: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One row per queue that has a consumer, is configured, or holds jobs no consumer
-    reads (`unserved`)."""
+    """One row per queue that has a consumer, is configured or registered (known
+    queues), or holds jobs; `unserved` when no worker created its consumer yet."""
     try:
         consumers = await js.consumers_info(JOBS_STREAM)
     except NotFoundError:
@@ -167,14 +176,14 @@ async def queues(
         row["waiting_pulls"] += c.num_waiting or 0
         row["paused"] = row["paused"] or bool(getattr(c, "paused", False))
     consumed = set(rows)
-    for name in config.queues if config else ():
+    for name in [*(config.queues if config else ()), *await known_queues(js)]:
         rows.setdefault(name, _empty_row(name))
     for name, waiting in (await unserved(js, consumed)).items():
         # Jobs on a subject no worker consumes: a typo, or a queue whose workers are
         # still to come. They wait there until a worker for that queue starts.
-        row = rows.setdefault(name, _empty_row(name))
-        row["pending"] += waiting
-        row["unserved"] = True
+        rows.setdefault(name, _empty_row(name))["pending"] += waiting
+    for name, row in rows.items():
+        row["unserved"] = name not in consumed  # no worker ever created its consumer
     for name, row in rows.items():
         procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]
         row["dead"] = dead["counts"].get(name, 0) if dead["available"] else None

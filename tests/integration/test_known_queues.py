@@ -97,8 +97,10 @@ async def test_check_queues_false_accepts_any_queue_and_queues_shows_it(nats_ser
     async with Client(nats_server.url, check_queues=False) as client:
         await client.enqueue("tests.tasks:add", 1, 2, queue="later")
         await client.enqueue("tests.tasks:add", 3, 4, queue="later")
+        await client.declare_queue("declared")
         by_name = {q.name: q for q in await client.queues()}
         assert by_name["later"].served is False and by_name["later"].waiting == 2
+        assert by_name["declared"].served is False and by_name["declared"].waiting == 0
         assert by_name["default"].served is True
 
 
@@ -106,10 +108,12 @@ async def test_naqd_queues_lists_jobs_no_worker_serves(nats_server) -> None:
     await prepare(nats_server.url, "default")
     async with Client(nats_server.url, check_queues=False) as client:
         await client.enqueue("tests.tasks:add", 1, 2, queue="reprots")
+        await client.declare_queue("declared")
         rows = await status_queues(client._js, None, [], {"available": False, "counts": {}})
-    assert {r["queue"]: r.get("unserved", False) for r in rows} == {
+    assert {r["queue"]: r["unserved"] for r in rows} == {
+        "declared": True,  # known, no worker yet
         "default": False,
-        "reprots": True,
+        "reprots": True,  # not known, but jobs wait on it
     }
     line = next(x for x in queues_table(rows).splitlines() if x.startswith("reprots"))
     assert "no worker" in line and " 1 " in line
