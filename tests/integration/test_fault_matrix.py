@@ -255,6 +255,10 @@ async def test_background_connect_fails_fast_until_nats_is_up(tmp_path, caplog) 
         async with asyncio.timeout(0.5):
             with pytest.raises(ConnectError, match="not connected to NATS"):
                 await call(client)
+    sync = SyncClient(server.url, background_connect=True).connect()
+    with pytest.raises(ConnectError, match="not connected to NATS"):
+        sync.status("job-1")
+    sync.close()
     server.start()
     try:
         await prepared(server)
