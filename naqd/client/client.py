@@ -367,7 +367,11 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     def _registry(self) -> KnownQueues:
         if self._known is None:
-            self._known = KnownQueues(self._js, self.request_timeout, lambda: self.nc.is_connected)
+            self._known = KnownQueues(
+                self._js,
+                self.request_timeout,
+                lambda: self._nc is not None and self._nc.is_connected,
+            )
         return self._known
 
     async def _require_queue(self, queue: str) -> None:

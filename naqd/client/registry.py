@@ -137,5 +137,10 @@ class KnownQueues:
             with contextlib.suppress(BaseException):
                 await follower
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            await close_watch(watcher)
+        if watcher is None:
+            return
+        if self.connected():
+            await close_watch(watcher)  # deletes its consumer at once
+        else:  # NATS is away: the server drops the consumer after its inactive threshold
+            with contextlib.suppress(Exception):
+                await watcher.stop()
