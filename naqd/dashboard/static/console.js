@@ -45,10 +45,12 @@ async function call(method, url, body) {
 // -- live regions --------------------------------------------------------------------
 
 const regions = [...document.querySelectorAll("[data-live]")];
-const pending = new Map(); // region -> timer
+const pending = new Map(); // region -> timer, while a refresh runs or cools down
+const dirty = new Set(); // regions that changed meanwhile: refreshed once more after
 
 function refresh(region) {
-  if (region.dataset.static || pending.has(region)) return;
+  if (region.dataset.static) return;
+  if (pending.has(region)) { dirty.add(region); return; }
   pending.set(region, setTimeout(async () => {
     try {
       const r = await fetch(region.dataset.live, {credentials: "same-origin"});
@@ -59,7 +61,10 @@ function refresh(region) {
         setBanner(false);
       }
     } catch (e) { /* the console itself is away: the live dot says so */ }
-    setTimeout(() => pending.delete(region), REFRESH_GAP_MS);
+    setTimeout(() => {
+      pending.delete(region);
+      if (dirty.delete(region)) refresh(region); // nothing that happened is left unshown
+    }, REFRESH_GAP_MS);
   }, 250));
 }
 
