@@ -89,7 +89,9 @@ function connectLive() {
       setBanner(up);
       // The outage page has nothing to refresh in place: load it again once NATS is back.
       if (type === "nats" && up && document.body.dataset.page === "outage") location.reload();
-      if (type === "nats" && up) refreshAll();
+      // On (re)connecting, render once more: whatever changed between the page's render
+      // and its stream opening (or while the stream was away) would otherwise be missed.
+      if (up) refreshAll();
       return;
     }
     for (const region of regions) {
