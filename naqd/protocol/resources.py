@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -185,8 +186,62 @@ async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
         await js.update_stream(cfg)
 
 
-async def ensure_resources(js: JetStreamContext, config: Config) -> None:
-    """Create or update what naqd needs; idempotent, safe for many processes at once."""
+OnRepair = Callable[[str, str], None]  # (consumer, what was wrong): log and count it
+
+
+def stale_consumer(stream_last_seq: int, delivered_seq: int, ack_floor_seq: int) -> str:
+    """Why a consumer no longer matches its stream, or "" when it does. After a power
+    cut a consumer's state file can survive newer than its stream's messages: its
+    position then lies past the stream's last sequence, and it would skip every job
+    stored from there on until the stream caught up (pure; table-tested). nats-server
+    2.15 reconciles such a consumer itself when it restores the stream; it does not when
+    the stream's own metadata was lost, naqd recreated the stream, and the consumer
+    added to it found its old state file."""
+    if ack_floor_seq > stream_last_seq:
+        return f"ack floor {ack_floor_seq} past the stream's last sequence {stream_last_seq}"
+    if delivered_seq > stream_last_seq:
+        return f"delivered {delivered_seq} past the stream's last sequence {stream_last_seq}"
+    return ""
+
+
+async def _repair_if_stale(
+    js: JetStreamContext, stream: str, cfg: ConsumerConfig, on_repair: OnRepair | None
+) -> bool:
+    """Delete and recreate a consumer whose position is past its stream's end (read in
+    that order, so a concurrent publish can only make the stream look longer). On a
+    WorkQueue stream the fresh consumer delivers every job still stored: nothing is
+    skipped, and a job whose ack was lost runs again (at-least-once)."""
+    name = cfg.durable_name or ""
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        return False
+    last_seq = (await js.stream_info(stream)).state.last_seq
+    why = stale_consumer(last_seq, info.delivered.stream_seq or 0, info.ack_floor.stream_seq or 0)
+    if not why:
+        return False
+    logger.warning(
+        "consumer {} of stream {} no longer matches its stream ({}), as after a power cut "
+        "that kept its state but lost stream data: recreating it so new jobs run",
+        name,
+        stream,
+        why,
+    )
+    if info.config.pause_until:
+        cfg = replace(cfg, pause_until=info.config.pause_until)
+    with contextlib.suppress(NotFoundError):  # another process repaired it first
+        await js.delete_consumer(stream, name)
+    await js.add_consumer(stream, cfg)
+    if on_repair is not None:
+        on_repair(name, why)
+    return True
+
+
+async def ensure_resources(
+    js: JetStreamContext, config: Config, on_repair: OnRepair | None = None
+) -> None:
+    """Create or update what naqd needs, and repair consumers that no longer match
+    their stream; idempotent, safe for many processes at once."""
     replicas = config.nats.replicas
     schedules = await api_level(js) >= SCHEDULES_API_LEVEL
     await _ensure_stream(js, jobs_stream_config(replicas, schedules))
@@ -199,6 +254,7 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
         await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
     except NotFoundError:
         await js.add_consumer(ADVISORY_STREAM, advisory_consumer_config())
+    await _repair_if_stale(js, ADVISORY_STREAM, advisory_consumer_config(), on_repair)
     # Cancel records live as long as results: a job cancelled while queued stays skipped.
     await _ensure_stream(js, kv_stream_config(CANCELS_BUCKET, replicas, ttl=config.results.ttl))
     # Unique-job locks carry their own TTL (`unique_for`); the bucket's bounds them.
@@ -206,19 +262,20 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     unique.allow_msg_ttl = True
     await _ensure_stream(js, unique)
     for queue in config.queues.values():
-        await ensure_consumer(js, queue)
+        await ensure_consumer(js, queue, on_repair)
 
 
 async def ensure_or_refuse(
     js: JetStreamContext,
     config: Config,
     *more: Callable[[JetStreamContext, Config], Awaitable[None]],
+    on_repair: OnRepair | None = None,
 ) -> bool:
     """Ensure naqd's resources (and `more`). False, logged, when NATS refuses them for
     good, a configuration error the child reports with exit 78; anything transient (no
     quorum yet, a timeout) raises, so the child crashes and is restarted."""
     try:
-        await ensure_resources(js, config)
+        await ensure_resources(js, config, on_repair)
         for ensure in more:
             await ensure(js, config)
     except APIError as exc:
@@ -235,9 +292,15 @@ async def ensure_or_refuse(
     return True
 
 
-async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
+async def ensure_consumer(
+    js: JetStreamContext, queue: QueueConfig, on_repair: OnRepair | None = None
+) -> None:
     for level in queue.priorities or (DEFAULT_PRIORITY,):
-        await _ensure_one_consumer(js, queue_consumer_config(queue, level))
+        cfg = queue_consumer_config(queue, level)
+        await _ensure_one_consumer(js, replace(cfg))
+        # Also after creating it: a consumer added to a stream that was recreated picks
+        # up a state file left in the stream's directory.
+        await _repair_if_stale(js, JOBS_STREAM, cfg, on_repair)
 
 
 async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> None:

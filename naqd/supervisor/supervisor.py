@@ -217,7 +217,10 @@ class Supervisor:
                 # Before any thread exists: the server is started with a preexec hook.
                 embedded = nats_cfg.embedded
                 self.embedded = EmbeddedNats(
-                    embedded.listen, embedded.store_dir, self.config.tasks.max_payload
+                    embedded.listen,
+                    embedded.store_dir,
+                    self.config.tasks.max_payload,
+                    embedded.sync,
                 )
                 self.embedded.start()
             self._start_http()

@@ -88,9 +88,9 @@ class LazyMount:
         after = time.time() + 1.5 * interval
         wait_until(lambda: self.counters()["last_commit"] > after, timeout, what="a sync round")
 
-    def writeback(self) -> None:
-        """Flush everything, as the kernel's writeback would within ~30 s."""
-        (self.mnt / ".lazyfs").write_bytes(b"writeback")
+    def writeback(self, under: str = "") -> None:
+        """Flush everything (below `under`), as the kernel's writeback would in ~30 s."""
+        (self.mnt / ".lazyfs").write_bytes(f"writeback {under}".encode())
 
     def crash(self) -> None:
         """The power cut: every process on the mount must be dead already. Unsynced

@@ -92,10 +92,11 @@ class Journal:
             return
         self._copy(path, st, fd)
 
-    def writeback(self) -> None:
-        """What the kernel's flusher does within ~30 s on Linux: everything goes to disk."""
+    def writeback(self, under: str = "") -> None:
+        """What the kernel's flusher does within ~30 s on Linux: everything goes to disk
+        (or only the files below `under`: the flusher picked those first)."""
         self.commit_metadata()
-        for dirpath, _dirs, files in os.walk(self.live):
+        for dirpath, _dirs, files in os.walk(self.live / under.strip("/")):
             for name in files:
                 full = os.path.join(dirpath, name)
                 st = os.lstat(full)
@@ -307,9 +308,10 @@ def make_operations(journal: Journal) -> Any:
 
         def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
             if path == CONTROL:  # "writeback": flush everything, as the kernel would
-                if data.strip() == b"writeback":
+                command, _, under = data.decode().strip().partition(" ")
+                if command == "writeback":
                     with journal.lock:
-                        journal.writeback()
+                        journal.writeback(under)
                 return len(data)
             with journal.lock:
                 n = os.pwrite(fh, data, offset)
