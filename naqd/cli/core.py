@@ -64,8 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from naqd.observe.durability import durability_warnings
+
     path = config_path(args, required=True)
     config = load(path)
+    # Valid either way (exit 0): a warning says where a power cut can lose jobs.
+    warnings = durability_warnings(config.nats)
     if args.json:
         print_json(
             {
@@ -76,11 +80,14 @@ def cmd_check(args: argparse.Namespace) -> int:
                     for q in config.queues.values()
                 },
                 "schedules": sorted(config.schedules),
+                "warnings": warnings,
             }
         )
         return 0
     queues = ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in config.queues.values())
     print(f"{path}: OK (queues: {queues}; schedules: {len(config.schedules)})")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

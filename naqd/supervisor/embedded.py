@@ -22,6 +22,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from naqd.observe.durability import embedded_warning
 from naqd.serverbin import nats_server_binary
 from naqd.values import format_duration
 
@@ -117,13 +118,9 @@ class EmbeddedNats:
             self.store_dir,
             describe_sync(self.sync),
         )
-        if self.sync != "always":
-            logger.warning(
-                "nats.embedded.sync is {}: a power cut or kernel crash loses the jobs and "
-                "results acknowledged in the last {} (docs/guarantees.md#power-cut)",
-                describe_sync(self.sync),
-                describe_sync(self.sync),
-            )
+        warning = embedded_warning(self.sync)
+        if warning:
+            logger.warning("{}", warning)
         self._launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
