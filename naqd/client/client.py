@@ -25,34 +25,26 @@ from nats.js.errors import (
 )
 
 from naqd.client.control import ControlMixin, JobStatus
-from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
+from naqd.client.delayed import DelayedJob, require_schedules, utc_instant
 from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
-from naqd.client.messages import BuildMixin, task_name
+from naqd.client.messages import BuildMixin
+from naqd.client.options import Options, parents
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.unique import acquire as acquire_unique
-from naqd.client.unique import lock_key, unique_key_of, unique_window
 from naqd.client.unique import release as release_unique
-from naqd.protocol.envelope import (
-    Encoding,
-    load_cloudpickle,
-    validate_job_id,
-)
+from naqd.protocol.envelope import Encoding, load_cloudpickle
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
-    HDR_DEPENDS_ON,
     HDR_MSG_ID,
     HDR_UNIQUE,
     JOBS_STREAM,
-    delayed_subject,
-    dependent_subject,
-    holder_msg_id,
     priority_consumer_name,
     under,
 )
@@ -73,9 +65,6 @@ _RETRYABLE = (
     NoRespondersError,
     ServiceUnavailableError,
 )
-
-
-log = logging.getLogger("naqd.client")
 
 
 class Job:
@@ -245,14 +234,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
         With `unique_key` and/or `unique_for`, a second enqueue with the same key while
         the first job is queued or running returns the first job (docs/job-control.md)."""
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        if priority is not None and depends_on:
-            raise TypeError("priority cannot be combined with depends_on")
-        subject, payload, headers = self.build(
-            task,
-            args,
-            kwargs,
+        options = Options(
             queue=queue,
             job_id=job_id,
             retries=retries,
@@ -262,32 +244,13 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
             priority=priority,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            depends_on=parents(depends_on),
         )
-        queue_name = queue or self.default_queue
-        await self._require_priority(queue_name, priority)
-        job_id = headers[HDR_MSG_ID]
-        lock = None
-        if unique_key is not None or unique_for is not None:
-            ttl = unique_window(unique_for)
-            key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
-            owner = await acquire_unique(self._js, key, job_id, ttl, self._has_ended)
-            if owner != job_id:
-                return Job(self, owner)
-            lock = lock_key(key)
-            headers[HDR_UNIQUE] = lock
-        parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
-        if parents:
-            subject = dependent_subject(queue_name, job_id)
-            headers = {**headers, HDR_MSG_ID: holder_msg_id(job_id)}
-            headers[HDR_DEPENDS_ON] = ",".join(parents)
-        try:
-            await self._publish(subject, payload, headers)
-        except BaseException:
-            if lock is not None:  # not stored: do not block the key until the TTL
-                with contextlib.suppress(Exception):
-                    await release_unique(self._js, lock, job_id)
-            raise
-        return Job(self, job_id)
+        if task_kwargs:
+            kwargs = {**kwargs, **task_kwargs}
+        return await self._submit(task, args, kwargs, options)
 
     async def enqueue_at(
         self,
@@ -312,14 +275,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         for option in ("depends_on", "unique_key", "unique_for"):
             if option in kwargs:
                 raise TypeError(f"{option} cannot be combined with enqueue_at / enqueue_in")
-        at = utc_instant(when)
-        await self._require_schedules()
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        subject, payload, headers = self.build(
-            task,
-            args,
-            kwargs,
+        options = Options(
             queue=queue,
             job_id=job_id,
             retries=retries,
@@ -329,13 +285,11 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
             priority=priority,
+            run_at=utc_instant(when),
         )
-        await self._require_priority(queue or self.default_queue, priority)
-        job_id = headers[HDR_MSG_ID]
-        queue_name = queue or self.default_queue
-        holder = delayed_subject(queue_name, job_id)
-        await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
-        return Job(self, job_id)
+        if task_kwargs:
+            kwargs = {**kwargs, **task_kwargs}
+        return await self._submit(task, args, kwargs, options)
 
     async def enqueue_in(
         self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
@@ -346,6 +300,36 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             raise ValueError(f"delay must not be negative, got {seconds}")
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
+
+    async def _submit(
+        self,
+        task: str | Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+    ) -> Job:
+        """Every single enqueue ends here: shape the message (messages.shape), check what
+        needs the server (a priority level, delayed-job support), take the unique lock,
+        publish until the PubAck."""
+        msg = self.shape(task, args, kwargs, options)
+        if options.run_at is not None:
+            await self._require_schedules()
+        await self._require_priority(msg.queue, options.priority)
+        lock = None
+        if msg.unique is not None:
+            key, ttl = msg.unique
+            owner = await acquire_unique(self._js, key, msg.job_id, ttl, self._has_ended)
+            if owner != msg.job_id:
+                return Job(self, owner)
+            lock = msg.headers[HDR_UNIQUE]
+        try:
+            await self._publish(msg.subject, msg.payload, msg.headers)
+        except BaseException:
+            if lock is not None:  # not stored: do not block the key until the TTL
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock, msg.job_id)
+            raise
+        return Job(self, msg.job_id)
 
     async def _require_priority(self, queue: str, priority: str | None) -> None:
         """A job on a level no worker consumes would wait for ever: refuse it clearly.
