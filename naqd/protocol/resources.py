@@ -57,7 +57,8 @@ MAX_ACK_PENDING = 20_000
 
 
 def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
-    """`schedules` (server >= 2.12) lets delayed-job holders fire into the queues."""
+    """`schedules` (server >= 2.12) lets delayed-job holders fire into the queues, and
+    lets enqueues arrive as atomic batches (one fsync per batch under sync `always`)."""
     return StreamConfig(
         name=JOBS_STREAM,
         subjects=[
@@ -71,6 +72,7 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW,
         allow_msg_schedules=True if schedules else None,
+        allow_atomic=True if schedules else None,
     )
 
 
@@ -100,10 +102,16 @@ async def api_level(js: JetStreamContext) -> int:
     return int(getattr(api, "level", 0) or 0)
 
 
-def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
-    """Results are written raw (not through nats-py's KV API) so they can carry Nats-TTL."""
+def results_stream_config(replicas: int, ttl: float, atomic: bool = True) -> StreamConfig:
+    """Results are written raw (not through nats-py's KV API) so they can carry Nats-TTL;
+    records of jobs that finish together go as one atomic batch (server >= 2.12)."""
     cfg = kv_stream_config(RESULTS_BUCKET, replicas, ttl=ttl)
-    return replace(cfg, allow_msg_ttl=True, duplicate_window=min(DUPLICATE_WINDOW, ttl))
+    return replace(
+        cfg,
+        allow_msg_ttl=True,
+        duplicate_window=min(DUPLICATE_WINDOW, ttl),
+        allow_atomic=True if atomic else None,
+    )
 
 
 def heartbeats_stream_config(replicas: int, interval: float) -> StreamConfig:
@@ -245,7 +253,7 @@ async def ensure_resources(
     replicas = config.nats.replicas
     schedules = await api_level(js) >= SCHEDULES_API_LEVEL
     await _ensure_stream(js, jobs_stream_config(replicas, schedules))
-    await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
+    await _ensure_stream(js, results_stream_config(replicas, config.results.ttl, schedules))
     await _ensure_stream(js, heartbeats_stream_config(replicas, config.heartbeat.interval))
     max_age = config.dead_letters.max_age
     await _ensure_stream(js, dlq_stream_config(replicas, max_age))
