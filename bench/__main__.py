@@ -208,6 +208,14 @@ def delayed_and_cron(url: str, tmp: Path, results: dict[str, Any]) -> None:
     progress("delayed/cron")
 
 
+def durability(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    """Durable (sync always) beside non-durable, on two servers of its own."""
+    from bench import durable
+
+    results["durable"] = durable.measure(tmp)
+    progress("durable vs non-durable")
+
+
 def ratios(r: dict[str, Any]) -> dict[str, float]:
     def of(a: dict[str, float], b: dict[str, float]) -> float:
         return a["median"] / b["median"] if b["median"] else 0.0
@@ -271,6 +279,11 @@ def main() -> None:
     out = Path(__file__).parent / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print_table(results)
+    if "durable" in results:
+        from bench import durable
+
+        print("\n### Durable vs non-durable (same run)\n")
+        print(durable.table(results["durable"]))
     print(f"\nJSON: {out}; {results['seconds']:.0f} s")
 
 
@@ -287,6 +300,7 @@ SECTIONS: dict[str, Callable[[str, Path, dict[str, Any]], None]] = {
     "depth": depth,
     "memory": memory,
     "scheduling": delayed_and_cron,
+    "durable": durability,
 }
 # BENCH_ONLY=drain,depth runs those sections (after the baselines); default: all.
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))
