@@ -45,12 +45,14 @@ from naqd.protocol.names import (
     HDR_MSG_ID,
     HDR_UNIQUE,
     JOBS_STREAM,
+    batch_headers,
+    batch_stream,
     priority_consumer_name,
     under,
 )
 from naqd.protocol.signing import Keyring, keyring_from_config
 from naqd.transport import natsauth
-from naqd.transport.streamwriter import StreamWriter
+from naqd.transport.streamwriter import Batching, StreamWriter
 
 if TYPE_CHECKING:
     from naqd.models import Config
@@ -404,7 +406,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         """Every enqueue's write goes through one StreamWriter: the same PubAck checks as
         js.publish, without a request future, timer and NUID per job."""
         if self._writer is None:
-            writer = StreamWriter(self.nc)
+            # Writes of one loop turn to NAQD_JOBS share an atomic batch: one fsync.
+            writer = StreamWriter(self.nc, Batching(batch_stream, batch_headers))
             await writer.start()
             if self._writer is None:  # another enqueue may have started one meanwhile
                 self._writer = writer

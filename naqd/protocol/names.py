@@ -208,3 +208,11 @@ def batch_stream(subject: str) -> str | None:
     if len(head) == 3 and head[0] == "$KV" and head[1] == RESULTS_BUCKET:
         return kv_stream(RESULTS_BUCKET)
     return None
+
+
+def batch_headers(batch_id: str, seq: int, commit: bool) -> dict[str, str]:
+    """The headers that make a message the `seq`-th (from 1) of an atomic batch."""
+    headers = {HDR_BATCH_ID: batch_id, HDR_BATCH_SEQUENCE: str(seq)}
+    if commit:
+        headers[HDR_BATCH_COMMIT] = "1"
+    return headers

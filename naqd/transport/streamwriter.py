@@ -9,9 +9,9 @@ writes whose PubAck never came (a reconnect, a stream leader change), and the ca
 retries them (`store.reliable_publish`). Also the client's enqueues (`submit` for
 enqueue_many) and the scheduler's waves of fires (`submit` + `wait`).
 
-Writes to one stream that are submitted in the same turn of the event loop (results of
-jobs that finish together, an enqueue_many, concurrent enqueues) go out as one atomic
-batch (nats-server >= 2.12, a stream with allow_atomic): the server commits it with one
+With a `Batching`, writes to one stream that are submitted in the same turn of the event
+loop (an enqueue_many, concurrent enqueues, a scheduler wave) go out as one atomic batch
+(nats-server >= 2.12, a stream with allow_atomic): the server commits it with one
 fsync where it would make one per message under `sync_interval: always`
 (docs/performance.md#durability). The commit's PubAck settles every write of the batch.
 A batch the server refuses is sent again write by write, so each write gets its own
@@ -36,12 +36,21 @@ from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, NoStreamResponseError
 
-from naqd.protocol.names import HDR_BATCH_COMMIT, HDR_BATCH_ID, HDR_BATCH_SEQUENCE, batch_stream
-
 SWEEP_EVERY = 0.25  # seconds between checks for PubAcks that are overdue
 MAX_BATCH = 256  # writes per atomic batch (nats-server allows 1000)
 MAX_OPEN_BATCHES = 8  # per stream, awaiting their commit (nats-server allows 50)
 BATCH_REFUSED = 10174  # "atomic publish is disabled": the stream lacks allow_atomic
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How writes may share atomic batches; the names come from the caller (they live
+    in naqd/protocol/names.py): `stream_of(subject)` is the stream a write lands in, or
+    None for a write that is never batched; `headers(batch_id, seq, commit)` are the
+    headers that make a message part of a batch."""
+
+    stream_of: Callable[[str], str | None]
+    headers: Callable[[str, int, bool], dict[str, str]]
 
 
 @dataclass
@@ -64,11 +73,10 @@ class _Batch:
 
 
 class StreamWriter:
-    def __init__(self, nc: NATS, group: Callable[[str], str | None] | None = batch_stream) -> None:
-        """`group`: the stream of a subject whose writes may share an atomic batch
-        (None: never batch)."""
+    def __init__(self, nc: NATS, batching: Batching | None = None) -> None:
+        """`batching`: which writes may share an atomic batch (None: never batch)."""
         self.nc = nc
-        self._group = group
+        self._batching = batching
         self._prefix = ""
         self._seq = 0
         self._pending: dict[str, tuple[_Batch, float]] = {}
@@ -127,7 +135,7 @@ class StreamWriter:
         if self._sub is None:
             raise RuntimeError("StreamWriter.start() was not awaited")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        stream = self._group(subject) if self._group is not None else None
+        stream = self._batching.stream_of(subject) if self._batching is not None else None
         if stream is None or stream in self._single:
             await self._send(_Batch([fut]), subject, payload, headers, timeout)
             return fut
@@ -179,17 +187,13 @@ class StreamWriter:
         await slots.acquire()
         batch = _Batch([w.fut for w in chunk], chunk, stream, slots.release)
         batch_id = uuid.uuid4().hex
-        last = len(chunk)
+        mark = self._batching.headers if self._batching is not None else None
+        assert mark is not None
         for i, w in enumerate(chunk[:-1], 1):
-            hdrs = {**(w.headers or {}), HDR_BATCH_ID: batch_id, HDR_BATCH_SEQUENCE: str(i)}
+            hdrs = {**(w.headers or {}), **mark(batch_id, i, False)}
             await self.nc.publish(w.subject, w.payload, headers=hdrs)
         w = chunk[-1]
-        hdrs = {
-            **(w.headers or {}),
-            HDR_BATCH_ID: batch_id,
-            HDR_BATCH_SEQUENCE: str(last),
-            HDR_BATCH_COMMIT: "1",
-        }
+        hdrs = {**(w.headers or {}), **mark(batch_id, len(chunk), True)}
         await self._send(batch, w.subject, w.payload, hdrs, max(x.timeout for x in chunk))
 
     def _release(self, batch: _Batch) -> None:

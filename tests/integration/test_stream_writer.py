@@ -11,7 +11,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 
-from naqd.transport.streamwriter import StreamWriter
+from naqd.protocol.names import batch_headers, batch_stream
+from naqd.transport.streamwriter import Batching, StreamWriter
 from naqd.worker.store import reliable_publish
 
 
@@ -109,6 +110,9 @@ async def test_answered_writes_leave_the_timeout_heap_and_timeouts_still_fire(
     await nc.close()
 
 
+BATCHING = Batching(batch_stream, batch_headers)
+
+
 def jobs_and_results_config(name: str, atomic: bool) -> StreamConfig:
     """A stream on naqd's job subjects, so the writer's default grouping batches it."""
     return StreamConfig(name=name, subjects=["naqd.jobs.>"], allow_atomic=atomic or None)
@@ -118,7 +122,7 @@ async def test_writes_of_one_turn_share_one_atomic_batch(nats_server) -> None:
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     await js.add_stream(jobs_and_results_config("NAQD_JOBS", atomic=True))
-    writer = StreamWriter(nc)
+    writer = StreamWriter(nc, BATCHING)
     await writer.start()
     futs = [await writer.submit(f"naqd.jobs.q.{i}", b"j%d" % i) for i in range(300)]
     await asyncio.gather(*futs)
@@ -138,7 +142,7 @@ async def test_a_refused_batch_is_sent_write_by_write(nats_server) -> None:
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     await js.add_stream(jobs_and_results_config("NAQD_JOBS", atomic=True))
-    writer = StreamWriter(nc)
+    writer = StreamWriter(nc, BATCHING)
     await writer.start()
     await writer.publish("naqd.jobs.q", b"old", headers={"Nats-Msg-Id": "dup"})
     futs = [
@@ -155,7 +159,7 @@ async def test_a_stream_without_atomic_batches_gets_single_writes(nats_server) -
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     await js.add_stream(jobs_and_results_config("NAQD_JOBS", atomic=False))
-    writer = StreamWriter(nc)
+    writer = StreamWriter(nc, BATCHING)
     await writer.start()
     for _ in range(2):  # the second round goes single at once: the refusal is remembered
         futs = [await writer.submit(f"naqd.jobs.q.{i}", b"x") for i in range(10)]
