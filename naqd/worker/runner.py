@@ -30,8 +30,8 @@ from naqd.protocol.envelope import (
     decode_job,
     encode_result,
 )
-from naqd.protocol.names import HDR_ENCODING, result_subject
-from naqd.transport.streamwriter import StreamWriter
+from naqd.protocol.names import HDR_ENCODING, batch_headers, batch_stream, result_subject
+from naqd.transport.streamwriter import Batching, StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.cancels import CancelWatch
 from naqd.worker.context import JobContext, current_job
@@ -79,7 +79,9 @@ class Runner:
         self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
         self.limiter: RateLimiter | None = None  # the queue's `rate` (worker/ratelimit.py)
         self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
-        self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
+        # Result records, pipelined; those of jobs finishing in the same loop turn share one
+        # atomic batch, one fsync under sync `always` (naqd/transport/streamwriter.py).
+        self.writer = StreamWriter(nc, Batching(batch_stream, batch_headers))
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
         self.settler = Settler(
             nc, self.writer, self.admission.keyring, self.worker, self.store_deadline, self.observe
