@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from loguru import logger
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -198,6 +201,9 @@ async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
 
 
 OnRepair = Callable[[str, str], None]  # (consumer, what was wrong): log and count it
+# "consumer not found", "consumer does not exist": a repair elsewhere deleted it meanwhile.
+CONSUMER_GONE = frozenset({10014, 10149})
+CONSUMER_RACE_ATTEMPTS = 5
 
 
 def stale_consumer(stream_last_seq: int, delivered_seq: int, ack_floor_seq: int) -> str:
@@ -218,31 +224,40 @@ def stale_consumer(stream_last_seq: int, delivered_seq: int, ack_floor_seq: int)
 async def _repair_if_stale(
     js: JetStreamContext, stream: str, cfg: ConsumerConfig, on_repair: OnRepair | None
 ) -> bool:
-    """Delete and recreate a consumer whose position is past its stream's end (read in
-    that order, so a concurrent publish can only make the stream look longer). On a
+    """Rewind (or on older servers delete and recreate) a consumer whose position is
+    past its stream's end (read in that order, so a concurrent publish can only make the
+    stream look longer). On a
     WorkQueue stream the fresh consumer delivers every job still stored: nothing is
     skipped, and a job whose ack was lost runs again (at-least-once)."""
     name = cfg.durable_name or ""
     try:
         info = await js.consumer_info(stream, name)
     except NotFoundError:
+        await js.add_consumer(stream, cfg)  # another child is repairing it: ours now
         return False
-    last_seq = (await js.stream_info(stream)).state.last_seq
-    why = stale_consumer(last_seq, info.delivered.stream_seq or 0, info.ack_floor.stream_seq or 0)
+    state = (await js.stream_info(stream)).state
+    why = stale_consumer(
+        state.last_seq, info.delivered.stream_seq or 0, info.ack_floor.stream_seq or 0
+    )
     if not why:
         return False
     logger.warning(
         "consumer {} of stream {} no longer matches its stream ({}), as after a power cut "
-        "that kept its state but lost stream data: recreating it so new jobs run",
+        "that kept its state but lost stream data: rewinding it so new jobs run",
         name,
         stream,
         why,
     )
-    if info.config.pause_until:
-        cfg = replace(cfg, pause_until=info.config.pause_until)
-    with contextlib.suppress(NotFoundError):  # another process repaired it first
-        await js.delete_consumer(stream, name)
-    await js.add_consumer(stream, cfg)
+    try:
+        # nats-server >= 2.14: rewind it in place (ADR-60). Children repairing at once
+        # then each rewind the same consumer, where delete-and-create races.
+        await js.reset_consumer(stream, name, seq=max(1, state.first_seq))
+    except (APIError, NoRespondersError, NatsTimeoutError):
+        if info.config.pause_until:
+            cfg = replace(cfg, pause_until=info.config.pause_until)
+        with contextlib.suppress(NotFoundError):  # another process repaired it first
+            await js.delete_consumer(stream, name)
+        await js.add_consumer(stream, cfg)
     if on_repair is not None:
         on_repair(name, why)
     return True
@@ -310,10 +325,18 @@ async def ensure_consumer(
 ) -> None:
     for level in queue.priorities or (DEFAULT_PRIORITY,):
         cfg = queue_consumer_config(queue, level)
-        await _ensure_one_consumer(js, replace(cfg))
-        # Also after creating it: a consumer added to a stream that was recreated picks
-        # up a state file left in the stream's directory.
-        await _repair_if_stale(js, JOBS_STREAM, cfg, on_repair)
+        for attempt in range(1, CONSUMER_RACE_ATTEMPTS + 1):
+            try:
+                await _ensure_one_consumer(js, replace(cfg))
+                # Also after creating it: a consumer added to a stream that was recreated
+                # picks up a state file left in the stream's directory.
+                await _repair_if_stale(js, JOBS_STREAM, replace(cfg), on_repair)
+                break
+            except APIError as exc:
+                # Another child deleted it to repair it between our calls: look again.
+                if exc.err_code not in CONSUMER_GONE or attempt == CONSUMER_RACE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
 
 
 async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> None:
