@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from tests.natsserver import wait_until
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
+@functools.cache
 def fuse_missing() -> str:
-    """Why a FUSE filesystem cannot be mounted here, or "" when it can."""
+    """Why a FUSE filesystem cannot be mounted here, or "" when it can (tried once per
+    process: a container without the right to mount has /dev/fuse and still fails)."""
     if shutil.which("fusermount3") is None:
         return "fusermount3 not found (apt-get install fuse3)"
     try:
@@ -31,6 +35,13 @@ def fuse_missing() -> str:
         import mfusepy  # noqa: F401
     except (ImportError, OSError) as exc:
         return f"mfusepy/libfuse3 unavailable: {exc}"
+    with tempfile.TemporaryDirectory(prefix="lazyfs-probe-") as tmp:
+        probe = LazyMount(Path(tmp))
+        try:
+            probe.start()
+        except (RuntimeError, AssertionError) as exc:
+            return f"mounting a FUSE filesystem failed: {str(exc)[-300:]}"
+        probe.stop()
     return ""
 
 
