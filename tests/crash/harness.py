@@ -79,7 +79,7 @@ class LazyMount:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._mounted, 15.0, what="lazy filesystem mounted")
+        wait_until(self._mounted, 60.0, what="lazy filesystem mounted")
         return self
 
     def _mounted(self) -> bool:
@@ -93,7 +93,7 @@ class LazyMount:
         raw = (self.mnt / ".lazyfs").read_bytes()
         return json.loads(raw.strip())  # type: ignore[no-any-return]
 
-    def wait_for_sync_round(self, interval: float, timeout: float = 10.0) -> None:
+    def wait_for_sync_round(self, interval: float, timeout: float = 60.0) -> None:
         """Until a commit 1.5 intervals from now: a server that syncs every `interval`
         has then finished a whole round that began after this call."""
         after = time.time() + 1.5 * interval

@@ -82,16 +82,16 @@ def test_a_consumer_ahead_of_its_stream_is_repaired_at_startup(node: Node) -> No
     with SyncClient(node.url) as client:
         jobs = client.enqueue_many(TASK, [(str(node.work), n) for n in range(100)], queue="done")
         for job in jobs:
-            job.result(timeout=20)
-    wait_until(lambda: state.exists() and state.read_bytes() != before, 10, what="o.dat written")
+            job.result(timeout=90)
+    wait_until(lambda: state.exists() and state.read_bytes() != before, 60, what="o.dat written")
     node.fs.writeback(obs)  # the consumer's state reaches the disk, the jobs' messages do not
     node.crash()
 
     daemon = node.start()
-    daemon.wait_for_log("no longer matches its stream")
+    daemon.wait_for_log("no longer matches its stream", timeout=90)
     with SyncClient(node.url) as client:
         new = list(range(1000, 1050))
         client.enqueue_many(TASK, [(str(node.work), n) for n in new], queue="done")
-        wait_until(lambda: set(new) <= set(node.runs()), 20, what="jobs enqueued after the crash")
+        wait_until(lambda: set(new) <= set(node.runs()), 90, what="jobs enqueued after the crash")
     metrics = urllib.request.urlopen(node.metrics_url + "/metrics").read().decode()
     assert 'naqd_consumers_repaired_total{consumer="q-done"}' in metrics, metrics
