@@ -63,15 +63,13 @@ def fetch_varz(url: str, timeout: float = 2.0) -> dict[str, Any]:
 def durability_warnings(
     nats: NatsConfig, fetch: Callable[[str], dict[str, Any]] = fetch_varz
 ) -> list[str]:
-    """What could lose acknowledged jobs on a power cut, one line each."""
+    """What could lose acknowledged jobs on a power cut, one line each: only what naqd
+    can see (the embedded server's setting, the /varz of `nats.monitoring`)."""
     if not nats.servers:
         warning = embedded_warning(nats.embedded.sync)
         return [warning] if warning else []
     if not nats.monitoring:
-        return [
-            "naqd cannot see the NATS servers' fsync setting: set nats.monitoring to their "
-            f"monitoring URLs (http://host:8222) to have it checked ({DOC})"
-        ]
+        return []  # nothing naqd can see: docs/operations.md says what to set
     answers = fetch_all(nats.monitoring, fetch)
     out = []
     for url in nats.monitoring:
