@@ -108,6 +108,7 @@ class StreamWriter:
         for fut in futs:
             if not fut.done():
                 fut.set_exception(NatsTimeoutError())
+                fut.exception()  # retrieved: no "never retrieved" log for a write nobody awaits
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
