@@ -192,8 +192,10 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
                 await self._nc.drain()
             except (ConnectionReconnectingError, ConnectionClosedError):
                 # Mid-reconnect there is nothing to drain: whatever is buffered is lost
-                # either way, and a publish was only ever confirmed by its PubAck.
-                await self._nc.close()
+                # either way, and a publish was only ever confirmed by its PubAck. The
+                # socket may be gone already (the server died): closing is then done.
+                with contextlib.suppress(OSError):
+                    await self._nc.close()
         self._nc = None
         self._dead_letters = None
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
 from naqd.errors import NaqdError as NaqdError
 from naqd.errors import NatsAuthError as NatsAuthError
 
@@ -57,3 +61,61 @@ class DeadLetterNotFound(JobNotFound):
 class Conflict(NaqdError):
     """The action lost a race with another one on the same target (for example a dead
     letter another operator is requeueing right now). The web console answers 409."""
+
+
+class Unavailable(NaqdError):
+    """NATS did not answer (down, reconnecting, or JetStream unavailable): the read or
+    action did not happen and may be retried. The web console answers 503."""
+
+
+def unavailable_from(exc: BaseException) -> Unavailable | None:
+    """The Unavailable for a transport error from nats-py, or None for anything else
+    (naqd's own errors, ValueError, a programming error)."""
+    import asyncio
+
+    import nats.errors
+    import nats.js.errors
+
+    if isinstance(exc, NaqdError):
+        return None
+    if isinstance(
+        exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.NoStreamResponseError
+    ):
+        return Unavailable(f"JetStream is unavailable: {exc}")
+    if isinstance(exc, nats.js.errors.Error):
+        return None  # an API answer (bad request, not found) is not an outage
+    if isinstance(exc, nats.errors.Error | asyncio.TimeoutError | ConnectionError):
+        name = type(exc).__name__
+        return Unavailable(f"NATS is not answering ({name}): try again once it is back")
+    return None
+
+
+def disconnected(owner: object) -> bool:
+    """Whether the connection behind `owner` (an Explorer, Actions, AuditLog, EventFeed:
+    anything with `nc` or `client`) is down now: fail at once rather than wait for a
+    request's timeout."""
+    client = getattr(owner, "client", None)
+    nc = getattr(client, "_nc", None) if client is not None else getattr(owner, "nc", None)
+    return nc is not None and not bool(getattr(nc, "is_connected", True))
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translated(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Raise Unavailable instead of a nats-py transport error (the console's 503)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if args and disconnected(args[0]):
+            raise Unavailable("NATS is not connected (reconnecting): try again once it is back")
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            outage = unavailable_from(exc)
+            if outage is None:
+                raise
+            raise outage from exc
+
+    return wrapper

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from naqd.client.errors import DeadLetterNotFound
+from naqd.client.errors import DeadLetterNotFound, translated
 from naqd.client.pages import STOP, Page, Stop
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import (
@@ -350,6 +350,7 @@ class Explorer:
 
     # overview -----------------------------------------------------------------------
 
+    @translated
     async def overview(self) -> Overview:
         """Queues, hosts with their processes, the scheduler leader, the dead-letter
         total and the server. Within 300 ms with 100k queued jobs and 10k dead letters
@@ -358,15 +359,18 @@ class Explorer:
 
         return await ov.overview(self)
 
+    @translated
     async def queues(self) -> list[QueueRow]:
         return (await self.overview()).queues
 
+    @translated
     async def workers(self) -> list[ProcessRow]:
         """Every live process, by host, role, queues and index."""
         from naqd.client import overview as ov
 
         return await ov.processes(self.js)
 
+    @translated
     async def hosts(self) -> list[HostRow]:
         from naqd.client import overview as ov
 
@@ -374,6 +378,7 @@ class Explorer:
 
     # jobs -------------------------------------------------------------------------
 
+    @translated
     async def list_jobs(
         self,
         *,
@@ -405,6 +410,7 @@ class Explorer:
             cursor=cursor, limit=limit,
         )  # fmt: skip
 
+    @translated
     async def find_jobs(self, prefix: str, limit: int = 50) -> list[JobRow]:
         """Jobs whose id starts with `prefix`, in any state: an exact id is a handful of
         direct gets; a prefix is matched against the ids of dead letters, holders and
@@ -432,6 +438,7 @@ class Explorer:
 
         return _ArgSearch(self, query, queue=queue, states=states, limit=limit)
 
+    @translated
     async def job_detail(self, job_id: str, scan_budget: float = 0.25) -> JobDetail:
         """One job in any state; JobNotFound when no trace of it exists. ValueError
         for a string that cannot be a job id. A queued job that no worker has taken
@@ -444,6 +451,7 @@ class Explorer:
 
     # dead letters -------------------------------------------------------------------
 
+    @translated
     async def dead_letters(
         self,
         *,
@@ -461,6 +469,7 @@ class Explorer:
             limit=limit,
         )  # fmt: skip
 
+    @translated
     async def dead_letter(self, job_id: str) -> DeadLetterRow:
         """One entry with its traceback; DeadLetterNotFound (a JobNotFound) if none."""
         entry = await self.client.dead_letters.get(job_id)
@@ -470,6 +479,7 @@ class Explorer:
 
     # schedules ----------------------------------------------------------------------
 
+    @translated
     async def schedules(self) -> list[ScheduleRow]:
         """YAML schedules (as the elected scheduler published them) and code schedules,
         by name, with next and last fire and paused state. Empty when no scheduler ever
@@ -480,6 +490,7 @@ class Explorer:
 
     # helpers shared by the modules behind the explorer -----------------------------
 
+    @translated
     async def record(self, job_id: str) -> tuple[ResultRecord | None, dict[str, Any] | None]:
         """The result record, decoded without loading pickles: (record, raw JSON)."""
         try:

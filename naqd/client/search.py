@@ -111,7 +111,22 @@ class ArgSearch:
         self._stop.set()
 
     def __aiter__(self) -> AsyncIterator[SearchEvent]:
-        return self._run()
+        return self._translated()
+
+    async def _translated(self) -> AsyncIterator[SearchEvent]:
+        """Unavailable instead of a nats-py transport error (the console's 503)."""
+        from naqd.client.errors import Unavailable, disconnected, unavailable_from
+
+        if disconnected(self.ex):
+            raise Unavailable("NATS is not connected (reconnecting): try again once it is back")
+        try:
+            async for event in self._run():
+                yield event
+        except Exception as exc:
+            outage = unavailable_from(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     def _event(self, job: JobRow | None, done: bool = False) -> SearchEvent:
         from naqd.client.explore import SearchEvent

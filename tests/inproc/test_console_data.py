@@ -384,3 +384,33 @@ async def test_cli_actions_are_audited_and_yaml_schedules_need_no_file(client, n
     assert entries[0]["actor"].startswith("cli:")
     table = await asyncio.to_thread(naqd_cli, url, "audit", "--action", "schedule")
     assert "schedule.pause" in table.stdout and "dlq.delete" not in table.stdout
+
+
+async def test_a_nats_outage_is_unavailable_not_a_nats_error(nats_server) -> None:
+    from naqd.client.errors import Unavailable
+
+    async with Client(nats_server.url) as c:
+        await ensure_resources(c._js, Config(nats=NatsConfig(servers=(nats_server.url,))))
+        nats_server.stop()
+        await until(_gone(c), what="the client to see the server gone")
+        started = time.monotonic()
+        for _, call in (
+            ("overview", c.explorer.overview),
+            ("pause", lambda: Actions(c, actor="x").pause_queue("default")),
+            ("search", lambda: _drain_search(c.explorer.search_args("a=1"))),
+        ):
+            with pytest.raises(Unavailable):
+                await call()
+        assert time.monotonic() - started < 2  # at once, not after a request timeout
+
+
+async def _drain_search(search) -> None:
+    async for _ in search:
+        pass
+
+
+def _gone(c: Client):
+    async def check() -> bool:
+        return not c.nc.is_connected
+
+    return check
