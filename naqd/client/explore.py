@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from naqd.client.errors import DeadLetterNotFound, translated
+from naqd.client.errors import DeadLetterNotFound, NaqdError, translated
 from naqd.client.pages import STOP, Page, Stop
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import (
@@ -37,6 +37,7 @@ from naqd.protocol.names import (
 if TYPE_CHECKING:
     from naqd.client.client import Client
     from naqd.client.jobindex import JobIndex
+    from naqd.protocol.audit import AuditEntry
 
 JobState = Literal[
     "queued",  # in its queue, not yet taken (or taken, no record yet)
@@ -316,6 +317,10 @@ class SearchEvent:
         }
 
 
+class ProcessNotFound(NaqdError, LookupError):
+    """No live process has that heartbeat key. The console answers 404."""
+
+
 # -- the explorer ----------------------------------------------------------------------
 
 
@@ -487,6 +492,62 @@ class Explorer:
         from naqd.client import overview as ov
 
         return await ov.schedules(self.js)
+
+    @translated
+    async def schedule(self, name: str) -> ScheduleRow:
+        """One schedule; ScheduleNotFound if neither YAML nor code has `name`."""
+        from naqd.client.schedules import ScheduleNotFound
+
+        for row in await self.schedules():
+            if row.name == name:
+                return row
+        raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    @translated
+    async def schedule_jobs(self, name: str, limit: int = 50) -> list[JobRow]:
+        """The jobs a schedule fired (ids `cron.<name>.…`), newest first: the ones with a
+        record, dead or queued (via the id index) that are still known."""
+        rows = await self.find_jobs(f"cron.{name}.", limit=max(limit, 200))
+        rows.sort(key=lambda r: r.at or 0.0, reverse=True)
+        return rows[:limit]
+
+    @translated
+    async def queue(self, name: str) -> QueueRow:
+        """One queue's row of the overview; QueueNotFound when no worker created it and
+        nothing is held or dead for it."""
+        from naqd.client.queues import QueueNotFound
+
+        for row in (await self.overview()).queues:
+            if row.name == name:
+                return row
+        raise QueueNotFound(f"queue {name!r} has no consumer: no naqd worker has started for it")
+
+    @translated
+    async def worker(self, key: str) -> ProcessRow:
+        """One process by its heartbeat key (`<host>.<role>.<pid>`); ProcessNotFound
+        when it is gone."""
+        for row in await self.workers():
+            if row.key == key:
+                return row
+        raise ProcessNotFound(f"no live process {key!r} (stopped, or its heartbeat expired)")
+
+    @translated
+    async def audit(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: float | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[AuditEntry]:
+        """The audit trail, newest first (naqd/client/audit.py's AuditLog.list)."""
+        from naqd.client.audit import AuditLog
+
+        return await AuditLog(self.client.nc).list(
+            action=action, actor=actor, target=target, since=since, cursor=cursor, limit=limit
+        )
 
     # helpers shared by the modules behind the explorer -----------------------------
 

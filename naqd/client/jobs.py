@@ -102,6 +102,24 @@ def stream_row(state: str, msg: Any) -> JobRow:
     )
 
 
+async def delivered(ex: Explorer) -> dict[str, int]:
+    """Per queue subject, the last stream sequence its consumer delivered: a message at
+    or below it is running (or waiting out a retry's backoff), not queued."""
+    try:
+        consumers = await ex.js.consumers_info(JOBS_STREAM)
+    except NotFoundError:
+        return {}
+    return {
+        c.config.filter_subject: int(c.delivered.stream_seq or 0)
+        for c in consumers
+        if c.config.filter_subject and c.delivered is not None
+    }
+
+
+def taken(floors: dict[str, int], msg: Any) -> bool:
+    return int(msg.seq or 0) <= floors.get(msg.subject or "", 0)
+
+
 def _in_time(at: float | None, since: float | None, until: float | None) -> bool:
     if at is None:
         return since is None and until is None
@@ -170,6 +188,7 @@ async def _stream_page(
             seq = max(seq, (info.delivered.stream_seq if info.delivered else 0) + 1)
         except NotFoundError:
             pass
+    floors = await delivered(ex) if state == "queued" else {}
     filters = [filt] + ([under(job_subject(queue))] if state == "queued" and queue else [])
     for f in filters:
         s = seq
@@ -184,6 +203,8 @@ async def _stream_page(
                 break
             page.scanned += 1
             s = (msg.seq or s) + 1
+            if floors and taken(floors, msg):
+                continue  # delivered: running, not queued
             row = stream_row(state, msg)
             if task and row.task != task:
                 continue
@@ -328,6 +349,11 @@ async def find_jobs(ex: Explorer, prefix: str, limit: int) -> list[JobRow]:
                 found[job_id] = stream_row("queued", msg)
         if len(found) >= limit:
             return list(found.values())[:limit]
+    else:  # no index (the CLI): the queue's oldest jobs, for a short budget
+        for msg in await _scan_prefix(ex, prefix, limit - len(found), EXACT_SCAN):
+            job_id = msg_job_id(msg)
+            if job_id not in found:
+                found[job_id] = stream_row("queued", msg)
     # Result keys: their subjects, listed unless the bucket is very large.
     for subject in await _result_keys(ex, prefix):
         job_id = subject[len(RESULTS_PREFIX) :]
@@ -339,6 +365,27 @@ async def find_jobs(ex: Explorer, prefix: str, limit: int) -> list[JobRow]:
         if len(found) >= limit:
             break
     return list(found.values())
+
+
+async def _scan_prefix(ex: Explorer, prefix: str, limit: int, budget: float) -> list[Any]:
+    from naqd.client.batchget import scan
+
+    out: list[Any] = []
+    if limit <= 0:
+        return out
+    deadline = time.monotonic() + budget
+    messages = scan(ex.client.nc, JOBS_STREAM, under(JOBS_SUBJECT_PREFIX))
+    try:
+        async for msg in messages:
+            if msg_job_id(msg).startswith(prefix):
+                out.append(msg)
+                if len(out) >= limit:
+                    break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        await messages.aclose()  # type: ignore[attr-defined]
+    return out
 
 
 async def _get_seq(ex: Explorer, seq: int) -> Any:

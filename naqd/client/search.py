@@ -106,6 +106,7 @@ class ArgSearch:
         self.total = 0
         self.hits = 0
         self._stop = asyncio.Event()
+        self._floors: dict[str, int] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -154,6 +155,9 @@ class ArgSearch:
         return sum((info.state.subjects or {}).values())
 
     async def _run(self) -> AsyncIterator[SearchEvent]:
+        from naqd.client.jobs import delivered
+
+        self._floors = await delivered(self.ex)
         sources = self._sources()
         counts = await asyncio.gather(*(self._count(s, f) for s, f in sources))
         self.total = sum(counts)
@@ -226,9 +230,13 @@ class ArgSearch:
         if not self.query.matches(list(env.get("args") or []), dict(env.get("kwargs") or {})):
             return None
         subject = msg.subject or ""
-        state = (
-            "delayed" if subject.startswith("naqd.sched.")
-            else "waiting" if subject.startswith("naqd.deps.") else "queued"
-        )  # fmt: skip
+        from naqd.client.jobs import taken
+
+        if subject.startswith("naqd.sched."):
+            state = "delayed"
+        elif subject.startswith("naqd.deps."):
+            state = "waiting"
+        else:
+            state = "running" if taken(self._floors, msg) else "queued"
         row: JobRow = stream_row(state, msg)
         return row

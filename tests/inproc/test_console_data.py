@@ -414,3 +414,34 @@ def _gone(c: Client):
         return not c.nc.is_connected
 
     return check
+
+
+async def test_linked_reads_queue_schedule_jobs_worker_audit_and_running_labels(
+    client, nats_server, tmp_path
+) -> None:
+    from naqd.client.explore import ProcessNotFound
+
+    ex = client.explorer
+    with pytest.raises(QueueNotFound):
+        await ex.queue("ghost")
+    with pytest.raises(ScheduleNotFound):
+        await ex.schedule("ghost")
+    with pytest.raises(ProcessNotFound):
+        await ex.worker("h.worker.1")
+    await client.schedule("tick", "tests.tasks:add", 1, 1, every=60)
+    fired = await Actions(client, actor="fay").trigger_schedule("tick")
+    assert (await ex.schedule("tick")).origin == "code"
+    assert [r.id for r in await ex.schedule_jobs("tick")] == fired.ids
+    assert [e.action for e in (await ex.audit(actor="fay")).items] == ["schedule.trigger"]
+    async with worker(nats_server.url, concurrency=1):
+        blocked = await client.enqueue("tests.tasks:block_until_released", str(tmp_path))
+        await until(lambda: _state(ex, blocked.id, "running"), what="running")
+        # The same again: it waits behind the first (concurrency 1).
+        await client.enqueue("tests.tasks:block_until_released", str(tmp_path))
+        rows = {e.job.id: e.job.state async for e in ex.search_args(tmp_path.name) if e.job}
+        assert rows[blocked.id] == "running" and sorted(rows.values()) == ["queued", "running"]
+        queued = await ex.list_jobs(state="queued")
+        assert blocked.id not in [r.id for r in queued.items] and len(queued.items) == 1
+        assert (await ex.queue("default")).running == 1
+        (tmp_path / "release").write_text("go")
+        await client.wait(blocked.id, timeout=10)
