@@ -114,7 +114,7 @@ async def test_delayed_and_cancel_with_404_and_409(client) -> None:
 
 async def test_dead_letters_filters_requeue_once_bulk_dry_run_delete(client, nats_server) -> None:
     ex, act = client.explorer, Actions(client, actor="bob", via="api")
-    async with worker(nats_server.url) as w:
+    async with worker(nats_server.url, concurrency=1) as w:  # dies in order
         failing = [
             await client.enqueue("tests.tasks:fail", f"boom {i}", job_id=f"dead-{i}")
             for i in range(4)
