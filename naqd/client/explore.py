@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from naqd.client.errors import DeadLetterNotFound, NaqdError, translated
+from naqd.client.errors import DeadLetterNotFound, JobNotFound, translated
 from naqd.client.pages import STOP, Page, Stop
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import (
@@ -317,8 +317,11 @@ class SearchEvent:
         }
 
 
-class ProcessNotFound(NaqdError, LookupError):
-    """No live process has that heartbeat key. The console answers 404."""
+class ProcessNotFound(JobNotFound):
+    """No live process has that heartbeat key (a JobNotFound, so the console's 404)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key, "live process")
 
 
 # -- the explorer ----------------------------------------------------------------------
@@ -529,7 +532,7 @@ class Explorer:
         for row in await self.workers():
             if row.key == key:
                 return row
-        raise ProcessNotFound(f"no live process {key!r} (stopped, or its heartbeat expired)")
+        raise ProcessNotFound(key)
 
     @translated
     async def audit(
