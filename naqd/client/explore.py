@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from nats.errors import NoRespondersError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from naqd.client.errors import DeadLetterNotFound, JobNotFound, translated
@@ -563,6 +564,12 @@ class Explorer:
             )
         except (NotFoundError, KeyNotFoundError, BucketNotFoundError):
             return None, None
+        except NoRespondersError:
+            # A direct get that nothing answers: no results bucket yet (no daemon ever
+            # ran), or NATS is away: tell the two apart.
+            if self.client._nc is not None and self.client._nc.is_connected:
+                return None, None
+            raise
         if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             return None, None
         return record_of(msg.data)
