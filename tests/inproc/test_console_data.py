@@ -445,3 +445,20 @@ async def test_linked_reads_queue_schedule_jobs_worker_audit_and_running_labels(
         assert (await ex.queue("default")).running == 1
         (tmp_path / "release").write_text("go")
         await client.wait(blocked.id, timeout=10)
+
+
+async def test_audit_retention_is_applied_by_ensure_audit_stream(client) -> None:
+    from naqd.models import AuditConfig
+    from naqd.protocol.names import AUDIT_STREAM
+    from naqd.protocol.resources import ensure_audit_stream
+
+    await Actions(client, actor="gil").pause_queue("default")  # made with the defaults
+    assert (await client._js.stream_info(AUDIT_STREAM)).config.max_age == 90 * 86400
+    config = Config(audit=AuditConfig(max_age=3600.0, max_entries=2))
+    await ensure_audit_stream(client._js, config)
+    info = await client._js.stream_info(AUDIT_STREAM)
+    assert (info.config.max_age, info.config.max_msgs) == (3600.0, 2)
+    for _ in range(3):
+        await Actions(client, actor="gil").resume_queue("default")
+    page = await client.explorer.audit()
+    assert len(page.items) == 2 and page.cursor is None  # the oldest went first
