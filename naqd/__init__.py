@@ -1,6 +1,7 @@
 """naqd: a job queue daemon for Python on NATS JetStream."""
 
 from naqd.client import (
+    AsyncTask,
     Client,
     ConnectError,
     EnqueueError,
@@ -14,13 +15,18 @@ from naqd.client import (
     ScheduleError,
     ScheduleInfo,
     ScheduleNotFound,
+    ServerTooOld,
     SyncClient,
     SyncJob,
+    SyncTask,
+    Task,
+    task,
 )
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
 __all__ = [
+    "AsyncTask",
     "Client",
     "ConnectError",
     "EnqueueError",
@@ -35,7 +41,11 @@ __all__ = [
     "ScheduleError",
     "ScheduleInfo",
     "ScheduleNotFound",
+    "ServerTooOld",
     "SyncClient",
     "SyncJob",
+    "SyncTask",
+    "Task",
     "current_job",
+    "task",
 ]
