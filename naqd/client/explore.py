@@ -68,7 +68,8 @@ def _plain(obj: Any) -> dict[str, Any]:
 @dataclass
 class QueueRow:
     """One queue across the cluster. `queued`: stored, not yet delivered; `running`:
-    delivered and not acked (running, or a retry waiting out its backoff); `delayed` and
+    delivered and not acked (running, a retry waiting out its backoff, or held by a
+    worker until a slot frees); `delayed` and
     `waiting`: holders for the queue; `done_per_min` / `failed_per_min`: summed over
     the queue's worker heartbeats (their last minute); `lag`: seconds the oldest queued
     job has waited; `dead_letters`: entries in the dead-letter stream."""
@@ -111,6 +112,8 @@ class ProcessRow:
     failed_per_min: float = 0.0
     memory_rss: int | None = None
     recycles: int | None = None
+    # Per queue served (a pool serves several): {"done_per_min": .., "failed_per_min": ..}
+    queue_rates: dict[str, dict[str, float]] = field(default_factory=dict)
     started_at: float = 0.0
     last_heartbeat: float = 0.0
     version: str = ""

@@ -104,7 +104,8 @@ def stream_row(state: str, msg: Any) -> JobRow:
 
 async def delivered(ex: Explorer) -> dict[str, int]:
     """Per queue subject, the last stream sequence its consumer delivered: a message at
-    or below it is running (or waiting out a retry's backoff), not queued."""
+    or below it is running, waiting out a retry's backoff, or held by a worker until a
+    slot frees (then it has no `running` record yet and is still listed as queued)."""
     try:
         consumers = await ex.js.consumers_info(JOBS_STREAM)
     except NotFoundError:
@@ -203,9 +204,12 @@ async def _stream_page(
                 break
             page.scanned += 1
             s = (msg.seq or s) + 1
-            if floors and taken(floors, msg):
-                continue  # delivered: running, not queued
             row = stream_row(state, msg)
+            if floors and taken(floors, msg):
+                # Delivered: running, unless it waits in a worker's prefetch for a slot.
+                rec, _ = await ex.record(row.id)
+                if rec is not None and rec.status in ("running", "retrying"):
+                    continue
             if task and row.task != task:
                 continue
             if not _in_time(row.at, since, until):

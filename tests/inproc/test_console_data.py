@@ -442,7 +442,8 @@ async def test_linked_reads_queue_schedule_jobs_worker_audit_and_running_labels(
         assert rows[blocked.id] == "running" and sorted(rows.values()) == ["queued", "running"]
         queued = await ex.list_jobs(state="queued")
         assert blocked.id not in [r.id for r in queued.items] and len(queued.items) == 1
-        assert (await ex.queue("default")).running == 1
+        row = await ex.queue("default")  # a worker may hold the second job for a slot
+        assert row.running >= 1 and row.queued + row.running == 2
         (tmp_path / "release").write_text("go")
         await client.wait(blocked.id, timeout=10)
 
