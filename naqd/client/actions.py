@@ -14,13 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from naqd.client.audit import AuditLog, cli_actor
-from naqd.client.errors import (
-    Conflict,
-    JobNotFound,
-    Unavailable,
-    disconnected,
-    unavailable_from,
-)
+from naqd.client.errors import Conflict, ConnectError, JobNotFound, Unavailable, disconnected
+from naqd.client.faults import guarded, translate_nats
 from naqd.client.queues import QueueNotFound
 from naqd.client.schedules import ScheduleNotFound
 from naqd.protocol.audit import AuditEntry
@@ -79,6 +74,7 @@ class DeadLetterFilter:
         return ",".join(parts) or "all"
 
 
+@guarded
 class Actions:
     """`Actions(client, actor="alice", via="console")`; every method records an audit
     entry, also when it fails (result "not_found", "conflict" or "error")."""
@@ -113,12 +109,12 @@ class Actions:
         if disconnected(self):
             with contextlib.suppress(Exception):
                 body.close()  # never awaited: no "coroutine was never awaited" warning
-            raise Unavailable("NATS is not connected (reconnecting): try again once it is back")
+            raise ConnectError("no connection to NATS (reconnecting): try again once it is back")
         try:
             result: ActionResult = await body
         except Exception as exc:
-            outage = unavailable_from(exc)
-            if outage is not None:  # NATS away: nothing to record it in either
+            outage = translate_nats(exc)
+            if isinstance(outage, Unavailable):  # NATS away: nowhere to record it either
                 raise outage from exc
             await self._record_failure(action, target, exc)
             raise

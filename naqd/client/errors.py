@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
-
 from naqd.errors import NaqdError as NaqdError
 from naqd.errors import NatsAuthError as NatsAuthError
 
 
-class ConnectError(NaqdError):
-    """No NATS server answered within the client's connect deadline."""
+class Unavailable(NaqdError):
+    """NATS or JetStream could not serve the call now: the connection was lost, a request
+    went unanswered, or a stream has no leader. Transient: the same call may succeed once
+    NATS is back (a web application answers 503)."""
+
+
+class ConnectError(Unavailable):
+    """The client has no connection: none within the connect deadline, not yet (it
+    connects in the background), or it was closed."""
 
 
 class EnqueueError(NaqdError):
@@ -31,6 +34,15 @@ class JobFailed(NaqdError):
 
 class PayloadTooLarge(NaqdError, ValueError):
     """The encoded job exceeds tasks.max_payload; workers would refuse it anyway."""
+
+
+class ResultTimeout(NaqdError, TimeoutError):
+    """The job did not finish within the `timeout` given to `result` / `wait`. Also a
+    TimeoutError, so `except TimeoutError` written for earlier versions still catches it."""
+
+    def __init__(self, job_id: str, timeout: float | None) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout}s")
+        self.job_id = job_id
 
 
 class JobCancelled(NaqdError):
@@ -58,36 +70,16 @@ class DeadLetterNotFound(JobNotFound):
         super().__init__(job_id, "dead letter")
 
 
+class ProcessNotFound(JobNotFound):
+    """No live naqd process has that heartbeat key (stopped, or its heartbeat expired)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key, "live process")
+
+
 class Conflict(NaqdError):
     """The action lost a race with another one on the same target (for example a dead
     letter another operator is requeueing right now). The web console answers 409."""
-
-
-class Unavailable(NaqdError):
-    """NATS did not answer (down, reconnecting, or JetStream unavailable): the read or
-    action did not happen and may be retried. The web console answers 503."""
-
-
-def unavailable_from(exc: BaseException) -> Unavailable | None:
-    """The Unavailable for a transport error from nats-py, or None for anything else
-    (naqd's own errors, ValueError, a programming error)."""
-    import asyncio
-
-    import nats.errors
-    import nats.js.errors
-
-    if isinstance(exc, NaqdError):
-        return None
-    if isinstance(
-        exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.NoStreamResponseError
-    ):
-        return Unavailable(f"JetStream is unavailable: {exc}")
-    if isinstance(exc, nats.js.errors.Error):
-        return None  # an API answer (bad request, not found) is not an outage
-    if isinstance(exc, nats.errors.Error | asyncio.TimeoutError | ConnectionError):
-        name = type(exc).__name__
-        return Unavailable(f"NATS is not answering ({name}): try again once it is back")
-    return None
 
 
 def disconnected(owner: object) -> bool:
@@ -97,25 +89,3 @@ def disconnected(owner: object) -> bool:
     client = getattr(owner, "client", None)
     nc = getattr(client, "_nc", None) if client is not None else getattr(owner, "nc", None)
     return nc is not None and not bool(getattr(nc, "is_connected", True))
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def translated(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Raise Unavailable instead of a nats-py transport error (the console's 503)."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if args and disconnected(args[0]):
-            raise Unavailable("NATS is not connected (reconnecting): try again once it is back")
-        try:
-            return await fn(*args, **kwargs)
-        except Exception as exc:
-            outage = unavailable_from(exc)
-            if outage is None:
-                raise
-            raise outage from exc
-
-    return wrapper

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from nats.errors import NoRespondersError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from naqd.client.errors import DeadLetterNotFound, JobNotFound, translated
+from naqd.client.errors import ConnectError, DeadLetterNotFound, ProcessNotFound, disconnected
+from naqd.client.faults import guarded
 from naqd.client.pages import STOP, Page, Stop
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import (
@@ -321,16 +322,10 @@ class SearchEvent:
         }
 
 
-class ProcessNotFound(JobNotFound):
-    """No live process has that heartbeat key (a JobNotFound, so the console's 404)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key, "live process")
-
-
 # -- the explorer ----------------------------------------------------------------------
 
 
+@guarded
 class Explorer:
     """The reads of the console and the CLI. Needs a connected Client.
 
@@ -343,6 +338,12 @@ class Explorer:
         self.client = client
         self.js = client._js
         self.index: JobIndex | None = None
+
+    def _require_connected(self) -> None:
+        """Fail at once while the connection is down (naqd/client/faults.py calls it
+        before every public read): the console answers 503 now, not after a timeout."""
+        if disconnected(self):
+            raise ConnectError("no connection to NATS (reconnecting): try again once it is back")
 
     async def start(self, max_entries: int = 500_000, wait: float = 0.0) -> Explorer:
         """Start the id index; `wait`: seconds to let it catch up (0: in the background)."""
@@ -362,7 +363,6 @@ class Explorer:
 
     # overview -----------------------------------------------------------------------
 
-    @translated
     async def overview(self) -> Overview:
         """Queues, hosts with their processes, the scheduler leader, the dead-letter
         total and the server. Within 300 ms with 100k queued jobs and 10k dead letters
@@ -371,18 +371,15 @@ class Explorer:
 
         return await ov.overview(self)
 
-    @translated
     async def queues(self) -> list[QueueRow]:
         return (await self.overview()).queues
 
-    @translated
     async def workers(self) -> list[ProcessRow]:
         """Every live process, by host, role, queues and index."""
         from naqd.client import overview as ov
 
         return await ov.processes(self.js)
 
-    @translated
     async def hosts(self) -> list[HostRow]:
         from naqd.client import overview as ov
 
@@ -390,7 +387,6 @@ class Explorer:
 
     # jobs -------------------------------------------------------------------------
 
-    @translated
     async def list_jobs(
         self,
         *,
@@ -422,7 +418,6 @@ class Explorer:
             cursor=cursor, limit=limit,
         )  # fmt: skip
 
-    @translated
     async def find_jobs(self, prefix: str, limit: int = 50) -> list[JobRow]:
         """Jobs whose id starts with `prefix`, in any state: an exact id is a handful of
         direct gets; a prefix is matched against the ids of dead letters, holders and
@@ -450,7 +445,6 @@ class Explorer:
 
         return _ArgSearch(self, query, queue=queue, states=states, limit=limit)
 
-    @translated
     async def job_detail(self, job_id: str, scan_budget: float = 0.25) -> JobDetail:
         """One job in any state; JobNotFound when no trace of it exists. ValueError
         for a string that cannot be a job id. A queued job that no worker has taken
@@ -463,7 +457,6 @@ class Explorer:
 
     # dead letters -------------------------------------------------------------------
 
-    @translated
     async def dead_letters(
         self,
         *,
@@ -481,7 +474,6 @@ class Explorer:
             limit=limit,
         )  # fmt: skip
 
-    @translated
     async def dead_letter(self, job_id: str) -> DeadLetterRow:
         """One entry with its traceback; DeadLetterNotFound (a JobNotFound) if none."""
         entry = await self.client.dead_letters.get(job_id)
@@ -491,7 +483,6 @@ class Explorer:
 
     # schedules ----------------------------------------------------------------------
 
-    @translated
     async def schedules(self) -> list[ScheduleRow]:
         """YAML schedules (as the elected scheduler published them) and code schedules,
         by name, with next and last fire and paused state. Empty when no scheduler ever
@@ -500,7 +491,6 @@ class Explorer:
 
         return await ov.schedules(self.js)
 
-    @translated
     async def schedule(self, name: str) -> ScheduleRow:
         """One schedule; ScheduleNotFound if neither YAML nor code has `name`."""
         from naqd.client.schedules import ScheduleNotFound
@@ -510,7 +500,6 @@ class Explorer:
                 return row
         raise ScheduleNotFound(f"no schedule named {name!r}")
 
-    @translated
     async def schedule_jobs(self, name: str, limit: int = 50) -> list[JobRow]:
         """The jobs a schedule fired (ids `cron.<name>.…`), newest first: the ones with a
         record, dead or queued (via the id index) that are still known."""
@@ -518,7 +507,6 @@ class Explorer:
         rows.sort(key=lambda r: r.at or 0.0, reverse=True)
         return rows[:limit]
 
-    @translated
     async def queue(self, name: str) -> QueueRow:
         """One queue's row of the overview; QueueNotFound when no worker created it and
         nothing is held or dead for it."""
@@ -529,7 +517,6 @@ class Explorer:
                 return row
         raise QueueNotFound(f"queue {name!r} has no consumer: no naqd worker has started for it")
 
-    @translated
     async def worker(self, key: str) -> ProcessRow:
         """One process by its heartbeat key (`<host>.<role>.<pid>`); ProcessNotFound
         when it is gone."""
@@ -538,7 +525,6 @@ class Explorer:
                 return row
         raise ProcessNotFound(key)
 
-    @translated
     async def audit(
         self,
         *,
@@ -558,7 +544,6 @@ class Explorer:
 
     # helpers shared by the modules behind the explorer -----------------------------
 
-    @translated
     async def record(self, job_id: str) -> tuple[ResultRecord | None, dict[str, Any] | None]:
         """The result record, decoded without loading pickles: (record, raw JSON)."""
         try:

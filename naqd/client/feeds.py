@@ -21,7 +21,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from naqd.client.errors import translated
+from naqd.client.faults import guard
 from naqd.protocol.names import (
     AUDIT_SUBJECT_PREFIX,
     DLQ_SUBJECT_PREFIX,
@@ -93,7 +93,7 @@ class EventFeed:
         self._subs: list[Any] = []
         self._closed = False
 
-    @translated
+    @guard
     async def start(self) -> EventFeed:
         sub = self.nc.subscribe
         opts: dict[str, Any] = {"pending_bytes_limit": PENDING_BYTES}

@@ -115,18 +115,19 @@ class ArgSearch:
 
     async def _translated(self) -> AsyncIterator[SearchEvent]:
         """Unavailable instead of a nats-py transport error (the console's 503)."""
-        from naqd.client.errors import Unavailable, disconnected, unavailable_from
+        from naqd.client.errors import ConnectError, disconnected
+        from naqd.client.faults import translate_nats
 
         if disconnected(self.ex):
-            raise Unavailable("NATS is not connected (reconnecting): try again once it is back")
+            raise ConnectError("no connection to NATS (reconnecting): try again once it is back")
         try:
             async for event in self._run():
                 yield event
         except Exception as exc:
-            outage = unavailable_from(exc)
-            if outage is None:
+            error = translate_nats(exc)
+            if error is None:
                 raise
-            raise outage from exc
+            raise error from exc
 
     def _event(self, job: JobRow | None, done: bool = False) -> SearchEvent:
         from naqd.client.explore import SearchEvent

@@ -419,7 +419,7 @@ def _gone(c: Client):
 async def test_linked_reads_queue_schedule_jobs_worker_audit_and_running_labels(
     client, nats_server, tmp_path
 ) -> None:
-    from naqd.client.explore import ProcessNotFound
+    from naqd.client.errors import ProcessNotFound
 
     ex = client.explorer
     with pytest.raises(QueueNotFound):
