@@ -57,7 +57,9 @@ accounts {{
           "$KV.naqd_queues.>",
           "$JS.API.STREAM.CREATE.NAQD_AUDIT", "$JS.API.STREAM.UPDATE.NAQD_AUDIT"
         ]
-        subscribe: ["_INBOX.>", "$KV.naqd_cancels.>"]
+        subscribe: [
+          "_INBOX.>", "$KV.naqd_cancels.>", "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.NAQD_JOBS.*"
+        ]
       }}}},
       {{user: producer, password: "{PRODUCER_PASSWORD}", permissions: {{
         publish: [
