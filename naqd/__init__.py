@@ -17,6 +17,7 @@ from naqd.client import (
     SyncClient,
     SyncJob,
 )
+from naqd.middleware import EnqueueMessage, JobInfo, Middleware
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
@@ -24,11 +25,14 @@ __all__ = [
     "Client",
     "ConnectError",
     "EnqueueError",
+    "EnqueueMessage",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobInfo",
     "JobStatus",
+    "Middleware",
     "NaqdError",
     "QueueInfo",
     "QueueNotFound",

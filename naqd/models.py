@@ -187,3 +187,5 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # "module:attr" of each middleware (naqd/middleware.py), in the order they run.
+    middleware: tuple[str, ...] = ()

@@ -17,6 +17,7 @@ from naqd.config.checks import (
     host_port,
     integer,
     module_name,
+    object_ref,
     payload_size,
     priority_level,
     rate,
@@ -359,5 +360,6 @@ ROOT = Section(
                 "format": scalar(choice("text", "json")),
             },
         ),
+        "middleware": string_list(object_ref),
     },
 )

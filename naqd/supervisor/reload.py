@@ -1,7 +1,7 @@
 """What a SIGHUP reload changes, as a pure diff of two configs over the child slots.
 
 - a worker restarts (gracefully) only when its queue's settings changed, or settings
-  every worker uses (nats, tasks, results, logging, shutdown);
+  every worker uses (nats, tasks, results, logging, shutdown, middleware);
 - the scheduler restarts when anything it uses changed (schedules, scheduler, ...),
   never because of a queue change alone;
 - slots of removed queues (or processes beyond a lowered count) drain and stop;
@@ -17,8 +17,17 @@ from naqd.supervisor.policy import Slot, plan_slots
 
 SlotKey = tuple[str, str, int]
 
-_WORKER_GLOBALS = ("nats", "tasks", "results", "logging", "shutdown")
-_SCHEDULER_SETTINGS = ("nats", "tasks", "results", "logging", "schedules", "scheduler", "queues")
+_WORKER_GLOBALS = ("nats", "tasks", "results", "logging", "shutdown", "middleware")
+_SCHEDULER_SETTINGS = (
+    "nats",
+    "tasks",
+    "results",
+    "logging",
+    "schedules",
+    "scheduler",
+    "queues",
+    "middleware",
+)
 
 
 def slot_key(slot: Slot) -> SlotKey:

@@ -11,6 +11,7 @@ import time
 from nats.aio.client import Client as NATS
 
 from naqd.config import Config, QueueConfig
+from naqd.middleware import Hooks
 from naqd.transport.cancelling import cancel_and_wait
 from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.priority import PriorityPuller, make_puller
@@ -29,12 +30,13 @@ class WorkerCore:
         *,
         advisories: bool = True,
         recyclable: bool = True,
+        hooks: Hooks | None = None,
     ) -> None:
         self.nc = nc
         self.config = config
         self.queue = queue
         self.advisories = advisories
-        self.runner = Runner(nc, config, queue)
+        self.runner = Runner(nc, config, queue, hooks)  # hooks: the middleware, or None
         # Without a process of its own (naqd.testing), there is nothing to recycle.
         self.runner.recyclable = recyclable
         self.puller: Puller | PriorityPuller = make_puller(nc, queue, self.runner)
@@ -46,7 +48,7 @@ class WorkerCore:
         await self.runner.start()
         self._tasks.append(loop.create_task(self.runner.keep_alive()))
         if self.advisories:
-            mover = AdvisoryMover(self.nc, self.config, self.runner.worker)
+            mover = AdvisoryMover(self.nc, self.config, self.runner.worker, self.runner.hooks)
             self._tasks.append(loop.create_task(mover.run()))
         await self.puller.start()
 

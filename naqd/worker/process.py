@@ -13,9 +13,10 @@ from typing import NoReturn
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.child import boot
+from naqd.child import boot, middleware
 from naqd.config import Config
 from naqd.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_RECYCLED
+from naqd.middleware import Hooks
 from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.core import WorkerCore
@@ -67,9 +68,13 @@ class WorkerProcess(boot.Child):
         self.burst = burst
         self.core: WorkerCore | None = None
         self.threads_busy = False
+        self.hooks: Hooks | None = None  # naq.yaml's middleware
 
     def prepare(self) -> int | None:
-        return import_tasks(self.config)
+        code = import_tasks(self.config)
+        if code is None:
+            self.hooks, code = middleware.load(self.config)
+        return code
 
     def heartbeat(self) -> Heartbeat:
         return Heartbeat(
@@ -89,7 +94,7 @@ class WorkerProcess(boot.Child):
 
     async def serve(self, nc: NATS, beat: Heartbeat) -> int:
         loop = asyncio.get_running_loop()
-        core = self.core = WorkerCore(nc, self.config, self.queue)
+        core = self.core = WorkerCore(nc, self.config, self.queue, hooks=self.hooks)
         runner = core.runner
         await core.start()
         # Worker 0 of each queue reports the queue's depth from consumer info.
