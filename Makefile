@@ -34,7 +34,8 @@ TYPED := naqd/client naqd/middleware.py $(wildcard naqd/testing)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict $(TYPED)
+	$(BIN)/mypy --strict $(TYPED) examples/typed
+	$(BIN)/python tests/typing/check_typing.py  # typed tasks: assert_type cases pass, wrong calls are rejected
 
 format: install
 	$(BIN)/ruff format .

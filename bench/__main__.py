@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import console, raw, scale
+from bench import console, pools, raw, scale
 from bench.daemon import BenchDaemon, StreamWatch
 from bench.drain import deep_drain, drain, fill_deep, purge, shallow_drain, wait_empty
 from bench.fill import fill
@@ -208,6 +208,12 @@ def delayed_and_cron(url: str, tmp: Path, results: dict[str, Any]) -> None:
     progress("delayed/cron")
 
 
+def pooled(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    """Several queues per worker process against one process per queue (bench/pools.py)."""
+    results["pools"] = pools.run_pools(url, tmp, RUNS)
+    progress("pools")
+
+
 def ratios(r: dict[str, Any]) -> dict[str, float]:
     def of(a: dict[str, float], b: dict[str, float]) -> float:
         return a["median"] / b["median"] if b["median"] else 0.0
@@ -271,6 +277,8 @@ def main() -> None:
     out = Path(__file__).parent / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print_table(results)
+    if "pools" in results:
+        pools.print_pools(results["pools"])
     print(f"\nJSON: {out}; {results['seconds']:.0f} s")
 
 
@@ -288,6 +296,7 @@ SECTIONS: dict[str, Callable[[str, Path, dict[str, Any]], None]] = {
     "memory": memory,
     "scheduling": delayed_and_cron,
     "console": console.section,
+    "pools": pooled,
 }
 # BENCH_ONLY=drain,depth runs those sections (after the baselines); default: all.
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))

@@ -1,6 +1,7 @@
 """naqd: a job queue daemon for Python on NATS JetStream."""
 
 from naqd.client import (
+    AsyncTask,
     Client,
     ConnectError,
     EnqueueError,
@@ -14,14 +15,19 @@ from naqd.client import (
     ScheduleError,
     ScheduleInfo,
     ScheduleNotFound,
+    ServerTooOld,
     SyncClient,
     SyncJob,
+    SyncTask,
+    Task,
+    task,
 )
 from naqd.middleware import EnqueueMessage, JobInfo, Middleware
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
 __all__ = [
+    "AsyncTask",
     "Client",
     "ConnectError",
     "EnqueueError",
@@ -39,7 +45,11 @@ __all__ = [
     "ScheduleError",
     "ScheduleInfo",
     "ScheduleNotFound",
+    "ServerTooOld",
     "SyncClient",
     "SyncJob",
+    "SyncTask",
+    "Task",
     "current_job",
+    "task",
 ]

@@ -1,4 +1,4 @@
-"""Producer API: `Client` (async), `SyncClient` (blocking), `Job`, errors."""
+"""Producer API: `Client` (async), `SyncClient` (blocking), `Job`, typed tasks, errors."""
 
 from naqd.client.client import Client, Job
 from naqd.client.control import JobStatus
@@ -8,9 +8,11 @@ from naqd.client.queues import QueueInfo, QueueNotFound
 from naqd.client.readiness import NotInitialized
 from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
 from naqd.client.sync import SyncClient, SyncJob
+from naqd.client.tasks import AsyncTask, SyncTask, Task, task
 from naqd.protocol.schedules import ScheduleError
 
 __all__ = [
+    "AsyncTask",
     "Client",
     "ConnectError",
     "DelayedJob",
@@ -29,4 +31,7 @@ __all__ = [
     "ServerTooOld",
     "SyncClient",
     "SyncJob",
+    "SyncTask",
+    "Task",
+    "task",
 ]

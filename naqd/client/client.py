@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -32,11 +32,12 @@ from naqd.client.errors import (
     EnqueueError,
 )
 from naqd.client.messages import BuildMixin, task_name
-from naqd.client.options import Options, parents
+from naqd.client.options import MANY_OPTIONS, Options
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
+from naqd.client.tasks import Task, Untyped, prepare
 from naqd.client.unique import acquire as acquire_unique
 from naqd.client.unique import release as release_unique
 from naqd.middleware import EnqueueMessage, Hooks, hooks_of
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from naqd.models import Config
 
 log = logging.getLogger("naqd.client")
+P = ParamSpec("P")
+R = TypeVar("R")
 _DENIED = "permissions violation for publish to "
 
 _RETRYABLE = (
@@ -70,15 +73,16 @@ _RETRYABLE = (
 )
 
 
-class Job:
-    """A handle to an enqueued job."""
+class Job(Generic[R]):
+    """A handle to an enqueued job; `R` is what its task returns (`Any` for a job
+    enqueued by name or as a plain function)."""
 
     def __init__(self, client: Client, job_id: str) -> None:
         self.client = client
         self.id = job_id
 
-    async def result(self, timeout: float | None = None) -> Any:
-        return await self.client.result(self.id, timeout=timeout)
+    async def result(self, timeout: float | None = None) -> R:
+        return await self.client.result(self.id, timeout=timeout)  # type: ignore[no-any-return]
 
     async def status(self) -> JobStatus:
         return await self.client.status(self.id)
@@ -234,16 +238,21 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     # -- enqueue ------------------------------------------------------------------------
 
+    @overload
+    async def enqueue(self, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
+
+    @overload
     async def enqueue(
         self,
-        task: str | Callable[..., Any],
+        task: Untyped,
+        /,
         *args: Any,
         queue: str | None = None,
         job_id: str | None = None,
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
-        depends_on: Iterable[str | Job] | None = None,
+        depends_on: Iterable[str | Job[Any]] | None = None,
         backoff: Any = None,
         retry_on: Any = None,
         dont_retry_on: Any = None,
@@ -252,41 +261,41 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         unique_for: float | timedelta | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Job:
-        """Store a job; returns once JetStream has it. Keyword names that are options of
-        enqueue itself reach the task through `task_kwargs={...}`.
+    ) -> Job[Any]: ...
+
+    async def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
+        """Store a job; returns once JetStream has it.
+
+        A task object (`@naqd.task`) takes its own arguments only, checked against its
+        signature; the job's options come from `task.using(...)` over the task's own
+        (docs/client.md#typed-tasks). A name or a plain function takes the options below
+        as keywords; keyword names that are options reach the task through
+        `task_kwargs={...}`.
 
         With `depends_on`, the job waits until every listed job succeeded, and fails
         with a reason naming the parent if one fails (docs/scheduling.md); this needs a
         running naqd scheduler.
-        Retry options override the queue's: `retries`, `backoff` (a list of delays in
-        seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s, "max": s,
-        "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names).
+        Retry options override the task's and the queue's: `retries`, `backoff` (a list of
+        delays in seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s,
+        "max": s, "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or
+        names).
 
         With `unique_key` and/or `unique_for`, a second enqueue with the same key while
         the first job is queued or running returns the first job (docs/job-control.md)."""
-        options = Options(
-            queue=queue,
-            job_id=job_id,
-            retries=retries,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            backoff=backoff,
-            retry_on=retry_on,
-            dont_retry_on=dont_retry_on,
-            priority=priority,
-            unique_key=unique_key,
-            unique_for=unique_for,
-            depends_on=parents(depends_on),
-        )
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        return await self._submit(task, args, kwargs, options)
+        target, kwargs, options = prepare(task, args, kwargs)
+        return await self._submit(target, args, kwargs, options)
 
+    @overload
+    async def enqueue_at(
+        self, when: datetime, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Job[R]: ...
+
+    @overload
     async def enqueue_at(
         self,
         when: datetime,
-        task: str | Callable[..., Any],
+        task: Untyped,
+        /,
         *args: Any,
         queue: str | None = None,
         job_id: str | None = None,
@@ -299,32 +308,29 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         priority: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Job:
+    ) -> Job[Any]: ...
+
+    async def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
         every naqd process and costs naqd nothing while it waits."""
-        for option in ("depends_on", "unique_key", "unique_for"):
-            if option in kwargs:
-                raise TypeError(f"{option} cannot be combined with enqueue_at / enqueue_in")
-        options = Options(
-            queue=queue,
-            job_id=job_id,
-            retries=retries,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            backoff=backoff,
-            retry_on=retry_on,
-            dont_retry_on=dont_retry_on,
-            priority=priority,
-            run_at=utc_instant(when),
-        )
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        return await self._submit(task, args, kwargs, options)
+        at = utc_instant(when)
+        target, kwargs, options = prepare(task, args, kwargs)
+        return await self._submit(target, args, kwargs, options.replace(run_at=at))
+
+    @overload
+    async def enqueue_in(
+        self, delay: float | timedelta, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Job[R]: ...
+
+    @overload
+    async def enqueue_in(
+        self, delay: float | timedelta, task: Untyped, /, *args: Any, **kwargs: Any
+    ) -> Job[Any]: ...
 
     async def enqueue_in(
-        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Job:
+        self, delay: float | timedelta, task: Any, /, *args: Any, **kwargs: Any
+    ) -> Job[Any]:
         """Run a job after `delay` (seconds or a timedelta); see enqueue_at."""
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         if seconds < 0:
@@ -338,7 +344,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: Options,
-    ) -> Job:
+    ) -> Job[Any]:
         """Every single enqueue ends here: shape the message (messages.shape), check what
         needs the server (a priority level, delayed-job support), take the unique lock,
         publish until the PubAck."""
@@ -407,29 +413,52 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             found.append(DelayedJob.from_holder(subject, msg.headers or {}, msg.data or b""))
         return sorted(found, key=lambda d: d.run_at)
 
+    @overload
+    async def enqueue_many(
+        self, task: Task[P, R], calls: Iterable[Sequence[Any]], /
+    ) -> list[Job[R]]: ...
+
+    @overload
     async def enqueue_many(
         self,
-        task: str | Callable[..., Any],
-        calls: Iterable[tuple[Any, ...] | list[Any]],
+        task: Untyped,
+        calls: Iterable[Sequence[Any]],
+        /,
         *,
         queue: str | None = None,
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
         priority: str | None = None,
-    ) -> list[Job]:
+    ) -> list[Job[Any]]: ...
+
+    async def enqueue_many(
+        self, task: Any, calls: Iterable[Sequence[Any]], /, **options: Any
+    ) -> list[Job[Any]]:
         """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
         for each PubAck (one inbox for all of them, naqd/transport/streamwriter.py), then all acks
         are awaited; any publish that failed or went unanswered within
         `publish_deadline` is retried, awaited, with its same Nats-Msg-Id."""
-        msgs = self.build_many(
-            task, [tuple(args) for args in calls], queue=queue, retries=retries,
-            timeout=timeout, result_ttl=result_ttl, priority=priority,
-        )  # fmt: skip
-        await self._require_priority(queue or self.default_queue, priority)
+        rows = [tuple(args) for args in calls]
+        if isinstance(task, Task):
+            if options:
+                raise TypeError("a task object's options go through task.using(...)")
+            opts = task.enqueue_options()
+            for args in rows:
+                task.check_arguments(args, {})
+            task = task.name
+        else:
+            unknown = set(options) - MANY_OPTIONS
+            if unknown:
+                raise TypeError(
+                    f"enqueue_many got unexpected option(s) {', '.join(sorted(unknown))}"
+                )
+            opts = Options.of(options)
+        msgs = self.shape_many(task, rows, opts)
+        await self._require_priority(opts.queue or self.default_queue, opts.priority)
         hooks, messages = self.hooks, []
         if hooks is not None and msgs:  # the middleware's before_enqueue, job by job
-            name, to = task_name(task), queue or self.default_queue  # checked by build_many
+            name, to = task_name(task), opts.queue or self.default_queue  # checked by shape
             messages = [EnqueueMessage(h[HDR_MSG_ID], name, to, h) for _, _, h in msgs]
             for message in messages:
                 await hooks.enqueue(message)
@@ -451,9 +480,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         except BaseException as exc:
             if hooks is not None:
                 for message, ok in zip(messages, stored, strict=False):
-                    await hooks.call(
-                        "after_enqueue", hooks.after_enqueue, message, None if ok else exc
-                    )
+                    error = None if ok else exc
+                    await hooks.call("after_enqueue", hooks.after_enqueue, message, error)
             raise
         if hooks is not None:
             for message in messages:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 
 from naqd.client.errors import NaqdError
+from naqd.client.tasks import Task
 from naqd.models import ScheduleConfig
 from naqd.protocol.schedule_state import ScheduleState
 from naqd.protocol.schedules import CodeSchedule, ScheduleError, build_schedule, modified
@@ -84,6 +85,9 @@ class ScheduleMixin:
 
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
+        if isinstance(task, Task):  # a typed task: its arguments and its own queue
+            task.check_arguments(tuple(args), kwargs)
+            queue = queue or task.options.queue
         definition = build_schedule(
             name,
             task_name(task),

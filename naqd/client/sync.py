@@ -5,30 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from naqd.client.client import Client
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
 from naqd.client.queues import QueueInfo
 from naqd.client.schedules import ScheduleInfo
+from naqd.client.tasks import Task, Untyped
 from naqd.protocol.envelope import ResultRecord
 
 if TYPE_CHECKING:
     from naqd.models import Config
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class SyncJob:
+class SyncJob(Generic[R]):
+    """A handle to an enqueued job; `R` is what its task returns."""
+
     def __init__(self, client: SyncClient, job_id: str) -> None:
         self.client = client
         self.id = job_id
 
-    def result(self, timeout: float | None = None) -> Any:
-        return self.client.result(self.id, timeout=timeout)
+    def result(self, timeout: float | None = None) -> R:
+        return self.client.result(self.id, timeout=timeout)  # type: ignore[no-any-return]
 
     def status(self) -> JobStatus:
         return self.client.status(self.id)
@@ -93,25 +98,60 @@ class SyncClient:
             raise RuntimeError("client is not connected: use `with SyncClient(...)`")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
+    @overload
+    def enqueue(self, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs) -> SyncJob[R]: ...
+
+    @overload
+    def enqueue(self, task: Untyped, /, *args: Any, **kwargs: Any) -> SyncJob[Any]: ...
+
+    def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
+        """Client.enqueue, blocking (the same options)."""
         job = self._run(self._client.enqueue(task, *args, **kwargs))
         return SyncJob(self, job.id)
 
+    @overload
     def enqueue_many(
-        self, task: str | Callable[..., Any], calls: Any, **options: Any
-    ) -> list[SyncJob]:
+        self, task: Task[P, R], calls: Iterable[Sequence[Any]], /
+    ) -> list[SyncJob[R]]: ...
+
+    @overload
+    def enqueue_many(
+        self, task: Untyped, calls: Iterable[Sequence[Any]], /, **options: Any
+    ) -> list[SyncJob[Any]]: ...
+
+    def enqueue_many(
+        self, task: Any, calls: Iterable[Sequence[Any]], /, **options: Any
+    ) -> list[SyncJob[Any]]:
         jobs = self._run(self._client.enqueue_many(task, calls, **options))
         return [SyncJob(self, job.id) for job in jobs]
 
+    @overload
     def enqueue_at(
-        self, when: datetime, task: str | Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> SyncJob:
+        self, when: datetime, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> SyncJob[R]: ...
+
+    @overload
+    def enqueue_at(
+        self, when: datetime, task: Untyped, /, *args: Any, **kwargs: Any
+    ) -> SyncJob[Any]: ...
+
+    def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
         job = self._run(self._client.enqueue_at(when, task, *args, **kwargs))
         return SyncJob(self, job.id)
 
+    @overload
     def enqueue_in(
-        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> SyncJob:
+        self, delay: float | timedelta, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> SyncJob[R]: ...
+
+    @overload
+    def enqueue_in(
+        self, delay: float | timedelta, task: Untyped, /, *args: Any, **kwargs: Any
+    ) -> SyncJob[Any]: ...
+
+    def enqueue_in(
+        self, delay: float | timedelta, task: Any, /, *args: Any, **kwargs: Any
+    ) -> SyncJob[Any]:
         job = self._run(self._client.enqueue_in(delay, task, *args, **kwargs))
         return SyncJob(self, job.id)
 

@@ -154,9 +154,20 @@ async def queues(
         procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]
         row["dead"] = dead["counts"].get(name, 0) if dead["available"] else None
         row["processes"] = len(procs)
-        row["concurrency"] = sum(int(r.get("concurrency", 0)) for r in procs)
-        row["running"] = sum(len(r.get("running", [])) for r in procs)
+        row["concurrency"] = sum(_per_queue(r, "slots", name, "concurrency") for r in procs)
+        row["running"] = sum(_per_queue(r, "busy", name, "running") for r in procs)
+        row["pools"] = sorted({r["pool"] for r in procs if r.get("pool")})
     return [rows[k] for k in sorted(rows)]
+
+
+def _per_queue(record: dict[str, Any], key: str, queue: str, whole: str) -> int:
+    """A worker's figure for one of its queues: per queue in a pooled process's record
+    (`slots`, `busy`), else the process's own (it serves that one queue)."""
+    by_queue = record.get(key)
+    if isinstance(by_queue, dict) and queue in by_queue:
+        return int(by_queue[queue])
+    value = record.get(whole, 0)
+    return len(value) if isinstance(value, list) else int(value)
 
 
 def schedules(config: Config | None, now: float | None = None) -> list[dict[str, Any]]:

@@ -90,6 +90,12 @@ def next_subject(consumer: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer}"
 
 
+def pause_advisory_subject(consumer: str) -> str:
+    """The server's advisory when a jobs consumer is paused or resumed (nats-server 2.11):
+    JSON with `paused` (bool) and `pause_until` (RFC 3339)."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{JOBS_STREAM}.{consumer}"
+
+
 def pull_subject(queue: str) -> str:
     return next_subject(consumer_name(queue))
 

@@ -163,7 +163,14 @@ def test_healthz_fails_while_a_worker_is_stopped(daemon_factory) -> None:
         states = {c["pid"]: c["state"] for c in body["children"]}
         assert states[victim] == "stale"
         assert (
-            value(scrape(base), "naqd_child_healthy", role="worker", queue="default", index="1")
+            value(
+                scrape(base),
+                "naqd_child_healthy",
+                role="worker",
+                queue="default",
+                index="1",
+                pool="",
+            )
             == 0
         )
     finally:

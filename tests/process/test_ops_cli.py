@@ -64,7 +64,7 @@ def test_workers_lists_every_process(live) -> None:
     table = naqd("workers", "--servers", url)
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:4] == ["HOST", "PID", "ROLE", "QUEUES"]
+    assert lines[0].split()[:5] == ["HOST", "PID", "ROLE", "POOL", "QUEUES"]
     assert len(lines) == 5  # header, three workers, the scheduler
     for r in records:
         assert str(r["pid"]) in table.stdout

@@ -123,7 +123,7 @@ def test_print_config_passes_naqd_check(tmp_path: Path) -> None:
         (
             ["high", "low", "--import", "examples.tasks", "--concurrency", "4", "--processes",
              "2", "--servers", "nats://a:4222,nats://b:4222", "--scheduler"],
-            "queues: high(2x4), low(2x4); schedules: 0",
+            "pools: cli(2x: high 4, low 4); schedules: 0",
         ),
         (["--config", "base.yaml"], "queues: default(1x16), emails(1x64); schedules: 0"),
         (
