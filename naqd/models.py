@@ -228,6 +228,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # "module:attr" of each middleware (naqd/middleware.py), in the order they run.
+    middleware: tuple[str, ...] = ()
 
     def pool_of(self, queue: str) -> PoolConfig | None:
         """The pool that serves `queue`, or None when it has processes of its own."""

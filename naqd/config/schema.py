@@ -18,6 +18,7 @@ from naqd.config.checks import (
     http_url,
     integer,
     module_name,
+    object_ref,
     payload_size,
     priority_level,
     rate,
@@ -474,5 +475,6 @@ ROOT = Section(
                 "format": scalar(choice("text", "json")),
             },
         ),
+        "middleware": string_list(object_ref),
     },
 )
