@@ -1,7 +1,18 @@
-"""Unique jobs (docs/job-control.md): a second enqueue with the same unique key, while
-the first job is queued or running, returns the first job. The lock is a KV `create`
-with a per-key TTL (`unique_for`) in the bucket `naqd_unique`; the worker deletes it when
-the job ends."""
+"""Unique jobs (docs/job-control.md#unique-jobs). One lock per key in the bucket
+`naqd_unique` (a KV `create` with a per-key TTL), and four modes of what a second
+enqueue with the same key gets:
+
+- `until_done` (the default): the first job while it is queued or running; the worker
+  deletes the lock when the job ends; `unique_for` bounds the lock's life.
+- `throttle`: the first job for `unique_for` seconds from its enqueue, even after it
+  finished; nobody deletes the lock, its TTL ends the window.
+- `debounce`: the job waits `unique_for` seconds as a delayed job; an enqueue while it
+  waits replaces its arguments and restarts the wait (the holder is re-published under
+  the same subject, which the server's one-schedule-per-subject rule replaces).
+- `latest`: as debounce, but the wait is not restarted: the job starts `unique_for`
+  after the first enqueue, with the arguments of the last.
+
+A delayed `until_done` or `throttle` job holds its lock for its delay plus `unique_for`."""
 
 from __future__ import annotations
 
@@ -9,17 +20,79 @@ import contextlib
 import hashlib
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
 
 from naqd.client.errors import NaqdError
 from naqd.client.readiness import NotInitialized
-from naqd.protocol.names import UNIQUE_BUCKET
+from naqd.protocol.names import (
+    HDR_EXPECTED_LAST_SUBJECT_SEQ,
+    HDR_TTL,
+    JOBS_STREAM,
+    UNIQUE_BUCKET,
+    delayed_subject,
+    holder_msg_id,
+    kv_subject,
+)
 
 DEFAULT_UNIQUE_FOR = 3600.0  # when only unique_key is given
+
+UniqueMode = Literal["until_done", "throttle", "debounce", "latest"]
+MODES: tuple[str, ...] = get_args(UniqueMode)
+DELAYED_MODES = ("debounce", "latest")  # the job waits as a delayed job
+# A waiting job that starts sooner than this is left alone: replacing it could race the
+# server firing it (it fires on whole seconds); the enqueue makes a new job instead.
+REPLACE_GUARD = 1.0
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
+LOCK_MARGIN = 5.0  # a waiting job's lock outlives its start by this much
+
+
+def unique_mode(mode: str | None) -> UniqueMode:
+    if mode is None:
+        return "until_done"
+    if mode not in MODES:
+        raise ValueError(f"unique_mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def lock_ttl(mode: UniqueMode, window: float, delay: float = 0.0) -> float:
+    """How long the lock may live, whole seconds (the server's TTL resolution)."""
+    if mode in DELAYED_MODES:
+        return float(math.ceil(window + LOCK_MARGIN))
+    return float(max(1, math.ceil(window + max(0.0, delay))))
+
+
+def next_start(mode: UniqueMode, now: float, run_at: float, window: float) -> float | None:
+    """A waiting job's new start when another enqueue with its key comes at `now`, or
+    None when it starts too soon to be replaced (the enqueue makes a new job)."""
+    if run_at - now <= REPLACE_GUARD:
+        return None
+    return now + window if mode == "debounce" else run_at
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the enqueue does after claiming a key: `job_id` is the job the caller gets,
+    `created` whether it is a new one. `release`: the lock the worker frees when the job
+    ends (until_done). `run_at` (epoch seconds) and `holder_id` (its Nats-Msg-Id): a
+    waiting job to publish, new or replacing the waiting one; None: publish nothing."""
+
+    job_id: str
+    created: bool
+    release: str | None = None
+    run_at: float | None = None
+    holder_id: str | None = None
 
 
 def unique_window(unique_for: float | timedelta | None) -> float:
@@ -54,6 +127,112 @@ def lock_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+async def _bucket(js: Any) -> Any:
+    try:
+        return await js.key_value(UNIQUE_BUCKET)
+    except BucketNotFoundError:
+        raise NotInitialized(
+            "the naqd_unique bucket does not exist yet: start a naqd daemon once, run "
+            "`naqd init --config naq.yaml`, or in tests naqd.testing.prepare(url)"
+        ) from None
+
+
+async def claim(
+    js: Any,
+    key: str,
+    job_id: str,
+    *,
+    mode: UniqueMode,
+    window: float,
+    queue: str,
+    delay: float = 0.0,
+    finished: Callable[[str], Awaitable[bool]] | None = None,
+) -> Claim:
+    """Take `key` for `job_id`, or find who has it, as `mode` says (module docstring)."""
+    if mode in DELAYED_MODES:
+        return await _claim_waiting(js, key, job_id, mode, window, queue)
+    ttl = lock_ttl(mode, window, delay)
+    # A throttle's window runs to its end: a finished holder still owns the key.
+    owner = await acquire(js, key, job_id, ttl, finished if mode == "until_done" else None)
+    created = owner == job_id
+    release = lock_key(key) if created and mode == "until_done" else None
+    return Claim(owner, created, release=release)
+
+
+async def _claim_waiting(
+    js: Any, key: str, job_id: str, mode: UniqueMode, window: float, queue: str
+) -> Claim:
+    kv = await _bucket(js)
+    lock = lock_key(key)
+    ttl = lock_ttl(mode, window)
+    for _ in range(10):
+        now = time.time()
+        mine = _lock_value(job_id, key, queue, now + window)
+        try:
+            await kv.create(lock, mine, msg_ttl=ttl)
+            return Claim(job_id, True, run_at=now + window, holder_id=holder_msg_id(job_id))
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await kv.get(lock)
+        except KeyNotFoundError:
+            continue
+        held = _parse_lock(entry.value)
+        start = None
+        if held is not None and await _waiting(js, held["queue"], held["job_id"]):
+            start = next_start(mode, now, held["run_at"], window)
+        if start is not None:  # replace the waiting job: same id, new arguments
+            value = _lock_value(held["job_id"], key, held["queue"], start)  # type: ignore[index]
+            rev = await _swap(js, lock, value, entry.revision, start - now + LOCK_MARGIN)
+            if rev is None:
+                continue  # another enqueue changed it meanwhile: look again
+            holder = held["job_id"]  # type: ignore[index]
+            return Claim(holder, False, run_at=start, holder_id=f"{holder_msg_id(holder)}.r{rev}")
+        # It has started (or is about to): this enqueue makes a new waiting job.
+        rev = await _swap(js, lock, mine, entry.revision, ttl)
+        if rev is not None:
+            return Claim(job_id, True, run_at=now + window, holder_id=holder_msg_id(job_id))
+    raise NaqdError(f"unique key {key!r} is contended; try again")
+
+
+def _lock_value(job_id: str, key: str, queue: str, run_at: float) -> bytes:
+    return json.dumps({"job_id": job_id, "key": key, "queue": queue, "run_at": run_at}).encode()
+
+
+def _parse_lock(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        held = json.loads(value or b"")
+    except ValueError:
+        return None
+    if not isinstance(held, dict) or not isinstance(held.get("job_id"), str):
+        return None
+    if not isinstance(held.get("queue"), str) or not isinstance(held.get("run_at"), int | float):
+        return None  # an until_done or throttle lock: not a waiting job
+    return held
+
+
+async def _waiting(js: Any, queue: str, job_id: str) -> bool:
+    """Whether the job's holder is still in the stream (not fired, not cancelled)."""
+    try:
+        await js.get_msg(JOBS_STREAM, subject=delayed_subject(queue, job_id))
+    except NotFoundError:
+        return False
+    return True
+
+
+async def _swap(js: Any, lock: str, value: bytes, last: int, ttl: float) -> int | None:
+    """Compare-and-set with a new TTL (nats-py's kv.update sets none): the new revision,
+    or None when the lock changed since `last`."""
+    headers = {HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last), HDR_TTL: f"{math.ceil(ttl)}s"}
+    try:
+        ack = await js.publish(kv_subject(UNIQUE_BUCKET, lock), value, headers=headers)
+    except BadRequestError as exc:
+        if exc.err_code == WRONG_LAST_SEQUENCE:
+            return None
+        raise
+    return int(ack.seq)
+
+
 async def acquire(
     js: Any,
     key: str,
@@ -65,13 +244,7 @@ async def acquire(
     that `finished` says has ended no longer owns the key, even if its worker has not
     deleted the lock yet (it does so after the done notice and the ack, or never if it
     died in between): the lock is taken over, compare-and-delete first."""
-    try:
-        kv = await js.key_value(UNIQUE_BUCKET)
-    except BucketNotFoundError:
-        raise NotInitialized(
-            "the naqd_unique bucket does not exist yet: start a naqd daemon once, or run "
-            "`naqd init --config naq.yaml`"
-        ) from None
+    kv = await _bucket(js)
     lock = lock_key(key)
     value = json.dumps({"job_id": job_id, "key": key}).encode()
     for _ in range(10):

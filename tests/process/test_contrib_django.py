@@ -64,3 +64,18 @@ def test_django_tasks_run_in_a_naqd_worker(daemon_factory, nats_server, tmp_path
     ]
     assert seen["async"] == 42
     assert seen["later"] == [7, True]
+
+
+def test_the_django_test_of_docs_testing_md_passes() -> None:
+    """tests/django_project/shop/tests.py, run by Django's own test runner."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "django", "test", "tests.django_project.shop", "-v", "2",
+         "--settings=tests.django_project.settings"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Ran 1 test" in proc.stderr and "OK" in proc.stderr
