@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -35,9 +35,16 @@ from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
-from naqd.client.unique import acquire as acquire_unique
-from naqd.client.unique import lock_key, unique_key_of, unique_window
+from naqd.client.unique import (
+    DELAYED_MODES,
+    UniqueMode,
+    claim,
+    lock_key,
+    unique_key_of,
+    unique_window,
+)
 from naqd.client.unique import release as release_unique
+from naqd.client.unique import unique_mode as check_unique_mode
 from naqd.protocol.envelope import (
     Encoding,
     load_cloudpickle,
@@ -79,11 +86,13 @@ log = logging.getLogger("naqd.client")
 
 
 class Job:
-    """A handle to an enqueued job."""
+    """A handle to an enqueued job. `created` is False when a unique enqueue returned
+    the job that already held its key (or, debounced, gave that job its arguments)."""
 
-    def __init__(self, client: Client, job_id: str) -> None:
+    def __init__(self, client: Client, job_id: str, created: bool = True) -> None:
         self.client = client
         self.id = job_id
+        self.created = created
 
     async def result(self, timeout: float | None = None) -> Any:
         return await self.client.result(self.id, timeout=timeout)
@@ -230,6 +239,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         priority: str | None = None,
         unique_key: str | None = None,
         unique_for: float | timedelta | None = None,
+        unique_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -243,38 +253,41 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s, "max": s,
         "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names).
 
-        With `unique_key` and/or `unique_for`, a second enqueue with the same key while
-        the first job is queued or running returns the first job (docs/job-control.md)."""
+        With `unique_key`, `unique_for` and/or `unique_mode`, a second enqueue with the
+        same key is deduplicated as the mode says ("until_done", "throttle", "debounce",
+        "latest"; docs/job-control.md#unique-jobs); `job.created` tells which happened."""
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
         if priority is not None and depends_on:
             raise TypeError("priority cannot be combined with depends_on")
-        subject, payload, headers = self.build(
-            task,
-            args,
-            kwargs,
-            queue=queue,
-            job_id=job_id,
-            retries=retries,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            backoff=backoff,
-            retry_on=retry_on,
-            dont_retry_on=dont_retry_on,
-            priority=priority,
-        )
+
+        def build(job_id: str | None) -> tuple[str, bytes, dict[str, str]]:
+            return self.build(
+                task, args, kwargs, queue=queue, job_id=job_id, retries=retries,
+                timeout=timeout, result_ttl=result_ttl, backoff=backoff, retry_on=retry_on,
+                dont_retry_on=dont_retry_on, priority=priority,
+            )  # fmt: skip
+
+        subject, payload, headers = build(job_id)
         queue_name = queue or self.default_queue
         await self._require_priority(queue_name, priority)
         job_id = headers[HDR_MSG_ID]
         lock = None
-        if unique_key is not None or unique_for is not None:
-            ttl = unique_window(unique_for)
+        if unique_key is not None or unique_for is not None or unique_mode is not None:
+            mode = check_unique_mode(unique_mode)
+            window = unique_window(unique_for)
             key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
-            owner = await acquire_unique(self._js, key, job_id, ttl, self._has_ended)
-            if owner != job_id:
-                return Job(self, owner)
+            if mode in DELAYED_MODES:
+                if depends_on:
+                    raise TypeError(f"unique_mode={mode!r} cannot be combined with depends_on")
+                return await self._enqueue_waiting(build, job_id, key, mode, window, queue_name)
+            got = await claim(self._js, key, job_id, mode=mode, window=window,
+                              queue=queue_name, finished=self._has_ended)  # fmt: skip
+            if not got.created:
+                return Job(self, got.job_id, created=False)
             lock = lock_key(key)
-            headers[HDR_UNIQUE] = lock
+            if got.release is not None:  # until_done: the worker frees it at the end
+                headers[HDR_UNIQUE] = got.release
         parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
         if parents:
             subject = dependent_subject(queue_name, job_id)
@@ -303,15 +316,19 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         retry_on: Any = None,
         dont_retry_on: Any = None,
         priority: str | None = None,
+        unique_key: str | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
-        every naqd process and costs naqd nothing while it waits."""
-        for option in ("depends_on", "unique_key", "unique_for"):
-            if option in kwargs:
-                raise TypeError(f"{option} cannot be combined with enqueue_at / enqueue_in")
+        every naqd process and costs naqd nothing while it waits. A unique delayed job
+        ("until_done" or "throttle") holds its key from now until `unique_for` after
+        `when`; "debounce" and "latest" wait `unique_for` themselves and take no `when`."""
+        if "depends_on" in kwargs:
+            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
         at = utc_instant(when)
         await self._require_schedules()
         if task_kwargs:
@@ -333,9 +350,59 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         await self._require_priority(queue or self.default_queue, priority)
         job_id = headers[HDR_MSG_ID]
         queue_name = queue or self.default_queue
+        lock = None
+        if unique_key is not None or unique_for is not None or unique_mode is not None:
+            mode = check_unique_mode(unique_mode)
+            if mode in DELAYED_MODES:
+                raise TypeError(
+                    f"unique_mode={mode!r} waits unique_for itself: use enqueue, not "
+                    "enqueue_at / enqueue_in"
+                )
+            key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
+            got = await claim(self._js, key, job_id, mode=mode, window=unique_window(unique_for),
+                              queue=queue_name, delay=at.timestamp() - time.time(),
+                              finished=self._has_ended)  # fmt: skip
+            if not got.created:
+                return Job(self, got.job_id, created=False)
+            lock = lock_key(key)
+            if got.release is not None:  # copied onto the job the server fires
+                headers[HDR_UNIQUE] = got.release
         holder = delayed_subject(queue_name, job_id)
-        await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
+        try:
+            await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
+        except BaseException:
+            if lock is not None:  # not stored: do not block the key until the TTL
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock, job_id)
+            raise
         return Job(self, job_id)
+
+    async def _enqueue_waiting(
+        self,
+        build: Callable[[str | None], tuple[str, bytes, dict[str, str]]],
+        job_id: str,
+        key: str,
+        mode: UniqueMode,
+        window: float,
+        queue: str,
+    ) -> Job:
+        """A debounced ("debounce", "latest") job: a delayed job that a later enqueue
+        with its key replaces while it waits (naqd/client/unique.py)."""
+        await self._require_schedules()
+        got = await claim(self._js, key, job_id, mode=mode, window=window, queue=queue)
+        assert got.run_at is not None and got.holder_id is not None
+        subject, payload, headers = build(got.job_id) if not got.created else build(job_id)
+        at = datetime.fromtimestamp(got.run_at, UTC)
+        held = delayed_headers(headers, at, subject, got.job_id)
+        held[HDR_MSG_ID] = got.holder_id  # a replacement must not be deduplicated away
+        try:
+            await self._publish(delayed_subject(queue, got.job_id), payload, held)
+        except BaseException:
+            if got.created:
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock_key(key), got.job_id)
+            raise
+        return Job(self, got.job_id, created=got.created)
 
     async def enqueue_in(
         self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any

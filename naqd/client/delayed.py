@@ -16,6 +16,7 @@ from naqd.protocol.names import (
     HDR_SCHEDULE,
     HDR_SCHEDULE_TARGET,
     HDR_SIGNATURE,
+    HDR_UNIQUE,
     SCHEDULES_API_LEVEL,
     holder_msg_id,
 )
@@ -59,8 +60,9 @@ def delayed_headers(
         HDR_SCHEDULE: f"@at {rfc3339(at)}",
         HDR_SCHEDULE_TARGET: target,
     }
-    # Copied verbatim onto the job the server fires: a signed job stays signed.
-    for name in (HDR_ENCODING, HDR_SIGNATURE):
+    # Copied verbatim onto the job the server fires: a signed job stays signed, a
+    # unique one's worker frees its lock.
+    for name in (HDR_ENCODING, HDR_SIGNATURE, HDR_UNIQUE):
         if name in job_headers:
             headers[name] = job_headers[name]
     return headers

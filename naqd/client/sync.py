@@ -23,9 +23,12 @@ T = TypeVar("T")
 
 
 class SyncJob:
-    def __init__(self, client: SyncClient, job_id: str) -> None:
+    """A handle to an enqueued job; `created` as on `Job`."""
+
+    def __init__(self, client: SyncClient, job_id: str, created: bool = True) -> None:
         self.client = client
         self.id = job_id
+        self.created = created
 
     def result(self, timeout: float | None = None) -> Any:
         return self.client.result(self.id, timeout=timeout)
@@ -98,7 +101,7 @@ class SyncClient:
         if deps is not None:  # SyncJob handles -> ids
             kwargs["depends_on"] = [d.id if isinstance(d, SyncJob) else d for d in deps]
         job = self._run(self._client.enqueue(task, *args, **kwargs))
-        return SyncJob(self, job.id)
+        return SyncJob(self, job.id, job.created)
 
     def enqueue_many(
         self, task: str | Callable[..., Any], calls: Any, **options: Any
@@ -110,13 +113,13 @@ class SyncClient:
         self, when: datetime, task: str | Callable[..., Any], *args: Any, **kwargs: Any
     ) -> SyncJob:
         job = self._run(self._client.enqueue_at(when, task, *args, **kwargs))
-        return SyncJob(self, job.id)
+        return SyncJob(self, job.id, job.created)
 
     def enqueue_in(
         self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
     ) -> SyncJob:
         job = self._run(self._client.enqueue_in(delay, task, *args, **kwargs))
-        return SyncJob(self, job.id)
+        return SyncJob(self, job.id, job.created)
 
     def cancel(self, job_id: str) -> bool:
         return self._run(self._client.cancel(job_id))
