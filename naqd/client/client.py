@@ -25,41 +25,25 @@ from nats.js.errors import (
 )
 
 from naqd.client.control import ControlMixin, JobStatus
-from naqd.client.delayed import DelayedJob, delayed_headers, require_schedules, utc_instant
+from naqd.client.delayed import DelayedJob, require_schedules, utc_instant
 from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
-from naqd.client.messages import BuildMixin, task_name
+from naqd.client.messages import BuildMixin, new_job_id
+from naqd.client.options import Options, parents
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
-from naqd.client.unique import (
-    DELAYED_MODES,
-    UniqueMode,
-    claim,
-    lock_key,
-    unique_key_of,
-    unique_window,
-)
+from naqd.client.unique import DELAYED_MODES, UniqueSpec, claim, lock_key
 from naqd.client.unique import release as release_unique
-from naqd.client.unique import unique_mode as check_unique_mode
-from naqd.protocol.envelope import (
-    Encoding,
-    load_cloudpickle,
-    validate_job_id,
-)
+from naqd.protocol.envelope import Encoding, load_cloudpickle
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
-    HDR_DEPENDS_ON,
     HDR_MSG_ID,
-    HDR_UNIQUE,
     JOBS_STREAM,
-    delayed_subject,
-    dependent_subject,
-    holder_msg_id,
     priority_consumer_name,
     under,
 )
@@ -80,9 +64,6 @@ _RETRYABLE = (
     NoRespondersError,
     ServiceUnavailableError,
 )
-
-
-log = logging.getLogger("naqd.client")
 
 
 class Job:
@@ -256,51 +237,24 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         With `unique_key`, `unique_for` and/or `unique_mode`, a second enqueue with the
         same key is deduplicated as the mode says ("until_done", "throttle", "debounce",
         "latest"; docs/job-control.md#unique-jobs); `job.created` tells which happened."""
+        options = Options(
+            queue=queue,
+            job_id=job_id,
+            retries=retries,
+            timeout=timeout,
+            result_ttl=result_ttl,
+            backoff=backoff,
+            retry_on=retry_on,
+            dont_retry_on=dont_retry_on,
+            priority=priority,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            unique_mode=unique_mode,
+            depends_on=parents(depends_on),
+        )
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
-        if priority is not None and depends_on:
-            raise TypeError("priority cannot be combined with depends_on")
-
-        def build(job_id: str | None) -> tuple[str, bytes, dict[str, str]]:
-            return self.build(
-                task, args, kwargs, queue=queue, job_id=job_id, retries=retries,
-                timeout=timeout, result_ttl=result_ttl, backoff=backoff, retry_on=retry_on,
-                dont_retry_on=dont_retry_on, priority=priority,
-            )  # fmt: skip
-
-        subject, payload, headers = build(job_id)
-        queue_name = queue or self.default_queue
-        await self._require_priority(queue_name, priority)
-        job_id = headers[HDR_MSG_ID]
-        lock = None
-        if unique_key is not None or unique_for is not None or unique_mode is not None:
-            mode = check_unique_mode(unique_mode)
-            window = unique_window(unique_for)
-            key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
-            if mode in DELAYED_MODES:
-                if depends_on:
-                    raise TypeError(f"unique_mode={mode!r} cannot be combined with depends_on")
-                return await self._enqueue_waiting(build, job_id, key, mode, window, queue_name)
-            got = await claim(self._js, key, job_id, mode=mode, window=window,
-                              queue=queue_name, finished=self._has_ended)  # fmt: skip
-            if not got.created:
-                return Job(self, got.job_id, created=False)
-            lock = lock_key(key)
-            if got.release is not None:  # until_done: the worker frees it at the end
-                headers[HDR_UNIQUE] = got.release
-        parents = [p.id if isinstance(p, Job) else validate_job_id(p) for p in depends_on or ()]
-        if parents:
-            subject = dependent_subject(queue_name, job_id)
-            headers = {**headers, HDR_MSG_ID: holder_msg_id(job_id)}
-            headers[HDR_DEPENDS_ON] = ",".join(parents)
-        try:
-            await self._publish(subject, payload, headers)
-        except BaseException:
-            if lock is not None:  # not stored: do not block the key until the TTL
-                with contextlib.suppress(Exception):
-                    await release_unique(self._js, lock, job_id)
-            raise
-        return Job(self, job_id)
+        return await self._submit(task, args, kwargs, options)
 
     async def enqueue_at(
         self,
@@ -329,14 +283,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         `when`; "debounce" and "latest" wait `unique_for` themselves and take no `when`."""
         if "depends_on" in kwargs:
             raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
-        at = utc_instant(when)
-        await self._require_schedules()
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        subject, payload, headers = self.build(
-            task,
-            args,
-            kwargs,
+        options = Options(
             queue=queue,
             job_id=job_id,
             retries=retries,
@@ -346,63 +293,14 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
             priority=priority,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            unique_mode=unique_mode,
+            run_at=utc_instant(when),
         )
-        await self._require_priority(queue or self.default_queue, priority)
-        job_id = headers[HDR_MSG_ID]
-        queue_name = queue or self.default_queue
-        lock = None
-        if unique_key is not None or unique_for is not None or unique_mode is not None:
-            mode = check_unique_mode(unique_mode)
-            if mode in DELAYED_MODES:
-                raise TypeError(
-                    f"unique_mode={mode!r} waits unique_for itself: use enqueue, not "
-                    "enqueue_at / enqueue_in"
-                )
-            key = unique_key_of(task_name(task), queue_name, args, kwargs, unique_key)
-            got = await claim(self._js, key, job_id, mode=mode, window=unique_window(unique_for),
-                              queue=queue_name, delay=at.timestamp() - time.time(),
-                              finished=self._has_ended)  # fmt: skip
-            if not got.created:
-                return Job(self, got.job_id, created=False)
-            lock = lock_key(key)
-            if got.release is not None:  # copied onto the job the server fires
-                headers[HDR_UNIQUE] = got.release
-        holder = delayed_subject(queue_name, job_id)
-        try:
-            await self._publish(holder, payload, delayed_headers(headers, at, subject, job_id))
-        except BaseException:
-            if lock is not None:  # not stored: do not block the key until the TTL
-                with contextlib.suppress(Exception):
-                    await release_unique(self._js, lock, job_id)
-            raise
-        return Job(self, job_id)
-
-    async def _enqueue_waiting(
-        self,
-        build: Callable[[str | None], tuple[str, bytes, dict[str, str]]],
-        job_id: str,
-        key: str,
-        mode: UniqueMode,
-        window: float,
-        queue: str,
-    ) -> Job:
-        """A debounced ("debounce", "latest") job: a delayed job that a later enqueue
-        with its key replaces while it waits (naqd/client/unique.py)."""
-        await self._require_schedules()
-        got = await claim(self._js, key, job_id, mode=mode, window=window, queue=queue)
-        assert got.run_at is not None and got.holder_id is not None
-        subject, payload, headers = build(got.job_id) if not got.created else build(job_id)
-        at = datetime.fromtimestamp(got.run_at, UTC)
-        held = delayed_headers(headers, at, subject, got.job_id)
-        held[HDR_MSG_ID] = got.holder_id  # a replacement must not be deduplicated away
-        try:
-            await self._publish(delayed_subject(queue, got.job_id), payload, held)
-        except BaseException:
-            if got.created:
-                with contextlib.suppress(Exception):
-                    await release_unique(self._js, lock_key(key), got.job_id)
-            raise
-        return Job(self, got.job_id, created=got.created)
+        if task_kwargs:
+            kwargs = {**kwargs, **task_kwargs}
+        return await self._submit(task, args, kwargs, options)
 
     async def enqueue_in(
         self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
@@ -413,6 +311,72 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             raise ValueError(f"delay must not be negative, got {seconds}")
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
+
+    async def _submit(
+        self,
+        task: str | Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+    ) -> Job:
+        """Every single enqueue ends here: shape the message (messages.shape), check what
+        needs the server (a priority level, delayed-job support), take the unique lock,
+        publish until the PubAck."""
+        msg = self.shape(task, args, kwargs, options)
+        if options.run_at is not None:
+            await self._require_schedules()
+        await self._require_priority(msg.queue, options.priority)
+        lock = None
+        if msg.unique is not None:
+            spec = msg.unique
+            if spec.mode in DELAYED_MODES:
+                return await self._submit_waiting(task, args, kwargs, options, spec)
+            delay = options.run_at.timestamp() - time.time() if options.run_at else 0.0
+            got = await claim(self._js, spec.key, msg.job_id, mode=spec.mode,
+                              window=spec.window, queue=msg.queue, delay=delay,
+                              finished=self._has_ended)  # fmt: skip
+            if not got.created:
+                return Job(self, got.job_id, created=False)
+            lock = lock_key(spec.key)
+        try:
+            await self._publish(msg.subject, msg.payload, msg.headers)
+        except BaseException:
+            if lock is not None:  # not stored: do not block the key until the TTL
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock, msg.job_id)
+            raise
+        return Job(self, msg.job_id)
+
+    async def _submit_waiting(
+        self,
+        task: str | Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+        spec: UniqueSpec,
+    ) -> Job:
+        """A debounced job ("debounce", "latest"): a delayed job that a later enqueue
+        with its key replaces while it waits (naqd/client/unique.py)."""
+        await self._require_schedules()
+        job_id = options.job_id or new_job_id()
+        got = await claim(self._js, spec.key, job_id, mode=spec.mode, window=spec.window,
+                          queue=options.queue or self.default_queue)  # fmt: skip
+        if got.run_at is None or got.holder_id is None:  # claim() sets both for these modes
+            raise RuntimeError(f"unique_mode={spec.mode!r}: no start time was claimed")
+        waiting = options.replace(
+            job_id=got.job_id, run_at=datetime.fromtimestamp(got.run_at, UTC),
+            unique_key=None, unique_for=None, unique_mode=None,
+        )  # fmt: skip
+        msg = self.shape(task, args, kwargs, waiting)
+        msg.headers[HDR_MSG_ID] = got.holder_id  # a replacement must not be deduplicated
+        try:
+            await self._publish(msg.subject, msg.payload, msg.headers)
+        except BaseException:
+            if got.created:  # not stored: do not block the key until the TTL
+                with contextlib.suppress(Exception):
+                    await release_unique(self._js, lock_key(spec.key), got.job_id)
+            raise
+        return Job(self, got.job_id, created=got.created)
 
     async def _require_priority(self, queue: str, priority: str | None) -> None:
         """A job on a level no worker consumes would wait for ever: refuse it clearly.

@@ -12,13 +12,9 @@ from naqd.client.errors import NaqdError
 from naqd.protocol.names import (
     DELAYED_SUBJECT_PREFIX,
     HDR_ENCODING,
-    HDR_MSG_ID,
     HDR_SCHEDULE,
     HDR_SCHEDULE_TARGET,
-    HDR_SIGNATURE,
-    HDR_UNIQUE,
     SCHEDULES_API_LEVEL,
-    holder_msg_id,
 )
 
 
@@ -52,20 +48,11 @@ def rfc3339(at: datetime) -> str:
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def delayed_headers(
-    job_headers: dict[str, str], at: datetime, target: str, job_id: str
-) -> dict[str, str]:
-    headers = {
-        HDR_MSG_ID: holder_msg_id(job_id),
-        HDR_SCHEDULE: f"@at {rfc3339(at)}",
-        HDR_SCHEDULE_TARGET: target,
-    }
-    # Copied verbatim onto the job the server fires: a signed job stays signed, a
-    # unique one's worker frees its lock.
-    for name in (HDR_ENCODING, HDR_SIGNATURE, HDR_UNIQUE):
-        if name in job_headers:
-            headers[name] = job_headers[name]
-    return headers
+def schedule_headers(at: datetime, target: str) -> dict[str, str]:
+    """What makes a message a holder the server fires into `target` at `at`. The server
+    copies the holder's other headers verbatim onto the fired job (a signed job stays
+    signed), but not its Nats-Msg-Id."""
+    return {HDR_SCHEDULE: f"@at {rfc3339(at)}", HDR_SCHEDULE_TARGET: target}
 
 
 @dataclass(frozen=True)

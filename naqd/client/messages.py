@@ -7,9 +7,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from naqd.client.delayed import schedule_headers
 from naqd.client.errors import PayloadTooLarge
+from naqd.client.options import Options
+from naqd.client.unique import UniqueSpec, lock_key, unique_key_of, unique_mode, unique_window
 from naqd.protocol.envelope import (
     Envelope,
     encode_job,
@@ -20,7 +24,17 @@ from naqd.protocol.envelope import (
     validate_queue,
     validate_task,
 )
-from naqd.protocol.names import HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE, priority_subject
+from naqd.protocol.names import (
+    HDR_DEPENDS_ON,
+    HDR_ENCODING,
+    HDR_MSG_ID,
+    HDR_SIGNATURE,
+    HDR_UNIQUE,
+    delayed_subject,
+    dependent_subject,
+    holder_msg_id,
+    priority_subject,
+)
 from naqd.protocol.options import check_backoff, exception_names
 
 if TYPE_CHECKING:
@@ -42,6 +56,29 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def _option(name: str, value: float) -> float:
+    return validate_option(name, value) or 0
+
+
+@dataclass(slots=True)
+class Message:
+    """One job as it is published: where to, its bytes and its headers, plus the unique
+    lock to take first. `headers` is a fresh dict per message; a header added to it is
+    carried by the job the worker receives (also through a delayed or dependent holder),
+    and none of them is covered by the signature, which signs the payload only."""
+
+    job_id: str
+    task: str
+    queue: str
+    subject: str  # the queue's subject, or a holder's (delayed, dependent)
+    payload: bytes
+    headers: dict[str, str]
+    unique: UniqueSpec | None = None  # the key to claim first, and how
+
+    def parts(self) -> tuple[str, bytes, dict[str, str]]:
+        return self.subject, self.payload, self.headers
+
+
 class BuildMixin:
     """Mixed into Client; needs `serializer`, `keyring`, `max_payload`, `default_queue`."""
 
@@ -50,50 +87,74 @@ class BuildMixin:
     max_payload: int
     default_queue: str
 
+    def shape(
+        self,
+        task: str | Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+    ) -> Message:
+        """The one place a job message is shaped, for every enqueue path: options and
+        arguments checked, the envelope encoded, sized and signed, then the headers and
+        the subject chosen by the route (ready now, delayed, waiting on parents)."""
+        options.check()
+        env = Envelope(
+            id=validate_job_id(options.job_id) if options.job_id is not None else new_job_id(),
+            task=validate_task(task_name(task)),
+            queue=validate_queue(options.queue or self.default_queue),
+            args=tuple(args),
+            kwargs=kwargs,
+            enqueued_at=time.time(),
+            retries=None if options.retries is None else int(_option("retries", options.retries)),
+            timeout=validate_option("timeout", options.timeout),
+            result_ttl=validate_option("result_ttl", options.result_ttl),
+            backoff=check_backoff(options.backoff),
+            retry_on=exception_names(options.retry_on),
+            dont_retry_on=exception_names(options.dont_retry_on),
+        )
+        target = priority_subject(env.queue, validate_priority(options.priority))
+        payload, headers = self._sealed(env.task, env.id, encode_job(env, self.serializer))
+        unique = None
+        if options.unique:
+            key = unique_key_of(env.task, env.queue, env.args, kwargs, options.unique_key)
+            mode = unique_mode(options.unique_mode)
+            unique = UniqueSpec(key, unique_window(options.unique_for), mode)
+            if mode == "until_done":  # the worker frees it when the job ends
+                headers[HDR_UNIQUE] = lock_key(key)
+        # The job's own headers are complete here: a producer hook that adds headers
+        # (trace context, tenant) belongs at this point, before the route wraps the job.
+        subject = target
+        if options.run_at is not None:
+            subject = delayed_subject(env.queue, env.id)
+            headers[HDR_MSG_ID] = holder_msg_id(env.id)
+            headers.update(schedule_headers(options.run_at, target))
+        elif options.depends_on:
+            subject = dependent_subject(env.queue, env.id)
+            headers[HDR_MSG_ID] = holder_msg_id(env.id)
+            headers[HDR_DEPENDS_ON] = ",".join(options.depends_on)
+        return Message(env.id, env.task, env.queue, subject, payload, headers, unique)
+
     def build(
         self,
         task: str | Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        *,
-        queue: str | None = None,
-        job_id: str | None = None,
-        retries: int | None = None,
-        timeout: float | None = None,
-        result_ttl: float | None = None,
-        backoff: Any = None,
-        retry_on: Any = None,
-        dont_retry_on: Any = None,
-        priority: str | None = None,
+        **options: Any,
     ) -> tuple[str, bytes, dict[str, str]]:
-        """Subject, payload and headers of a job: pure, shared by every enqueue path."""
-        env = Envelope(
-            id=validate_job_id(job_id) if job_id is not None else new_job_id(),
-            task=validate_task(task_name(task)),
-            queue=validate_queue(queue or self.default_queue),
-            args=tuple(args),
-            kwargs=kwargs,
-            enqueued_at=time.time(),
-            retries=None if retries is None else int(validate_option("retries", retries) or 0),
-            timeout=validate_option("timeout", timeout),
-            result_ttl=validate_option("result_ttl", result_ttl),
-            backoff=check_backoff(backoff),
-            retry_on=exception_names(retry_on),
-            dont_retry_on=exception_names(dont_retry_on),
-        )
-        subject = priority_subject(env.queue, validate_priority(priority))
-        return subject, *self._sealed(env.task, env.id, encode_job(env, self.serializer))
+        """Subject, payload and headers of a job enqueued now (the scheduler's fires)."""
+        return self.shape(task, args, kwargs, Options.of(options)).parts()
 
     def build_many(
         self, task: str | Callable[..., Any], calls: list[tuple[Any, ...]], **options: Any
     ) -> list[tuple[str, bytes, dict[str, str]]]:
-        """build() for many calls of one task: the names and options are checked once,
+        """shape() for many calls of one task: the names and options are checked once,
         then each call only gets its id, arguments and time (enqueue_many's hot loop)."""
         if not calls:
             return []
-        first = self.build(task, calls[0], {}, **options)
+        opts = Options.of(options)
+        first = self.shape(task, calls[0], {}, opts).parts()
         if self.serializer != "json":
-            return [first, *(self.build(task, args, {}, **options) for args in calls[1:])]
+            return [first, *(self.shape(task, args, {}, opts).parts() for args in calls[1:])]
         subject = first[0]
         d = json.loads(first[1])
         out = [first]

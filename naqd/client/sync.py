@@ -97,9 +97,6 @@ class SyncClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
-        deps = kwargs.get("depends_on")
-        if deps is not None:  # SyncJob handles -> ids
-            kwargs["depends_on"] = [d.id if isinstance(d, SyncJob) else d for d in deps]
         job = self._run(self._client.enqueue(task, *args, **kwargs))
         return SyncJob(self, job.id, job.created)
 

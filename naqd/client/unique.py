@@ -82,6 +82,15 @@ def next_start(mode: UniqueMode, now: float, run_at: float, window: float) -> fl
 
 
 @dataclass(frozen=True)
+class UniqueSpec:
+    """A unique job's key, window (seconds) and mode, as the message was shaped."""
+
+    key: str
+    window: float
+    mode: UniqueMode
+
+
+@dataclass(frozen=True)
 class Claim:
     """What the enqueue does after claiming a key: `job_id` is the job the caller gets,
     `created` whether it is a new one. `release`: the lock the worker frees when the job
