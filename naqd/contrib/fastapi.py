@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
 
 from naqd.client.client import Client
 from naqd.client.errors import JobCancelled, JobFailed, NaqdError, PayloadTooLarge
@@ -107,6 +107,7 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def add_error_handler(app: FastAPI | ASGIApp) -> None:
-    """Answer a `NaqdError` that an endpoint lets through with 503 (see `unavailable`)."""
-    app.add_exception_handler(NaqdError, unavailable)  # type: ignore[union-attr]
+def add_error_handler(app: Starlette) -> None:
+    """Answer a `NaqdError` that an endpoint lets through with 503 (see `unavailable`).
+    Any Starlette application, FastAPI's included."""
+    app.add_exception_handler(NaqdError, unavailable)
