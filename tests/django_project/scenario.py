@@ -52,6 +52,7 @@ def main() -> dict[str, Any]:
     finished(paid)
     order.refresh_from_db()
     seen["paid"] = [paid.status, paid.return_value, order.paid]
+    seen["paid_id"] = paid.id
 
     # Published at once (ENQUEUE_ON_COMMIT False): the worker runs it while the row is
     # still uncommitted and cannot find it.
@@ -83,6 +84,7 @@ def main() -> dict[str, Any]:
 
     # Retried by naqd (queue "retrying": retries 2); context.attempt is naqd's attempt.
     flaky = finished(tasks.flaky.enqueue(succeed_on=2))
+    seen["flaky_id"] = flaky.id
     seen["flaky"] = [flaky.status, flaky.return_value, flaky.attempts,
                      [e.exception_class_path for e in flaky.errors]]  # fmt: skip
 

@@ -22,6 +22,7 @@ def test_django_tasks_run_in_a_naqd_worker(daemon_factory, nats_server, tmp_path
         "DJANGO_SETTINGS_MODULE": "tests.django_project.settings",
         "NAQD_DJANGO_DB": str(tmp_path / "db.sqlite3"),
         "NAQD_SERVERS": nats_server.url,
+        "NAQD_DJANGO_SIGNALS": str(tmp_path / "signals"),
     }
     daemon = daemon_factory(
         """
@@ -64,6 +65,24 @@ def test_django_tasks_run_in_a_naqd_worker(daemon_factory, nats_server, tmp_path
     ]
     assert seen["async"] == 42
     assert seen["later"] == [7, True]
+
+    # Django's task signals: enqueued in the Django process when published, started and
+    # finished in the worker, per attempt.
+    signals = (tmp_path / "signals").read_text().splitlines()
+    paid = seen["paid_id"]
+    assert [line for line in signals if paid in line] == [
+        f"enqueued {paid} READY",
+        f"started {paid} RUNNING",
+        f"finished {paid} SUCCESSFUL",
+    ]
+    flaky = [line.split()[::2] for line in signals if seen["flaky_id"] in line]
+    assert flaky == [
+        ["enqueued", "READY"],
+        ["started", "RUNNING"],
+        ["finished", "FAILED"],
+        ["started", "RUNNING"],
+        ["finished", "SUCCESSFUL"],
+    ]
 
 
 def test_the_django_test_of_docs_testing_md_passes() -> None:

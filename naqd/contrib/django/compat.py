@@ -9,7 +9,7 @@ try:
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task, TaskError
     from django.tasks.exceptions import TaskResultDoesNotExist
-    from django.tasks.signals import task_enqueued
+    from django.tasks.signals import task_enqueued, task_finished, task_started
 
     FRAMEWORK = "django.tasks"
 except ImportError:  # Django < 6.0
@@ -22,7 +22,7 @@ except ImportError:  # Django < 6.0
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import Task, TaskError
     from django_tasks.exceptions import TaskResultDoesNotExist
-    from django_tasks.signals import task_enqueued
+    from django_tasks.signals import task_enqueued, task_finished, task_started
 
     FRAMEWORK = "django_tasks"
 
@@ -37,4 +37,6 @@ __all__ = [
     "TaskResultStatus",
     "task_backends",
     "task_enqueued",
+    "task_finished",
+    "task_started",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from functools import cached_property
 from typing import Any
 
@@ -20,6 +21,7 @@ import django
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
+from django.utils import timezone
 
 if not apps.ready:
     try:
@@ -30,7 +32,14 @@ if not apps.ready:
             f"in the worker's environment ({exc})"
         ) from exc
 
-from naqd.contrib.django.compat import Task, TaskContext
+from naqd.contrib.django.compat import (
+    Task,
+    TaskContext,
+    TaskError,
+    TaskResultStatus,
+    task_finished,
+    task_started,
+)
 from naqd.contrib.django.results import running_result
 from naqd.worker.context import current_job
 from naqd.worker.tasks import TaskNotFound
@@ -58,15 +67,33 @@ class DjangoTaskRunner:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         task = self._task
+        job = current_job()
+        result = running_result(task, job.id, job.attempt, args, kwargs)
         close_old_connections()  # as Django does around a request: no stale connection
+        task_started.send(sender=type(task.get_backend()), task_result=result)
         try:
             if task.takes_context:
-                job = current_job()
-                result = running_result(task, job.id, job.attempt, args, kwargs)
-                return task.call(TaskContext(task_result=result), *args, **kwargs)
-            return task.call(*args, **kwargs)
+                value = task.call(TaskContext(task_result=result), *args, **kwargs)
+            else:
+                value = task.call(*args, **kwargs)
+        except BaseException as exc:
+            _finished(task, result, TaskResultStatus.FAILED, exc)
+            raise
         finally:
             close_old_connections()
+        _finished(task, result, TaskResultStatus.SUCCESSFUL, None)
+        return value
+
+
+def _finished(task: Any, result: Any, status: Any, exc: BaseException | None) -> None:
+    """Django's task_finished for this attempt (naqd may still retry a failed one)."""
+    object.__setattr__(result, "status", status)
+    object.__setattr__(result, "finished_at", timezone.now())
+    if exc is not None:
+        path = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        text = "".join(traceback.format_exception(exc))
+        result.errors.append(TaskError(exception_class_path=path, traceback=text))
+    task_finished.send(sender=type(task.get_backend()), task_result=result)
 
 
 def find_task(path: str) -> Any:
