@@ -74,6 +74,11 @@ class Options:
                 )
             if self.depends_on:
                 raise TypeError(f"unique_mode={self.unique_mode!r} cannot have depends_on")
+            if self.unique_for is None:
+                raise TypeError(
+                    f"unique_mode={self.unique_mode!r} needs unique_for: how long the job "
+                    "waits for another enqueue with its key"
+                )
         if self.priority is not None and self.depends_on:
             raise TypeError("priority cannot be combined with depends_on")
 

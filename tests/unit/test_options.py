@@ -47,6 +47,7 @@ def test_split_kwargs_options_and_task_kwargs() -> None:
         (Options(run_at=AT, depends_on=("a",)), "depends_on cannot be combined"),
         (Options(run_at=AT, unique_key="k", unique_mode="debounce"), "waits unique_for itself"),
         (Options(unique_mode="latest", depends_on=("a",)), "cannot have depends_on"),
+        (Options(unique_key="k", unique_mode="debounce"), "needs unique_for"),
         (Options(priority="high", depends_on=("a",)), "priority cannot be combined"),
     ],
 )
