@@ -360,7 +360,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         await self._require_schedules()
         job_id = options.job_id or new_job_id()
         got = await claim(self._js, spec.key, job_id, mode=spec.mode, window=spec.window,
-                          queue=options.queue or self.default_queue)  # fmt: skip
+                          queue=options.queue or self.default_queue,
+                          finished=self._has_ended)  # fmt: skip
         if got.run_at is None or got.holder_id is None:  # claim() sets both for these modes
             raise RuntimeError(f"unique_mode={spec.mode!r}: no start time was claimed")
         waiting = options.replace(

@@ -16,10 +16,12 @@ A delayed `until_done` or `throttle` job holds its lock for its delay plus `uniq
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +33,6 @@ from nats.js.errors import (
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NotFoundError,
 )
 
 from naqd.client.errors import NaqdError
@@ -39,9 +40,7 @@ from naqd.client.readiness import NotInitialized
 from naqd.protocol.names import (
     HDR_EXPECTED_LAST_SUBJECT_SEQ,
     HDR_TTL,
-    JOBS_STREAM,
     UNIQUE_BUCKET,
-    delayed_subject,
     holder_msg_id,
     kv_subject,
 )
@@ -56,6 +55,7 @@ DELAYED_MODES = ("debounce", "latest")  # the job waits as a delayed job
 REPLACE_GUARD = 1.0
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
 LOCK_MARGIN = 5.0  # a waiting job's lock outlives its start by this much
+CONTENDED = 200  # compare-and-set rounds before giving up (one enqueue wins each)
 
 
 def unique_mode(mode: str | None) -> UniqueMode:
@@ -159,7 +159,7 @@ async def claim(
 ) -> Claim:
     """Take `key` for `job_id`, or find who has it, as `mode` says (module docstring)."""
     if mode in DELAYED_MODES:
-        return await _claim_waiting(js, key, job_id, mode, window, queue)
+        return await _claim_waiting(js, key, job_id, mode, window, queue, finished)
     ttl = lock_ttl(mode, window, delay)
     # A throttle's window runs to its end: a finished holder still owns the key.
     owner = await acquire(js, key, job_id, ttl, finished if mode == "until_done" else None)
@@ -169,12 +169,23 @@ async def claim(
 
 
 async def _claim_waiting(
-    js: Any, key: str, job_id: str, mode: UniqueMode, window: float, queue: str
+    js: Any,
+    key: str,
+    job_id: str,
+    mode: UniqueMode,
+    window: float,
+    queue: str,
+    finished: Callable[[str], Awaitable[bool]] | None,
 ) -> Claim:
+    """The waiting job is judged by the lock alone (its start still ahead), not by its
+    holder in the stream: a racing enqueue may hold the lock and not have published its
+    holder yet. A waiting job that was cancelled has a final record: not replaced."""
     kv = await _bucket(js)
     lock = lock_key(key)
     ttl = lock_ttl(mode, window)
-    for _ in range(10):
+    for attempt in range(CONTENDED):
+        if attempt:  # lost a compare-and-set to a racing enqueue: let it finish
+            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
         now = time.time()
         mine = _lock_value(job_id, key, queue, now + window)
         try:
@@ -187,16 +198,17 @@ async def _claim_waiting(
         except KeyNotFoundError:
             continue
         held = _parse_lock(entry.value)
-        start = None
-        if held is not None and await _waiting(js, held["queue"], held["job_id"]):
-            start = next_start(mode, now, held["run_at"], window)
-        if start is not None:  # replace the waiting job: same id, new arguments
-            value = _lock_value(held["job_id"], key, held["queue"], start)  # type: ignore[index]
-            rev = await _swap(js, lock, value, entry.revision, start - now + LOCK_MARGIN)
-            if rev is None:
-                continue  # another enqueue changed it meanwhile: look again
-            holder = held["job_id"]  # type: ignore[index]
-            return Claim(holder, False, run_at=start, holder_id=f"{holder_msg_id(holder)}.r{rev}")
+        start = None if held is None else next_start(mode, now, held["run_at"], window)
+        if held is not None and start is not None:
+            holder = held["job_id"]
+            if finished is None or not await finished(holder):  # not cancelled meanwhile
+                # Replace the waiting job: the same id, these arguments.
+                value = _lock_value(holder, key, held["queue"], start)
+                rev = await _swap(js, lock, value, entry.revision, start - now + LOCK_MARGIN)
+                if rev is None:
+                    continue  # another enqueue changed it meanwhile: look again
+                holder_id = f"{holder_msg_id(holder)}.r{rev}"
+                return Claim(holder, False, run_at=start, holder_id=holder_id)
         # It has started (or is about to): this enqueue makes a new waiting job.
         rev = await _swap(js, lock, mine, entry.revision, ttl)
         if rev is not None:
@@ -218,15 +230,6 @@ def _parse_lock(value: bytes | None) -> dict[str, Any] | None:
     if not isinstance(held.get("queue"), str) or not isinstance(held.get("run_at"), int | float):
         return None  # an until_done or throttle lock: not a waiting job
     return held
-
-
-async def _waiting(js: Any, queue: str, job_id: str) -> bool:
-    """Whether the job's holder is still in the stream (not fired, not cancelled)."""
-    try:
-        await js.get_msg(JOBS_STREAM, subject=delayed_subject(queue, job_id))
-    except NotFoundError:
-        return False
-    return True
 
 
 async def _swap(js: Any, lock: str, value: bytes, last: int, ttl: float) -> int | None:

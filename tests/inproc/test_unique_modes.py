@@ -89,7 +89,11 @@ def test_debounce_pushes_back_and_latest_keeps_the_start(
         # It started: the next enqueue with the key makes a new waiting job.
         deb3 = client.enqueue(task, d, 3, unique_key="deb", unique_mode="debounce", unique_for=4)
         assert deb3.created and deb3.id != deb.id
-        client.cancel(deb3.id)
+        # Cancelled while it waited: the next enqueue makes a new job, not a cancelled one.
+        assert client.cancel(deb3.id)
+        deb4 = client.enqueue(task, d, 4, unique_key="deb", unique_mode="debounce", unique_for=4)
+        assert deb4.created and deb4.id != deb3.id
+        client.cancel(deb4.id)
     assert sorted(runs(tmp_path)) == [2, 20]
 
 
@@ -107,3 +111,38 @@ def test_a_delayed_unique_job_holds_its_key_until_it_ran(
         after = client.enqueue("tests.tasks:record", str(tmp_path), 3, unique_key="later")
         assert after.created and after.result(timeout=20) == 3
     assert sorted(runs(tmp_path)) == [1, 3]
+
+
+def test_twenty_concurrent_debounced_enqueues_make_one_job(
+    worker_factory, nats_server, tmp_path: Path
+) -> None:
+    """Racing replacements (compare-and-set on the lock, retried) leave one waiting job
+    with the arguments of one of the calls; it runs once."""
+    import asyncio
+
+    from naqd import Client
+
+    worker_factory(BODY)
+
+    async def go() -> list:
+        async with Client(nats_server.url) as client:
+            return await asyncio.gather(
+                *(
+                    client.enqueue(
+                        "tests.tasks:record",
+                        str(tmp_path),
+                        n,
+                        unique_key="race",
+                        unique_mode="debounce",
+                        unique_for=2,
+                    )
+                    for n in range(20)
+                )
+            )
+
+    jobs = asyncio.run(go())
+    assert len({j.id for j in jobs}) == 1
+    assert sum(j.created for j in jobs) == 1
+    with SyncClient(nats_server.url) as client:
+        assert client.result(jobs[0].id, timeout=20) in range(20)
+    assert len(runs(tmp_path)) == 1
