@@ -4,9 +4,9 @@ The drain figures of `make bench` mix three costs: nats-py (parsing, publishing)
 server, and naqd's own per-job work (admission, the job's task and timeout, metrics,
 job control, the result record). The raw loops measure the first two; this measures
 the third: synthetic job messages (built by the real client) go through the real
-Runner, whose NATS connection only records what it is asked to publish and answers
-result writes with a PubAck at once. Not a test (tests use real servers): a
-profiling aid, to say where a worker's time goes (docs/performance.md).
+Runner, whose NATS connection (tests/fakes.py, recording off) only counts what it is
+asked to publish and answers result writes with a PubAck at once. Not a test (tests use
+real servers): a profiling aid, to say where a worker's time goes (docs/performance.md).
 
     python -m bench.overhead            # us of CPU per job, 4 kinds of job, 2 concurrencies
     python -m bench.overhead --profile  # plus cProfile's top functions for each
@@ -19,7 +19,6 @@ import cProfile
 import pstats
 import sys
 import time
-from typing import Any
 
 import uvloop
 from nats.aio.msg import Msg
@@ -28,44 +27,10 @@ from bench.fill import _template
 from naqd.client.client import Client
 from naqd.models import Config, NatsConfig, QueueConfig, TasksConfig
 from naqd.worker.runner import Runner
+from tests.fakes import FakeNats
 
 N = 50_000
 CONCURRENCY = 256
-PUBACK = b'{"stream":"KV_naqd-results","seq":1}'
-
-
-class _Sub:
-    async def unsubscribe(self) -> None:
-        return None
-
-
-class _RecordingNats:
-    """What the Runner needs of a connection: publish (counted) and an instant PubAck
-    for writes that ask for one."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.published = 0
-        self.on_puback: Any = None
-
-    def jetstream(self) -> None:
-        return None
-
-    def new_inbox(self) -> str:
-        return "_INBOX.overhead"
-
-    async def subscribe(self, subject: str, cb: Any = None, **_: Any) -> _Sub:
-        if subject.startswith("_INBOX.overhead."):
-            self.on_puback = cb
-        return _Sub()
-
-    async def publish(
-        self, subject: str, payload: bytes = b"", reply: str = "", headers: Any = None
-    ) -> None:
-        self.published += 1
-        if reply.startswith("_INBOX.overhead.") and self.on_puback is not None:
-            ack = Msg(_client=self, subject=reply, reply="", data=PUBACK, headers=None)  # type: ignore[arg-type]
-            self.loop.create_task(self.on_puback(ack))
 
 
 async def per_job_us(
@@ -75,8 +40,7 @@ async def per_job_us(
     concurrency: int = CONCURRENCY,
     n: int = N,
 ) -> tuple[float, float]:
-    loop = asyncio.get_running_loop()
-    nc = _RecordingNats(loop)
+    nc = FakeNats(record=False)
     queue = QueueConfig(name="bench", concurrency=concurrency)
     config = Config(
         nats=NatsConfig(servers=("nats://unused",)),

@@ -2,27 +2,41 @@
 clock but the records' timestamps), so the rules are table-tested (tests/unit/
 test_outcome.py), as hypercorn keeps its protocol state machines apart from I/O.
 
-The outcomes, and what applying each does (docs/delivery.md):
+`decide()` returns an outcome that carries everything applying it needs, and what
+applying each does (docs/delivery.md):
 
-- `succeeded`: final record stored, done notice, +ACK, unique lock released;
-- `retry`: `retrying` record stored (attempts and errors), nak after `delay`;
-- `dead`: dead-letter entry and `failed` record stored, done notice, +TERM, lock released;
-- `cancelled`: `cancelled` record stored, done notice, +ACK, lock released;
-- `handed_back`: the worker is stopping: the `running` record goes back to `queued`, nak.
+- `Succeeded(data)`: the final record (encoded) stored, done notice, +ACK, unique lock
+  released;
+- `Retry(delay, record)`: the `retrying` record (attempts and errors) stored, nak after
+  `delay`;
+- `Dead(entry, record)`: dead-letter entry and `failed` record stored, done notice, +TERM,
+  lock released;
+- `Cancelled(record)`: the `cancelled` record stored, done notice, +ACK, lock released;
+- `HANDED_BACK`: the worker is stopping: the `running` record goes back to `queued`, nak.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from naqd.protocol.deadletter import Reason
-from naqd.protocol.envelope import ErrorInfo, ResultRecord, encode_plain, encode_result
+from naqd.protocol.deadletter import DeadLetter, Reason
+from naqd.protocol.envelope import (
+    Envelope,
+    ErrorInfo,
+    ResultRecord,
+    encode_plain,
+    encode_result,
+)
+from naqd.worker.deadletter import entry_id, kept_headers, queue_of
 from naqd.worker.retry import RetryPolicy
 from naqd.worker.tasks import BadArguments, TaskNotFound
 
 if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
     from naqd.protocol.signing import Keyring
 
 Kind = Literal["succeeded", "retry", "dead", "cancelled", "handed_back"]
@@ -43,18 +57,81 @@ PERMANENT: dict[type[Exception], Reason] = {
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """Which outcome, before its records are built (the rules of before_run/after_run)."""
+
     kind: Kind
     delay: float = 0.0  # retry: seconds before the next attempt
     reason: Reason | None = None  # dead: the dead-letter reason
     note: str = ""  # dead: appended to the error message
 
 
-# The outcomes that carry nothing of their own are shared: no allocation per job.
+# The decisions that carry nothing of their own are shared: no allocation per job.
 SUCCEEDED = Decision("succeeded")
 CANCELLED = Decision("cancelled")
-HANDED_BACK = Decision("handed_back")
+HANDED_BACK_DECISION = Decision("handed_back")
 WORKER_LOST = Decision("dead", reason="worker_lost")
 UNREADABLE = Decision("dead", reason="unreadable")
+
+
+# -- outcomes: a decision with what applying it needs ------------------------------------
+
+
+@dataclass(slots=True)
+class Succeeded:
+    """The final record, encoded; `result` is what the task returned (for middleware)."""
+
+    data: bytes
+    result: Any = None
+    kind: ClassVar[Kind] = "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Nak with `delay` once the `retrying` record is stored (the next attempt reads it to
+    count attempts and errors). `max_attempts` is for the log line."""
+
+    delay: float
+    record: ResultRecord
+    exc: BaseException | None = field(default=None, compare=False)
+    max_attempts: int = 0
+    kind: ClassVar[Kind] = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Stored in the DLQ (`entry`) with its `failed` record, then termed. `record` is None
+    for a refused message filed under no usable job id (nobody can wait on it); `ran`:
+    the job was started (its run metrics end here), not refused or lost before it ran."""
+
+    entry: DeadLetter
+    record: ResultRecord | None
+    exc: BaseException | None = field(default=None, compare=False)
+    ran: bool = True
+    kind: ClassVar[Kind] = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The `cancelled` record, acked. `ran`: it was cancelled while running, not before."""
+
+    record: ResultRecord
+    ran: bool = True
+    kind: ClassVar[Kind] = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class HandedBack:
+    """The worker is stopping: nak without counting the attempt."""
+
+    kind: ClassVar[Kind] = "handed_back"
+
+
+HANDED_BACK = HandedBack()
+
+Outcome = Succeeded | Retry | Dead | Cancelled | HandedBack
+
+
+# -- the rules ---------------------------------------------------------------------------
 
 
 def before_run(*, cancelled: bool, attempt: int, max_attempts: int) -> Decision | None:
@@ -87,7 +164,7 @@ def after_run(
     if cancelled:
         return CANCELLED
     if shutting_down:
-        return HANDED_BACK
+        return HANDED_BACK_DECISION
     permanent = next((r for t, r in PERMANENT.items() if isinstance(exc, t)), None)
     if permanent is not None:
         return Decision("dead", reason=permanent)
@@ -97,6 +174,173 @@ def after_run(
         # The server would not deliver it again: dead-letter it now.
         return Decision("dead", reason="failed", note="max_deliveries reached")
     return Decision("retry", delay=policy.delay(attempt, rand))
+
+
+def decide(
+    msg: Msg,
+    env: Envelope,
+    base: ResultRecord,
+    *,
+    policy: RetryPolicy,
+    delivered: int,
+    deliveries: int,
+    keyring: Keyring | None,
+    skipped: Decision | None = None,
+    exc: BaseException | None = None,
+    result: Any = None,
+    cancelled: bool = False,
+    shutting_down: bool = False,
+    rand: float | None = None,
+) -> Outcome:
+    """The one outcome of one delivery, with its records built. `base` is the attempt's
+    record (attempts, errors so far, progress); `skipped` is before_run's verdict for a
+    job that did not run; otherwise the run returned `result` or raised `exc`. `msg` is
+    only read (subject, payload, headers, stream sequence) for a dead-letter entry."""
+    if skipped is not None:
+        if skipped.kind == "cancelled":
+            return Cancelled(cancelled_record(base), ran=False)
+        # Its workers kept dying while running it: the attempts are used up.
+        errors = base.errors
+        error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
+        return _dead(msg, env, base, skipped, error, errors, None, ran=False)
+    if exc is None:
+        try:
+            return Succeeded(succeeded_data(base, result, keyring), result)
+        except Exception as unstorable:
+            # The task ran, but its outcome cannot be stored or announced: a failure,
+            # never a success without its result (docs/delivery.md).
+            error = ErrorInfo(
+                type(unstorable).__name__,
+                f"the return value of {env.task} cannot be stored: {unstorable}",
+                _traceback(unstorable),
+            )
+            exc = UnstorableResult(str(unstorable))
+            decision = after_run(
+                exc,
+                cancelled=False,
+                shutting_down=False,
+                attempt=base.attempts,
+                policy=policy,
+                delivered=delivered,
+                deliveries=deliveries,
+                rand=rand,
+            )
+            return _dead(msg, env, base, decision, error, (*base.errors, error), exc)
+    decision = after_run(
+        exc,
+        cancelled=cancelled,
+        shutting_down=shutting_down,
+        attempt=base.attempts,
+        policy=policy,
+        delivered=delivered,
+        deliveries=deliveries,
+        rand=rand,
+    )
+    kind = decision.kind
+    if kind == "handed_back":
+        return HANDED_BACK
+    if kind == "cancelled":
+        return Cancelled(cancelled_record(base))
+    error = ErrorInfo(type(exc).__name__, str(exc), _traceback(exc))
+    errors = (*base.errors, error)
+    if kind == "retry":
+        record = failure_record(decision, base, error, errors)
+        return Retry(decision.delay, record, exc, policy.max_attempts)
+    return _dead(msg, env, base, decision, error, errors, exc)
+
+
+def refused(
+    msg: Msg,
+    exc: Exception,
+    refused_as: tuple[str | None, str],
+    delivered: int,
+    worker: str,
+) -> Dead:
+    """A message refused at admission (unreadable, unsigned, not allowed ...): filed in the
+    DLQ under `refused_as` (admission.refused_job: its id when readable and valid, and its
+    task). Its producer may be waiting on that id: a `failed` record, when it has one."""
+    error = ErrorInfo(type(exc).__name__, str(exc))
+    job_id, task = refused_as
+    queue = queue_of(msg.subject)
+    entry = dead_letter_entry(
+        msg, job_id, task, queue, "unreadable", error, (error,), delivered, worker
+    )
+    record = None
+    if job_id is not None and entry.id == job_id:
+        record = ResultRecord(
+            id=entry.id,
+            status="failed",
+            task=task,
+            error=error,
+            errors=(error,),
+            attempts=delivered,
+            queue=entry.queue,
+            finished_at=time.time(),
+            worker=worker,
+        )
+    return Dead(entry, record, exc, ran=False)
+
+
+def dead_letter_entry(
+    msg: Msg,
+    job_id: str | None,
+    task: str,
+    queue: str,
+    reason: Reason,
+    error: ErrorInfo,
+    errors: tuple[ErrorInfo, ...],
+    attempts: int,
+    worker: str,
+) -> DeadLetter:
+    """The DLQ entry of a delivered message: the job as it came, with why it died; filed
+    under its job id when that is usable as a subject token, else its stream sequence."""
+    seq = msg.metadata.sequence.stream
+    return DeadLetter(
+        id=entry_id(job_id, seq),
+        queue=queue,
+        reason=reason,
+        error=error,
+        errors=errors,
+        subject=msg.subject,
+        payload=msg.data,
+        headers=kept_headers(msg.headers),
+        attempts=attempts,
+        task=task,
+        stream_seq=seq,
+        worker=worker,
+    )
+
+
+def _dead(
+    msg: Msg,
+    env: Envelope,
+    base: ResultRecord,
+    decision: Decision,
+    error: ErrorInfo,
+    errors: tuple[ErrorInfo, ...],
+    exc: BaseException | None,
+    *,
+    ran: bool = True,
+) -> Dead:
+    assert decision.reason is not None
+    if decision.note:
+        error = replace(error, message=f"{error.message} ({decision.note})")
+    entry = dead_letter_entry(
+        msg,
+        env.id,
+        env.task,
+        env.queue,
+        decision.reason,
+        error,
+        errors,
+        base.attempts,
+        base.worker or "",
+    )
+    return Dead(entry, failure_record(decision, base, error, errors), exc, ran=ran)
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
 
 
 # -- the records each outcome stores -----------------------------------------------------

@@ -9,7 +9,6 @@ import os
 import random
 import socket
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,7 +26,6 @@ from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.envelope import (
     Envelope,
     EnvelopeError,
-    ErrorInfo,
     ResultRecord,
     decode_job,
     encode_result,
@@ -38,19 +36,7 @@ from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.cancels import CancelWatch
 from naqd.worker.context import JobContext, current_job
 from naqd.worker.notice import RunningNotices, wait_sent
-from naqd.worker.outcome import (
-    CANCELLED,
-    HANDED_BACK,
-    SUCCEEDED,
-    Decision,
-    UnstorableResult,
-    after_run,
-    attempt_of,
-    before_run,
-    cancelled_record,
-    failure_record,
-    succeeded_data,
-)
+from naqd.worker.outcome import HANDED_BACK, attempt_of, before_run, decide, refused
 from naqd.worker.progress import progress_publisher
 from naqd.worker.ratelimit import RateLimiter, open_rate_limiter
 from naqd.worker.recycle import RecycleLimits, SampledRss, recycle_label
@@ -96,13 +82,23 @@ class Runner:
         self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
         self.settler = Settler(
-            nc, self.writer, self.admission.keyring, self.worker, self.store_deadline
+            nc, self.writer, self.admission.keyring, self.worker, self.store_deadline, self.observe
         )
         self._naks: set[asyncio.Task[None]] = set()  # naks of jobs delivered while draining
-        self.done = 0
-        self.failed = 0
-        self.cancelled = 0
         self.processed = 0
+
+    # Outcomes are counted where they are applied (worker/settle.py).
+    @property
+    def done(self) -> int:
+        return self.settler.done
+
+    @property
+    def failed(self) -> int:
+        return self.settler.failed
+
+    @property
+    def cancelled(self) -> int:
+        return self.settler.cancelled
 
     async def start(self) -> None:
         await self.cancels.start()
@@ -179,27 +175,21 @@ class Runner:
     # -- one job ------------------------------------------------------------------------
 
     async def process(self, msg: Msg) -> None:
-        """Admit, run and settle one job. The outcome is decided by worker/outcome.py
-        (pure) and applied by worker/settle.py (store, notify, ack, unlock)."""
+        """Admit, run and settle one job: its outcome is decided once (worker/outcome.py,
+        pure) and applied once (worker/settle.py: store, notify, ack, unlock)."""
         delivered = _num_delivered(msg)
         headers = msg.headers or {}
-        encoding = headers.get(HDR_ENCODING, "json")
         try:
             env = admit(msg.data, headers, self.admission)  # size, signature, allow-list
             policy = self._policy(env)
         except (EnvelopeError, ValueError) as exc:
-            error = ErrorInfo(type(exc).__name__, str(exc))
-            self.failed += 1
-            refused = refused_job(exc, headers)
-            dead = self.settler.dead_letter(
-                msg, None, "unreadable", error, (error,), delivered, refused
-            )
-            await self.settler.apply_unreadable(msg, dead, refused[0])
-            self.observe.dead_lettered(dead.task)
+            refused_as = refused_job(exc, headers)
+            dead = refused(msg, exc, refused_as, delivered, self.worker)
+            await self.settler.settle(msg, None, dead)
             return
         token = log_job(env.id, env.task)  # JSON logs: top-level keys (naqd/logs.py)
         try:
-            await self._process(msg, env, policy, delivered, headers, encoding)
+            await self._process(msg, env, policy, delivered, headers)
         finally:
             end_log_job(token)
 
@@ -210,7 +200,6 @@ class Runner:
         policy: RetryPolicy,
         delivered: int,
         headers: dict[str, str],
-        encoding: str,
     ) -> None:
         store = env.result_ttl != 0
         prior = await read_record(self.js, env.id) if store and delivered > 1 else None
@@ -226,24 +215,45 @@ class Runner:
             enqueued_at=env.enqueued_at,
             started_at=time.time(),
             worker=self.worker,
-            encoding="pickle" if encoding == "pickle" else "json",
+            encoding="pickle" if headers.get(HDR_ENCODING) == "pickle" else "json",
             errors=errors,
         )
         cancelled = env.id in self.cancels.cancelled
-        early = None
+        skipped = None
         if cancelled or attempt > 1:  # before_run can only stop a job in these cases
-            early = before_run(
+            skipped = before_run(
                 cancelled=cancelled, attempt=attempt, max_attempts=policy.max_attempts
             )
-        if early is not None:
-            if early is CANCELLED:
-                logger.info("job {} was cancelled before it started: skipped", env.id)
-                await self._cancelled(msg, env, base)
-            else:
-                # Its workers kept dying while running it: the attempts are used up.
-                error = errors[-1] if errors else ErrorInfo("WorkerLost", "attempts used up")
-                await self._dead(msg, env, base, early, error, errors)
-            return
+        result: Any = None
+        exc: BaseException | None = None
+        by_cancel = False
+        if skipped is None:
+            base, result, exc, by_cancel = await self._execute(msg, env, base, delivered)
+        outcome = decide(
+            msg,
+            env,
+            base,
+            policy=policy,
+            delivered=delivered,
+            deliveries=self.queue.deliveries,
+            keyring=self.settler.keyring,
+            skipped=skipped,
+            exc=exc,
+            result=result,
+            cancelled=by_cancel,
+            shutting_down=isinstance(exc, asyncio.CancelledError),
+        )
+        if outcome is HANDED_BACK:
+            assert exc is not None
+            raise exc  # the worker is shutting down: drain() hands the job back
+        await self.settler.settle(msg, env, outcome)
+
+    async def _execute(
+        self, msg: Msg, env: Envelope, base: ResultRecord, delivered: int
+    ) -> tuple[ResultRecord, Any, BaseException | None, bool]:
+        """Run the task: the record with the progress it reported, what it returned or
+        raised, and whether it ended because a cancel was requested."""
+        store = env.result_ttl != 0
         if self.limiter is not None:
             await self.limiter.acquire()
             base = replace(base, started_at=time.time())  # waited for the queue's `rate`
@@ -254,7 +264,7 @@ class Runner:
         self.observe.started(env.id, env.task, env.enqueued_at)
         ttl = ttl_headers(env) if store else None
         ctx = self.cancels.begin(
-            env, attempt, base, progress_publisher(self.nc, ttl) if store else None
+            env, base.attempts, base, progress_publisher(self.nc, ttl) if store else None
         )
         # 'running' is informational on a first delivery: written only for a job still
         # running after RUNNING_NOTICE_AFTER, so a short job costs one KV write, not two.
@@ -262,59 +272,17 @@ class Runner:
         notices = self.notices if store and delivered == 1 else None
         if notices is not None:
             notices.add(id(msg), self._publish_running, env, base, ctx, ttl)
+        result: Any = None
+        exc: BaseException | None = None
         try:
             result = await self._call(env)
-        except (*_JOB_ERRORS, asyncio.CancelledError) as exc:
-            if notices is not None and (sent := notices.settle(id(msg))) is not None:
-                await wait_sent(sent)
-            self.cancels.end(ctx)
-            decision = after_run(
-                exc,
-                cancelled=_was_cancelled(ctx, exc),
-                shutting_down=isinstance(exc, asyncio.CancelledError),
-                attempt=attempt,
-                policy=policy,
-                delivered=delivered,
-                deliveries=self.queue.deliveries,
-            )
-            if decision is HANDED_BACK:
-                raise  # the worker is shutting down: drain() hands the job back
-            base = ctx.with_progress(base)
-            if decision is CANCELLED:
-                logger.info("job {} {} cancelled", env.id, env.task)
-                self.observe.ended(env.id, env.task, "cancelled")
-                await self._cancelled(msg, env, base)
-                return
-            error = ErrorInfo(type(exc).__name__, str(exc), traceback.format_exc())
-            await self._failed(msg, env, base, decision, error, policy)
-            return
+        except (*_JOB_ERRORS, asyncio.CancelledError) as raised:
+            exc = raised
         if notices is not None and (sent := notices.settle(id(msg))) is not None:
             await wait_sent(sent)
         self.cancels.end(ctx)
-        try:
-            data = succeeded_data(ctx.with_progress(base), result, self.settler.keyring)
-        except Exception as exc:
-            # The task ran, but its outcome cannot be stored or announced: a failure,
-            # never a success without its result (docs/delivery.md).
-            error = ErrorInfo(
-                type(exc).__name__,
-                f"the return value of {env.task} cannot be stored: {exc}",
-                traceback.format_exc(),
-            )
-            decision = after_run(
-                UnstorableResult(str(exc)),
-                cancelled=False,
-                shutting_down=False,
-                attempt=attempt,
-                policy=policy,
-                delivered=delivered,
-                deliveries=self.queue.deliveries,
-            )
-            await self._failed(msg, env, ctx.with_progress(base), decision, error, policy)
-            return
-        self.done += 1
-        self.observe.ended(env.id, env.task, "succeeded")
-        await self.settler.apply(msg, SUCCEEDED, env, None, data)
+        by_cancel = exc is not None and _was_cancelled(ctx, exc)
+        return ctx.with_progress(base), result, exc, by_cancel
 
     async def _publish_running(
         self, env: Envelope, base: ResultRecord, ctx: JobContext, ttl: dict[str, str] | None
@@ -344,59 +312,6 @@ class Runner:
 
     def _on_stuck(self) -> None:
         self.request_recycle("a job's thread outlived its timeout")
-
-    async def _failed(
-        self,
-        msg: Msg,
-        env: Envelope,
-        base: ResultRecord,
-        decision: Decision,
-        error: ErrorInfo,
-        policy: RetryPolicy,
-    ) -> None:
-        errors = (*base.errors, error)
-        if decision.kind != "retry":
-            if decision.note:
-                error = replace(error, message=f"{error.message} ({decision.note})")
-            self.observe.ended(env.id, env.task, "failed")
-            await self._dead(msg, env, base, decision, error, errors)
-            return
-        self.observe.ended(env.id, env.task, "retried")
-        logger.warning(
-            "job {} {} failed (attempt {}/{}): {}: {}; retry in {:.1f}s",
-            env.id,
-            env.task,
-            base.attempts,
-            policy.max_attempts,
-            error.type,
-            error.message,
-            decision.delay,
-        )
-        # The record is awaited: the next attempt reads it to count attempts and errors.
-        await self.settler.apply(msg, decision, env, failure_record(decision, base, error, errors))
-
-    async def _dead(
-        self,
-        msg: Msg,
-        env: Envelope,
-        base: ResultRecord,
-        decision: Decision,
-        error: ErrorInfo,
-        errors: tuple[ErrorInfo, ...],
-    ) -> None:
-        """Dead-letter: the job leaves the stream only once its entry and record are
-        stored."""
-        self.failed += 1
-        assert decision.reason is not None
-        dead = self.settler.dead_letter(msg, env, decision.reason, error, errors, base.attempts)
-        record = failure_record(decision, base, error, errors)
-        await self.settler.apply(msg, decision, env, record, dead=dead)
-        self.observe.dead_lettered(env.task)
-
-    async def _cancelled(self, msg: Msg, env: Envelope, base: ResultRecord) -> None:
-        """Status `cancelled`: recorded and acked, never retried or dead-lettered."""
-        self.cancelled += 1
-        await self.settler.apply(msg, CANCELLED, env, cancelled_record(base))
 
     # -- keep-alive and drain -----------------------------------------------------------
 

@@ -8,6 +8,9 @@ the at-least-once promise (docs/guarantees.md): store → notify → ack/nak/ter
 - ack (succeeded, cancelled), nak with the retry delay (retry), nak (handed back) or
   term (dead: the DLQ holds it now);
 - unlock: a unique job's lock is freed once the job has a final outcome.
+
+`settle()` is the only place that does these, and the only one that counts outcomes
+(metrics, the heartbeat's done/failed counts) and logs retries.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from loguru import logger
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from naqd.protocol.deadletter import DeadLetter, Reason
-from naqd.protocol.envelope import Envelope, ErrorInfo, ResultRecord, encode_result
+from naqd.observe.metrics import JobObserver
+from naqd.protocol.envelope import Envelope, ResultRecord, encode_result
 from naqd.protocol.names import HDR_TTL, HDR_UNIQUE, done_subject, result_subject
 from naqd.protocol.signing import Keyring
 from naqd.transport.streamwriter import StreamWriter
-from naqd.worker.deadletter import bury, entry_id, kept_headers, queue_of
-from naqd.worker.outcome import Decision
+from naqd.worker.deadletter import bury
+from naqd.worker.outcome import Cancelled, Dead, Outcome, Retry, Succeeded
 from naqd.worker.store import (
     RETRY_FIRST,
     RETRYABLE,
@@ -52,6 +55,7 @@ class Settler:
         keyring: Keyring | None,
         worker: str,
         store_deadline: float,
+        observe: JobObserver,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -59,6 +63,10 @@ class Settler:
         self.keyring = keyring
         self.worker = worker
         self.store_deadline = store_deadline
+        self.observe = observe  # metrics and the heartbeat's job list
+        self.done = 0
+        self.failed = 0
+        self.cancelled = 0
 
     def encode(self, rec: ResultRecord) -> bytes:
         """Raises when the record's result cannot be encoded (TypeError for JSON)."""
@@ -85,69 +93,78 @@ class Settler:
             await asyncio.sleep(RETRY_FIRST)
             await reliable_publish(self.writer, subject, data, headers, left)
 
-    async def apply(
-        self,
-        msg: Msg,
-        decision: Decision,
-        env: Envelope,
-        record: ResultRecord | None,
-        data: bytes | None = None,
-        dead: DeadLetter | None = None,
-    ) -> None:
-        """Apply the outcome of a readable job. `data` is `record` already encoded (the
-        runner encodes a success first, without building its record: an unstorable
-        result fails the job instead); `record` is needed when `data` is not given and
-        for a dead letter."""
-        kind = decision.kind
-        if kind == "handed_back":
-            await self.hand_back(msg, env)
+    async def settle(self, msg: Msg, env: Envelope | None, outcome: Outcome) -> None:
+        """Apply `outcome` to the delivered `msg` (`env` None: refused at admission, which
+        only a `Dead` outcome can be). Raises when a store fails: nothing is acked then,
+        so the job is delivered again."""
+        if type(outcome) is Succeeded:  # the common case first
+            assert env is not None
+            self.done += 1
+            self.observe.ended(env.id, env.task, "succeeded")
+            if env.result_ttl != 0:
+                await self._store(result_subject(env.id), outcome.data, ttl_headers(env))
+            await self.nc.publish(done_subject(env.id), outcome.data)
+            await msg.ack()
+            if msg.headers and HDR_UNIQUE in msg.headers:
+                await release_unique(self.js, msg.headers, env.id)
             return
-        keep = env.result_ttl != 0
-        if data is None:
-            assert record is not None
-            data = encode_result(record, self.keyring)
-        # store
-        if kind == "dead":
-            assert dead is not None
-            await bury(self.nc, dead, record if keep else None, self.store_deadline)
-        elif keep:
-            await self._store(result_subject(env.id), data, ttl_headers(env))
-        # notify
-        if kind != "retry":
-            await self.nc.publish(done_subject(env.id), data)
-        # ack, nak or term
-        if kind == "retry":
-            await msg.nak(delay=decision.delay)
-            return  # still pending: the unique lock stays
-        if kind == "dead":
-            await msg.term()
-        else:
-            await msg.ack()  # succeeded, cancelled
-        # unlock
-        if msg.headers and HDR_UNIQUE in msg.headers:
-            await release_unique(self.js, msg.headers, env.id)
-
-    async def apply_unreadable(self, msg: Msg, dead: DeadLetter, job_id: str | None) -> None:
-        """A message refused at admission: dead-lettered and termed. When its job id was
-        readable and valid (admission.refused_job), its producer may be waiting on it: a
-        `failed` record and a done notice under that id."""
-        record = None
-        if job_id is not None and dead.id == job_id:
-            record = ResultRecord(
-                id=dead.id,
-                status="failed",
-                task=dead.task,
-                error=dead.error,
-                errors=dead.errors,
-                attempts=dead.attempts,
-                queue=dead.queue,
-                finished_at=time.time(),
-                worker=self.worker,
+        if isinstance(outcome, Retry):
+            assert env is not None
+            self.observe.ended(env.id, env.task, "retried")
+            error = outcome.record.error
+            logger.warning(
+                "job {} {} failed (attempt {}/{}): {}: {}; retry in {:.1f}s",
+                env.id,
+                env.task,
+                outcome.record.attempts,
+                outcome.max_attempts,
+                error.type if error else "?",
+                error.message if error else "",
+                outcome.delay,
             )
-        await bury(self.nc, dead, record, self.store_deadline)
+            # Awaited: the next attempt reads it to count attempts and errors.
+            if env.result_ttl != 0:
+                await self._store(
+                    result_subject(env.id), self.encode(outcome.record), ttl_headers(env)
+                )
+            await msg.nak(delay=outcome.delay)
+            return  # still pending: the unique lock stays
+        if isinstance(outcome, Dead):
+            await self._dead(msg, env, outcome)
+            return
+        if isinstance(outcome, Cancelled):
+            assert env is not None
+            self.cancelled += 1
+            if outcome.ran:
+                logger.info("job {} {} cancelled", env.id, env.task)
+                self.observe.ended(env.id, env.task, "cancelled")
+            else:
+                logger.info("job {} was cancelled before it started: skipped", env.id)
+            data = self.encode(outcome.record)
+            if env.result_ttl != 0:
+                await self._store(result_subject(env.id), data, ttl_headers(env))
+            await self.nc.publish(done_subject(env.id), data)
+            await msg.ack()
+            if msg.headers and HDR_UNIQUE in msg.headers:
+                await release_unique(self.js, msg.headers, env.id)
+            return
+        await self.hand_back(msg, env)
+
+    async def _dead(self, msg: Msg, env: Envelope | None, outcome: Dead) -> None:
+        """The job leaves the stream only once its entry and record are stored."""
+        entry, record = outcome.entry, outcome.record
+        self.failed += 1
+        if outcome.ran and env is not None:
+            self.observe.ended(env.id, env.task, "failed")
+        keep = env is None or env.result_ttl != 0
+        await bury(self.nc, entry, record if keep else None, self.store_deadline)
         if record is not None:
-            await self.nc.publish(done_subject(record.id), encode_result(record))
+            data = self.encode(record) if env is not None else encode_result(record)
+            await self.nc.publish(done_subject(record.id), data)
         await msg.term()
+        self.observe.dead_lettered(entry.task)
+        if env is not None and msg.headers and HDR_UNIQUE in msg.headers:
+            await release_unique(self.js, msg.headers, env.id)
 
     async def hand_back(self, msg: Msg, env: Envelope | None) -> None:
         """A job this worker gives back without an outcome (stopping)."""
@@ -164,34 +181,6 @@ class Settler:
                 await self.js.publish(result_subject(env.id), encode_result(back), timeout=2.0)
         except Exception as exc:
             logger.debug("cannot reset the record of an interrupted job: {}", exc)
-
-    def dead_letter(
-        self,
-        msg: Msg,
-        env: Envelope | None,
-        reason: Reason,
-        error: ErrorInfo,
-        errors: tuple[ErrorInfo, ...],
-        attempts: int,
-        refused: tuple[str | None, str] = (None, ""),
-    ) -> DeadLetter:
-        """`refused`: the id and task of a job refused at admission (admission.refused_job)."""
-        headers = msg.headers or {}
-        seq = msg.metadata.sequence.stream
-        return DeadLetter(
-            id=entry_id(env.id if env else refused[0], seq),
-            queue=env.queue if env else queue_of(msg.subject),
-            reason=reason,
-            error=error,
-            errors=errors,
-            subject=msg.subject,
-            payload=msg.data,
-            headers=kept_headers(headers),
-            attempts=attempts,
-            task=env.task if env else refused[1],
-            stream_seq=seq,
-            worker=self.worker,
-        )
 
 
 async def nak(msg: Msg) -> None:

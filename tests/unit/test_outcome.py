@@ -10,7 +10,7 @@ from naqd.models import BackoffConfig
 from naqd.protocol.envelope import ErrorInfo, ResultRecord
 from naqd.worker.outcome import (
     CANCELLED,
-    HANDED_BACK,
+    HANDED_BACK_DECISION,
     SUCCEEDED,
     WORKER_LOST,
     Decision,
@@ -39,7 +39,7 @@ ONLY_VALUE = RetryPolicy(retries=2, backoff=FIXED, retry_on=("ValueError",))
         (RuntimeError("x"), True, False, 1, POLICY, 1, CANCELLED),
         (asyncio.CancelledError(), True, True, 1, POLICY, 1, CANCELLED),
         # stopped by a shutdown: handed back, the attempt does not count
-        (asyncio.CancelledError(), False, True, 1, POLICY, 1, HANDED_BACK),
+        (asyncio.CancelledError(), False, True, 1, POLICY, 1, HANDED_BACK_DECISION),
         # retried while attempts are left, after the policy's delay
         (RuntimeError("x"), False, False, 1, POLICY, 1, Decision("retry", delay=3.0)),
         (RuntimeError("x"), False, False, 2, POLICY, 2, Decision("retry", delay=3.0)),
@@ -169,3 +169,80 @@ def test_succeeded_data_refuses_a_result_it_cannot_encode() -> None:
     base = ResultRecord(id="j", status="running", enqueued_at=1.5, started_at=2.5)
     with pytest.raises(TypeError, match="not JSON-serializable"):
         succeeded_data(base, {1, 2}, None)
+
+
+# -- decide(): the outcome with what applying it needs -----------------------------------
+
+
+def _decide(**kw: object) -> object:
+    from naqd.client.client import Client
+    from naqd.protocol.envelope import decode_job
+    from naqd.worker.outcome import decide
+    from tests.fakes import FakeNats, job_message
+
+    _, payload, headers = Client("nats://unused").build("m:t", (), {}, queue="q")
+    env = decode_job(payload)
+    attempt = int(kw.pop("attempt", 1))  # type: ignore[call-overload]
+    errors = tuple(kw.pop("errors", ()))  # type: ignore[call-overload]
+    base = ResultRecord(
+        id=env.id, status="running", attempts=attempt, task="m:t", queue="q",
+        started_at=1.0, worker="h:1", errors=errors,
+    )  # fmt: skip
+    msg = job_message(FakeNats(), payload, headers, seq=9, delivered=attempt)
+    delivered = int(kw.pop("delivered", attempt))  # type: ignore[call-overload]
+    return decide(
+        msg, env, base, policy=POLICY, delivered=delivered, deliveries=5, keyring=None,
+        rand=0.0, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_decide_a_success_carries_its_encoded_record() -> None:
+    import json
+
+    from naqd.worker.outcome import Succeeded
+
+    got = _decide(result={"n": 1})
+    assert isinstance(got, Succeeded) and got.result == {"n": 1}
+    rec = json.loads(got.data)
+    assert (rec["status"], rec["result"], rec["attempts"]) == ("succeeded", {"n": 1}, 1)
+
+
+@pytest.mark.parametrize(
+    ("happened", "kind", "status", "reason", "message"),
+    [
+        ({"exc": RuntimeError("boom")}, "retry", "retrying", None, "boom"),
+        ({"exc": RuntimeError("boom"), "attempt": 3}, "dead", "failed", "failed", "boom"),
+        ({"exc": RuntimeError("boom"), "delivered": 5}, "dead", "failed", "failed",
+         "boom (max_deliveries reached)"),
+        ({"exc": TaskNotFound("no m:t")}, "dead", "failed", "unknown_task", "no m:t"),
+        ({"result": {1, 2}}, "dead", "failed", "failed", "cannot be stored"),
+        ({"exc": RuntimeError("c"), "cancelled": True}, "cancelled", "cancelled", None, None),
+        ({"skipped": CANCELLED}, "cancelled", "cancelled", None, None),
+        ({"skipped": WORKER_LOST, "attempt": 4, "errors": (E1,)}, "dead", "failed",
+         "worker_lost", "first"),
+        ({"skipped": WORKER_LOST, "attempt": 4}, "dead", "failed", "worker_lost",
+         "attempts used up"),
+    ],
+)  # fmt: skip
+def test_decide(
+    happened: dict[str, object], kind: str, status: str, reason: str | None, message: str | None
+) -> None:
+    from naqd.worker.outcome import Dead
+
+    got = _decide(**happened)
+    assert got.kind == kind  # type: ignore[attr-defined]
+    record = got.record  # type: ignore[attr-defined]
+    assert record.status == status
+    if message is not None:
+        assert message in record.error.message
+    if isinstance(got, Dead):
+        # The entry keeps the job as delivered, filed under its id, with why it died.
+        assert (got.entry.reason, got.entry.id, got.entry.stream_seq) == (reason, record.id, 9)
+        assert got.entry.error == record.error and got.entry.attempts == record.attempts
+        assert got.ran == ("skipped" not in happened)
+
+
+def test_decide_a_shutdown_hands_the_job_back() -> None:
+    from naqd.worker.outcome import HANDED_BACK
+
+    assert _decide(exc=asyncio.CancelledError(), shutting_down=True) is HANDED_BACK
