@@ -36,8 +36,9 @@ from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
-from naqd.client.unique import DELAYED_MODES, UniqueSpec, claim, lock_key
+from naqd.client.unique import claim
 from naqd.client.unique import release as release_unique
+from naqd.client.unique_rules import DELAYED_MODES, UniqueSpec, lock_key
 from naqd.protocol.envelope import Encoding, load_cloudpickle
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from naqd.client.delayed import schedule_headers
 from naqd.client.errors import PayloadTooLarge
 from naqd.client.options import Options
-from naqd.client.unique import UniqueSpec, lock_key, unique_key_of, unique_mode, unique_window
+from naqd.client.unique_rules import (
+    UniqueSpec,
+    lock_key,
+    unique_key_of,
+    unique_mode,
+    unique_window,
+)
 from naqd.protocol.envelope import (
     Envelope,
     encode_job,

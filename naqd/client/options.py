@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from naqd.client.unique import DELAYED_MODES as WAITING_MODES
+from naqd.client.unique_rules import DELAYED_MODES as WAITING_MODES
 from naqd.protocol.envelope import validate_job_id
 
 

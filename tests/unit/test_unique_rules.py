@@ -1,11 +1,11 @@
-"""The pure rules of unique jobs (naqd/client/unique.py): modes, lock lifetimes, and
+"""The pure rules of unique jobs (naqd/client/unique_rules.py): modes, lock lifetimes, and
 what a second enqueue does to a waiting debounced job."""
 
 from __future__ import annotations
 
 import pytest
 
-from naqd.client.unique import REPLACE_GUARD, lock_ttl, next_start, unique_mode
+from naqd.client.unique_rules import REPLACE_GUARD, lock_ttl, next_start, unique_mode
 
 
 @pytest.mark.parametrize(
