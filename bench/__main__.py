@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import raw, scale
+from bench import console, raw, scale
 from bench.daemon import BenchDaemon, StreamWatch
 from bench.drain import deep_drain, drain, fill_deep, purge, shallow_drain, wait_empty
 from bench.fill import fill
@@ -287,6 +287,7 @@ SECTIONS: dict[str, Callable[[str, Path, dict[str, Any]], None]] = {
     "depth": depth,
     "memory": memory,
     "scheduling": delayed_and_cron,
+    "console": console.section,
 }
 # BENCH_ONLY=drain,depth runs those sections (after the baselines); default: all.
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))

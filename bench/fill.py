@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from naqd.client import Client
-from naqd.client.delayed import delayed_headers
+from naqd.client.delayed import schedule_headers
 from naqd.models import Config, NatsConfig, QueueConfig
-from naqd.protocol.names import HDR_MSG_ID, JOBS_STREAM, delayed_subject
+from naqd.protocol.names import HDR_MSG_ID, JOBS_STREAM, delayed_subject, holder_msg_id
 from naqd.protocol.resources import ensure_resources
 
 FLUSH_EVERY = 10_000  # a flush (PING/PONG) per window keeps the server's ingest in step
@@ -105,7 +105,7 @@ async def fill_delayed(
 
     def message(i: int) -> Message:
         job_id = f"{id_prefix}{i:08d}"
-        headers = delayed_headers({HDR_MSG_ID: job_id}, at, target, job_id)
+        headers = {HDR_MSG_ID: holder_msg_id(job_id), **schedule_headers(at, target)}
         return delayed_subject(queue, job_id), payload.replace(old_id, job_id.encode(), 1), headers
 
     await publish_all(nc, n, message)

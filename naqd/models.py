@@ -152,6 +152,14 @@ class DeadLettersConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The audit trail of operator actions (the NAQD_AUDIT stream)."""
+
+    max_age: float = 90 * 86400.0
+    max_entries: int = 1_000_000
+
+
+@dataclass(frozen=True)
 class ShutdownConfig:
     grace_period: float = 30.0
 
@@ -175,6 +183,7 @@ class Config:
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
     dead_letters: DeadLettersConfig = field(default_factory=DeadLettersConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

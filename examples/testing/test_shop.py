@@ -10,7 +10,6 @@ import pytest
 
 from examples.testing.shop import charge, pack
 from naqd import Client, JobCancelled, JobFailed
-from naqd.client.deadletters import DeadLetters
 from naqd.testing import Worker, job_context, prepare
 
 QUEUES = {
@@ -59,7 +58,7 @@ async def test_a_declined_card_is_dead_lettered(
         with pytest.raises(JobFailed) as failure:
             await job.result(timeout=1)
         assert failure.value.error_type == "PaymentDeclined"
-        entry = await DeadLetters(client.nc).get(job.id)
+        entry = await client.dead_letters.get(job.id)
         assert entry is not None and entry.reason == "failed" and entry.attempts == 1
 
 

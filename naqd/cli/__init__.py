@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from naqd import __version__
-from naqd.cli import core, dlq, ops, provision, schedules, worker
+from naqd.cli import audit, core, dlq, ops, provision, schedules, worker
 from naqd.cli.common import (
     EXIT_CONFIG,
     EXIT_PIPE,
@@ -23,7 +23,7 @@ from naqd.cli.common import (
 from naqd.client.errors import NaqdError, NatsAuthError
 
 # Add a command group by appending its module here.
-GROUPS: list[ModuleType] = [core, worker, schedules, dlq, ops, provision]
+GROUPS: list[ModuleType] = [core, worker, schedules, dlq, ops, provision, audit]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:

@@ -18,11 +18,14 @@ def pause_or_resume(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         async with make_client(args) as client:
+            from naqd.client.actions import Actions
+
+            act = Actions(client, via="cli")
             try:
                 if args.action == "pause":
-                    await client.pause_queue(args.queue)
+                    await act.pause_queue(args.queue)
                 else:
-                    await client.resume_queue(args.queue)
+                    await act.resume_queue(args.queue)
             except QueueNotFound as exc:
                 return fail(str(exc), EXIT_NOT_FOUND)
             if args.json:
@@ -38,16 +41,22 @@ def pause_or_resume(args: argparse.Namespace) -> int:
 
 def cancel(args: argparse.Namespace, job_id: str) -> int:
     async def go() -> int:
+        from naqd.client.actions import Actions
+        from naqd.client.errors import Conflict, JobNotFound
+
         async with make_client(args) as client:
             try:
-                if await client.cancel(job_id):
-                    if args.json:
-                        print_json({"id": job_id, "cancelled": True})
-                    else:
-                        print(f"cancelled {job_id}")
-                    return 0
+                await Actions(client, via="cli").cancel_job(job_id)
             except ValueError as exc:
                 return fail(str(exc), EXIT_USAGE)
-            return fail(f"job {job_id} has already finished", EXIT_FAILED)
+            except JobNotFound as exc:
+                return fail(str(exc), EXIT_NOT_FOUND)
+            except Conflict:
+                return fail(f"job {job_id} has already finished", EXIT_FAILED)
+            if args.json:
+                print_json({"id": job_id, "cancelled": True})
+            else:
+                print(f"cancelled {job_id}")
+            return 0
 
     return asyncio.run(go())

@@ -1,4 +1,5 @@
-"""Dead-letter commands: dlq list, show, requeue, purge."""
+"""Dead-letter commands: dlq list, show, requeue, delete, purge (requeue and delete go
+through naqd/client/actions.py, the console's code, and are audited)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from naqd.cli.common import EXIT_NOT_FOUND, add_servers, confirm, connect_once, print_json
+from naqd.cli.common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    add_servers,
+    confirm,
+    connect_once,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     target.add_argument("id", nargs="?", help="job id")
     target.add_argument("--all", metavar="QUEUE", dest="all_queue", help="every entry of QUEUE")
     rq.add_argument("--json", action="store_true", help="the requeued ids as JSON")
+    delete = verbs.add_parser("delete", help="delete one dead letter")
+    delete.add_argument("id", help="job id")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--json", action="store_true", help="the deleted id as JSON")
     purge = verbs.add_parser("purge", help="delete every dead letter of a queue")
     purge.add_argument("queue")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     purge.add_argument("--json", action="store_true", help="the count as JSON")
-    for p in (ls, show, rq, purge):
+    for p in (ls, show, rq, delete, purge):
         add_servers(p)
 
 
@@ -49,9 +61,8 @@ def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    return {"list": _list, "show": _show, "requeue": _requeue, "purge": _purge}[args.dlq_command](
-        args
-    )
+    verbs = {"list": _list, "show": _show, "requeue": _requeue, "delete": _delete, "purge": _purge}
+    return verbs[args.dlq_command](args)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -118,26 +129,65 @@ def render_entry(entry: Any) -> str:
 
 
 def _requeue(args: argparse.Namespace) -> int:
-    async def body(dl: Any) -> int:
-        if args.all_queue:
-            entries = await dl.list(args.all_queue)
-        else:
-            entry = await dl.get(args.id)
-            if entry is None:
+    """Through naqd/client/actions.py, as the console does (audited, never twice)."""
+    from naqd.cli.common import client as make_client
+    from naqd.client.actions import Actions, DeadLetterFilter
+    from naqd.client.errors import Conflict, DeadLetterNotFound
+
+    async def go() -> int:
+        async with make_client(args) as client:
+            act = Actions(client, via="cli")
+            if args.all_queue:
+                matching = [e async for e in client.dead_letters.scan(args.all_queue)]
+                if matching:
+                    await act.requeue_dead_letters(DeadLetterFilter(queue=args.all_queue))
+                entries = [(e.id, e.queue) for e in matching]
+            else:
+                try:
+                    entry = await client.dead_letters.get(args.id)
+                    await act.requeue_dead_letter(args.id)
+                except DeadLetterNotFound:
+                    print(f"no dead letter {args.id!r}", file=sys.stderr)
+                    return EXIT_NOT_FOUND
+                except Conflict as exc:
+                    print(f"naqd: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+                entries = [(args.id, entry.queue if entry else "")]
+            for job_id, queue in entries:
+                if not args.json:
+                    print(f"requeued {job_id} to {queue}")
+            if args.json:
+                print_json({"requeued": [{"id": i, "queue": q} for i, q in entries]})
+            elif not entries:
+                print("nothing to requeue")
+            return 0
+
+    return asyncio.run(go())
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from naqd.cli.common import client as make_client
+    from naqd.client.actions import Actions
+    from naqd.client.errors import DeadLetterNotFound
+
+    refused = confirm(f"Delete the dead letter of job {args.id!r}?", args.yes)
+    if refused is not None:
+        return refused
+
+    async def go() -> int:
+        async with make_client(args) as client:
+            try:
+                await Actions(client, via="cli").delete_dead_letter(args.id)
+            except DeadLetterNotFound:
                 print(f"no dead letter {args.id!r}", file=sys.stderr)
                 return EXIT_NOT_FOUND
-            entries = [entry]
-        for e in entries:
-            await dl.requeue(e)
-            if not args.json:
-                print(f"requeued {e.id} to {e.queue}")
-        if args.json:
-            print_json({"requeued": [{"id": e.id, "queue": e.queue} for e in entries]})
-        elif not entries:
-            print("nothing to requeue")
-        return 0
+            if args.json:
+                print_json({"deleted": args.id})
+            else:
+                print(f"deleted dead letter {args.id}")
+            return 0
 
-    return _run(args, body)
+    return asyncio.run(go())
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -253,51 +253,32 @@ def cmd_queues(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from nats.js.errors import NotFoundError
-
-    from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject, purge_subject, under
+    """Through naqd/client/actions.py, as the console does (audited)."""
+    from naqd.cli.common import client as make_client
+    from naqd.client.actions import Actions
+    from naqd.client.queues import QueueNotFound
 
     refused = confirm(f"Remove every waiting job of queue {args.queue!r}?", args.yes)
     if refused is not None:
         return refused
 
-    async def go(nc: Any) -> int:
-        js = nc.jetstream()
-        subject = job_subject(args.queue)
-        try:
-            await js.consumer_info(JOBS_STREAM, consumer_name(args.queue))
-        except NotFoundError:
+    async def go() -> int:
+        async with make_client(args) as client:
             try:
-                info = await js.stream_info(JOBS_STREAM, subjects_filter=subject)
-                known = bool((info.state.subjects or {}).get(subject))
-            except NotFoundError:
-                known = False
-        else:
-            known = True
-        if not known:
-            print(
-                f"unknown queue {args.queue!r}: no consumer {consumer_name(args.queue)}",
-                file=sys.stderr,
-            )
-            return EXIT_NOT_FOUND
-        # The raw API answers with the count; nats-py's purge_stream only says "success".
-        # The queue's subject and its priority levels' (`naqd.jobs.<queue>.<level>`).
-        purged = 0
-        for filt in (subject, under(subject)):
-            req = json.dumps({"filter": filt}).encode()
-            msg = await nc.request(purge_subject(JOBS_STREAM), req, timeout=10)
-            resp = json.loads(msg.data)
-            if "error" in resp:
-                print(f"purge failed: {resp['error'].get('description')}", file=sys.stderr)
+                done = await Actions(client, via="cli").purge_queue(args.queue)
+            except QueueNotFound as exc:
+                print(str(exc), file=sys.stderr)
+                return EXIT_NOT_FOUND
+            except (RuntimeError, ValueError) as exc:
+                print(str(exc), file=sys.stderr)
                 return EXIT_FAILED
-            purged += int(resp.get("purged", 0))
         if args.json:
-            _print_json({"queue": args.queue, "purged": purged})
+            _print_json({"queue": args.queue, "purged": done.count})
         else:
-            print(f"purged {purged} job(s) from queue {args.queue}")
+            print(f"purged {done.count} job(s) from queue {args.queue}")
         return 0
 
-    return _run(args, go)
+    return asyncio.run(go())
 
 
 # -- job --------------------------------------------------------------------------------------

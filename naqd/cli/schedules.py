@@ -63,7 +63,6 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     from naqd.protocol.schedule_state import ScheduleState
-    from naqd.protocol.ticks import manual_job_id
 
     async def go() -> int:
         async with make_client(args) as client:
@@ -72,8 +71,11 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                 return await _list(config, state, args.json)
             schedule = config.schedules.get(args.name)
             if schedule is None:
-                code = await state.code_get(args.name)
-                if code is None:
+                from naqd.client.schedules import ScheduleNotFound
+
+                try:  # a code schedule, or a YAML one the elected scheduler published
+                    schedule = await client.schedule_definition(args.name)
+                except ScheduleNotFound:
                     known = ", ".join(sorted(config.schedules)) or "(none in YAML)"
                     print(
                         f"unknown schedule {args.name!r} (YAML: {known}; code schedules: "
@@ -81,20 +83,26 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return EXIT_NOT_FOUND
-                schedule = code.schedule
             done: dict[str, Any] = {"schedule": args.name, "action": args.action}
-            if args.action == "trigger":
-                from naqd.scheduler.firing import publish_fire  # loguru: the daemon extra
+            from naqd.client.actions import Actions
 
-                job_id = manual_job_id(args.name, datetime.now(UTC))
-                await publish_fire(client, schedule, job_id)
+            act = Actions(client, via="cli")
+            if args.action == "trigger":
+                if args.name in config.schedules:  # this file's definition, as before
+                    from naqd.protocol.ticks import manual_job_id
+                    from naqd.scheduler.firing import publish_fire  # the daemon extra
+
+                    job_id = manual_job_id(args.name, datetime.now(UTC))
+                    await publish_fire(client, schedule, job_id)
+                else:
+                    job_id = (await act.trigger_schedule(args.name)).ids[0]
                 done["job_id"] = job_id
                 text = job_id
             elif args.action == "pause":
-                await state.pause(args.name)
+                await act.pause_schedule(args.name)
                 text = f"paused {args.name}"
             elif args.action == "resume":
-                await state.resume(args.name)
+                await act.resume_schedule(args.name)
                 text = f"resumed {args.name}"
             else:
                 await state.code_remove(args.name)
@@ -113,7 +121,9 @@ async def _list(config: Any, state: Any, as_json: bool) -> int:
 
     now = datetime.now(UTC)
     leader = await state.leader()
-    entries = [(s, "yaml", now) for s in config.schedules.values()]
+    # Without --config, the YAML schedules the elected scheduler published (any host).
+    yaml_defs = list(config.schedules.values()) or await state.yaml_schedules()
+    entries = [(s, "yaml", now) for s in yaml_defs]
     try:
         code = await state.code_list()
     except Exception as exc:  # no scheduler ever ran: no bucket
@@ -125,7 +135,7 @@ async def _list(config: Any, state: Any, as_json: bool) -> int:
         nxt = Trigger.of(s).next_after(after)
         last = await state.last_record(s.name)
         paused = await state.paused(s.name)
-        shadowed = origin == "code" and s.name in config.schedules
+        shadowed = origin == "code" and s.name in {y.name for y in yaml_defs}
         rows.append(
             {
                 "name": s.name,

@@ -25,6 +25,7 @@ from nats.js.errors import (
 )
 
 from naqd.client.control import ControlMixin, JobStatus
+from naqd.client.deadletters import DeadLetters
 from naqd.client.delayed import DelayedJob, require_schedules, utc_instant
 from naqd.client.errors import (
     ConnectError,
@@ -53,6 +54,7 @@ from naqd.transport import natsauth
 from naqd.transport.streamwriter import StreamWriter
 
 if TYPE_CHECKING:
+    from naqd.client.explore import Explorer
     from naqd.models import Config
 
 log = logging.getLogger("naqd.client")
@@ -128,6 +130,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self._own_nc = nc is None
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
+        self._dead_letters: DeadLetters | None = None
+        self._explorer: Explorer | None = None
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> Client:
@@ -179,6 +183,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
+        if self._explorer is not None:
+            await self._explorer.close()
+            self._explorer = None
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -190,6 +197,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
                 # either way, and a publish was only ever confirmed by its PubAck.
                 await self._nc.close()
         self._nc = None
+        self._dead_letters = None
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -202,6 +210,23 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         if self._nc is None:
             raise RuntimeError("client is not connected: use `async with Client(...)`")
         return self._nc
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """The dead-letter stream: list, page, get, requeue, delete (docs/client.md)."""
+        if self._dead_letters is None:
+            self._dead_letters = DeadLetters(self.nc)
+        return self._dead_letters
+
+    @property
+    def explorer(self) -> Explorer:
+        """The console's reads (naqd/client/explore.py) on this connection: one per
+        client, so its id index (`await client.explorer.start()`) serves every caller."""
+        if self._explorer is None:
+            from naqd.client.explore import Explorer
+
+            self._explorer = Explorer(self)
+        return self._explorer
 
     # -- enqueue ------------------------------------------------------------------------
 

@@ -36,3 +36,24 @@ class JobCancelled(NaqdError):
     def __init__(self, job_id: str, message: str = "") -> None:
         super().__init__(f"job {job_id} was cancelled" + (f": {message}" if message else ""))
         self.job_id = job_id
+
+
+class JobNotFound(NaqdError, LookupError):
+    """No trace of that job id in any state: not queued, held, running, stored or dead.
+    The web console answers 404."""
+
+    def __init__(self, job_id: str, what: str = "job") -> None:
+        super().__init__(f"{what} {job_id!r} not found")
+        self.job_id = job_id
+
+
+class DeadLetterNotFound(JobNotFound):
+    """No dead letter for that job id (never dead, or requeued or deleted meanwhile)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id, "dead letter")
+
+
+class Conflict(NaqdError):
+    """The action lost a race with another one on the same target (for example a dead
+    letter another operator is requeueing right now). The web console answers 409."""

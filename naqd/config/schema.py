@@ -32,6 +32,7 @@ from naqd.config.checks import (
 from naqd.config.security import check_nats_auth, check_tasks_security, check_tls
 from naqd.config.walk import INVALID, Ctx, Items, NamedMap, Section, is_null, join, scalar
 from naqd.models import (
+    AuditConfig,
     BackoffConfig,
     Config,
     DeadLettersConfig,
@@ -335,6 +336,13 @@ ROOT = Section(
         "heartbeat": Section(HeartbeatConfig, {"interval": scalar(duration())}),
         "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
         "dead_letters": Section(DeadLettersConfig, {"max_age": scalar(duration())}),
+        "audit": Section(
+            AuditConfig,
+            {
+                "max_age": scalar(duration()),
+                "max_entries": scalar(integer(1, None, "a positive integer")),
+            },
+        ),
         "metrics": Section(
             MetricsConfig,
             {

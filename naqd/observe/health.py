@@ -27,10 +27,13 @@ class ChildLink:
     cell: Any  # multiprocessing RawArray('d', 3)
     status_path: str | None = None
     label: str = ""  # worker[default]#0: the process title
+    recycles: int = 0  # how often this child's slot was recycled before (its heartbeat says)
 
     @classmethod
-    def create(cls, ctx: Any, status_path: str | None = None, label: str = "") -> ChildLink:
-        return cls(ctx.RawArray("d", 3), status_path, label)
+    def create(
+        cls, ctx: Any, status_path: str | None = None, label: str = "", recycles: int = 0
+    ) -> ChildLink:
+        return cls(ctx.RawArray("d", 3), status_path, label, recycles)
 
     def beat(self, connected: bool, ready: bool) -> None:
         self.cell[CONNECTED] = 1.0 if connected else 0.0

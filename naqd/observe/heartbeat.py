@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,17 @@ from naqd.protocol.names import HEARTBEATS_BUCKET, heartbeat_key
 from naqd.transport.cancelling import cancel_and_wait
 
 PUT_TIMEOUT = 2.0
+RATE_WINDOW = 60.0  # s of beats the per-minute rates are measured over
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def version() -> str:
@@ -68,6 +80,7 @@ class Heartbeat:
         self._tasks: list[asyncio.Task[None]] = []
         self._kv: Any = None
         self._paused: bool | None = None  # the depth queue's paused state, last seen
+        self._samples: deque[tuple[float, int, int]] = deque()  # (time, done, failed)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -161,8 +174,24 @@ class Heartbeat:
         tmp.write_text(json.dumps(snapshot, default=str))
         tmp.replace(path)
 
+    def rates(self, done: int, failed: int, now: float) -> tuple[float, float]:
+        """Jobs done and failed per minute, over the last minute of beats (per beat, not
+        per job: nothing is added to a job's cost)."""
+        samples = self._samples
+        samples.append((now, done, failed))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
+            samples.popleft()
+        t0, d0, f0 = samples[0]
+        span = now - t0
+        if span <= 0:
+            return 0.0, 0.0
+        return round((done - d0) * 60 / span, 1), round((failed - f0) * 60 / span, 1)
+
     def record(self) -> dict[str, Any]:
         obs = self.observer
+        now = time.time()
+        done, failed = (obs.done, obs.failed) if obs else (0, 0)
+        done_rate, failed_rate = self.rates(done, failed, now)
         return {
             "host": self.host,
             "pid": self.pid,
@@ -171,10 +200,14 @@ class Heartbeat:
             "index": self.index,
             "concurrency": self.concurrency,
             "running": sorted(obs.running) if obs else [],
-            "done": obs.done if obs else 0,
-            "failed": obs.failed if obs else 0,
+            "done": done,
+            "failed": failed,
+            "done_per_min": done_rate,
+            "failed_per_min": failed_rate,
+            "memory_rss": rss_bytes(),
+            "recycles": self.link.recycles if self.link is not None else 0,
             "started_at": self.started_at,
-            "last_heartbeat": time.time(),
+            "last_heartbeat": now,
             "interval": self.interval,
             "version": version(),
             "extra": self.extra() if self.extra else {},

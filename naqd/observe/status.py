@@ -220,9 +220,26 @@ async def collect_status(nc: NATS, config: Config | None) -> dict[str, Any]:
         "workers": records,
         "hosts": hosts(records),
         "leader": leader(records),
-        "schedules": schedules(config),
+        "schedules": await published_schedules(js, config),
         "dead_letters": dead,
     }
+
+
+async def published_schedules(js: JetStreamContext, config: Config | None) -> list[dict[str, Any]]:
+    """The schedules as the elected scheduler published them (so a reload that added one
+    shows at once, on every host), else this process's configured ones."""
+    from dataclasses import replace
+
+    from naqd.protocol.schedule_state import ScheduleState
+
+    try:
+        published = await ScheduleState(js).yaml_schedules()
+    except Exception:  # no bucket yet, or NATS busy: the file's view
+        published = []
+    if not published:
+        return schedules(config)
+    base = config if config is not None else Config()
+    return schedules(replace(base, schedules={s.name: s for s in published}))
 
 
 def hosts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ CODE_SCHEDULE_PREFIX = "code"  # "code.<name>": a schedule created from code (JS
 PAUSED_SCHEDULE_PREFIX = "paused"  # "paused.<name>": the schedule is paused (any value)
 LAST_TICK_PREFIX = "last"  # "last.<name>": the last fired tick (schedule_state.last_value)
 YAML_NAMES_KEY = "yaml_names"  # JSON list of the leader's YAML schedule names
+# JSON list of the leader's effective YAML schedule definitions (protocol/schedules.py's
+# encoding), so every host's console and CLI see them after a reload.
+YAML_SCHEDULES_KEY = "yaml_schedules"
 RATE_STREAM = "NAQD_RATE"  # counters: "naqd.rate.<queue>.<window>" (queue `rate` limits)
 RATE_SUBJECT_PREFIX = "naqd.rate"
 UNIQUE_BUCKET = "naqd_unique"  # key = sha256 of a unique key; value {"job_id", "key"}
@@ -191,3 +194,26 @@ def last_tick_key(name: str) -> str:
 def cancel_subject(job_id: str) -> str:
     """The KV subject of a cancel record; workers also listen on it in core NATS."""
     return kv_subject(CANCELS_BUCKET, job_id)
+
+
+# Audit trail of operator actions (console and CLI): one message per action,
+# subject naqd.audit.<action>, kept for `audit.max_age` (docs/console-data.md).
+AUDIT_STREAM = "NAQD_AUDIT"
+AUDIT_SUBJECT_PREFIX = "naqd.audit"
+
+
+def audit_subject(action: str) -> str:
+    """`naqd.audit.<action>`, the action reduced to subject-safe characters."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in action) or "unknown"
+    return f"{AUDIT_SUBJECT_PREFIX}.{safe}"
+
+
+# JetStream's consumer pause advisories (nats-server >= 2.11): the console's live feed
+# hears a queue paused or resumed from any host.
+def consumer_pause_advisories() -> str:
+    return f"$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{JOBS_STREAM}.*"
+
+
+def done_filter() -> str:
+    """Every job's done notice (`naqd.done.<id>`; ids may contain dots)."""
+    return "naqd.done.>"

@@ -17,6 +17,7 @@ from nats.js.api import (
 )
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
+from naqd.protocol.audit import audit_stream_config
 from naqd.protocol.names import (
     ADVISORY_CONSUMER,
     ADVISORY_STREAM,
@@ -70,6 +71,7 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW,
         allow_msg_schedules=True if schedules else None,
+        allow_direct=True,  # the console's batched reads (naqd/client/batchget.py)
     )
 
 
@@ -141,6 +143,7 @@ def dlq_stream_config(replicas: int, max_age: float) -> StreamConfig:
         max_age=max_age,
         num_replicas=replicas,
         duplicate_window=min(DUPLICATE_WINDOW, max_age),
+        allow_direct=True,  # the console's batched reads (naqd/client/batchget.py)
     )
 
 
@@ -195,6 +198,8 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     max_age = config.dead_letters.max_age
     await _ensure_stream(js, dlq_stream_config(replicas, max_age))
     await _ensure_stream(js, advisory_stream_config(replicas, max_age))
+    audit = config.audit
+    await _ensure_stream(js, audit_stream_config(replicas, audit.max_age, audit.max_entries))
     try:
         await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
     except NotFoundError:

@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from naqd.protocol.names import (
     LEADER_KEY,
     SCHEDULES_BUCKET,
     YAML_NAMES_KEY,
+    YAML_SCHEDULES_KEY,
     code_schedule_key,
     kv_subject,
     last_tick_key,
@@ -123,6 +124,30 @@ class ScheduleState:
             return set(json.loads(raw)) if raw else set()
         except (ValueError, TypeError):
             return set()
+
+    async def set_yaml_schedules(self, schedules: list[ScheduleConfig]) -> None:
+        """The leader's effective YAML schedules (disabled ones too), so a console or CLI
+        on any host lists, triggers and pauses them without the YAML file."""
+        defs = [
+            {**json.loads(code_schedules.encode(s, 0.0)), "enabled": s.enabled} for s in schedules
+        ]
+        await (await self.kv()).put(YAML_SCHEDULES_KEY, json.dumps(defs).encode())
+
+    async def yaml_schedules(self) -> list[ScheduleConfig]:
+        """What the last leader published; [] before any did (or for an older leader)."""
+        raw = await self._get(YAML_SCHEDULES_KEY)
+        try:
+            defs = json.loads(raw) if raw else []
+        except ValueError:
+            return []
+        found = []
+        for d in defs if isinstance(defs, list) else []:
+            if not isinstance(d, dict):
+                continue
+            with contextlib.suppress(code_schedules.ScheduleError):
+                s = code_schedules.decode(json.dumps(d).encode()).schedule
+                found.append(replace(s, enabled=bool(d.get("enabled", True))))
+        return sorted(found, key=lambda s: s.name)
 
     async def code_get(self, name: str) -> CodeSchedule | None:
         try:

@@ -59,6 +59,7 @@ class FireLoop:
         paused: PausedSource | None = None,
     ) -> None:
         self.yaml = {n: s for n, s in config.schedules.items() if s.enabled}
+        self.yaml_defs = list(config.schedules.values())  # disabled ones too, for consoles
         self.schedules = dict(self.yaml)
         self.triggers = {n: Trigger.of(s) for n, s in self.schedules.items()}
         self.code = code
@@ -120,6 +121,9 @@ class FireLoop:
         now = utcnow()
         # Publish our YAML names so `client.schedule()` refuses to shadow them.
         await self.state.set_yaml_names(sorted(self.yaml))
+        # And the definitions, so every host's console and CLI see them (a SIGHUP that
+        # changes them restarts this child, which publishes again when it leads).
+        await self.state.set_yaml_schedules(self.yaml_defs)
         self._code_seen.clear()
         self._code_version = -1
         for table in (self.cursors, self.ticks, self.recorded, self._token):

@@ -25,6 +25,7 @@ class Slot:
     failures: int = 0  # consecutive quick deaths
     next_start_at: float = 0.0
     lost_at: float | None = None  # monotonic: its process exited; None once healthy again
+    recycles: int = 0  # replaced after max_jobs / max_memory (the console shows it)
 
     @property
     def label(self) -> str:
@@ -62,6 +63,7 @@ def classify_exit(code: int | None, burst: bool = False) -> Outcome:
 
 def after_recycle(slot: Slot, now: float) -> float:
     """A recycle does not count as a crash: start the replacement at once."""
+    slot.recycles += 1
     slot.pid = None
     slot.lost_at = now
     slot.next_start_at = now

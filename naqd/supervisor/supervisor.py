@@ -107,7 +107,7 @@ class Supervisor:
 
     def _spawn(self, slot: Slot) -> None:
         saved = {k: os.environ.pop(k) for k in SUPERVISOR_ONLY_ENV if k in os.environ}
-        link = ChildLink.create(self.ctx, self._status_path_for(slot), slot.label)
+        link = ChildLink.create(self.ctx, self._status_path_for(slot), slot.label, slot.recycles)
         try:
             proc = self.ctx.Process(
                 target=health.child_main,

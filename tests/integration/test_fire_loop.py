@@ -132,8 +132,12 @@ async def test_a_new_term_continues_from_the_recorded_ticks(nats_server) -> None
     was fired is fired again, and the schedule goes on."""
     config = Config(
         nats=NatsConfig(servers=(nats_server.url,)),
-        schedules={"t": ScheduleConfig(name="t", task="tests.tasks:add", every=1.0)},
-    )
+        schedules={
+            "t": ScheduleConfig(name="t", task="tests.tasks:add", every=1.0),
+            "off": ScheduleConfig(name="off", task="tests.tasks:add", cron="0 3 * * *",
+                                  enabled=False),
+        },
+    )  # fmt: skip
     events = Events()
     watcher = await nats.connect(nats_server.url)
     await watcher.subscribe(f"{JOBS_SUBJECT_PREFIX}.>", cb=events.on_msg)
@@ -147,6 +151,10 @@ async def test_a_new_term_continues_from_the_recorded_ticks(nats_server) -> None
         tasks = [asyncio.create_task(paused.run()), asyncio.create_task(loop.run())]
         try:
             await poll(lambda: len(events.items) >= 2, 20, "two fires")
+            # The leader published its YAML schedules for consoles on any host.
+            published = {p.name: p for p in await state.yaml_schedules()}
+            assert set(published) == {"t", "off"} and not published["off"].enabled
+            assert published["t"].every == 1.0 and published["t"].enabled
             await step_down(loop, lead)
             await poll(lambda: not loop.loaded, 5, "the loop to notice")
             await asyncio.sleep(1.5)  # the behaviour under test: a tick passes unled
