@@ -146,3 +146,19 @@ def test_twenty_concurrent_debounced_enqueues_make_one_job(
     with SyncClient(nats_server.url) as client:
         assert client.result(jobs[0].id, timeout=20) in range(20)
     assert len(runs(tmp_path)) == 1
+
+
+def test_a_cancelled_job_frees_an_until_done_key_not_a_throttle_window(nats_server) -> None:
+    from naqd.testing import prepare_sync
+
+    prepare_sync(nats_server.url)  # no worker: the jobs stay delayed or queued
+    with SyncClient(nats_server.url) as client:
+        held = client.enqueue_in(60, "tests.tasks:add", 1, 2, unique_key="u")
+        assert client.cancel(held.id)
+        after = client.enqueue("tests.tasks:add", 1, 2, unique_key="u")
+        assert after.created and after.id != held.id
+        t = {"unique_key": "t", "unique_mode": "throttle", "unique_for": 60}
+        first = client.enqueue("tests.tasks:add", 1, 2, **t)
+        assert client.cancel(first.id)
+        again = client.enqueue("tests.tasks:add", 1, 2, **t)
+        assert (again.id, again.created) == (first.id, False)
