@@ -31,7 +31,7 @@ from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
-from naqd.client.messages import BuildMixin, new_job_id
+from naqd.client.messages import BuildMixin, Message
 from naqd.client.options import Options, parents
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
@@ -356,7 +356,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         if msg.unique is not None:
             spec = msg.unique
             if spec.mode in DELAYED_MODES:
-                return await self._submit_waiting(task, args, kwargs, options, spec)
+                return await self._submit_waiting(task, args, kwargs, options, msg, spec)
             delay = options.run_at.timestamp() - time.time() if options.run_at else 0.0
             got = await claim(self._js, spec.key, msg.job_id, mode=spec.mode,
                               window=spec.window, queue=msg.queue, delay=delay,
@@ -379,14 +379,15 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: Options,
+        first: Message,
         spec: UniqueSpec,
     ) -> Job:
         """A debounced job ("debounce", "latest"): a delayed job that a later enqueue
-        with its key replaces while it waits (naqd/client/unique.py)."""
+        with its key replaces while it waits (naqd/client/unique.py). `first` is the
+        message as shaped to run now: its id is the new job's, if one is made."""
         await self._require_schedules()
-        job_id = options.job_id or new_job_id()
-        got = await claim(self._js, spec.key, job_id, mode=spec.mode, window=spec.window,
-                          queue=options.queue or self.default_queue,
+        got = await claim(self._js, spec.key, first.job_id, mode=spec.mode,
+                          window=spec.window, queue=first.queue,
                           finished=self._has_ended)  # fmt: skip
         if got.run_at is None or got.holder_id is None:  # claim() sets both for these modes
             raise RuntimeError(f"unique_mode={spec.mode!r}: no start time was claimed")
