@@ -34,13 +34,14 @@ TYPED := naqd/client $(wildcard naqd/testing) naqd/contrib
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict $(TYPED)
+	$(BIN)/mypy --strict $(TYPED) examples/typed
+	$(BIN)/python tests/typing/check_typing.py  # typed tasks: assert_type cases pass, wrong calls are rejected
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, next to raw nats-py baselines (not part of test; ~7 min)
+bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, pools, next to raw nats-py baselines (not part of test; ~10 min)
 	$(BIN)/python -m bench
 
 clean:

@@ -36,28 +36,46 @@ class BenchDaemon:
         queue: str = "bench",
         schedules: dict[str, str] | None = None,
         task: str = "bench.tasks:anoop",
+        queues: tuple[str, ...] = (),
+        pool: bool = False,
+        settings: dict[str, Any] | None = None,
     ) -> None:
+        """`queues`: several queues (`queue` is then the first), each with `processes`
+        processes of its own, or (`pool`) all in one pool of `processes` processes;
+        `settings`: more keys for every queue."""
         self.url = url
         self.processes = processes
-        self.queue = queue
+        self.queues = queues or (queue,)
+        self.queue = self.queues[0]
+        self.pool = pool
+        # Worker processes: the pool's, or each queue's own.
+        self.workers = processes if pool else processes * len(self.queues)
         self.scheduler = schedules is not None
+        each = {"concurrency": concurrency} if pool else {
+            "concurrency": concurrency, "processes": processes
+        }  # fmt: skip
+        each.update(settings or {})  # more queue keys (prefetch ...)
         config: dict[str, Any] = {
             "nats": {"servers": [url]},
             "tasks": {"imports": ["bench.tasks"]},
-            "queues": {queue: {"concurrency": concurrency, "processes": processes}},
+            "queues": {q: dict(each) for q in self.queues},
             "logging": {"level": "WARNING"},
             "scheduler": {"enabled": self.scheduler},
             "metrics": {"enabled": False},
             "shutdown": {"grace_period": "10s"},
         }
+        if pool:
+            config["pools"] = {"benchpool": {"queues": list(self.queues), "processes": processes}}
         if schedules:
             config["schedules"] = {
                 name: {"cron": cron, "task": task, "queue": queue}
                 for name, cron in schedules.items()
             }
-        self.config = tmp / f"bench-{queue}-{processes}.yaml"
+        extra = "".join(f"-{k}{v}" for k, v in sorted((settings or {}).items()))
+        tag = f"{self.queue}-{len(self.queues)}{'p' if pool else ''}-{processes}{extra}"
+        self.config = tmp / f"bench-{tag}.yaml"
         self.config.write_text(json.dumps(config, indent=1))  # JSON is YAML
-        self.log = tmp / f"naqd-{queue}-{processes}.log"
+        self.log = tmp / f"naqd-{tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BenchDaemon:
@@ -76,9 +94,10 @@ class BenchDaemon:
     async def ready(self) -> None:
         """Every child is up and every worker has a pull request parked on the queue."""
         try:
-            n = self.processes + self.scheduler
+            n = self.workers + self.scheduler
             wait_until(lambda: len(self.child_pids()) == n, 30, what="naqd children")
-            await _wait_consumers(self.url, self.queue, self.processes)
+            for queue in self.queues:
+                await _wait_consumers(self.url, queue, self.processes)
         except BaseException:
             self.stop()
             raise
@@ -146,9 +165,10 @@ async def child_roles(nc: Any, pids: list[int], timeout: float = 15) -> dict[int
 
 
 def _is_child(cmdline: bytes) -> bool:
-    """A worker or scheduler: `spawn_main` until it sets its title, `naqd: worker[...]`
-    or `naqd: scheduler` after (naqd/proctitle.py)."""
-    return b"spawn_main" in cmdline or cmdline.startswith((b"naqd: worker", b"naqd: scheduler"))
+    """A worker or scheduler: `spawn_main` until it sets its title, `naqd: worker[...]`,
+    `naqd: pool[...]` or `naqd: scheduler` after (naqd/proctitle.py)."""
+    titles = (b"naqd: worker", b"naqd: pool", b"naqd: scheduler")
+    return b"spawn_main" in cmdline or cmdline.startswith(titles)
 
 
 def _cmdline(pid: int) -> bytes:

@@ -15,6 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.daemon import BenchDaemon, StreamWatch, child_roles, cpu_of, nats_server_pid
 from bench.fill import fill
@@ -48,7 +49,7 @@ async def time_drain(
     gone (short spans need the resolution), then every `poll` s. Jobs are counted from
     the first poll that sees one gone."""
     server = nats_server_pid(watch.nc.connected_url.geturl())
-    wait_until(lambda: len(daemon.child_pids()) >= daemon.processes, 30, what="naqd workers")
+    wait_until(lambda: len(daemon.child_pids()) >= daemon.workers, 30, what="naqd workers")
     pids = daemon.tree_pids()
     marks: dict[int, float] = {}
     deadline = time.monotonic() + timeout
@@ -56,11 +57,11 @@ async def time_drain(
         if time.monotonic() > deadline:
             raise AssertionError(f"naqd consumed nothing within {timeout}s")
         await asyncio.sleep(0.001)
-    if daemon.processes > 1:
+    if daemon.workers > 1:
         # Worker processes boot side by side, but the first one to serve drains at full
         # speed while the others still start: time from the moment all of them serve
         # (each puts its heartbeat key then), or the rate is that of one process.
-        n = daemon.processes
+        n = daemon.workers
         wait_until(lambda: len(daemon.child_pids()) >= n, 30, what="naqd workers")
         roles = await child_roles(watch.nc, daemon.child_pids(), timeout=30)
         assert len(roles) >= n, f"only {len(roles)} of {n} naqd workers serve"
@@ -94,6 +95,7 @@ async def drain(
     result_ttl: float | None,
     max_seconds: float | None = None,
     concurrency: int = 256,
+    settings: dict[str, Any] | None = None,
 ) -> DrainTiming:
     """`n` queued no-op jobs drained by a fresh daemon with `processes` workers of
     `concurrency` slots each (up to `max_seconds`; what is left then is purged)."""
@@ -102,7 +104,9 @@ async def drain(
         await fill(watch.nc, url, n, task=task, result_ttl=result_ttl)
         queued = await watch.jobs()
         assert queued == n, f"the jobs stream holds {queued} messages, expected {n}"
-        daemon = BenchDaemon(url, tmp, processes=processes, concurrency=concurrency).start()
+        daemon = BenchDaemon(
+            url, tmp, processes=processes, concurrency=concurrency, settings=settings
+        ).start()
         try:
             return await time_drain(watch, daemon, n, n, max_seconds=max_seconds)
         finally:

@@ -99,7 +99,8 @@ async def fill_delayed(
 ) -> None:
     """`n` delayed jobs due at `at`, with ids `<id_prefix><i>`, held by nats-server
     exactly as `client.enqueue_at` stores them (holder subject and schedule headers
-    from naqd.client.delayed), but without waiting for each ack."""
+    from naqd.client.delayed; the bench's jobs are unsigned JSON, so no other header),
+    but without waiting for each ack."""
     await ensure_queue(nc, url, queue)
     target, payload, old_id = _template(Client(url, nc=nc), task, queue, None)
 

@@ -74,6 +74,10 @@ class BackoffConfig:
     delays: tuple[float, ...] = ()
 
 
+PREFETCH_PER_SLOT = 3  # the default prefetch: jobs held per slot (docs/performance.md)
+PREFETCH_MAX = 100  # ... and at most this many: a busy high-concurrency worker needs none
+
+
 @dataclass(frozen=True)
 class QueueConfig:
     name: str
@@ -98,6 +102,35 @@ class QueueConfig:
     max_in_flight: int | None = None  # jobs delivered and unacked, across every host
     rate: float | None = None  # jobs started per second, across every host
     priorities: tuple[str, ...] = ()  # level names, highest first; includes "default"
+    prefetch: int | None = None  # jobs a process holds waiting for a slot; None: the default
+
+    @property
+    def prefetch_jobs(self) -> int:
+        """Jobs one worker process may hold beyond its `concurrency` slots
+        (docs/configuration.md, "prefetch"): `prefetch` when set; by default
+        PREFETCH_PER_SLOT per slot up to PREFETCH_MAX (held only while the queue's jobs are short,
+        worker/prefetch.py), but none for a queue with priorities (a held job would run
+        before a higher level's newer one) or with `max_in_flight` (held jobs would take
+        the cluster-wide budget from idle processes)."""
+        if self.prefetch is not None:
+            return self.prefetch
+        if len(self.priorities) > 1 or self.max_in_flight is not None:
+            return 0
+        return min(PREFETCH_MAX, PREFETCH_PER_SLOT * self.concurrency)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Queues served together by each of `processes` worker processes (docs/configuration.md,
+    "pools"). Each queue keeps its own slots and policies; what belongs to a process
+    (how many, when to recycle it) is set here, not on its queues."""
+
+    name: str
+    queues: tuple[str, ...] = ()
+    processes: int = 1
+    max_jobs_per_process: int = 0  # jobs of all its queues together; 0: never
+    max_jobs_jitter: int | None = None  # None: 10 % of max_jobs_per_process
+    max_memory_per_process: int = 0  # bytes of RSS that trigger a recycle; 0: never
 
 
 @dataclass(frozen=True)
@@ -178,6 +211,7 @@ class Config:
     queues: dict[str, QueueConfig] = field(
         default_factory=lambda: {"default": QueueConfig(name="default")}
     )
+    pools: dict[str, PoolConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
@@ -187,3 +221,17 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def pool_of(self, queue: str) -> PoolConfig | None:
+        """The pool that serves `queue`, or None when it has processes of its own."""
+        for pool in self.pools.values():
+            if queue in pool.queues:
+                return pool
+        return None
+
+    def served_by(self, name: str) -> tuple[QueueConfig, ...]:
+        """The queues one worker process of `name` (a pool, else a queue) serves."""
+        pool = self.pools.get(name)
+        if pool is not None:
+            return tuple(self.queues[q] for q in pool.queues)
+        return (self.queues[name],)

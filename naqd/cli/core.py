@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from naqd.cli.common import (
+    EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_NOT_FOUND,
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     enq.add_argument("task", help="module:function")
     enq.add_argument("args", nargs="*", help="positional arguments, each parsed as JSON")
     enq.add_argument("--kwargs", default="{}", help="keyword arguments as a JSON object")
-    enq.add_argument("--queue", "-q", default="default")
+    enq.add_argument("--queue", "-q", help="queue (default: the task's own queue, else 'default')")
     enq.add_argument("--job-id")
     enq.add_argument("--retries", type=int)
     enq.add_argument("--priority", help="priority level of the queue (e.g. high)")
@@ -81,17 +83,54 @@ def cmd_check(args: argparse.Namespace) -> int:
                     q.name: {"processes": q.processes, "concurrency": q.concurrency}
                     for q in config.queues.values()
                 },
+                "pools": {
+                    p.name: {"processes": p.processes, "queues": list(p.queues)}
+                    for p in config.pools.values()
+                },
                 "schedules": sorted(config.schedules),
             }
         )
         return 0
-    queues = ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in config.queues.values())
-    print(f"{path}: OK (queues: {queues}; schedules: {len(config.schedules)})")
+    print(f"{path}: OK ({summary(config)})")
     return 0
 
 
+def summary(config: Config) -> str:
+    """`pools: small(2x: default 16, emails 8); queues: video(2x2); schedules: 1`: each
+    process count times the slots of each queue."""
+    parts = []
+    if config.pools:
+        pools = ", ".join(
+            f"{p.name}({p.processes}x: "
+            + ", ".join(f"{q} {config.queues[q].concurrency}" for q in p.queues)
+            + ")"
+            for p in config.pools.values()
+        )
+        parts.append(f"pools: {pools}")
+    solo = [q for q in config.queues.values() if config.pool_of(q.name) is None]
+    if solo or not config.pools:
+        parts.append(
+            "queues: " + ", ".join(f"{q.name}({q.processes}x{q.concurrency})" for q in solo)
+        )
+    parts.append(f"schedules: {len(config.schedules)}")
+    return "; ".join(parts)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_daemon(load(config_path(args, required=True)), burst=getattr(args, "burst", False))
+    from naqd.config import ConfigError
+    from naqd.config.flags import run_config
+
+    path = config_path(args, required=True)
+
+    def build() -> Config:  # again on SIGHUP: $NAQD_SERVERS still applies
+        return run_config(path, os.environ)
+
+    try:
+        config = build()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    return run_daemon(config, burst=getattr(args, "burst", False), reload=build)
 
 
 def run_daemon(
@@ -124,7 +163,7 @@ def _json_arg(text: str) -> Any:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from naqd.client import JobFailed
+    from naqd.client import JobFailed, QueueNotFound
 
     try:
         kwargs = json.loads(args.kwargs)
@@ -132,6 +171,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         return fail(f"--kwargs is not valid JSON: {exc}", EXIT_USAGE)
     if not isinstance(kwargs, dict):
         return fail("--kwargs must be a JSON object", EXIT_USAGE)
+
+    _import_task_module(args.task)
 
     async def go() -> int:
         async with make_client(args) as client:
@@ -151,6 +192,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 )
             except (ValueError, TypeError) as exc:
                 return fail(str(exc), EXIT_USAGE)
+            except QueueNotFound as exc:  # a typo'd --queue: the message has a did-you-mean
+                return fail(str(exc), EXIT_NOT_FOUND)
             if not args.wait:
                 print(json.dumps({"id": job.id, "created": job.created}) if args.json else job.id)
                 return 0
@@ -167,6 +210,27 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             return 0
 
     return asyncio.run(go())
+
+
+def _import_task_module(task: str) -> None:
+    """Import the task's module from the working directory, as a worker would, so the
+    task's own options (@naqd.task: its queue, priority, unique_for) and its signature
+    apply here too. A module this machine lacks is fine: the job goes out by name."""
+    import importlib
+
+    module = task.partition(":")[0]
+    if not module or ":" not in task:
+        return  # the client refuses the name itself
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module != missing and not module.startswith(missing + "."):
+            print(f"note: importing {module} failed ({exc}); enqueueing by name", file=sys.stderr)
+    except Exception as exc:
+        print(f"note: importing {module} failed ({exc}); enqueueing by name", file=sys.stderr)
 
 
 def cmd_result(args: argparse.Namespace) -> int:

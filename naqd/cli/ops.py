@@ -134,6 +134,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _run(args, go)
 
 
+STATUS_WORKERS = 20  # worker processes listed by `naqd status` (all: `naqd workers`)
+
+
 def render_status(data: dict[str, Any]) -> str:
     srv = data["server"]
     out = [
@@ -157,6 +160,21 @@ def render_status(data: dict[str, Any]) -> str:
         out.append(table(rows, ["HOST", "WORKERS", "SCHEDULERS", "RUNNING"]))
     else:
         out.append("no naqd processes are heartbeating")
+    procs = [r for r in data.get("workers", []) if r.get("role") == "worker"]
+    if procs:
+        rows = [
+            [
+                r.get("host"),
+                r.get("pid"),
+                r.get("pool") or "-",
+                ",".join(r.get("queues", [])) or "-",
+                f"{len(r.get('running', []))}/{r.get('concurrency', 0)}",
+            ]
+            for r in procs[:STATUS_WORKERS]
+        ]
+        out += ["", table(rows, ["HOST", "PID", "POOL", "QUEUES", "RUNNING"])]
+        if len(procs) > STATUS_WORKERS:
+            out.append(f"... and {len(procs) - STATUS_WORKERS} more (naqd workers lists all)")
     lead = data.get("leader")
     out += [
         "",
@@ -184,7 +202,7 @@ def queues_table(rows: list[dict[str, Any]]) -> str:
                 q["redelivered"],
                 q["processes"],
                 f"{q['running']}/{q['concurrency']}",
-                "paused" if q.get("paused") else "active",
+                "no worker" if q.get("unserved") else "paused" if q.get("paused") else "active",
             ]
             for q in rows
         ],
@@ -211,6 +229,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
                     r.get("host"),
                     r.get("pid"),
                     r.get("role"),
+                    r.get("pool") or "-",
                     ",".join(r.get("queues", [])) or "-",
                     f"{len(r.get('running', []))}/{r.get('concurrency', 0)}",
                     r.get("done", 0),
@@ -221,8 +240,8 @@ def cmd_workers(args: argparse.Namespace) -> int:
                 ]
                 for r in records
             ]
-            header = ["HOST", "PID", "ROLE", "QUEUES", "RUNNING", "DONE", "FAILED", "STARTED"]
-            print(table(rows, [*header, "HEARTBEAT", "VERSION"]))
+            header = ["HOST", "PID", "ROLE", "POOL", "QUEUES", "RUNNING", "DONE", "FAILED"]
+            print(table(rows, [*header, "STARTED", "HEARTBEAT", "VERSION"]))
         return 0
 
     return _run(args, go)

@@ -25,14 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "queues", nargs="*", metavar="QUEUE",
-        help="queues to serve (default: the file's queues, else `default`)",
+        help="queues to serve (default: the file's queues, else `default`); several "
+        "named share each worker process (a pool)",
     )  # fmt: skip
     p.add_argument(
         "--import", dest="imports", action="append", default=[], metavar="MODULE",
         help="task module to import (repeatable; added to the file's tasks.imports)",
     )  # fmt: skip
-    p.add_argument("--concurrency", metavar="N", help="jobs at once per process (default 16)")
-    p.add_argument("--processes", metavar="N", help="worker processes per queue (default 1)")
+    p.add_argument(
+        "--concurrency", metavar="N", help="jobs at once per queue in each process (default 16)"
+    )
+    p.add_argument(
+        "--processes", metavar="N",
+        help="worker processes (default 1); with several queues named, each serves them all",
+    )  # fmt: skip
     p.add_argument(
         "--servers", metavar="URLS",
         help="comma-separated NATS URLs (else $NAQD_SERVERS, the file's, or an embedded server)",

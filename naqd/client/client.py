@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-import nats.errors
 from nats.aio.client import Client as NATS
-from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import (
     NoStreamResponseError,
@@ -31,16 +29,20 @@ from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
+from naqd.client.faults import guarded
+from naqd.client.link import Link
 from naqd.client.messages import BuildMixin, Message
-from naqd.client.options import Options, parents
+from naqd.client.options import MANY_OPTIONS, Options
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
+from naqd.client.registry import KnownQueues
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
+from naqd.client.tasks import Task, Untyped, prepare
 from naqd.client.unique import claim
 from naqd.client.unique import release as release_unique
 from naqd.client.unique_rules import DELAYED_MODES, UniqueSpec, lock_key
-from naqd.protocol.envelope import Encoding, load_cloudpickle
+from naqd.protocol.envelope import Encoding, load_cloudpickle, validate_queue
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
@@ -57,7 +59,8 @@ if TYPE_CHECKING:
     from naqd.client.explore import Explorer
     from naqd.models import Config
 
-log = logging.getLogger("naqd.client")
+P = ParamSpec("P")
+R = TypeVar("R")
 _DENIED = "permissions violation for publish to "
 
 _RETRYABLE = (
@@ -69,17 +72,19 @@ _RETRYABLE = (
 )
 
 
-class Job:
-    """A handle to an enqueued job. `created` is False when a unique enqueue returned
-    the job that already held its key (or, debounced, gave that job its arguments)."""
+class Job(Generic[R]):
+    """A handle to an enqueued job; `R` is what its task returns (`Any` for a job
+    enqueued by name or as a plain function). `created` is False when a unique enqueue
+    returned the job that already held its key (or, debounced, gave that job its
+    arguments)."""
 
     def __init__(self, client: Client, job_id: str, created: bool = True) -> None:
         self.client = client
         self.id = job_id
         self.created = created
 
-    async def result(self, timeout: float | None = None) -> Any:
-        return await self.client.result(self.id, timeout=timeout)
+    async def result(self, timeout: float | None = None) -> R:
+        return await self.client.result(self.id, timeout=timeout)  # type: ignore[no-any-return]
 
     async def status(self) -> JobStatus:
         return await self.client.status(self.id)
@@ -91,6 +96,7 @@ class Job:
         return f"Job({self.id!r})"
 
 
+@guarded
 class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
@@ -107,9 +113,21 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         max_payload: int = 1024 * 1024,
         connect_options: dict[str, Any] | None = None,
         tls_required: bool = False,
+        background_connect: bool = False,
+        request_timeout: float = 5.0,
+        check_queues: bool = True,
     ) -> None:
         """`connect_options` go to nats-py's connect (user, password, token, tls,
-        user_credentials, ...); `Client.from_config` fills them from naq.yaml."""
+        user_credentials, ...); `Client.from_config` fills them from naq.yaml.
+        `background_connect`: start even while NATS is down (docs/client.md#connecting).
+        `request_timeout`: how long one JetStream API request may wait for its answer.
+        `check_queues`: refuse an enqueue to a queue no daemon serves and nobody declared
+        (QueueNotFound, docs/client.md#known-queues)."""
+        self.check_queues = check_queues
+        self._known: KnownQueues | None = None
+        self.background_connect = background_connect
+        self.request_timeout = request_timeout
+        self._link: Link | None = None
         self.connect_deadline = connect_deadline
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
@@ -127,7 +145,6 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self.default_queue = default_queue
         self.publish_deadline = publish_deadline
         self._nc = nc
-        self._own_nc = nc is None
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
         self._dead_letters: DeadLetters | None = None
@@ -144,60 +161,67 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         return cls(config.nats.urls, **options)
 
     async def connect(self) -> Client:
-        """Raises NatsAuthError at once if NATS rejects the credentials or TLS."""
-        if self._nc is None:
-            opts: dict[str, Any] = dict(
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                ping_interval=10,
-                connect_timeout=2,
-            )
-            opts.update(self.connect_options)
-            # Reconnect forever once connected, but fail the first connect within a
-            # deadline: an application must hear that NATS is unreachable, not hang.
-            # A rejected login or TLS handshake raises NatsAuthError at once.
-            try:
-                self._nc = await asyncio.wait_for(
-                    natsauth.connect(
-                        self.servers, opts, tls_required=self.tls_required,
-                        error_cb=self._on_error,
-                    ),
-                    self.connect_deadline,
-                )  # fmt: skip
-            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
-                raise ConnectError(
-                    f"cannot connect to NATS at {', '.join(self.servers)} "
-                    f"within {self.connect_deadline}s"
-                ) from exc
-        self._js = self._nc.jetstream()
-        self._bucket: Any = None
+        """Raises NatsAuthError at once if NATS rejects the credentials or TLS, and
+        ConnectError when no server answers within `connect_deadline`. With
+        `background_connect=True` it returns at once and keeps trying; calls fail fast
+        with ConnectError until the connection is up."""
+        if self._nc is not None:  # a connection the caller owns, or connected already
+            self._connected(self._nc)
+            return self
+        if self._link is not None:  # connecting in the background already
+            return self
+        self._link = Link(
+            self.servers, self.connect_options, tls_required=self.tls_required,
+            connect_deadline=self.connect_deadline, on_error=self._on_error,
+        )  # fmt: skip
+        self._link.on_connect = self._connected
+        try:
+            await self._link.open(self.background_connect)
+        except ConnectError:
+            self._link.closed = True
+            raise
         return self
 
-    async def _on_error(self, exc: Exception) -> None:
-        """Log one line; remember subjects the server says we may not publish to, so an
-        enqueue there fails with that reason instead of a timeout."""
+    def _connected(self, nc: NATS) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=self.request_timeout)
+        self._bucket: Any = None
+
+    def _require_connected(self) -> None:
+        """Every public call starts here (naqd/client/faults.py)."""
+        self.nc  # noqa: B018 - raises ConnectError when there is no connection
+
+    def _on_error(self, exc: Exception) -> None:
+        """Remember subjects the server says we may not publish to, so an enqueue there
+        fails with that reason instead of a timeout (the link logs the error)."""
         text = str(exc)
         at = text.lower().find(_DENIED)
         if at >= 0:
             self.denied[text[at + len(_DENIED) :].strip().strip("'\"")] = text
-        log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
-        if self._explorer is not None:
-            await self._explorer.close()
-            self._explorer = None
-        if self._writer is not None:
-            await self._writer.stop()
-            self._writer = None
-        if self._nc is not None and self._own_nc:
-            try:
-                await self._nc.drain()
-            except (ConnectionReconnectingError, ConnectionClosedError):
-                # Mid-reconnect there is nothing to drain: whatever is buffered is lost
-                # either way, and a publish was only ever confirmed by its PubAck.
-                await self._nc.close()
+        """Never raises, and logs one line at most (a web application's shutdown must
+        not fail because NATS is down)."""
+        if self._link is None:  # not connected, or a connection the caller owns
+            with contextlib.suppress(Exception):
+                await self._stop_helpers()
+            self._nc = None
+            return
+        link, self._link = self._link, None
+        await link.close(before=self._stop_helpers)
         self._nc = None
         self._dead_letters = None
+
+    async def _stop_helpers(self) -> None:
+        if self._explorer is not None:
+            explorer, self._explorer = self._explorer, None
+            await explorer.close()
+        if self._known is not None:
+            known, self._known = self._known, None
+            await known.stop()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.stop()
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -207,15 +231,20 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     @property
     def nc(self) -> NATS:
-        if self._nc is None:
-            raise RuntimeError("client is not connected: use `async with Client(...)`")
-        return self._nc
+        """The connection; ConnectError when there is none (yet)."""
+        if self._nc is not None:
+            return self._nc
+        if self._link is not None:
+            return self._link.require()
+        raise ConnectError(
+            "the client is not connected: use `async with Client(...)` or `await client.connect()`"
+        )
 
     @property
     def dead_letters(self) -> DeadLetters:
         """The dead-letter stream: list, page, get, requeue, delete (docs/client.md)."""
         if self._dead_letters is None:
-            self._dead_letters = DeadLetters(self.nc)
+            self._dead_letters = DeadLetters(self.nc, self.request_timeout)
         return self._dead_letters
 
     @property
@@ -230,16 +259,21 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     # -- enqueue ------------------------------------------------------------------------
 
+    @overload
+    async def enqueue(self, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
+
+    @overload
     async def enqueue(
         self,
-        task: str | Callable[..., Any],
+        task: Untyped,
+        /,
         *args: Any,
         queue: str | None = None,
         job_id: str | None = None,
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
-        depends_on: Iterable[str | Job] | None = None,
+        depends_on: Iterable[str | Job[Any]] | None = None,
         backoff: Any = None,
         retry_on: Any = None,
         dont_retry_on: Any = None,
@@ -249,43 +283,42 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         unique_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Job:
-        """Store a job; returns once JetStream has it. Keyword names that are options of
-        enqueue itself reach the task through `task_kwargs={...}`.
+    ) -> Job[Any]: ...
+
+    async def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
+        """Store a job; returns once JetStream has it.
+
+        A task object (`@naqd.task`) takes its own arguments only, checked against its
+        signature; the job's options come from `task.using(...)` over the task's own
+        (docs/client.md#typed-tasks). A name or a plain function takes the options below
+        as keywords; keyword names that are options reach the task through
+        `task_kwargs={...}`.
 
         With `depends_on`, the job waits until every listed job succeeded, and fails
         with a reason naming the parent if one fails (docs/scheduling.md); this needs a
         running naqd scheduler.
-        Retry options override the queue's: `retries`, `backoff` (a list of delays in
-        seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s, "max": s,
-        "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or names).
+        Retry options override the task's and the queue's: `retries`, `backoff` (a list of
+        delays in seconds, or `{"strategy": "exponential"|"linear"|"fixed", "base": s,
+        "max": s, "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or
+        names).
 
         With `unique_key`, `unique_for` and/or `unique_mode`, a second enqueue with the
         same key is deduplicated as the mode says ("until_done", "throttle", "debounce",
         "latest"; docs/job-control.md#unique-jobs); `job.created` tells which happened."""
-        options = Options(
-            queue=queue,
-            job_id=job_id,
-            retries=retries,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            backoff=backoff,
-            retry_on=retry_on,
-            dont_retry_on=dont_retry_on,
-            priority=priority,
-            unique_key=unique_key,
-            unique_for=unique_for,
-            unique_mode=unique_mode,
-            depends_on=parents(depends_on),
-        )
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        return await self._submit(task, args, kwargs, options)
+        target, kwargs, options = prepare(task, args, kwargs)
+        return await self._submit(target, args, kwargs, options)
 
+    @overload
+    async def enqueue_at(
+        self, when: datetime, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Job[R]: ...
+
+    @overload
     async def enqueue_at(
         self,
         when: datetime,
-        task: str | Callable[..., Any],
+        task: Untyped,
+        /,
         *args: Any,
         queue: str | None = None,
         job_id: str | None = None,
@@ -301,36 +334,31 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         unique_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Job:
+    ) -> Job[Any]: ...
+
+    async def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
         every naqd process and costs naqd nothing while it waits. A unique delayed job
         ("until_done" or "throttle") holds its key from now until `unique_for` after
         `when`; "debounce" and "latest" wait `unique_for` themselves and take no `when`."""
-        if "depends_on" in kwargs:
-            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
-        options = Options(
-            queue=queue,
-            job_id=job_id,
-            retries=retries,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            backoff=backoff,
-            retry_on=retry_on,
-            dont_retry_on=dont_retry_on,
-            priority=priority,
-            unique_key=unique_key,
-            unique_for=unique_for,
-            unique_mode=unique_mode,
-            run_at=utc_instant(when),
-        )
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
-        return await self._submit(task, args, kwargs, options)
+        at = utc_instant(when)
+        target, kwargs, options = prepare(task, args, kwargs)
+        return await self._submit(target, args, kwargs, options.replace(run_at=at))
+
+    @overload
+    async def enqueue_in(
+        self, delay: float | timedelta, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Job[R]: ...
+
+    @overload
+    async def enqueue_in(
+        self, delay: float | timedelta, task: Untyped, /, *args: Any, **kwargs: Any
+    ) -> Job[Any]: ...
 
     async def enqueue_in(
-        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Job:
+        self, delay: float | timedelta, task: Any, /, *args: Any, **kwargs: Any
+    ) -> Job[Any]:
         """Run a job after `delay` (seconds or a timedelta); see enqueue_at."""
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         if seconds < 0:
@@ -338,19 +366,44 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
 
+    async def declare_queue(self, queue: str) -> None:
+        """Declare a queue whose workers start later, so enqueueing to it is accepted
+        (by every client) before any daemon serves it (docs/client.md#known-queues)."""
+        validate_queue(queue)
+        await self._registry().declare(queue)
+
+    async def _declared_queues(self) -> list[str]:
+        return await self._registry().all()
+
+    def _registry(self) -> KnownQueues:
+        if self._known is None:
+            self._known = KnownQueues(
+                self._js,
+                self.request_timeout,
+                lambda: self._nc is not None and self._nc.is_connected,
+            )
+        return self._known
+
+    async def _require_queue(self, queue: str) -> None:
+        """A job for a queue nobody serves or declared waits for ever: refuse it. A set
+        lookup once the registry's watch runs (naqd/client/registry.py)."""
+        if self.check_queues:
+            await self._registry().require(queue)
+
     async def _submit(
         self,
         task: str | Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: Options,
-    ) -> Job:
+    ) -> Job[Any]:
         """Every single enqueue ends here: shape the message (messages.shape), check what
         needs the server (a priority level, delayed-job support), take the unique lock,
         publish until the PubAck."""
         msg = self.shape(task, args, kwargs, options)
         if options.run_at is not None:
             await self._require_schedules()
+        await self._require_queue(msg.queue)
         await self._require_priority(msg.queue, options.priority)
         lock = None
         if msg.unique is not None:
@@ -381,7 +434,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         options: Options,
         first: Message,
         spec: UniqueSpec,
-    ) -> Job:
+    ) -> Job[Any]:
         """A debounced job ("debounce", "latest"): a delayed job that a later enqueue
         with its key replaces while it waits (naqd/client/unique.py). `first` is the
         message as shaped to run now: its id is the new job's, if one is made."""
@@ -443,26 +496,50 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             found.append(DelayedJob.from_holder(subject, msg.headers or {}, msg.data or b""))
         return sorted(found, key=lambda d: d.run_at)
 
+    @overload
+    async def enqueue_many(
+        self, task: Task[P, R], calls: Iterable[Sequence[Any]], /
+    ) -> list[Job[R]]: ...
+
+    @overload
     async def enqueue_many(
         self,
-        task: str | Callable[..., Any],
-        calls: Iterable[tuple[Any, ...] | list[Any]],
+        task: Untyped,
+        calls: Iterable[Sequence[Any]],
+        /,
         *,
         queue: str | None = None,
         retries: int | None = None,
         timeout: float | None = None,
         result_ttl: float | None = None,
         priority: str | None = None,
-    ) -> list[Job]:
+    ) -> list[Job[Any]]: ...
+
+    async def enqueue_many(
+        self, task: Any, calls: Iterable[Sequence[Any]], /, **options: Any
+    ) -> list[Job[Any]]:
         """Enqueue one job per argument tuple, pipelined: publishes go out without waiting
         for each PubAck (one inbox for all of them, naqd/transport/streamwriter.py), then all acks
         are awaited; any publish that failed or went unanswered within
         `publish_deadline` is retried, awaited, with its same Nats-Msg-Id."""
-        msgs = self.build_many(
-            task, [tuple(args) for args in calls], queue=queue, retries=retries,
-            timeout=timeout, result_ttl=result_ttl, priority=priority,
-        )  # fmt: skip
-        await self._require_priority(queue or self.default_queue, priority)
+        rows = [tuple(args) for args in calls]
+        if isinstance(task, Task):
+            if options:
+                raise TypeError("a task object's options go through task.using(...)")
+            opts = task.enqueue_options()
+            for args in rows:
+                task.check_arguments(args, {})
+            task = task.name
+        else:
+            unknown = set(options) - MANY_OPTIONS
+            if unknown:
+                raise TypeError(
+                    f"enqueue_many got unexpected option(s) {', '.join(sorted(unknown))}"
+                )
+            opts = Options.of(options)
+        msgs = self.shape_many(task, rows, opts)
+        await self._require_queue(opts.queue or self.default_queue)
+        await self._require_priority(opts.queue or self.default_queue, opts.priority)
         submit, window = (await self._stream_writer()).submit, self.publish_deadline
         futures = [
             await submit(subject, payload, headers, window) for subject, payload, headers in msgs

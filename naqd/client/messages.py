@@ -153,11 +153,20 @@ class BuildMixin:
     def build_many(
         self, task: str | Callable[..., Any], calls: list[tuple[Any, ...]], **options: Any
     ) -> list[tuple[str, bytes, dict[str, str]]]:
+        return self.shape_many(task, calls, Options.of(options))
+
+    def shape_many(
+        self, task: str | Callable[..., Any], calls: list[tuple[Any, ...]], opts: Options
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
         """shape() for many calls of one task: the names and options are checked once,
         then each call only gets its id, arguments and time (enqueue_many's hot loop)."""
+        if opts.job_id is not None or opts.depends_on or opts.unique or opts.run_at:
+            raise TypeError(
+                "enqueue_many makes jobs to run now, with generated ids: use enqueue for a "
+                "job id, depends_on, a unique key or a delay"
+            )
         if not calls:
             return []
-        opts = Options.of(options)
         first = self.shape(task, calls[0], {}, opts).parts()
         if self.serializer != "json":
             return [first, *(self.shape(task, args, {}, opts).parts() for args in calls[1:])]

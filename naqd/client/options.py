@@ -40,10 +40,12 @@ class Options:
 
     def over(self, base: Options) -> Options:
         """These options, with every field not set here taken from `base`."""
+        if base is _EMPTY or base == _EMPTY:
+            return self
         changes = {
-            f.name: getattr(base, f.name)
-            for f in fields(self)
-            if _unset(getattr(self, f.name)) and not _unset(getattr(base, f.name))
+            name: getattr(base, name)
+            for name in _FIELDS
+            if _unset(getattr(self, name)) and not _unset(getattr(base, name))
         }
         return dataclasses.replace(self, **changes) if changes else self
 
@@ -84,12 +86,24 @@ class Options:
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Options:
-        return cls().replace(**values)
+        if not values:
+            return _EMPTY
+        if "depends_on" in values:
+            values = {**values, "depends_on": parents(values["depends_on"])}
+        return cls(**values)
 
 
-NAMES = frozenset(f.name for f in fields(Options)) - {"run_at"}
+_EMPTY = Options()
+_FIELDS = tuple(f.name for f in fields(Options))
+
+
+NAMES = frozenset(_FIELDS) - {"run_at"}
 """The keywords that `Client.enqueue` reads as options when the task is a name or a
 plain function (a typed task's keywords always go to the task)."""
+
+
+MANY_OPTIONS = frozenset({"queue", "retries", "timeout", "result_ttl", "priority"})
+"""What `enqueue_many` takes: per-job ids, parents, delays and unique keys it has not."""
 
 
 def split_kwargs(kwargs: dict[str, Any]) -> tuple[Options, dict[str, Any]]:

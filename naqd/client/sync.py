@@ -4,34 +4,39 @@ so it works from any thread, including while another event loop runs elsewhere."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from naqd.client.client import Client
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob
+from naqd.client.errors import ConnectError
 from naqd.client.queues import QueueInfo
 from naqd.client.schedules import ScheduleInfo
+from naqd.client.tasks import Task, Untyped
 from naqd.protocol.envelope import ResultRecord
 
 if TYPE_CHECKING:
     from naqd.models import Config
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class SyncJob:
-    """A handle to an enqueued job; `created` as on `Job`."""
+class SyncJob(Generic[R]):
+    """A handle to an enqueued job; `R` is what its task returns."""
 
     def __init__(self, client: SyncClient, job_id: str, created: bool = True) -> None:
         self.client = client
         self.id = job_id
-        self.created = created
+        self.created = created  # as on Job
 
-    def result(self, timeout: float | None = None) -> Any:
-        return self.client.result(self.id, timeout=timeout)
+    def result(self, timeout: float | None = None) -> R:
+        return self.client.result(self.id, timeout=timeout)  # type: ignore[no-any-return]
 
     def status(self) -> JobStatus:
         return self.client.status(self.id)
@@ -69,16 +74,23 @@ class SyncClient:
         return self
 
     def close(self) -> None:
+        """Never raises (Client.close logs a problem once)."""
         if self._loop is None:
             return
         try:
             self._run(self._client.close())
+        except Exception:  # the loop itself failed: nothing more to release
+            pass
         finally:
             self._stop_loop()
 
     def _stop_loop(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:
+            # Tasks nats-py left behind (a subscription's reader after a lost connection)
+            # end here, not as "coroutine was never awaited" when the loop is collected.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_cancel_leftovers(), loop).result(5)
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join(timeout=5)
@@ -93,28 +105,65 @@ class SyncClient:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             coro.close()
-            raise RuntimeError("client is not connected: use `with SyncClient(...)`")
+            raise ConnectError(
+                "the client is not connected: use `with SyncClient(...)` or `client.connect()`"
+            )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def enqueue(self, task: str | Callable[..., Any], *args: Any, **kwargs: Any) -> SyncJob:
+    @overload
+    def enqueue(self, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs) -> SyncJob[R]: ...
+
+    @overload
+    def enqueue(self, task: Untyped, /, *args: Any, **kwargs: Any) -> SyncJob[Any]: ...
+
+    def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
+        """Client.enqueue, blocking (the same options)."""
         job = self._run(self._client.enqueue(task, *args, **kwargs))
         return SyncJob(self, job.id, job.created)
 
+    @overload
     def enqueue_many(
-        self, task: str | Callable[..., Any], calls: Any, **options: Any
-    ) -> list[SyncJob]:
+        self, task: Task[P, R], calls: Iterable[Sequence[Any]], /
+    ) -> list[SyncJob[R]]: ...
+
+    @overload
+    def enqueue_many(
+        self, task: Untyped, calls: Iterable[Sequence[Any]], /, **options: Any
+    ) -> list[SyncJob[Any]]: ...
+
+    def enqueue_many(
+        self, task: Any, calls: Iterable[Sequence[Any]], /, **options: Any
+    ) -> list[SyncJob[Any]]:
         jobs = self._run(self._client.enqueue_many(task, calls, **options))
         return [SyncJob(self, job.id) for job in jobs]
 
+    @overload
     def enqueue_at(
-        self, when: datetime, task: str | Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> SyncJob:
+        self, when: datetime, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> SyncJob[R]: ...
+
+    @overload
+    def enqueue_at(
+        self, when: datetime, task: Untyped, /, *args: Any, **kwargs: Any
+    ) -> SyncJob[Any]: ...
+
+    def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
         job = self._run(self._client.enqueue_at(when, task, *args, **kwargs))
         return SyncJob(self, job.id, job.created)
 
+    @overload
     def enqueue_in(
-        self, delay: float | timedelta, task: str | Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> SyncJob:
+        self, delay: float | timedelta, task: Task[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> SyncJob[R]: ...
+
+    @overload
+    def enqueue_in(
+        self, delay: float | timedelta, task: Untyped, /, *args: Any, **kwargs: Any
+    ) -> SyncJob[Any]: ...
+
+    def enqueue_in(
+        self, delay: float | timedelta, task: Any, /, *args: Any, **kwargs: Any
+    ) -> SyncJob[Any]:
         job = self._run(self._client.enqueue_in(delay, task, *args, **kwargs))
         return SyncJob(self, job.id, job.created)
 
@@ -174,3 +223,14 @@ class SyncClient:
 
     def queues(self) -> list[QueueInfo]:
         return self._run(self._client.queues())
+
+    def declare_queue(self, queue: str) -> None:
+        self._run(self._client.declare_queue(queue))
+
+
+async def _cancel_leftovers() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -25,15 +25,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats.errors import NoRespondersError
 from nats.js.errors import (
     BadRequestError,
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    ServiceUnavailableError,
 )
 
 from naqd.client.errors import NaqdError
-from naqd.client.readiness import NotInitialized
+from naqd.client.readiness import NotInitialized, missing_streams
 from naqd.client.unique_rules import (
     DELAYED_MODES,
     LOCK_MARGIN,
@@ -58,6 +60,12 @@ CONTENDED = 200  # compare-and-set rounds before giving up (one enqueue wins eac
 async def _bucket(js: Any) -> Any:
     try:
         return await js.key_value(UNIQUE_BUCKET)
+    except (NoRespondersError, ServiceUnavailableError):
+        # No JetStream at all says so; anything else (a leader election) is "not stored".
+        missing = await missing_streams(js)
+        if missing is None:
+            raise
+        raise missing from None
     except BucketNotFoundError:
         raise NotInitialized(
             "the naqd_unique bucket does not exist yet: start a naqd daemon once, run "

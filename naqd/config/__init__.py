@@ -6,6 +6,7 @@ from naqd.models import (
     Config,
     EmbeddedNatsConfig,
     NatsConfig,
+    PoolConfig,
     QueueConfig,
     ScheduleConfig,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ConfigIssue",
     "EmbeddedNatsConfig",
     "NatsConfig",
+    "PoolConfig",
     "QueueConfig",
     "ScheduleConfig",
     "load_config",

@@ -7,7 +7,11 @@ keep their `file:line:col`. The same tree prints as the equivalent naq.yaml.
 
 Rules (docs/operations.md, "naqd worker"):
 - the queues served are the ones named, else the file's, else `default`;
-- `--concurrency` and `--processes` override the file for every queue served;
+- several queues named form one pool (`cli`): each of its processes serves them all,
+  and `--processes` is the pool's; one queue named runs in processes of its own (the
+  file's pools are left out); no queue named keeps the file's queues and pools;
+- `--concurrency` overrides the file for every queue served, `--processes` for every
+  pool and every queue in no pool;
 - `--import` modules are added to the file's `tasks.imports`;
 - servers: `--servers`, else `$NAQD_SERVERS`, else the file's, else the embedded server;
 - the scheduler runs only with `--scheduler`; without it the file's schedules are left
@@ -25,7 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from naqd.config.errors import ConfigError, ConfigIssue
-from naqd.config.loader import build_config, parse_config
+from naqd.config.loader import build_config, parse_config, read_config_text
 from naqd.config.walk import MERGE_TAG, NULL_TAG, STR_TAG, Ctx
 from naqd.models import Config
 from naqd.values import describe
@@ -73,10 +77,12 @@ class FlagMark(Mark):
 class FlagCtx(Ctx):
     """Blames the flag, not a position, when the node came from the command line."""
 
+    source: str = SOURCE  # the command, in an error about one of its flags
+
     def error(self, node: Node, path: str, message: str) -> None:
         mark = node.start_mark
         if isinstance(mark, FlagMark):
-            self.issues.append(ConfigIssue(SOURCE, None, None, mark.flag, message))
+            self.issues.append(ConfigIssue(self.source, None, None, mark.flag, message))
         else:
             super().error(node, path, message)
 
@@ -104,13 +110,31 @@ def worker_config(
     return WorkerConfig(config, root)
 
 
+def run_config(filename: str, env: Mapping[str, str]) -> Config:
+    """The configuration `naqd run --config FILE` runs: the file, with `$NAQD_SERVERS`
+    over its `nats.servers`, as `naqd worker` and every client command read it."""
+    text = read_config_text(filename)
+    config = parse_config(text, filename, env)  # the file's own errors, as `naqd check`
+    servers, label = _servers(WorkerFlags(), env)
+    if not servers:
+        return config
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = node if isinstance(node, MappingNode) else _mapping([], FlagMark(label))
+    root = _with_servers(root, servers, label)
+    return build_config(root, FlagCtx(filename=filename, env=env, source="naqd run"))
+
+
+def _with_servers(root: MappingNode, servers: list[str], label: str) -> MappingNode:
+    mark = FlagMark(label)
+    nats = _section(root, "nats")
+    items = _sequence([_scalar(url, mark) for url in servers], mark)
+    return _set(root, "nats", _set(nats, "servers", items, mark), mark)
+
+
 def _apply(root: MappingNode, flags: WorkerFlags, env: Mapping[str, str]) -> MappingNode:
     servers, label = _servers(flags, env)
     if servers:
-        mark = FlagMark(label)
-        nats = _section(root, "nats")
-        items = _sequence([_scalar(url, mark) for url in servers], mark)
-        root = _set(root, "nats", _set(nats, "servers", items, mark), mark)
+        root = _with_servers(root, servers, label)
     if flags.imports:
         mark = FlagMark("--import")
         tasks = _section(root, "tasks")
@@ -121,7 +145,10 @@ def _apply(root: MappingNode, flags: WorkerFlags, env: Mapping[str, str]) -> Map
         root = _set(
             root, "tasks", _set(tasks, "imports", _sequence(have + added, mark), mark), mark
         )
-    root = _set(root, "queues", _queues(root, flags), FlagMark(SOURCE))
+    names = _served(root, flags)
+    pooled = _pooled(root, flags, names)
+    root = _set(root, "queues", _queues(root, flags, names, pooled), FlagMark(SOURCE))
+    root = _pools(root, flags, names)
     mark = FlagMark("--scheduler")
     enabled = _scalar("true" if flags.scheduler else "false", mark)
     root = _set(
@@ -140,10 +167,62 @@ def _servers(flags: WorkerFlags, env: Mapping[str, str]) -> tuple[list[str], str
     return [], ""
 
 
-def _queues(root: MappingNode, flags: WorkerFlags) -> MappingNode:
+def _served(root: MappingNode, flags: WorkerFlags) -> tuple[str, ...]:
+    known = _items(_get(root, "queues"))
+    return tuple(dict.fromkeys(flags.queues)) or tuple(known) or ("default",)
+
+
+def _pooled(root: MappingNode, flags: WorkerFlags, names: tuple[str, ...]) -> set[str]:
+    """The served queues that will be in a pool: all of several named, none of one, else
+    the file's pooled ones."""
+    if flags.queues:
+        return set(names) if len(names) > 1 else set()
+    pooled: set[str] = set()
+    for _, pool in _items(_get(root, "pools")).values():
+        members = _get(pool, "queues")
+        if isinstance(members, SequenceNode):
+            pooled |= {n.value for n in members.value if isinstance(n, ScalarNode)}
+    return pooled
+
+
+CLI_POOL = "cli"  # the pool of the queues named on the command line
+
+
+def _pools(root: MappingNode, flags: WorkerFlags, names: tuple[str, ...]) -> MappingNode:
+    """Several queues named: one pool of them. One named: no pool. None: the file's
+    pools, each with `--processes` when given."""
+    if flags.queues and len(names) == 1:
+        return _drop(root, "pools")
+    if flags.queues:
+        mark = FlagMark(f"QUEUE {describe(names[0])}")
+        name = CLI_POOL
+        while name in names:
+            name = f"_{name}"
+        entry = _mapping([], mark)
+        members = _sequence([_scalar(n, mark) for n in names], mark)
+        entry = _set(entry, "queues", members, mark)
+        if flags.processes is not None:
+            flag = FlagMark("--processes")
+            entry = _set(entry, "processes", _scalar(flags.processes, flag), flag)
+        pool = _mapping([(ScalarNode(STR_TAG, name, mark, mark), entry)], mark)
+        return _set(root, "pools", pool, mark)
+    file_pools = _get(root, "pools")
+    if flags.processes is None or not isinstance(file_pools, MappingNode):
+        return root
+    flag = FlagMark("--processes")
+    pairs: list[tuple[Node, Node]] = []
+    for key, node in _items(file_pools).values():
+        if isinstance(node, MappingNode):
+            node = _set(node, "processes", _scalar(flags.processes, flag), flag)
+        pairs.append((key, node))
+    return _set(root, "pools", _mapping(pairs, file_pools.start_mark), flag)
+
+
+def _queues(
+    root: MappingNode, flags: WorkerFlags, names: tuple[str, ...], pooled: set[str]
+) -> MappingNode:
     """Only the queues this worker serves, each with the flags' overrides."""
     known = _items(_get(root, "queues"))
-    names = tuple(dict.fromkeys(flags.queues)) or tuple(known) or ("default",)
     pairs: list[tuple[Node, Node]] = []
     for name in names:
         if name in known:
@@ -152,7 +231,12 @@ def _queues(root: MappingNode, flags: WorkerFlags) -> MappingNode:
         else:
             mark = FlagMark(f"QUEUE {describe(name)}")
             key, entry = ScalarNode(STR_TAG, name, mark, mark), _mapping([], mark)
-        for flag, value in (("concurrency", flags.concurrency), ("processes", flags.processes)):
+        if name in pooled and flags.queues:
+            entry = _drop(entry, "processes")  # the pool's processes serve it
+        overrides = [("concurrency", flags.concurrency)]
+        if name not in pooled:
+            overrides.append(("processes", flags.processes))
+        for flag, value in overrides:
             if value is not None:
                 mark = FlagMark(f"--{flag}")
                 entry = _set(entry, flag, _scalar(value, mark), mark)

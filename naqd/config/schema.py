@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from naqd.config.checks import (
     boolean,
@@ -42,6 +42,7 @@ from naqd.models import (
     LoggingConfig,
     MetricsConfig,
     NatsConfig,
+    PoolConfig,
     QueueConfig,
     ResultsConfig,
     ScheduleConfig,
@@ -177,6 +178,13 @@ def check_schedule(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, 
 
 
 def check_queue(values: dict[str, Any], items: Items, where: Node, ctx: Ctx, path: str) -> None:
+    if values.get("prefetch") and len(values.get("priorities", ())) > 1:
+        ctx.error(
+            items["prefetch"][1],
+            join(path, "prefetch"),
+            "a queue with priorities cannot prefetch: a held job would run before a "
+            "higher level's newer one (set prefetch: 0, or drop priorities)",
+        )
     retries = values.get("retries", QueueConfig.retries)
     deliveries = values.get("max_deliveries")
     if deliveries is not None and deliveries < retries + 1:
@@ -236,6 +244,7 @@ QUEUE = Section(
         "max_in_flight": scalar(integer(1, None, "a positive integer")),
         "rate": scalar(rate),
         "priorities": priority_levels,
+        "prefetch": scalar(integer(0, None, "an integer of 0 or more")),
     },
     check=check_queue,
 )
@@ -266,12 +275,109 @@ QUEUES = NamedMap(
 
 
 def queues(node: Node, ctx: Ctx, path: str) -> Any:
-    """Queues, remembering their names so schedules can refer to them."""
+    """Queues, remembering their names so schedules and pools can refer to them."""
     entries = QUEUES.entries(node, ctx, path)
     ctx.queue_names = None if entries is INVALID else set(entries)
+    if isinstance(node, MappingNode):
+        ctx.queue_items = ctx.items(node, path)
     if entries is INVALID or any(v is INVALID for v in entries.values()):
         return INVALID
     return entries
+
+
+# What belongs to a worker process, not to a queue: set on the pool for a pooled queue.
+PROCESS_KEYS = ("processes", "max_jobs_per_process", "max_jobs_jitter", "max_memory_per_process")
+
+
+def pool_queues(node: Node, ctx: Ctx, path: str) -> Any:
+    """`[default, reports]`: configured queues, each once, at least one."""
+    names = string_list(text)(node, ctx, path)
+    if names is INVALID:
+        return INVALID
+    if not names:
+        ctx.error(node, path, "a pool needs at least one queue")
+        return INVALID
+    nodes = node.value if isinstance(node, SequenceNode) else [node] * len(names)
+    ok = True
+    seen: set[str] = set()
+    known = ctx.queue_names
+    for i, (name, item) in enumerate(zip(names, nodes, strict=True)):
+        if name in seen:
+            ctx.error(item, f"{path}[{i}]", f"queue {describe(name)} is listed twice")
+            ok = False
+        elif known is not None and name not in known:
+            options = ", ".join(sorted(known)) or "(none)"
+            ctx.error(
+                item,
+                f"{path}[{i}]",
+                f"unknown queue {describe(name)} (configured queues: {options})",
+            )
+            ok = False
+        seen.add(name)
+    return names if ok else INVALID
+
+
+POOL = Section(
+    PoolConfig,
+    {
+        "queues": pool_queues,
+        "processes": scalar(integer(1, None, "a positive integer")),
+        "max_jobs_per_process": scalar(integer(0, None, "an integer of 0 or more")),
+        "max_jobs_jitter": scalar(integer(0, None, "an integer of 0 or more")),
+        "max_memory_per_process": scalar(size),
+    },
+    required=("queues",),
+)
+
+POOLS = NamedMap(POOL, "pool")
+
+
+def pools(node: Node, ctx: Ctx, path: str) -> Any:
+    """Pools, and the rules between pools and queues: a queue is in one pool at most, a
+    pool is not named like a queue (both name worker processes), and a pooled queue
+    leaves what belongs to a process (how many, when to recycle) to its pool."""
+    entries = POOLS.entries(node, ctx, path)
+    if entries is INVALID or not isinstance(node, MappingNode):
+        return entries
+    pool_items = ctx.items(node, path)
+    owner: dict[str, str] = {}
+    ok = all(pool is not INVALID for pool in entries.values())
+    for name, pool in entries.items():
+        key_node, _ = pool_items[name]
+        if name in (ctx.queue_names or ()):
+            ctx.error(
+                key_node,
+                join(path, name),
+                f"a pool cannot have the name of a queue ({describe(name)}): "
+                "both name worker processes",
+            )
+            ok = False
+        for queue in pool.queues if pool is not INVALID else ():
+            if queue in owner:
+                ctx.error(
+                    key_node,
+                    join(path, name),
+                    f"queue {describe(queue)} is already in pool {describe(owner[queue])}: "
+                    "a queue is served by one pool at most",
+                )
+                ok = False
+                continue
+            owner[queue] = name
+            entry = ctx.queue_items.get(queue)
+            if entry is None or not isinstance(entry[1], MappingNode):
+                continue
+            queue_keys = ctx.items(entry[1], join("queues", queue))
+            for key in PROCESS_KEYS:
+                if key in queue_keys:
+                    ctx.error(
+                        queue_keys[key][0],
+                        join(join("queues", queue), key),
+                        f"queue {describe(queue)} is served by pool {describe(name)}: "
+                        f"set {key} on the pool (pools.{name}.{key}), or take the "
+                        "queue out of the pool to give it processes of its own",
+                    )
+                    ok = False
+    return entries if ok else INVALID
 
 
 ROOT = Section(
@@ -320,7 +426,8 @@ ROOT = Section(
             },
             check=check_tasks_security,
         ),
-        "queues": queues,  # before schedules, which refer to queue names
+        "queues": queues,  # before schedules and pools, which refer to queue names
+        "pools": pools,
         "schedules": NamedMap(SCHEDULE, "schedule"),
         "scheduler": Section(
             SchedulerConfig,

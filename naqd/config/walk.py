@@ -68,6 +68,7 @@ class Ctx:
     env: Mapping[str, str]
     issues: list[ConfigIssue] = field(default_factory=list)
     queue_names: set[str] | None = field(default_factory=lambda: {"default"})
+    queue_items: Items = field(default_factory=dict)  # the queues' nodes, for pool rules
     _constructor: SafeConstructor = field(default_factory=SafeConstructor)
     _resolver: Resolver = field(default_factory=Resolver)
 

@@ -83,6 +83,7 @@ class ChildView:
     link: ChildLink | None
     tracked: bool = True  # its role beats (a role that does not is judged by being alive)
     lost_at: float | None = None  # monotonic: when its last process exited (or was replaced)
+    pool: str = ""  # a pooled worker: the pool's name (`queue` then lists its queues)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class Heartbeat:
         queues: tuple[str, ...] = (),
         index: int = 0,
         concurrency: int = 0,
+        pool: str = "",
+        slots: dict[str, int] | None = None,
         link: ChildLink | None = None,
     ) -> None:
         self.config = config
@@ -67,6 +69,8 @@ class Heartbeat:
         self.queues = queues
         self.index = index
         self.concurrency = concurrency
+        self.pool = pool  # the pool this worker process serves, "" for one queue
+        self.slots = dict(slots or {})  # each queue's own concurrency in this process
         self.link = link if link is not None else current_link()
         self.interval = config.heartbeat.interval
         self.host = socket.gethostname()
@@ -74,12 +78,12 @@ class Heartbeat:
         self.key = heartbeat_key(self.host, role, self.pid)
         self.started_at = time.time()
         self.nc: NATS | None = None
-        self.observer: JobObserver | None = None
+        self.observers: tuple[JobObserver, ...] = ()
         self.extra: Callable[[], dict[str, Any]] | None = None
-        self.depth_queue: str | None = None
+        self.depth_queues: tuple[str, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
         self._kv: Any = None
-        self._paused: bool | None = None  # the depth queue's paused state, last seen
+        self._paused: dict[str, bool] = {}  # each depth queue's paused state, last seen
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, done, failed)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -91,14 +95,16 @@ class Heartbeat:
     def attach(
         self,
         nc: NATS,
-        observer: JobObserver | None = None,
+        observers: Sequence[JobObserver] = (),
         *,
-        depth_queue: str | None = None,
+        depth_queues: Sequence[str] = (),
         extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        """The child is ready: beat as ready, start the KV record. `depth_queue`: also
-        export that queue's pending / in-flight gauges (one child per queue does)."""
-        self.nc, self.observer, self.depth_queue, self.extra = nc, observer, depth_queue, extra
+        """The child is ready: beat as ready, start the KV record. `observers`: one per
+        queue served. `depth_queues`: also export these queues' pending / in-flight
+        gauges (one child per queue or pool does)."""
+        self.nc, self.observers, self.extra = nc, tuple(observers), extra
+        self.depth_queues = tuple(depth_queues)
         self._tasks.append(asyncio.get_running_loop().create_task(self._beat_kv()))
 
     async def stop(self) -> None:
@@ -140,8 +146,8 @@ class Heartbeat:
         if self._kv is None:
             self._kv = await js.key_value(HEARTBEATS_BUCKET)
         await self._kv.put(self.key, json.dumps(self.record()).encode())
-        if self.depth_queue is not None:
-            await self._queue_gauges(js, self.depth_queue)
+        for name in self.depth_queues:
+            await self._queue_gauges(js, name)
         if self.link is not None and self.link.status_path:
             await self._write_status(self.link.status_path)
 
@@ -155,8 +161,8 @@ class Heartbeat:
         m.queue_paused.labels(name).set(1 if reading.paused else 0)
         m.queue_lag.labels(name).set(round(reading.lag, 3))
         m.dead_letters.labels(name).set(reading.dead)
-        change = pause_change(self._paused, reading.paused)
-        self._paused = reading.paused
+        change = pause_change(self._paused.get(name), reading.paused)
+        self._paused[name] = reading.paused
         if change == "paused":
             logger.warning(
                 "queue {} is paused: workers take no new jobs ({} waiting)", name, reading.pending
@@ -188,18 +194,19 @@ class Heartbeat:
         return round((done - d0) * 60 / span, 1), round((failed - f0) * 60 / span, 1)
 
     def record(self) -> dict[str, Any]:
-        obs = self.observer
+        obs = self.observers
         now = time.time()
-        done, failed = (obs.done, obs.failed) if obs else (0, 0)
+        done = sum(o.done for o in obs)
+        failed = sum(o.failed for o in obs)
         done_rate, failed_rate = self.rates(done, failed, now)
-        return {
+        record = {
             "host": self.host,
             "pid": self.pid,
             "role": self.role,
             "queues": list(self.queues),
             "index": self.index,
             "concurrency": self.concurrency,
-            "running": sorted(obs.running) if obs else [],
+            "running": sorted(job for o in obs for job in o.running),
             "done": done,
             "failed": failed,
             "done_per_min": done_rate,
@@ -212,3 +219,8 @@ class Heartbeat:
             "version": version(),
             "extra": self.extra() if self.extra else {},
         }
+        if self.role == "worker":
+            record["pool"] = self.pool or None
+            record["slots"] = dict(self.slots)
+            record["busy"] = {o.queue: len(o.running) for o in obs}
+        return record

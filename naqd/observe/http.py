@@ -73,15 +73,15 @@ class SupervisorCollector:
         up = GaugeMetricFamily(
             "naqd_child_healthy",
             "1 while a child beats from its loop, is ready and has NATS",
-            labels=["role", "queue", "index"],
+            labels=["role", "queue", "index", "pool"],
         )
         age = GaugeMetricFamily(
             "naqd_child_heartbeat_age_seconds",
             "Seconds since a child's event loop last beat",
-            labels=["role", "queue", "index"],
+            labels=["role", "queue", "index", "pool"],
         )
         for child, h in zip(view.children, health, strict=True):
-            labels = [child.role, child.queue, str(child.index)]
+            labels = [child.role, child.queue, str(child.index), child.pool]
             up.add_metric(labels, 1.0 if h.state == "healthy" else 0.0)
             if h.age is not None:
                 age.add_metric(labels, h.age)
@@ -90,16 +90,16 @@ class SupervisorCollector:
         rss = GaugeMetricFamily(
             "naqd_child_resident_memory_bytes",
             "Resident memory of each child process (and of the embedded nats-server)",
-            labels=["role", "queue", "index"],
+            labels=["role", "queue", "index", "pool"],
         )
         for child in view.children:
             used = resident_bytes(child.pid) if child.pid else None
             if used is not None:
-                rss.add_metric([child.role, child.queue, str(child.index)], used)
+                rss.add_metric([child.role, child.queue, str(child.index), child.pool], used)
         if view.nats_server_pid is not None:
             used = resident_bytes(view.nats_server_pid)
             if used is not None:
-                rss.add_metric(["nats-server", "", "0"], used)
+                rss.add_metric(["nats-server", "", "0", ""], used)
         yield rss
         live = [h for h in health if h.pid is not None]
         connected = bool(live) and all(h.connected for h in live)

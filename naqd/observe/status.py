@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
 
 from naqd.models import Config
 from naqd.protocol import names
@@ -128,10 +128,37 @@ def _empty_row(name: str) -> dict[str, Any]:
     }
 
 
+async def known_queues(js: JetStreamContext) -> list[str]:
+    """The registered queue names (docs/client.md#known-queues); none without the bucket."""
+    try:
+        kv = await js.key_value(names.QUEUES_BUCKET)
+        return list(await kv.keys())
+    except (NotFoundError, NoKeysError):
+        return []
+
+
+async def unserved(js: JetStreamContext, consumed: set[str]) -> dict[str, int]:
+    """Jobs per queue whose subject no consumer reads (`consumed`: the queues that have
+    one), configured queues included."""
+    try:
+        info = await js.stream_info(
+            JOBS_STREAM, subjects_filter=names.under(names.JOBS_SUBJECT_PREFIX)
+        )
+    except NotFoundError:
+        return {}
+    counts: dict[str, int] = {}
+    for subject, n in (info.state.subjects or {}).items():
+        queue = names.job_subject_queue(subject)
+        if queue is not None and queue not in consumed:
+            counts[queue] = counts.get(queue, 0) + int(n)
+    return counts
+
+
 async def queues(
     js: JetStreamContext, config: Config | None, records: list[dict[str, Any]], dead: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One row per queue that has a consumer (or is configured)."""
+    """One row per queue that has a consumer, is configured or registered (known
+    queues), or holds jobs; `unserved` when no worker created its consumer yet."""
     try:
         consumers = await js.consumers_info(JOBS_STREAM)
     except NotFoundError:
@@ -148,15 +175,33 @@ async def queues(
         row["redelivered"] += c.num_redelivered or 0
         row["waiting_pulls"] += c.num_waiting or 0
         row["paused"] = row["paused"] or bool(getattr(c, "paused", False))
-    for name in config.queues if config else ():
+    consumed = set(rows)
+    for name in [*(config.queues if config else ()), *await known_queues(js)]:
         rows.setdefault(name, _empty_row(name))
+    for name, waiting in (await unserved(js, consumed)).items():
+        # Jobs on a subject no worker consumes: a typo, or a queue whose workers are
+        # still to come. They wait there until a worker for that queue starts.
+        rows.setdefault(name, _empty_row(name))["pending"] += waiting
+    for name, row in rows.items():
+        row["unserved"] = name not in consumed  # no worker ever created its consumer
     for name, row in rows.items():
         procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]
         row["dead"] = dead["counts"].get(name, 0) if dead["available"] else None
         row["processes"] = len(procs)
-        row["concurrency"] = sum(int(r.get("concurrency", 0)) for r in procs)
-        row["running"] = sum(len(r.get("running", [])) for r in procs)
+        row["concurrency"] = sum(_per_queue(r, "slots", name, "concurrency") for r in procs)
+        row["running"] = sum(_per_queue(r, "busy", name, "running") for r in procs)
+        row["pools"] = sorted({r["pool"] for r in procs if r.get("pool")})
     return [rows[k] for k in sorted(rows)]
+
+
+def _per_queue(record: dict[str, Any], key: str, queue: str, whole: str) -> int:
+    """A worker's figure for one of its queues: per queue in a pooled process's record
+    (`slots`, `busy`), else the process's own (it serves that one queue)."""
+    by_queue = record.get(key)
+    if isinstance(by_queue, dict) and queue in by_queue:
+        return int(by_queue[queue])
+    value = record.get(whole, 0)
+    return len(value) if isinstance(value, list) else int(value)
 
 
 def schedules(config: Config | None, now: float | None = None) -> list[dict[str, Any]]:

@@ -15,11 +15,13 @@ HEALTHY_UPTIME = 60.0
 
 @dataclass
 class Slot:
-    """One configured child: a queue's worker number `index`."""
+    """One configured child: worker number `index` of a queue, or of a pool (`pool`
+    true: `queue` is then the pool's name, and the process serves the pool's queues)."""
 
     role: str
     queue: str
     index: int
+    pool: bool = False
     pid: int | None = None
     started_at: float = 0.0
     failures: int = 0  # consecutive quick deaths
@@ -31,6 +33,8 @@ class Slot:
     def label(self) -> str:
         if not self.queue:
             return self.role
+        if self.pool:
+            return f"pool[{self.queue}]#{self.index}"
         return f"{self.role}[{self.queue}]#{self.index}"
 
 
@@ -83,11 +87,18 @@ def after_exit(slot: Slot, now: float) -> float:
 
 
 def plan_slots(config: Config, burst: bool = False) -> list[Slot]:
-    """The children this host runs: `processes` workers per queue, and one scheduler
-    (none in burst mode: a burst runs what is queued, it fires no schedules)."""
+    """The children this host runs: `processes` workers per pool, then per queue that
+    is in no pool, and one scheduler (none in burst mode: a burst runs what is queued,
+    it fires no schedules)."""
     slots = [
+        Slot(role="worker", queue=p.name, index=i, pool=True)
+        for p in config.pools.values()
+        for i in range(p.processes)
+    ]
+    slots += [
         Slot(role="worker", queue=q.name, index=i)
         for q in config.queues.values()
+        if config.pool_of(q.name) is None
         for i in range(q.processes)
     ]
     if config.scheduler.enabled and not burst:

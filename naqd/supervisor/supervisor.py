@@ -296,7 +296,8 @@ class Supervisor:
             ChildView(
                 label=s.label,
                 role=s.role,
-                queue=s.queue,
+                queue=_served(self.config, s),
+                pool=s.queue if s.pool else "",
                 index=s.index,
                 pid=s.pid,
                 started_at=s.started_at,
@@ -399,3 +400,9 @@ def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
         return f"signal {signal.Signals(-code).name}"
     return f"exit code {code}"
+
+
+def _served(config: Config, slot: Slot) -> str:
+    """The queues a worker slot serves, as its metrics label: one, or a pool's, joined."""
+    pool = config.pools.get(slot.queue) if slot.pool else None
+    return ",".join(pool.queues) if pool is not None else slot.queue

@@ -33,14 +33,23 @@ class CancelWatch:
         self.running: dict[str, JobContext] = {}
         self._sub: Any = None
         self._resync: asyncio.Task[None] | None = None
+        self._users = 0  # runners sharing this watch (the queues of a pooled process)
 
     async def start(self) -> None:
+        """Start watching; a watch shared by several runners starts once."""
+        self._users += 1
+        if self._users > 1:
+            return
         # Subscribe first, then load: a cancel landing in between is seen either way.
         self._sub = await self.nc.subscribe(cancel_subject(">"), cb=self._on_cancel)
         await self._load()
         self._resync = asyncio.get_running_loop().create_task(self._resync_loop())
 
     async def stop(self) -> None:
+        """Stop watching once the last runner sharing this watch stops."""
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         if self._resync is not None:
             self._resync.cancel()
             await asyncio.gather(self._resync, return_exceptions=True)

@@ -16,7 +16,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 from loguru import logger
 from nats.aio.client import Client as NATS
@@ -221,16 +220,17 @@ class PriorityPuller:
         return self.level_of.get(parts[3])
 
 
-def make_puller(nc: NATS, queue: QueueConfig, runner: Any) -> Puller | PriorityPuller:
-    """The plain continuous Puller, or the PriorityPuller for a queue with levels."""
+def make_puller(
+    nc: NATS,
+    queue: QueueConfig,
+    room: Callable[[], int],
+    deliver: Callable[[Msg], None],
+    *,
+    capacity: int,
+) -> Puller | PriorityPuller:
+    """The plain continuous Puller, or the PriorityPuller for a queue with levels;
+    `room()` says how many jobs to ask for, `capacity` is the most a process holds."""
     if len(queue.priorities) > 1:
         consumers = [priority_consumer_name(queue.name, level) for level in queue.priorities]
-        return PriorityPuller(
-            nc,
-            queue.name,
-            consumers,
-            runner.free_slots,
-            runner.deliver,
-            capacity=queue.concurrency,
-        )
-    return Puller(nc, queue.name, runner.free_slots, runner.deliver, capacity=queue.concurrency)
+        return PriorityPuller(nc, queue.name, consumers, room, deliver, capacity=capacity)
+    return Puller(nc, queue.name, room, deliver, capacity=capacity)

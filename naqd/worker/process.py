@@ -1,6 +1,7 @@
-"""A worker child: one queue's WorkerCore (worker/core.py) on its own connection, booted
-by the shared child boot (naqd/child/boot.py); drained on SIGTERM, when the supervisor
-disappears, or when the process should be recycled."""
+"""A worker child: the WorkerCore of one queue, or one per queue of a pool
+(worker/core.py), on its own connection, booted by the shared child boot
+(naqd/child/boot.py); drained on SIGTERM, when the supervisor disappears, or when the
+process should be recycled."""
 
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ from naqd.config import Config
 from naqd.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_RECYCLED
 from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.signing import keyring_from_config
-from naqd.worker.core import WorkerCore
+from naqd.worker.core import WorkerCores
 from naqd.worker.idle import wait_idle
 
 
-def main(config: Config, queue: str, index: int) -> None:
-    """Entry point of a spawned worker process."""
-    boot.main(WorkerProcess(config, queue, index), queue=queue)
+def main(config: Config, name: str, index: int) -> None:
+    """Entry point of a spawned worker process: `name` is a queue, or a pool of queues."""
+    boot.main(WorkerProcess(config, name, index), queue=name)
 
 
-def burst_main(config: Config, queue: str, index: int) -> None:
+def burst_main(config: Config, name: str, index: int) -> None:
     """Entry point of a worker in burst mode (`naqd run --burst`): it exits with EXIT_OK
     once every configured queue is idle; a recycle exits with EXIT_RECYCLED instead."""
-    boot.main(WorkerProcess(config, queue, index, burst=True), queue=queue)
+    boot.main(WorkerProcess(config, name, index, burst=True), queue=name)
 
 
 def import_tasks(config: Config) -> int | None:
@@ -60,12 +61,14 @@ class WorkerProcess(boot.Child):
     role = "worker"
     trusted_subjects = True
 
-    def __init__(self, config: Config, queue: str, index: int, burst: bool = False) -> None:
+    def __init__(self, config: Config, name: str, index: int, burst: bool = False) -> None:
         super().__init__(config)
-        self.queue = config.queues[queue]
+        self.name = name
+        self.pool = config.pools.get(name)  # None: the process of one queue
+        self.queues = config.served_by(name)
         self.index = index
         self.burst = burst
-        self.core: WorkerCore | None = None
+        self.cores: WorkerCores | None = None
         self.threads_busy = False
 
     def prepare(self) -> int | None:
@@ -75,51 +78,55 @@ class WorkerProcess(boot.Child):
         return Heartbeat(
             self.config,
             "worker",
-            queues=(self.queue.name,),
+            queues=tuple(q.name for q in self.queues),
             index=self.index,
-            concurrency=self.queue.concurrency,
+            concurrency=sum(q.concurrency for q in self.queues),
+            pool=self.pool.name if self.pool is not None else "",
+            slots={q.name: q.concurrency for q in self.queues},
         )
 
     def connection_role(self) -> str:
-        return f"worker-{self.queue.name}"
+        kind = "pool" if self.pool is not None else "worker"
+        return f"{kind}-{self.name}"
 
     async def on_reconnect(self) -> None:
-        if self.core is not None:
-            await self.core.reset()
+        if self.cores is not None:
+            await self.cores.reset()
 
     async def serve(self, nc: NATS, beat: Heartbeat) -> int:
         loop = asyncio.get_running_loop()
-        core = self.core = WorkerCore(nc, self.config, self.queue)
-        runner = core.runner
-        await core.start()
-        # Worker 0 of each queue reports the queue's depth from consumer info.
-        beat.attach(nc, runner.observe, depth_queue=self.queue.name if self.index == 0 else None)
+        cores = self.cores = WorkerCores(nc, self.config, self.queues, pool=self.pool)
+        await cores.start()
+        # Worker 0 of each queue (or pool) reports the depth of its queues.
+        observers = [runner.observe for runner in cores.runners]
+        depth = tuple(q.name for q in self.queues) if self.index == 0 else ()
+        beat.attach(nc, observers, depth_queues=depth)
         logger.info(
-            "worker {} ready: queue {} concurrency {}",
+            "worker {} ready: {}",
             self.index,
-            self.queue.name,
-            self.queue.concurrency,
+            ", ".join(f"queue {q.name} concurrency {q.concurrency}" for q in self.queues)
+            + (f" (pool {self.pool.name})" if self.pool is not None else ""),
         )
         stopping = loop.create_task(self.stop.wait())
-        recycle = loop.create_task(runner.recycle.wait())
+        recycle = loop.create_task(cores.recycle.wait())
         waiters: list[asyncio.Task[bool]] = [stopping, recycle]
         if self.burst:
             # Every configured queue, not just ours: a job may enqueue into any of them.
             queues = self.config.queues.values()
-            waiters.append(loop.create_task(wait_idle(nc.jetstream(), queues, core.holds_nothing)))
+            waiters.append(loop.create_task(wait_idle(nc.jetstream(), queues, cores.holds_nothing)))
         done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
         finished = self.burst and waiters[-1] in done and not waiters[-1].cancelled()
-        await core.stop(self.config.shutdown.grace_period, self.hurry)
-        self.threads_busy = runner.threads.threads_busy
-        recycled = runner.recycle.is_set() and not self.stop.is_set() and not finished
+        await cores.stop(self.config.shutdown.grace_period, self.hurry)
+        self.threads_busy = cores.threads_busy
+        recycled = cores.recycle.is_set() and not self.stop.is_set() and not finished
         logger.info(
             "worker {}: {} done, {} failed",
             "finished its burst" if finished else "recycled" if recycled else "stopped",
-            runner.done,
-            runner.failed,
+            cores.done,
+            cores.failed,
         )
         if self.burst and recycled:
             return EXIT_RECYCLED  # burst mode: exit 0 means "no work left"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from naqd.config import QueueConfig
+from naqd.config import PoolConfig, QueueConfig
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class RecycleLimits:
     max_rss: int = 0  # bytes; 0: no limit
 
     @classmethod
-    def for_queue(cls, queue: QueueConfig, rand: float) -> RecycleLimits:
+    def for_queue(cls, queue: QueueConfig | PoolConfig, rand: float) -> RecycleLimits:
         """`rand` in [0, 1) picks this process's share of the jitter."""
         max_jobs = queue.max_jobs_per_process
         if max_jobs:
@@ -29,6 +29,11 @@ class RecycleLimits:
                 jitter = max_jobs // 10
             max_jobs += int(rand * (jitter + 1))
         return cls(max_jobs=max_jobs, max_rss=queue.max_memory_per_process)
+
+    @classmethod
+    def for_pool(cls, pool: PoolConfig, rand: float) -> RecycleLimits:
+        """A pooled process's limits: the pool's, counted over the jobs of all its queues."""
+        return cls.for_queue(pool, rand)
 
     def exceeded(self, jobs: int, rss: Callable[[], int]) -> str:
         """Why this process should recycle now, or "" (rss is only read when limited)."""

@@ -45,7 +45,13 @@ from naqd.worker.retry import JobOptions, RetryPolicy, backoff_from_wire, policy
 from naqd.worker.settle import Settler, ttl_headers
 from naqd.worker.settle import nak as _nak
 from naqd.worker.store import read_record
-from naqd.worker.tasks import check_arguments, is_coroutine_task, resolve_task, task_known
+from naqd.worker.tasks import (
+    check_arguments,
+    is_coroutine_task,
+    resolve_task,
+    task_known,
+    with_task_policy,
+)
 from naqd.worker.timeouts import ThreadRunner, call_async
 
 # What a task may raise: a sys.exit() in a task fails the job, not the worker.
@@ -180,7 +186,8 @@ class Runner:
         delivered = _num_delivered(msg)
         headers = msg.headers or {}
         try:
-            env = admit(msg.data, headers, self.admission)  # size, signature, allow-list
+            # size, signature, allow-list; then the task's own policy under the job's
+            env = with_task_policy(admit(msg.data, headers, self.admission))
             policy = self._policy(env)
         except (EnvelopeError, ValueError) as exc:
             refused_as = refused_job(exc, headers)

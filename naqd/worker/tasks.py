@@ -1,4 +1,5 @@
-"""Resolving 'module:qualname' task names to callables, cached per process."""
+"""Resolving 'module:qualname' task names to callables, and a task object's own policy
+(`@naqd.task(...)`), cached per process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import sys
 from collections.abc import Callable
 from functools import cache
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from naqd.client.tasks import Task
+
+if TYPE_CHECKING:
+    from naqd.client.options import Options
+    from naqd.protocol.envelope import Envelope
+
+# What a task's decorator decides for its jobs in the worker (the producer applies its
+# queue, priority and unique_for): each only where the enqueue itself set none.
+WORKER_OPTIONS = ("retries", "timeout", "result_ttl", "backoff", "retry_on", "dont_retry_on")
 
 
 class TaskNotFound(LookupError):
@@ -17,6 +28,51 @@ class TaskNotFound(LookupError):
 
 @cache
 def resolve_task(name: str) -> Callable[..., Any]:
+    """The function to call: a task object's own function (so an `async def` task runs
+    as a coroutine)."""
+    obj = _lookup(name)
+    return obj.fn if isinstance(obj, Task) else obj
+
+
+@cache
+def task_policy(name: str) -> tuple[tuple[str, Any], ...]:
+    """The worker-side options `name`'s decorator declared, as (option, value) pairs; ()
+    for a plain function. Imports the task's module, as running it would: call it only
+    for an admitted job."""
+    obj = _lookup(name)
+    return declared(obj.options) if isinstance(obj, Task) else ()
+
+
+def declared(options: Options) -> tuple[tuple[str, Any], ...]:
+    """The worker-side options set in `options`, as (option, value) pairs."""
+    pairs = ((n, getattr(options, n)) for n in WORKER_OPTIONS)
+    return tuple((n, value) for n, value in pairs if value is not None)
+
+
+def with_task_policy(env: Envelope) -> Envelope:
+    """The job as the worker applies it: the enqueue's own options, then the task's, then
+    (left None here) the queue's YAML. A task that does not resolve is left alone: that
+    fails when the job runs, as TaskNotFound."""
+    try:
+        declared = task_policy(env.task)
+    except Exception:
+        return env
+    if declared:
+        fill(env, declared)
+    return env
+
+
+def fill(env: Envelope, declared: tuple[tuple[str, Any], ...]) -> None:
+    """Each declared option the job did not set, written into `env` in place: only ever
+    an envelope just decoded, which nothing else holds yet (dataclasses.replace cost
+    ~10 us a job on the loaded test box, this ~0.5 us)."""
+    for name, value in declared:
+        if getattr(env, name) is None:
+            setattr(env, name, value)
+
+
+@cache
+def _lookup(name: str) -> Any:
     module_name, _, qualname = name.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
@@ -41,7 +97,7 @@ def resolve_task(name: str) -> Callable[..., Any]:
             f"task {name!r} is defined in {defined_in or 'an unknown module'!r}, "
             f"not in {module_name!r}: enqueue it under the module that defines it"
         )
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def task_known(name: str) -> bool:

@@ -29,7 +29,12 @@ def test_worker_sigkilled_three_times_loses_no_job(
         killed: list[int] = []
         for k in range(3):
             wait_until(lambda k=k: len(runs(tmp_path)) >= 60 * (k + 1), 60, what="progress")
-            victim = sorted(worker_pids(tmp_path) - set(killed))[0]
+            # A replacement that has just become ready may not have finished a job yet
+            # (on a loaded machine the survivor can reach the count alone): wait for one.
+            alive = wait_until(
+                lambda: worker_pids(tmp_path) - set(killed), 30, what="a live worker that ran jobs"
+            )
+            victim = sorted(alive)[0]
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
             daemon.wait_for_log("died with signal SIGKILL", count=k + 1)
@@ -38,6 +43,31 @@ def test_worker_sigkilled_three_times_loses_no_job(
         # Only jobs in flight on a killed process (8 slots each) may have run twice.
         assert_all_ran(runs(tmp_path), total, max_duplicates=3 * 8)
         assert {client.status(j.id) for j in jobs[::25]} == {"succeeded"}
+
+
+def test_worker_sigkilled_with_a_full_prefetch_backlog_loses_no_job(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        queues: {default: {concurrency: 2, prefetch: 30, ack_wait: 2s}}
+        """,
+        ready_workers=1,
+    )
+    total = 80
+    with SyncClient(nats_server.url) as client:
+        for n in range(total):
+            client.enqueue("tests.tasks:record", str(tmp_path), n, 0.05)
+        # 2 running and 30 held: the held ones were delivered and never started.
+        wait_until(lambda: len(runs(tmp_path)) >= 6, 30, what="progress")
+        (victim,) = worker_pids(tmp_path)
+        os.kill(victim, signal.SIGKILL)
+        daemon.wait_for_log("died with signal SIGKILL")
+        wait_until(lambda: len(runs(tmp_path)) == total, 60, what="all jobs ran")
+    # Only the 2 jobs running when it died may have run twice; the held ones came back
+    # after ack_wait and ran once.
+    assert_all_ran(runs(tmp_path), total, max_duplicates=2)
 
 
 def test_sigterm_hands_queued_jobs_to_a_second_daemon_at_once(

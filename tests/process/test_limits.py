@@ -1,10 +1,13 @@
 """Global limits across two real daemons on one nats-server: `max_in_flight` caps the
-jobs running cluster-wide, `rate` caps how many start per second."""
+jobs running cluster-wide, `rate` caps how many start per second, with and without
+prefetch."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 
 from naqd import SyncClient
 from tests.natsserver import wait_until
@@ -21,8 +24,17 @@ def running(directory: Path) -> int:
     return len(list(directory.glob("*.running")))
 
 
-def test_max_in_flight_holds_across_two_daemons(daemon_factory, nats_server, tmp_path) -> None:
-    body = LIMITED.format(limit="max_in_flight: 3")
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "max_in_flight: 3",  # prefetch is off by default with max_in_flight
+        "max_in_flight: 3, prefetch: 8",  # held jobs count as in flight: the cap holds
+    ],
+)
+def test_max_in_flight_holds_across_two_daemons(
+    daemon_factory, nats_server, tmp_path, limit: str
+) -> None:
+    body = LIMITED.format(limit=limit)
     daemon_factory(body, ready_workers=1, name="a")
     daemon_factory(body, ready_workers=1, name="b")
     with SyncClient(nats_server.url) as client:
@@ -43,7 +55,9 @@ def test_max_in_flight_holds_across_two_daemons(daemon_factory, nats_server, tmp
 def test_rate_holds_within_ten_percent_across_two_daemons(
     daemon_factory, nats_server, tmp_path
 ) -> None:
-    body = LIMITED.format(limit="rate: 20/s")
+    # Each daemon prefetches (4 jobs held beyond its 4 slots): the rate is taken when
+    # a job starts, never when it is fetched, so it holds all the same.
+    body = LIMITED.format(limit="rate: 20/s, prefetch: 4")
     daemon_factory(body, ready_workers=1, name="a")
     daemon_factory(body, ready_workers=1, name="b")
     with SyncClient(nats_server.url) as client:

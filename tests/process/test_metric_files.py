@@ -47,6 +47,11 @@ def test_recycled_workers_are_counted_and_leave_no_files(
     live = {str(pid) for pid in child_pids(daemon)}
     wait_until(lambda: file_pids(metrics_dir) <= live | {"archive"}, 10, what="files folded")
     rss = value(
-        samples, "naqd_child_resident_memory_bytes", role="worker", queue="default", index="0"
+        samples,
+        "naqd_child_resident_memory_bytes",
+        role="worker",
+        queue="default",
+        index="0",
+        pool="",
     )
     assert rss is not None and 10 * 2**20 < rss < 2**31

@@ -126,10 +126,11 @@ def test_metrics_follow_real_jobs(daemon_factory, nats_server) -> None:
 
 
 def test_queue_depth_shows_waiting_jobs(daemon_factory, nats_server, tmp_path: Path) -> None:
+    # prefetch: 0, or the worker would hold the three waiting jobs (in flight, not pending).
     daemon = daemon_factory(
         """
         tasks: {imports: [tests.tasks]}
-        queues: {default: {concurrency: 1, processes: 1}}
+        queues: {default: {concurrency: 1, processes: 1, prefetch: 0}}
         heartbeat: {interval: 1s}
         """,
         ready_workers=1,
@@ -163,7 +164,14 @@ def test_healthz_fails_while_a_worker_is_stopped(daemon_factory) -> None:
         states = {c["pid"]: c["state"] for c in body["children"]}
         assert states[victim] == "stale"
         assert (
-            value(scrape(base), "naqd_child_healthy", role="worker", queue="default", index="1")
+            value(
+                scrape(base),
+                "naqd_child_healthy",
+                role="worker",
+                queue="default",
+                index="1",
+                pool="",
+            )
             == 0
         )
     finally:

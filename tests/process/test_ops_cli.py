@@ -64,7 +64,7 @@ def test_workers_lists_every_process(live) -> None:
     table = naqd("workers", "--servers", url)
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:4] == ["HOST", "PID", "ROLE", "QUEUES"]
+    assert lines[0].split()[:5] == ["HOST", "PID", "ROLE", "POOL", "QUEUES"]
     assert len(lines) == 5  # header, three workers, the scheduler
     for r in records:
         assert str(r["pid"]) in table.stdout
@@ -99,7 +99,7 @@ def test_status_shows_queues_workers_and_schedules(live, tmp_path: Path) -> None
 
 def test_queues_purge_and_job(live, tmp_path: Path) -> None:
     _, url = live
-    with SyncClient(url) as client:
+    with SyncClient(url, check_queues=False) as client:
         # A queue nobody serves keeps its jobs: something to look at and to purge.
         waiting = [client.enqueue("tests.tasks:add", i, i, queue="nobody") for i in range(3)]
         done = client.enqueue("tests.tasks:add", 2, 3)
@@ -109,6 +109,8 @@ def test_queues_purge_and_job(live, tmp_path: Path) -> None:
 
     rows = json.loads(naqd("queues", "--servers", url, "--json").stdout)
     assert {r["queue"]: r["pending"] for r in rows}["default"] == 0
+    nobody = next(r for r in rows if r["queue"] == "nobody")  # shown, though unserved
+    assert nobody["pending"] == 3 and nobody["unserved"] is True
 
     queued = naqd("job", waiting[1].id, "--servers", url, "--json")
     assert queued.returncode == 0

@@ -26,6 +26,18 @@ FILE = textwrap.dedent(
 )
 
 
+POOLED = textwrap.dedent(
+    """\
+    queues:
+      a: {}
+      b: {}
+      solo: {processes: 2}
+    pools:
+      small: {queues: [a, b], processes: 2}
+    """
+)
+
+
 def build(flags: WorkerFlags, env: dict[str, str] | None = None, text: str | None = None) -> Config:
     return worker_config(flags, env or {}, text, "naq.yaml" if text else None).config
 
@@ -37,6 +49,7 @@ def summary(config: Config) -> dict[str, object]:
         "imports": config.tasks.imports,
         "scheduler": config.scheduler.enabled,
         "schedules": sorted(config.schedules),
+        "pools": {p.name: (p.queues, p.processes) for p in config.pools.values()},
     }
 
 
@@ -51,6 +64,7 @@ CASES = [
             "imports": (),
             "scheduler": False,
             "schedules": [],
+            "pools": {},
         },
         id="defaults",
     ),
@@ -64,6 +78,7 @@ CASES = [
             "imports": ("examples.tasks",),
             "scheduler": False,
             "schedules": [],
+            "pools": {},
         },
         id="issue example",
     ),
@@ -72,13 +87,14 @@ CASES = [
         {"NAQD_SERVERS": "nats://e1:4222, nats://e2:4222"},
         None,
         {
-            "queues": {"high": (2, 16, 3), "low": (2, 16, 3)},
+            "queues": {"high": (1, 16, 3), "low": (1, 16, 3)},
             "servers": ("nats://e1:4222", "nats://e2:4222"),
             "imports": (),
             "scheduler": True,
             "schedules": [],
+            "pools": {"cli": (("high", "low"), 2)},
         },
-        id="several queues, servers from the environment",
+        id="several queues: one pool of them, servers from the environment",
     ),
     pytest.param(
         WorkerFlags(servers="nats://flag:4222"),
@@ -90,6 +106,7 @@ CASES = [
             "imports": (),
             "scheduler": False,
             "schedules": [],
+            "pools": {},
         },
         id="--servers beats the environment",
     ),
@@ -103,6 +120,7 @@ CASES = [
             "imports": ("tests.tasks",),
             "scheduler": False,  # the file does not turn it on
             "schedules": [],  # nothing would fire them
+            "pools": {},
         },
         id="file alone: its queues, scheduler off",
     ),
@@ -116,6 +134,7 @@ CASES = [
             "imports": ("tests.tasks", "examples.tasks"),
             "scheduler": False,
             "schedules": [],
+            "pools": {"cli": (("low", "extra"), 1)},
         },
         id="file overridden for the queues named, others not served",
     ),
@@ -129,8 +148,51 @@ CASES = [
             "imports": ("tests.tasks",),
             "scheduler": True,
             "schedules": ["nightly"],
+            "pools": {},
         },
         id="file with --scheduler keeps its schedules",
+    ),
+    pytest.param(
+        WorkerFlags(processes="3"),
+        {},
+        POOLED,
+        {
+            "queues": {"a": (1, 16, 3), "b": (1, 16, 3), "solo": (3, 16, 3)},
+            "servers": (),
+            "imports": (),
+            "scheduler": False,
+            "schedules": [],
+            "pools": {"small": (("a", "b"), 3)},
+        },
+        id="file's pools kept, --processes for each pool and each queue in none",
+    ),
+    pytest.param(
+        WorkerFlags(("a",), processes="2"),
+        {},
+        POOLED,
+        {
+            "queues": {"a": (2, 16, 3)},
+            "servers": (),
+            "imports": (),
+            "scheduler": False,
+            "schedules": [],
+            "pools": {},
+        },
+        id="one queue named runs alone, out of the file's pool",
+    ),
+    pytest.param(
+        WorkerFlags(("solo", "a"), processes="2"),
+        {},
+        POOLED,
+        {
+            "queues": {"solo": (1, 16, 3), "a": (1, 16, 3)},
+            "servers": (),
+            "imports": (),
+            "scheduler": False,
+            "schedules": [],
+            "pools": {"cli": (("solo", "a"), 2)},
+        },
+        id="a queue's own processes give way to the command line's pool",
     ),
 ]
 
@@ -229,3 +291,27 @@ def test_the_environment_servers_are_named_when_wrong() -> None:
     with pytest.raises(ConfigError) as caught:
         build(WorkerFlags(), {"NAQD_SERVERS": "nats://ok:4222,bad url"})
     assert str(caught.value).startswith("naqd worker: $NAQD_SERVERS: expected a server URL")
+
+
+# -- naqd run --config: $NAQD_SERVERS over the file, as naqd worker ---------------------
+
+
+def test_naqd_run_takes_the_servers_from_the_environment(tmp_path) -> None:
+    from naqd.config.flags import run_config
+
+    path = tmp_path / "naq.yaml"
+    path.write_text("nats: {servers: [nats://file:4222]}\nqueues: {emails: {}}\n")
+    assert run_config(str(path), {}).nats.urls == ["nats://file:4222"]
+    config = run_config(str(path), {"NAQD_SERVERS": "nats://e1:4222,nats://e2:4222"})
+    assert config.nats.urls == ["nats://e1:4222", "nats://e2:4222"]
+    assert list(config.queues) == ["emails"] and config.path == str(path)
+
+
+def test_naqd_run_blames_the_variable_for_a_bad_url(tmp_path) -> None:
+    from naqd.config.flags import run_config
+
+    path = tmp_path / "naq.yaml"
+    path.write_text("queues: {default: {}}\n")
+    with pytest.raises(ConfigError) as caught:
+        run_config(str(path), {"NAQD_SERVERS": "bad url"})
+    assert str(caught.value).startswith("naqd run: $NAQD_SERVERS: expected a server URL")
