@@ -162,3 +162,20 @@ def test_a_cancelled_job_frees_an_until_done_key_not_a_throttle_window(nats_serv
         assert client.cancel(first.id)
         again = client.enqueue("tests.tasks:add", 1, 2, **t)
         assert (again.id, again.created) == (first.id, False)
+
+
+def test_a_typed_task_declares_its_unique_mode(worker_factory, nats_server) -> None:
+    from tests.typed_tasks import refresh_report
+
+    worker_factory(BODY.replace("[tests.tasks]", "[tests.tasks, tests.typed_tasks]"))
+    with SyncClient(nats_server.url) as client:
+        first = client.enqueue(refresh_report, 7)
+        assert first.created and first.result(timeout=20) == 7
+        again = client.enqueue(refresh_report, 7)  # finished, but inside the window
+        assert (again.id, again.created) == (first.id, False)
+        other = client.enqueue(refresh_report, 8)  # the key is derived from the arguments
+        assert other.created
+        # .using() wins over the decorator: until_done frees the key once the job ended.
+        freed = client.enqueue(refresh_report.using(unique_mode="until_done"), 9)
+        assert freed.result(timeout=20) == 9
+        assert client.enqueue(refresh_report.using(unique_mode="until_done"), 9).created
