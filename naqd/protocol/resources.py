@@ -200,8 +200,6 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     max_age = config.dead_letters.max_age
     await _ensure_stream(js, dlq_stream_config(replicas, max_age))
     await _ensure_stream(js, advisory_stream_config(replicas, max_age))
-    audit = config.audit
-    await _ensure_stream(js, audit_stream_config(replicas, audit.max_age, audit.max_entries))
     try:
         await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
     except NotFoundError:
@@ -263,6 +261,16 @@ async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> Non
         if info is not None and info.config.pause_until:
             cfg.pause_until = info.config.pause_until  # an update must not resume a queue
         await js.add_consumer(JOBS_STREAM, cfg)
+
+
+async def ensure_audit_stream(js: JetStreamContext, config: Config) -> None:
+    """The audit trail with the configured retention. Not part of a worker's boot (a
+    worker's NATS user need not reach it): `naqd init` and the console's boot apply it,
+    and a client that appends before either created it with the defaults
+    (naqd/client/audit.py)."""
+    audit = config.audit
+    cfg = audit_stream_config(config.nats.replicas, audit.max_age, audit.max_entries)
+    await _ensure_stream(js, cfg)
 
 
 def rate_stream_config(replicas: int) -> StreamConfig:
