@@ -16,6 +16,7 @@ from naqd.client import (
     NatsAuthError,
     NotInitialized,
     PayloadTooLarge,
+    ProcessNotFound,
     QueueInfo,
     QueueNotFound,
     ResultTimeout,
@@ -30,6 +31,7 @@ from naqd.client import (
     Unavailable,
     task,
 )
+from naqd.middleware import EnqueueMessage, JobInfo, Middleware
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
@@ -40,16 +42,20 @@ __all__ = [
     "ConnectError",
     "DeadLetterNotFound",
     "EnqueueError",
+    "EnqueueMessage",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobInfo",
     "JobNotFound",
     "JobStatus",
+    "Middleware",
     "NaqdError",
     "NatsAuthError",
     "NotInitialized",
     "PayloadTooLarge",
+    "ProcessNotFound",
     "QueueInfo",
     "QueueNotFound",
     "ResultTimeout",

@@ -17,9 +17,11 @@ from naqd.config.checks import (
     fraction,
     header_name,
     host_port,
+    http_url,
     integer,
     is_loopback,
     module_name,
+    object_ref,
     password_hash,
     payload_size,
     priority_level,
@@ -30,6 +32,7 @@ from naqd.config.checks import (
     server_url,
     size,
     subject_prefix,
+    sync_setting,
     task_pattern,
     task_ref,
     text,
@@ -460,7 +463,12 @@ ROOT = Section(
             {
                 "servers": string_list(server_url, comma_separated=True),
                 "embedded": Section(
-                    EmbeddedNatsConfig, {"listen": scalar(host_port), "store_dir": scalar(text)}
+                    EmbeddedNatsConfig,
+                    {
+                        "listen": scalar(host_port),
+                        "store_dir": scalar(text),
+                        "sync": scalar(sync_setting),
+                    },
                 ),
                 "replicas": scalar(integer(1, 5, "an integer from 1 to 5")),
                 "user": scalar(text),
@@ -481,6 +489,7 @@ ROOT = Section(
                 ),
                 "tls_required": scalar(boolean),
                 "inbox_prefix": scalar(subject_prefix),
+                "monitoring": string_list(http_url, comma_separated=True),
             },
             check=check_nats_auth,
         ),
@@ -539,5 +548,6 @@ ROOT = Section(
             },
         ),
         "dashboard": DASHBOARD,
+        "middleware": string_list(object_ref),
     },
 )

@@ -1,2 +1,2 @@
 """Observability: Prometheus metrics, heartbeats (local and in KV), the supervisor's HTTP
-endpoint and the status data shared by `naqd status` and the status page."""
+endpoint and the status data `naqd status` shows."""

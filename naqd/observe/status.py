@@ -1,6 +1,6 @@
-"""What `naqd status`, `naqd workers`, `naqd queues` and the status page show, gathered
+"""What `naqd status`, `naqd workers` and `naqd queues` show, gathered
 from NATS: heartbeat records, consumer info, the dead-letter stream and server info. The
-shapes are plain dicts so `--json` and the page get exactly what the tables print."""
+shapes are plain dicts so `--json` gets exactly what the tables print."""
 
 from __future__ import annotations
 
