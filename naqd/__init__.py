@@ -31,6 +31,7 @@ from naqd.client import (
     Unavailable,
     task,
 )
+from naqd.middleware import EnqueueMessage, JobInfo, Middleware
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
@@ -41,12 +42,15 @@ __all__ = [
     "ConnectError",
     "DeadLetterNotFound",
     "EnqueueError",
+    "EnqueueMessage",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobInfo",
     "JobNotFound",
     "JobStatus",
+    "Middleware",
     "NaqdError",
     "NatsAuthError",
     "NotInitialized",

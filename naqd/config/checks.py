@@ -49,6 +49,34 @@ def choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
     return check
 
 
+def sync_setting(value: Any) -> str | float:
+    """`always`, or the interval of the embedded server's fsync timer."""
+    if value == "always":
+        return "always"
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds < 0.01 or isinstance(value, bool):
+        raise ValueError(f"expected always or a duration like 1s, got {describe(value)}")
+    return seconds
+
+
+def http_url(value: Any) -> str:
+    """A monitoring endpoint, http(s)://host:port."""
+    expected = f"expected a monitoring URL like http://10.0.0.1:8222, got {describe(value)}"
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise ValueError(expected)
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(expected)
+    return value.rstrip("/")
+
+
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {describe(value)}")
@@ -102,12 +130,22 @@ def module_name(value: Any) -> str:
     return value
 
 
-def task_ref(value: Any) -> str:
+def _ref(value: Any, expected: str) -> str:
+    """`package.module:qualname`, else `expected` in the error."""
     if isinstance(value, str):
         module, sep, qualname = value.partition(":")
         if sep and _dotted(module) and _dotted(qualname):
             return value
-    raise ValueError(f'expected a task like "package.module:function", got {describe(value)}')
+    raise ValueError(f"expected {expected}, got {describe(value)}")
+
+
+def object_ref(value: Any) -> str:
+    """A middleware class or object."""
+    return _ref(value, '"package.module:Name"')
+
+
+def task_ref(value: Any) -> str:
+    return _ref(value, 'a task like "package.module:function"')
 
 
 SIZE_UNITS = {

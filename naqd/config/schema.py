@@ -15,8 +15,10 @@ from naqd.config.checks import (
     exception_name,
     fraction,
     host_port,
+    http_url,
     integer,
     module_name,
+    object_ref,
     payload_size,
     priority_level,
     rate,
@@ -25,6 +27,7 @@ from naqd.config.checks import (
     server_url,
     size,
     subject_prefix,
+    sync_setting,
     task_pattern,
     task_ref,
     text,
@@ -388,7 +391,12 @@ ROOT = Section(
             {
                 "servers": string_list(server_url, comma_separated=True),
                 "embedded": Section(
-                    EmbeddedNatsConfig, {"listen": scalar(host_port), "store_dir": scalar(text)}
+                    EmbeddedNatsConfig,
+                    {
+                        "listen": scalar(host_port),
+                        "store_dir": scalar(text),
+                        "sync": scalar(sync_setting),
+                    },
                 ),
                 "replicas": scalar(integer(1, 5, "an integer from 1 to 5")),
                 "user": scalar(text),
@@ -409,6 +417,7 @@ ROOT = Section(
                 ),
                 "tls_required": scalar(boolean),
                 "inbox_prefix": scalar(subject_prefix),
+                "monitoring": string_list(http_url, comma_separated=True),
             },
             check=check_nats_auth,
         ),
@@ -466,5 +475,6 @@ ROOT = Section(
                 "format": scalar(choice("text", "json")),
             },
         ),
+        "middleware": string_list(object_ref),
     },
 )

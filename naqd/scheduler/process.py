@@ -10,12 +10,13 @@ import time
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.child import boot
+from naqd.child import boot, middleware
 from naqd.client.client import Client
 from naqd.config import Config
 from naqd.exitcodes import EXIT_FAILED, EXIT_OK
+from naqd.middleware import Hooks
 from naqd.observe.heartbeat import Heartbeat
-from naqd.observe.metrics import metrics
+from naqd.observe.metrics import count_repair, metrics
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
 from naqd.protocol.schedule_state import ScheduleState
 from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
@@ -33,6 +34,11 @@ def main(config: Config, queue: str, index: int) -> None:
 class SchedulerProcess(boot.Child):
     role = "scheduler"
     conn = "control"
+    hooks: Hooks | None = None  # naq.yaml's middleware: fires and missed ticks
+
+    def prepare(self) -> int | None:
+        self.hooks, code = middleware.load(self.config)
+        return code
 
     def heartbeat(self) -> Heartbeat:
         return Heartbeat(self.config, "scheduler")
@@ -44,7 +50,9 @@ class SchedulerProcess(boot.Child):
         self.stop.set()  # nothing to hurry: leaving the lease is quick
 
     async def ensure(self, nc: NATS) -> bool:
-        return await ensure_or_refuse(nc.jetstream(), self.config, ensure_scheduler_resources)
+        return await ensure_or_refuse(
+            nc.jetstream(), self.config, ensure_scheduler_resources, on_repair=count_repair
+        )
 
     async def serve(self, nc: NATS, beat: Heartbeat) -> int:
         loop = asyncio.get_running_loop()
@@ -53,7 +61,9 @@ class SchedulerProcess(boot.Child):
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
         # Fired jobs are signed like any producer's when a signing key is configured.
-        client = await Client.from_config(self.config, nc=nc, check_queues=False).connect()
+        client = await Client.from_config(
+            self.config, nc=nc, check_queues=False, middleware=self.hooks
+        ).connect()
         code = CodeScheduleSource(await state.kv())
         paused = PausedSource(await state.kv())
         fire = FireLoop(
