@@ -137,6 +137,16 @@ def accept_confirm(driver: webdriver.Chrome) -> str:
     return text
 
 
+def click(driver: webdriver.Chrome, xpath: str, by: str = By.XPATH) -> None:
+    """Click, again if a live region re-rendered the element meanwhile."""
+
+    def attempt(d: webdriver.Chrome) -> bool:
+        d.find_element(by, xpath).click()
+        return True
+
+    wait(driver).until(attempt)
+
+
 def state_of(driver: webdriver.Chrome) -> str:
     return driver.find_element(By.CSS_SELECTOR, "[data-live] .state").text
 
@@ -169,12 +179,12 @@ def test_a_failing_job_shows_up_in_dead_letters_live_and_a_requeue_succeeds_live
     assert "RuntimeError" in browser.find_element(*row).text
     shot(browser, "dead-letters")
     flag.touch()  # the bug is fixed: the requeued job will succeed
-    browser.find_element(By.LINK_TEXT, job).click()
+    click(browser, job, By.LINK_TEXT)
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "job-id"), job))
     live(browser)
     mark(browser)
-    assert state_of(browser) == "dead"
-    browser.find_element(By.XPATH, "//button[text()='Requeue']").click()
+    wait(browser).until(lambda d: state_of(d) == "dead")
+    click(browser, "//button[text()='Requeue']")
     wait(browser).until(lambda d: state_of(d) == "succeeded")
     assert same_page(browser)
     assert browser.find_element(By.ID, "job-result").text == '"saved"'
@@ -185,7 +195,7 @@ def test_pause_a_queue_and_naqd_queues_agrees(browser: webdriver.Chrome, console
     as_user(browser, console, "alice")
     browser.get(console.url + "/queues/other")
     live(browser)
-    browser.find_element(By.XPATH, "//button[text()='Pause']").click()
+    click(browser, "//button[text()='Pause']")
     assert "Pause queue other?" in accept_confirm(browser)
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "queue-state"), "paused"))
 
@@ -195,7 +205,7 @@ def test_pause_a_queue_and_naqd_queues_agrees(browser: webdriver.Chrome, console
                    for line in out.splitlines()[1:])  # fmt: skip
 
     wait_until(lambda: cli_says("paused"), 15, what="naqd queues: paused")
-    browser.find_element(By.XPATH, "//button[text()='Resume']").click()
+    click(browser, "//button[text()='Resume']")
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "queue-state"), "active"))
     wait_until(lambda: cli_says("active"), 15, what="naqd queues: active")
 
@@ -210,7 +220,7 @@ def test_cancel_a_running_job(browser: webdriver.Chrome, console: Console, tmp_p
     live(browser)
     wait(browser).until(lambda d: state_of(d) == "running")
     mark(browser)
-    browser.find_element(By.XPATH, "//button[text()='Cancel']").click()
+    click(browser, "//button[text()='Cancel']")
     assert "cannot be undone" in accept_confirm(browser)
     wait(browser).until(lambda d: state_of(d) == "cancelled")
     assert same_page(browser)
