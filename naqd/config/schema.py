@@ -9,12 +9,14 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from naqd.config.checks import (
+    auto_or_boolean,
     boolean,
     choice,
     duration,
     exception_name,
     fraction,
     host_port,
+    http_url,
     integer,
     module_name,
     payload_size,
@@ -47,9 +49,11 @@ from naqd.models import (
     ResultsConfig,
     ScheduleConfig,
     SchedulerConfig,
+    SentryConfig,
     ShutdownConfig,
     TasksConfig,
     TlsConfig,
+    TracingConfig,
 )
 from naqd.protocol.schedules import check_cron, check_timezone
 from naqd.values import describe, format_duration
@@ -464,6 +468,22 @@ ROOT = Section(
             {
                 "level": scalar(choice(*LOG_LEVELS, upper=True)),
                 "format": scalar(choice("text", "json")),
+            },
+        ),
+        "tracing": Section(
+            TracingConfig,
+            {
+                "enabled": scalar(auto_or_boolean),
+                "endpoint": scalar(http_url),
+            },
+        ),
+        "sentry": Section(
+            SentryConfig,
+            {
+                "dsn": scalar(text),
+                "environment": scalar(text),
+                "report": scalar(choice("dead_letter", "every_failure")),
+                "monitors": scalar(boolean),
             },
         ),
     },
