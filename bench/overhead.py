@@ -10,21 +10,25 @@ real servers): a profiling aid, to say where a worker's time goes (docs/performa
 
     python -m bench.overhead            # us of CPU per job, 4 kinds of job, 2 concurrencies
     python -m bench.overhead --profile  # plus cProfile's top functions for each
+    python -m bench.overhead --middleware  # with one middleware whose job hooks do nothing
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import sys
 import time
+from typing import Any
 
 import uvloop
 from nats.aio.msg import Msg
 
 from bench.fill import _template
 from naqd.client.client import Client
+from naqd.middleware import Hooks
 from naqd.models import Config, NatsConfig, QueueConfig, TasksConfig
 from naqd.worker.runner import Runner
 from tests.fakes import FakeNats
@@ -39,6 +43,7 @@ async def per_job_us(
     profile: bool,
     concurrency: int = CONCURRENCY,
     n: int = N,
+    middleware: bool = False,
 ) -> tuple[float, float]:
     nc = FakeNats(record=False)
     queue = QueueConfig(name="bench", concurrency=concurrency)
@@ -47,7 +52,8 @@ async def per_job_us(
         queues={"bench": queue},
         tasks=TasksConfig(imports=("bench.tasks",)),
     )
-    runner = Runner(nc, config, queue)  # type: ignore[arg-type]
+    hooks = Hooks([NoOp()]) if middleware else None
+    runner = Runner(nc, config, queue, hooks)  # type: ignore[arg-type]
     await runner.writer.start()
     subject, payload, old_id = _template(Client("nats://unused"), task, "bench", result_ttl)
 
@@ -91,8 +97,25 @@ KINDS = (
 )
 
 
+class NoOp:
+    """Every job hook, doing nothing: what the middleware machinery itself costs."""
+
+    def around_job(self, job: Any) -> Any:
+        return contextlib.nullcontext()
+
+    def on_success(self, job: Any, result: Any) -> None:
+        pass
+
+    def on_retry(self, job: Any, exc: Any, delay: float) -> None:
+        pass
+
+    def on_dead_letter(self, job: Any, exc: Any, reason: str) -> None:
+        pass
+
+
 def main() -> None:
     profile = "--profile" in sys.argv
+    middleware = "--middleware" in sys.argv
     print(f"naqd's own CPU per job ({N:,} jobs, no NATS), us\n")
     print("| job | concurrency 256 | concurrency 10 | publishes/job |")
     print("|---|---|---|---|")
@@ -100,7 +123,7 @@ def main() -> None:
         cells = []
         for concurrency in (CONCURRENCY, 10):
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                us, pubs = runner.run(per_job_us(task, ttl, profile, concurrency))
+                us, pubs = runner.run(per_job_us(task, ttl, profile, concurrency, N, middleware))
             cells.append(f"{us:.1f}")
         print(f"| {label} | {' | '.join(cells)} | {pubs:.0f} |", flush=True)
 

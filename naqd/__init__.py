@@ -22,6 +22,7 @@ from naqd.client import (
     Task,
     task,
 )
+from naqd.middleware import EnqueueMessage, JobInfo, Middleware
 from naqd.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
@@ -30,11 +31,14 @@ __all__ = [
     "Client",
     "ConnectError",
     "EnqueueError",
+    "EnqueueMessage",
     "Job",
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobInfo",
     "JobStatus",
+    "Middleware",
     "NaqdError",
     "QueueInfo",
     "QueueNotFound",

@@ -242,6 +242,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     tracing: TracingConfig = field(default_factory=TracingConfig)
     sentry: SentryConfig = field(default_factory=SentryConfig)
+    # "module:attr" of each middleware (naqd/middleware.py), in the order they run.
+    middleware: tuple[str, ...] = ()
 
     def pool_of(self, queue: str) -> PoolConfig | None:
         """The pool that serves `queue`, or None when it has processes of its own."""

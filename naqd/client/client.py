@@ -31,7 +31,7 @@ from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
-from naqd.client.messages import BuildMixin
+from naqd.client.messages import BuildMixin, task_name
 from naqd.client.options import MANY_OPTIONS, Options
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
@@ -40,6 +40,7 @@ from naqd.client.schedules import ScheduleMixin
 from naqd.client.tasks import Task, Untyped, prepare
 from naqd.client.unique import acquire as acquire_unique
 from naqd.client.unique import release as release_unique
+from naqd.middleware import EnqueueMessage, Hooks, hooks_of
 from naqd.protocol.envelope import Encoding, load_cloudpickle
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
@@ -109,9 +110,12 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         max_payload: int = 1024 * 1024,
         connect_options: dict[str, Any] | None = None,
         tls_required: bool = False,
+        middleware: Sequence[object] | Hooks | None = None,
     ) -> None:
         """`connect_options` go to nats-py's connect (user, password, token, tls,
-        user_credentials, ...); `Client.from_config` fills them from naq.yaml."""
+        user_credentials, ...); `Client.from_config` fills them from naq.yaml.
+        `middleware`: objects (or "module:Name" strings) whose before_enqueue and
+        after_enqueue hooks run around every enqueue (docs/extending.md)."""
         self.connect_deadline = connect_deadline
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
@@ -134,6 +138,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
         self._dead_letters: DeadLetters | None = None
         self._explorer: Explorer | None = None
+        self.hooks = hooks_of(middleware)  # None without middleware: no cost per enqueue
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> Client:
@@ -143,6 +148,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         options.setdefault("max_payload", config.tasks.max_payload)
         options.setdefault("connect_options", natsauth.connect_options(config.nats))
         options.setdefault("tls_required", natsauth.tls_enforced(config.nats))
+        options.setdefault("middleware", config.middleware)
         return cls(config.nats.urls, **options)
 
     async def connect(self) -> Client:
@@ -353,13 +359,21 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             if owner != msg.job_id:
                 return Job(self, owner)
             lock = msg.headers[HDR_UNIQUE]
+        hooks, message = self.hooks, None
+        if hooks is not None:  # the middleware's before_enqueue may add headers
+            message = EnqueueMessage(msg.job_id, msg.task, msg.queue, msg.headers)
+            await hooks.enqueue(message)
         try:
             await self._publish(msg.subject, msg.payload, msg.headers)
-        except BaseException:
+        except BaseException as exc:
             if lock is not None:  # not stored: do not block the key until the TTL
                 with contextlib.suppress(Exception):
                     await release_unique(self._js, lock, msg.job_id)
+            if hooks is not None:
+                await hooks.call("after_enqueue", hooks.after_enqueue, message, exc)
             raise
+        if hooks is not None:
+            await hooks.call("after_enqueue", hooks.after_enqueue, message, None)
         return Job(self, msg.job_id)
 
     async def _require_priority(self, queue: str, priority: str | None) -> None:
@@ -442,16 +456,37 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             opts = Options.of(options)
         msgs = self.shape_many(task, rows, opts)
         await self._require_priority(opts.queue or self.default_queue, opts.priority)
-        submit, window = (await self._stream_writer()).submit, self.publish_deadline
-        futures = [
-            await submit(subject, payload, headers, window) for subject, payload, headers in msgs
-        ]
-        if futures:
-            await asyncio.wait(futures)  # each settles by its PubAck or the window
-        for fut, (subject, payload, headers) in zip(futures, msgs, strict=True):
-            if not fut.cancelled() and fut.exception() is None:
-                continue
-            await self._publish(subject, payload, headers)
+        hooks, messages = self.hooks, []
+        if hooks is not None and msgs:  # the middleware's before_enqueue, job by job
+            name, to = task_name(task), opts.queue or self.default_queue  # checked by shape_many
+            messages = [EnqueueMessage(h[HDR_MSG_ID], name, to, h) for _, _, h in msgs]
+            for message in messages:
+                await hooks.enqueue(message)
+        stored = [False] * len(msgs)
+        try:
+            submit, window = (await self._stream_writer()).submit, self.publish_deadline
+            futures = [
+                await submit(subject, payload, headers, window)
+                for subject, payload, headers in msgs
+            ]
+            if futures:
+                await asyncio.wait(futures)  # each settles by its PubAck or the window
+            for i, fut in enumerate(futures):
+                stored[i] = not fut.cancelled() and fut.exception() is None
+            for i, (subject, payload, headers) in enumerate(msgs):
+                if not stored[i]:
+                    await self._publish(subject, payload, headers)
+                    stored[i] = True
+        except BaseException as exc:
+            if hooks is not None:
+                for message, ok in zip(messages, stored, strict=False):
+                    await hooks.call(
+                        "after_enqueue", hooks.after_enqueue, message, None if ok else exc
+                    )
+            raise
+        if hooks is not None:
+            for message in messages:
+                await hooks.call("after_enqueue", hooks.after_enqueue, message, None)
         return [Job(self, headers[HDR_MSG_ID]) for _, _, headers in msgs]
 
     async def _stream_writer(self) -> StreamWriter:

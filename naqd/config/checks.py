@@ -126,12 +126,22 @@ def module_name(value: Any) -> str:
     return value
 
 
-def task_ref(value: Any) -> str:
+def _ref(value: Any, expected: str) -> str:
+    """`package.module:qualname`, else `expected` in the error."""
     if isinstance(value, str):
         module, sep, qualname = value.partition(":")
         if sep and _dotted(module) and _dotted(qualname):
             return value
-    raise ValueError(f'expected a task like "package.module:function", got {describe(value)}')
+    raise ValueError(f"expected {expected}, got {describe(value)}")
+
+
+def object_ref(value: Any) -> str:
+    """A middleware class or object."""
+    return _ref(value, '"package.module:Name"')
+
+
+def task_ref(value: Any) -> str:
+    return _ref(value, 'a task like "package.module:function"')
 
 
 SIZE_UNITS = {

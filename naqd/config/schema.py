@@ -19,6 +19,7 @@ from naqd.config.checks import (
     http_url,
     integer,
     module_name,
+    object_ref,
     payload_size,
     priority_level,
     rate,
@@ -486,5 +487,6 @@ ROOT = Section(
                 "monitors": scalar(boolean),
             },
         ),
+        "middleware": string_list(object_ref),
     },
 )

@@ -342,3 +342,16 @@ def recycle_counter() -> Any:
         "stuck_thread)",
         ("queue", "reason"),
     )
+
+
+@functools.cache
+def middleware_errors() -> Any:
+    """naqd_middleware_errors_total{hook}: middleware hooks that raised (and were ignored:
+    the job went on, docs/extending.md)."""
+    from prometheus_client import Counter
+
+    return Counter(
+        "naqd_middleware_errors",
+        "Middleware hooks that raised; the job's outcome was not changed",
+        ("hook",),
+    )

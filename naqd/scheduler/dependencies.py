@@ -31,9 +31,7 @@ from naqd.protocol.names import (
     HDR_DEPENDS_ON,
     HDR_ENCODING,
     HDR_MSG_ID,
-    HDR_SIGNATURE,
     HDR_TTL,
-    HDR_UNIQUE,
     JOBS_STREAM,
     RESULTS_BUCKET,
     done_subject,
@@ -170,10 +168,10 @@ class DependencyResolver:
         job_id = subject.split(".", 3)[3]
         queue = queue_of(subject)
         if verdict.action == "release":
-            out = {HDR_MSG_ID: job_id}
-            for name in (HDR_ENCODING, HDR_SIGNATURE, HDR_UNIQUE):  # a signed job stays signed
-                if name in headers:
-                    out[name] = headers[name]
+            # Every job header goes on (a signed job stays signed, a producer hook's
+            # trace context reaches the worker) but the holder's own bookkeeping.
+            out = {k: v for k, v in headers.items() if not _holders(k)}
+            out[HDR_MSG_ID] = job_id
             await self.js.publish(job_subject(queue), held.data or b"", headers=out)
             logger.info("released job {} (dependencies succeeded)", job_id)
         else:
@@ -207,3 +205,8 @@ class DependencyResolver:
         ttl_headers = {HDR_TTL: f"{max(1, int(ttl))}s"} if ttl else None
         await self.js.publish(result_subject(job_id), record, headers=ttl_headers)
         await self.nc.publish(done_subject(job_id), record)
+
+
+def _holders(header: str) -> bool:
+    """Headers of the holder, not of the job: the server's and the parents list."""
+    return header.startswith("Nats-") or header == HDR_DEPENDS_ON

@@ -221,6 +221,12 @@ class FireLoop:
         self.cursors[name] = decision.cursor
         if decision.skipped:
             logger.info("{}: skipped missed tick {} (missed: skip)", name, decision.cursor)
+            hooks = self.client.hooks
+            if hooks is not None and hooks.on_missed_tick:
+                missed = hooks.call(
+                    "on_missed_tick", hooks.on_missed_tick, schedule, decision.cursor
+                )
+                self._spawn(missed)
         tick = decision.tick
         if tick is None:
             self._schedule(name)

@@ -10,10 +10,11 @@ import time
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.child import boot
+from naqd.child import boot, middleware
 from naqd.client.client import Client
 from naqd.config import Config
 from naqd.exitcodes import EXIT_FAILED, EXIT_OK
+from naqd.middleware import Hooks
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import metrics
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
@@ -33,6 +34,11 @@ def main(config: Config, queue: str, index: int) -> None:
 class SchedulerProcess(boot.Child):
     role = "scheduler"
     conn = "control"
+    hooks: Hooks | None = None  # naq.yaml's middleware: fires and missed ticks
+
+    def prepare(self) -> int | None:
+        self.hooks, code = middleware.load(self.config)
+        return code
 
     def heartbeat(self) -> Heartbeat:
         return Heartbeat(self.config, "scheduler")
@@ -53,7 +59,7 @@ class SchedulerProcess(boot.Child):
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
         # Fired jobs are signed like any producer's when a signing key is configured.
-        client = await Client.from_config(self.config, nc=nc).connect()
+        client = await Client.from_config(self.config, nc=nc, middleware=self.hooks).connect()
         code = CodeScheduleSource(await state.kv())
         paused = PausedSource(await state.kv())
         fire = FireLoop(

@@ -20,6 +20,7 @@ from loguru import logger
 
 from naqd.client.client import Client
 from naqd.config import ScheduleConfig
+from naqd.middleware import EnqueueMessage
 from naqd.observe.metrics import metrics
 from naqd.protocol.names import HDR_LEADER_REV
 from naqd.protocol.schedule_state import ScheduleState, last_subject, last_value
@@ -122,6 +123,8 @@ class Firer:
         self._retry_slots = asyncio.Semaphore(IN_FLIGHT)
         self._owed: dict[int, Fire] = {}  # fires not settled yet, by id
         self._metrics: dict[str, tuple[Any, Any]] = {}  # labelled children, by schedule
+        self.hooks = client.hooks  # the middleware (naq.yaml), or None
+        self._enqueuing: dict[str, EnqueueMessage] = {}  # by job id: before_enqueue done
 
     def _done(self, fire: Fire, ok: bool) -> None:
         """Settle `fire` once (a second call is ignored)."""
@@ -194,6 +197,7 @@ class Firer:
         for fire in fires:
             name = fire.schedule.name
             job_id = tick_job_id(name, fire.tick)
+            msg = None
             try:
                 if await self._is_paused(name):
                     logger.debug("{}: paused, not firing {}", name, fire.tick.isoformat())
@@ -202,12 +206,14 @@ class Firer:
                     records.append(Recording(fire, job_id, await self._send_record(fire, job_id)))
                 else:
                     msg = fire_message(self.client, fire.schedule, job_id, revision)
+                    if self.hooks is not None:
+                        await self._before(fire, job_id, msg)
                     sent.append(
                         Sent(fire, job_id, msg, await self._publisher.submit(*msg, ACK_TIMEOUT))
                     )
             except Exception as exc:
                 logger.debug("{}: pipelined fire failed: {}", name, exc)
-                self._retry(fire, job_id, publish=job_id != "")
+                self._retry(fire, job_id, publish=job_id != "", msg=msg)
         return sent, records
 
     async def _send_records(self, jobs: list[Sent]) -> list[Recording]:
@@ -218,6 +224,8 @@ class Firer:
                 self._retry(s.fire, s.job_id, publish=True, msg=s.msg)
                 continue
             self._count(s.fire, s.job_id)
+            if self.hooks is not None:
+                await self._after(s.fire, s.job_id, s.msg, None)
             try:
                 records.append(
                     Recording(s.fire, s.job_id, await self._send_record(s.fire, s.job_id))
@@ -257,6 +265,30 @@ class Firer:
         known = self.recorded.get(name)
         self.recorded[name] = tick if known is None else max(known, tick)
 
+    async def _before(self, fire: Fire, job_id: str, msg: Message) -> None:
+        """The middleware's before_enqueue (it may add headers to the fired job)."""
+        assert self.hooks is not None
+        schedule = fire.schedule
+        message = EnqueueMessage(job_id, schedule.task, schedule.queue, msg[2])
+        self._enqueuing[job_id] = message
+        await self.hooks.enqueue(message)
+
+    async def _after(
+        self, fire: Fire, job_id: str, msg: Message, error: BaseException | None
+    ) -> None:
+        """after_enqueue, then (once the job is stored) on_schedule_fire."""
+        hooks = self.hooks
+        assert hooks is not None
+        schedule = fire.schedule
+        message = self._enqueuing.pop(job_id, None) or EnqueueMessage(
+            job_id, schedule.task, schedule.queue, msg[2]
+        )
+        await hooks.call("after_enqueue", hooks.after_enqueue, message, error)
+        if error is None:
+            await hooks.call(
+                "on_schedule_fire", hooks.on_schedule_fire, schedule, fire.tick, job_id
+            )
+
     def _count(self, fire: Fire, job_id: str) -> None:
         name = fire.schedule.name
         self.fired += 1
@@ -289,8 +321,17 @@ class Firer:
                 if publish:
                     if msg is None:
                         msg = fire_message(self.client, fire.schedule, job_id, self.revision())
-                    await self.client._publish(*msg)  # retries with the same Nats-Msg-Id
+                        if self.hooks is not None:
+                            await self._before(fire, job_id, msg)
+                    try:
+                        await self.client._publish(*msg)  # retries with the same Nats-Msg-Id
+                    except Exception as exc:
+                        if self.hooks is not None:
+                            await self._after(fire, job_id, msg, exc)
+                        raise
                     self._count(fire, job_id)
+                    if self.hooks is not None:
+                        await self._after(fire, job_id, msg, None)
                 known = self.recorded.get(name)
                 if known is None or known < fire.tick:
                     await self.state.record_fired(name, fire.tick, job_id)  # checks KV too

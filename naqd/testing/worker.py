@@ -28,6 +28,8 @@ class Worker:
       replaces its `nats.servers`).
     - `grace`: seconds running jobs get when the worker stops before they are handed
       back (the config's `shutdown.grace_period` when None).
+    - `middleware`: objects (or "module:Name" strings) whose job hooks run around each
+      job (docs/extending.md); None: the config's `middleware:` list.
 
     Every queue in the config is served, each by the same `WorkerCore` a daemon's worker
     process runs. No heartbeats are written (`naqd workers` does not list it), metrics
@@ -46,9 +48,11 @@ class Worker:
         settings: Mapping[str, Any] | None = None,
         config: str | os.PathLike[str] | Config | None = None,
         grace: float | None = None,
+        middleware: Sequence[object] | None = None,
     ) -> None:
         self.config = _config(url, tasks, queues, settings, config)
         self.grace = self.config.shutdown.grace_period if grace is None else grace
+        self.middleware = self.config.middleware if middleware is None else middleware
         self.nc: NATS | None = None
         self.cores: dict[str, Any] = {}  # queue name -> naqd.worker.core.WorkerCore
         self._started = False
@@ -56,12 +60,17 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> Worker:
+        from naqd.child.middleware import report
+        from naqd.middleware import hooks_of, set_error_reporter
         from naqd.protocol.resources import ensure_or_refuse
         from naqd.transport.connection import connect_daemon
         from naqd.worker.core import WorkerCore
 
         for module in self.config.tasks.imports:
             importlib.import_module(module)  # an import error is the test's to see
+        hooks = hooks_of(self.middleware)  # one set for every queue, like a daemon's
+        if hooks is not None:
+            set_error_reporter(report)  # logged, and counted as in a daemon
         nats = self.config.nats
         nc = await asyncio.wait_for(
             connect_daemon(
@@ -78,7 +87,9 @@ class Worker:
             await nc.close()
             raise RuntimeError("NATS refused naqd's streams (see the log)")
         for i, queue in enumerate(self.config.queues.values()):
-            core = WorkerCore(nc, self.config, queue, advisories=i == 0, recyclable=False)
+            core = WorkerCore(
+                nc, self.config, queue, advisories=i == 0, recyclable=False, hooks=hooks
+            )
             await core.start()
             self.cores[queue.name] = core
         self._started = True

@@ -16,6 +16,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from naqd.config import Config, PoolConfig, QueueConfig
+from naqd.middleware import Hooks
 from naqd.observe.metrics import recycle_counter
 from naqd.transport.cancelling import cancel_and_wait
 from naqd.worker.deadletter import AdvisoryMover
@@ -39,12 +40,13 @@ class WorkerCore:
         *,
         advisories: bool = True,
         recyclable: bool = True,
+        hooks: Hooks | None = None,
     ) -> None:
         self.nc = nc
         self.config = config
         self.queue = queue
         self.advisories = advisories
-        self.runner = Runner(nc, config, queue)
+        self.runner = Runner(nc, config, queue, hooks)  # hooks: the middleware, or None
         # Without a process of its own (naqd.testing), there is nothing to recycle.
         self.runner.recyclable = recyclable
         # Jobs held waiting for a slot, beyond `concurrency` (docs/configuration.md).
@@ -97,7 +99,7 @@ class WorkerCore:
         await self.pause.start()
         self._tasks.append(loop.create_task(self.runner.keep_alive()))
         if self.advisories:
-            mover = AdvisoryMover(self.nc, self.config, self.runner.worker)
+            mover = AdvisoryMover(self.nc, self.config, self.runner.worker, self.runner.hooks)
             self._tasks.append(loop.create_task(mover.run()))
         await self.puller.start()
 
@@ -142,10 +144,11 @@ class WorkerCores:
         *,
         pool: PoolConfig | None = None,
         recyclable: bool = True,
+        hooks: Hooks | None = None,
     ) -> None:
         self.pool = pool
         self.cores = [
-            WorkerCore(nc, config, q, advisories=i == 0, recyclable=recyclable)
+            WorkerCore(nc, config, q, advisories=i == 0, recyclable=recyclable, hooks=hooks)
             for i, q in enumerate(queues)
         ]
         # One recycle event for the process: a stuck thread in any queue's runner, or

@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
 from naqd.config import Config
+from naqd.middleware import Hooks, job_info
 from naqd.protocol.deadletter import DeadLetter, Reason, encode_dead_letter
 from naqd.protocol.envelope import (
     Envelope,
@@ -93,11 +94,12 @@ class AdvisoryMover:
     (out of any consumer's reach), so copy it to the DLQ, then delete it. Every worker
     process runs one; they share a durable consumer, so each advisory is handled once."""
 
-    def __init__(self, nc: NATS, config: Config, worker: str) -> None:
+    def __init__(self, nc: NATS, config: Config, worker: str, hooks: Hooks | None = None) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.config = config
         self.worker = worker
+        self.hooks = hooks  # the middleware's on_dead_letter (reason worker_lost)
         self.moved = 0
 
     async def run(self) -> None:
@@ -131,11 +133,19 @@ class AdvisoryMover:
         except NotFoundError:
             await msg.ack()  # acked late or already moved: nothing was lost
             return
-        await bury(self.nc, *await self._entry(job, seq, deliveries), deadline=30.0)
+        entry, record = await self._entry(job, seq, deliveries)
+        await bury(self.nc, entry, record, deadline=30.0)
         with contextlib.suppress(NotFoundError):
             await self.js.delete_msg(JOBS_STREAM, seq)
         await msg.ack()
         self.moved += 1
+        hooks = self.hooks
+        if hooks is not None and hooks.on_dead_letter:  # after it is moved, as in settle
+            info = job_info(
+                entry.id, entry.task, entry.queue, entry.attempts, job.headers,
+                delivered=deliveries,
+            )  # fmt: skip
+            await hooks.call("on_dead_letter", hooks.on_dead_letter, info, None, entry.reason)
 
     async def _entry(
         self, job: Any, seq: int, deliveries: int

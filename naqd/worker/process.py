@@ -14,9 +14,10 @@ from typing import NoReturn
 from loguru import logger
 from nats.aio.client import Client as NATS
 
-from naqd.child import boot
+from naqd.child import boot, middleware
 from naqd.config import Config
 from naqd.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_RECYCLED
+from naqd.middleware import Hooks
 from naqd.observe.heartbeat import Heartbeat
 from naqd.protocol.signing import keyring_from_config
 from naqd.worker.core import WorkerCores
@@ -70,9 +71,13 @@ class WorkerProcess(boot.Child):
         self.burst = burst
         self.cores: WorkerCores | None = None
         self.threads_busy = False
+        self.hooks: Hooks | None = None  # naq.yaml's middleware
 
     def prepare(self) -> int | None:
-        return import_tasks(self.config)
+        code = import_tasks(self.config)
+        if code is None:
+            self.hooks, code = middleware.load(self.config)
+        return code
 
     def heartbeat(self) -> Heartbeat:
         return Heartbeat(
@@ -95,7 +100,9 @@ class WorkerProcess(boot.Child):
 
     async def serve(self, nc: NATS, beat: Heartbeat) -> int:
         loop = asyncio.get_running_loop()
-        cores = self.cores = WorkerCores(nc, self.config, self.queues, pool=self.pool)
+        cores = self.cores = WorkerCores(
+            nc, self.config, self.queues, pool=self.pool, hooks=self.hooks
+        )
         await cores.start()
         # Worker 0 of each queue (or pool) reports the depth of its queues.
         observers = [runner.observe for runner in cores.runners]

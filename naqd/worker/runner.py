@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from naqd.client.errors import JobCancelled
 from naqd.config import Config, QueueConfig
 from naqd.logs import end_log_job, log_job
+from naqd.middleware import Hooks, job_info
 from naqd.observe.metrics import JobObserver, recycle_counter
 from naqd.protocol.ackreply import num_delivered
 from naqd.protocol.envelope import (
@@ -59,7 +60,9 @@ _JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 class Runner:
-    def __init__(self, nc: NATS, config: Config, queue: QueueConfig) -> None:
+    def __init__(
+        self, nc: NATS, config: Config, queue: QueueConfig, hooks: Hooks | None = None
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.config = config
@@ -87,8 +90,16 @@ class Runner:
         self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
         self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
+        # The middleware (naqd/middleware.py); None when there is none: no cost per job.
+        self.hooks = hooks
         self.settler = Settler(
-            nc, self.writer, self.admission.keyring, self.worker, self.store_deadline, self.observe
+            nc,
+            self.writer,
+            self.admission.keyring,
+            self.worker,
+            self.store_deadline,
+            self.observe,
+            hooks,
         )
         self._naks: set[asyncio.Task[None]] = set()  # naks of jobs delivered while draining
         self.processed = 0
@@ -143,14 +154,29 @@ class Runner:
         self.running[id(msg)] = (msg, asyncio.get_running_loop().create_task(self._run(msg)))
 
     async def _run(self, msg: Msg) -> None:
+        """One job in its slot: admitted, run and settled (its outcome decided once by
+        worker/outcome.py, applied once by worker/settle.py), then the slot freed."""
+        token = None
         try:
-            await self.process(msg)
+            delivered = _num_delivered(msg)
+            headers = msg.headers or {}
+            try:
+                # size, signature, allow-list; then the task's own policy under the job's
+                env = with_task_policy(admit(msg.data, headers, self.admission))
+                policy = self._policy(env)
+            except (EnvelopeError, ValueError) as exc:
+                await self._refused(msg, exc, headers, delivered)
+                return
+            token = log_job(env.id, env.task)  # JSON logs: top-level keys (naqd/logs.py)
+            await self._process(msg, env, policy, delivered, headers)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Nothing acked: the job is redelivered after ack_wait. Never crash the loop.
             logger.exception("job handling failed; it will be redelivered")
         finally:
+            if token is not None:
+                end_log_job(token)
             self.running.pop(id(msg), None)
             self.processed += 1
             limits = self.limits
@@ -180,25 +206,16 @@ class Runner:
 
     # -- one job ------------------------------------------------------------------------
 
-    async def process(self, msg: Msg) -> None:
-        """Admit, run and settle one job: its outcome is decided once (worker/outcome.py,
-        pure) and applied once (worker/settle.py: store, notify, ack, unlock)."""
-        delivered = _num_delivered(msg)
-        headers = msg.headers or {}
-        try:
-            # size, signature, allow-list; then the task's own policy under the job's
-            env = with_task_policy(admit(msg.data, headers, self.admission))
-            policy = self._policy(env)
-        except (EnvelopeError, ValueError) as exc:
-            refused_as = refused_job(exc, headers)
-            dead = refused(msg, exc, refused_as, delivered, self.worker)
-            await self.settler.settle(msg, None, dead)
-            return
-        token = log_job(env.id, env.task)  # JSON logs: top-level keys (naqd/logs.py)
-        try:
-            await self._process(msg, env, policy, delivered, headers)
-        finally:
-            end_log_job(token)
+    async def _refused(
+        self, msg: Msg, exc: Exception, headers: dict[str, str], delivered: int
+    ) -> None:
+        """A message refused at admission: dead-lettered without being imported or run."""
+        dead = refused(msg, exc, refused_job(exc, headers), delivered, self.worker)
+        job = None
+        if self.hooks is not None:
+            entry = dead.entry
+            job = job_info(entry.id, entry.task, entry.queue, delivered, headers)
+        await self.settler.settle(msg, None, dead, job)
 
     async def _process(
         self,
@@ -231,29 +248,42 @@ class Runner:
             skipped = before_run(
                 cancelled=cancelled, attempt=attempt, max_attempts=policy.max_attempts
             )
+        hooks, job, entered = self.hooks, None, None
+        if hooks is not None:
+            job = job_info(
+                env.id, env.task, env.queue, attempt, headers, enqueued_at=env.enqueued_at,
+                delivered=delivered,
+                timeout=self.queue.timeout if env.timeout is None else env.timeout,
+            )  # fmt: skip
         result: Any = None
         exc: BaseException | None = None
         by_cancel = False
-        if skipped is None:
-            base, result, exc, by_cancel = await self._execute(msg, env, base, delivered)
-        outcome = decide(
-            msg,
-            env,
-            base,
-            policy=policy,
-            delivered=delivered,
-            deliveries=self.queue.deliveries,
-            keyring=self.settler.keyring,
-            skipped=skipped,
-            exc=exc,
-            result=result,
-            cancelled=by_cancel,
-            shutting_down=isinstance(exc, asyncio.CancelledError),
-        )
-        if outcome is HANDED_BACK:
-            assert exc is not None
-            raise exc  # the worker is shutting down: drain() hands the job back
-        await self.settler.settle(msg, env, outcome)
+        try:
+            if skipped is None:
+                if hooks is not None and hooks.around_job:  # the run and its outcome hooks
+                    entered = await hooks.enter(job)  # type: ignore[arg-type]
+                base, result, exc, by_cancel = await self._execute(msg, env, base, delivered)
+            outcome = decide(
+                msg,
+                env,
+                base,
+                policy,
+                delivered,
+                self.queue.deliveries,
+                self.settler.keyring,
+                skipped,
+                exc,
+                result,
+                by_cancel,
+                isinstance(exc, asyncio.CancelledError),  # shutting down
+            )
+            if outcome is HANDED_BACK:
+                assert exc is not None
+                raise exc  # the worker is shutting down: drain() hands the job back
+            await self.settler.settle(msg, env, outcome, job)
+        finally:
+            if entered:
+                await hooks.leave(entered, exc)  # type: ignore[union-attr]
 
     async def _execute(
         self, msg: Msg, env: Envelope, base: ResultRecord, delivered: int

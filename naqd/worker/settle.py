@@ -10,7 +10,8 @@ the at-least-once promise (docs/guarantees.md): store → notify → ack/nak/ter
 - unlock: a unique job's lock is freed once the job has a final outcome.
 
 `settle()` is the only place that does these, and the only one that counts outcomes
-(metrics, the heartbeat's done/failed counts) and logs retries.
+(metrics, the heartbeat's done/failed counts), logs retries and, once the outcome is
+applied, calls the middleware's outcome hooks (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from loguru import logger
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from naqd.middleware import Hooks, JobInfo
 from naqd.observe.metrics import JobObserver
 from naqd.protocol.envelope import Envelope, ResultRecord, encode_result
 from naqd.protocol.names import HDR_TTL, HDR_UNIQUE, done_subject, result_subject
@@ -37,6 +39,7 @@ from naqd.worker.store import (
     read_record,
     reliable_publish,
 )
+from naqd.worker.timeouts import JobTimeout
 from naqd.worker.unique import release_unique
 
 
@@ -56,6 +59,7 @@ class Settler:
         worker: str,
         store_deadline: float,
         observe: JobObserver,
+        hooks: Hooks | None = None,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -64,6 +68,7 @@ class Settler:
         self.worker = worker
         self.store_deadline = store_deadline
         self.observe = observe  # metrics and the heartbeat's job list
+        self.hooks = hooks  # the middleware's outcome hooks (naqd/middleware.py)
         self.done = 0
         self.failed = 0
         self.cancelled = 0
@@ -93,11 +98,14 @@ class Settler:
             await asyncio.sleep(RETRY_FIRST)
             await reliable_publish(self.writer, subject, data, headers, left)
 
-    async def settle(self, msg: Msg, env: Envelope | None, outcome: Outcome) -> None:
+    async def settle(
+        self, msg: Msg, env: Envelope | None, outcome: Outcome, job: JobInfo | None = None
+    ) -> None:
         """Apply `outcome` to the delivered `msg` (`env` None: refused at admission, which
-        only a `Dead` outcome can be). Raises when a store fails: nothing is acked then,
-        so the job is delivered again."""
-        if type(outcome) is Succeeded:  # the common case first
+        only a `Dead` outcome can be), then call the middleware's outcome hook with `job`
+        (None: there is no middleware). Raises when a store fails: nothing is acked
+        then, so the job is delivered again, and no outcome hook is called."""
+        if type(outcome) is Succeeded:  # the common case first, inline
             assert env is not None
             self.done += 1
             self.observe.ended(env.id, env.task, "succeeded")
@@ -107,7 +115,14 @@ class Settler:
             await msg.ack()
             if msg.headers and HDR_UNIQUE in msg.headers:
                 await release_unique(self.js, msg.headers, env.id)
+            if job is not None:
+                await self._outcome_hooks(job, outcome)
             return
+        await self._apply(msg, env, outcome)
+        if job is not None:
+            await self._outcome_hooks(job, outcome)
+
+    async def _apply(self, msg: Msg, env: Envelope | None, outcome: Outcome) -> None:
         if isinstance(outcome, Retry):
             assert env is not None
             self.observe.ended(env.id, env.task, "retried")
@@ -149,6 +164,26 @@ class Settler:
                 await release_unique(self.js, msg.headers, env.id)
             return
         await self.hand_back(msg, env)
+
+    async def _outcome_hooks(self, job: JobInfo, outcome: Outcome) -> None:
+        """After the outcome is applied: a hook that raises is reported and changes
+        nothing (the job is settled already, exactly once)."""
+        hooks = self.hooks
+        if hooks is None:
+            return
+        if isinstance(outcome, Succeeded):
+            await hooks.call("on_success", hooks.on_success, job, outcome.result)
+        elif isinstance(outcome, Retry | Dead):
+            exc = outcome.exc
+            if isinstance(exc, JobTimeout):
+                await hooks.call("on_timeout", hooks.on_timeout, job, exc)
+            if isinstance(outcome, Retry):
+                await hooks.call("on_retry", hooks.on_retry, job, exc, outcome.delay)
+            else:
+                reason = outcome.entry.reason
+                await hooks.call("on_dead_letter", hooks.on_dead_letter, job, exc, reason)
+        elif isinstance(outcome, Cancelled):
+            await hooks.call("on_cancel", hooks.on_cancel, job)
 
     async def _dead(self, msg: Msg, env: Envelope | None, outcome: Dead) -> None:
         """The job leaves the stream only once its entry and record are stored."""

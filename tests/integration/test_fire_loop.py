@@ -222,3 +222,50 @@ async def test_the_last_record_of_each_schedule_is_its_last_fired_tick(nats_serv
             record = await state.last_record(name)
             assert record is not None and record["job_id"] == fired[name][-1]
     await watcher.close()
+
+
+async def test_the_scheduler_runs_the_middleware_of_its_client(nats_server) -> None:
+    """Each fire goes through before_enqueue (its header reaches the job), after_enqueue
+    and on_schedule_fire (on_missed_tick: tests/unit/test_middleware.py). A middleware
+    whose every hook raises, placed first, changes none of it."""
+    from tests.mw import AUDIT_HEADER, Raising, Recorder
+
+    calls: list[tuple[str, Any]] = []
+
+    class Ticks(Recorder):
+        def on_schedule_fire(self, schedule: Any, tick: Any, job_id: str) -> None:
+            calls.append(("fire", (schedule.name, tick, job_id)))
+
+    rec = Ticks()
+    schedule = ScheduleConfig(name="m", task="tests.tasks:add", every=1.0)
+    config = Config(nats=NatsConfig(servers=(nats_server.url,)), schedules={"m": schedule})
+    events = Events()
+    watcher = await nats.connect(nats_server.url)
+    await watcher.subscribe(f"{JOBS_SUBJECT_PREFIX}.>", cb=events.on_msg)
+    lead = Lead()
+    async with Client(nats_server.url, middleware=[Raising(), rec]) as client:
+        await ensure_resources(client._js, config)
+        await ensure_scheduler_resources(client._js, config)
+        state = ScheduleState(client._js)
+        paused = PausedSource(await state.kv())
+        loop = FireLoop(config, client, state, lead, lambda: 1, None, paused)
+        tasks = [asyncio.create_task(paused.run()), asyncio.create_task(loop.run())]
+        try:
+            await poll(lambda: sum(k == "fire" for k, _ in calls) >= 2, 20, "two fires")
+            await step_down(loop, lead)
+            await watcher.flush()
+        finally:
+            await loop.stop()
+            paused.stopped = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    await watcher.close()
+    fires = [x for k, x in calls if k == "fire"]
+    jobs = {x[0]: x[1] for kind, name, x in events.items if kind == "job"}
+    for name, tick, job_id in fires:
+        assert name == "m" and tick in jobs
+        assert jobs[tick][AUDIT_HEADER].startswith("recorder:")  # before_enqueue's header
+        assert jobs[tick][HDR_MSG_ID] == job_id  # naqd's own header put back
+        assert rec.of(job_id) == ["before_enqueue", "after_enqueue"]
+        assert rec.detail("after_enqueue", job_id) == (None, True)

@@ -196,3 +196,49 @@ async def _settler(nc: FakeNats, deadline: float = 5.0) -> tuple[Settler, Stream
     await writer.start()
     observe = JobObserver("q")
     return Settler(nc, writer, None, "host:1", deadline, observe), writer  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("decider", "attempt", "hook", "applied"),
+    [
+        (_ran(3), 1, "on_success", ["store", "notify", "ack"]),
+        (_ran(exc=RuntimeError("x")), 1, "on_retry", ["store", "nak"]),
+        (_ran(exc=RuntimeError("x")), 3, "on_dead_letter", ["bury", "store", "notify", "term"]),
+        (_ran(exc=RuntimeError("c"), cancelled=True), 1, "on_cancel", ["store", "notify", "ack"]),
+    ],
+)
+async def test_outcome_hooks_run_once_the_outcome_is_applied(
+    decider: Decider, attempt: int, hook: str, applied: list[str]
+) -> None:
+    """A hook sees the job settled already; one that raises changes nothing after it."""
+    from naqd.middleware import Hooks, job_info, set_error_reporter
+
+    nc = FakeNats()
+    env, payload, headers = _job(None, False)
+    msg = job_message(nc, payload, headers, delivered=attempt)
+    seen: list[tuple[str, list[str]]] = []
+
+    class Watch:
+        def __getattr__(self, name: str) -> Any:
+            if not name.startswith("on_"):
+                raise AttributeError(name)
+
+            def hook(*args: Any) -> None:
+                seen.append((name, nc.steps(env.id)))
+                raise RuntimeError(f"{name} fails")
+
+            return hook
+
+    reported: list[str] = []
+    set_error_reporter(lambda h, mw, exc: reported.append(h))
+    try:
+        settler, writer = await _settler(nc)
+        settler.hooks = Hooks([Watch()])
+        job = job_info(env.id, env.task, env.queue, attempt, headers)
+        await settler.settle(msg, env, decider(msg, env, _base(env, attempt)), job)
+        await writer.stop()
+    finally:
+        set_error_reporter(None)
+    assert seen == [(hook, applied)]
+    assert nc.steps(env.id) == applied  # nothing after the hook either
+    assert reported == [hook]
