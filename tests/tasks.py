@@ -205,3 +205,21 @@ def chain(url: str, directory: str, n: int) -> str:
 
     with SyncClient(url) as client:
         return client.enqueue("tests.tasks:record", directory, n, queue="other").id
+
+
+def trace_ids(message: str = "") -> dict[str, object]:
+    """The OpenTelemetry span current in the task (a thread), the ids naqd's log lines
+    carry, and a log line (JSON in a daemon) with `message`."""
+    from loguru import logger
+    from opentelemetry import trace
+
+    from naqd.logs import _trace
+
+    ctx = trace.get_current_span().get_span_context()
+    if message:
+        logger.info(message)
+    return {
+        "trace_id": trace.format_trace_id(ctx.trace_id),
+        "span_id": trace.format_span_id(ctx.span_id),
+        "log": list(_trace.get() or ()),
+    }
