@@ -41,7 +41,6 @@ from opentelemetry.trace import (
     format_trace_id,
 )
 
-from naqd.logs import end_log_trace, log_trace
 from naqd.middleware import EnqueueMessage, JobInfo, Middleware
 from naqd.protocol.names import (
     HDR_DEPENDS_ON,
@@ -74,6 +73,12 @@ class OpenTelemetry(Middleware):
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
         self.tracer: Tracer = trace.get_tracer("naqd", _version(), tracer_provider)
+        try:  # naqd's log lines (loguru: the daemon extra); a thin-client producer has none
+            from naqd.logs import end_log_trace, log_trace
+
+            self._logs: tuple[Any, Any] | None = (log_trace, end_log_trace)
+        except ImportError:
+            self._logs = None
         self._sent: OrderedDict[str, SpanContext] = OrderedDict()  # job id -> send span
 
     # -- producer -----------------------------------------------------------------------
@@ -142,7 +147,7 @@ class OpenTelemetry(Middleware):
     # -- worker -------------------------------------------------------------------------
 
     def around_job(self, job: JobInfo) -> _JobSpan:
-        return _JobSpan(self.tracer, job)
+        return _JobSpan(self.tracer, job, self._logs)
 
     def on_success(self, job: JobInfo, result: Any) -> None:
         span = _span_of(job)
@@ -207,18 +212,22 @@ class OpenTelemetry(Middleware):
 class _JobSpan:
     """The worker span of one attempt: current (and in the log lines) while it runs."""
 
-    __slots__ = ("job", "log_token", "span", "token", "tracer")
+    __slots__ = ("job", "log_token", "logs", "span", "token", "tracer")
 
-    def __init__(self, tracer: Tracer, job: JobInfo) -> None:
+    def __init__(self, tracer: Tracer, job: JobInfo, logs: tuple[Any, Any] | None) -> None:
         self.tracer = tracer
         self.job = job
+        self.logs = logs
+        self.log_token = None
 
     def __enter__(self) -> Span:
         span = self.span = _start_job_span(self.tracer, self.job)
         self.job.state[_STATE] = span
         ctx = span.get_span_context()
         self.token = otel_context.attach(trace.set_span_in_context(span))
-        self.log_token = log_trace(format_trace_id(ctx.trace_id), format_span_id(ctx.span_id))
+        if self.logs is not None:
+            trace_id, span_id = format_trace_id(ctx.trace_id), format_span_id(ctx.span_id)
+            self.log_token = self.logs[0](trace_id, span_id)
         return span
 
     def __exit__(
@@ -227,7 +236,8 @@ class _JobSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        end_log_trace(self.log_token)
+        if self.log_token is not None:
+            self.logs[1](self.log_token)
         otel_context.detach(self.token)
         self.span.end()
 
