@@ -69,6 +69,7 @@ WRAP = (
     ("naqd.worker.settle", "Settler.encode", "result encode"),
     ("naqd.worker.settle", "encode_result", "result encode"),
     ("naqd.worker.runner", "succeeded_data", "result encode"),
+    ("naqd.worker.outcome", "succeeded_data", "result encode"),  # called by decide()
     ("naqd.worker.settle", "reliable_publish", "store"),
     ("naqd.worker.settle", "Settler.store", "store"),
     ("naqd.worker.settle", "Settler._store", "store"),

@@ -263,20 +263,10 @@ class Runner:
                 if hooks is not None and hooks.around_job:  # the run and its outcome hooks
                     entered = await hooks.enter(job)  # type: ignore[arg-type]
                 base, result, exc, by_cancel = await self._execute(msg, env, base, delivered)
-            outcome = decide(
-                msg,
-                env,
-                base,
-                policy,
-                delivered,
-                self.queue.deliveries,
-                self.settler.keyring,
-                skipped,
-                exc,
-                result,
-                by_cancel,
-                isinstance(exc, asyncio.CancelledError),  # shutting down
-            )
+            outcome = decide(  # by position (see decide): what happened, once
+                msg, env, base, policy, delivered, self.queue.deliveries, self.settler.keyring,
+                skipped, exc, result, by_cancel, isinstance(exc, asyncio.CancelledError),
+            )  # fmt: skip
             if outcome is HANDED_BACK:
                 assert exc is not None
                 raise exc  # the worker is shutting down: drain() hands the job back
