@@ -172,9 +172,13 @@ class OpenTelemetry(Middleware):
 
     def on_cancel(self, job: JobInfo) -> None:
         span = _span_of(job)
-        if span is not None:
-            span.set_attribute("naqd.job.outcome", "cancelled")
-            span.add_event("naqd.job.cancel")
+        own = span is None  # cancelled before it ran: a span of its own
+        if span is None:
+            span = _start_job_span(self.tracer, job)
+        span.set_attribute("naqd.job.outcome", "cancelled")
+        span.add_event("naqd.job.cancel")
+        if own:
+            span.end()
 
     def on_dead_letter(self, job: JobInfo, exc: BaseException | None, reason: str) -> None:
         span = _span_of(job)

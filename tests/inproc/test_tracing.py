@@ -93,6 +93,22 @@ async def test_a_producer_trace_continues_into_the_worker_span(
     assert tuple(seen["log"]) == ids
 
 
+async def test_a_delayed_job_keeps_its_trace(nats_server: NatsServer, traced) -> None:
+    """The server fires the holder with its headers: the run is still the send's child."""
+    mw, exporter, _ = traced
+    url = nats_server.url
+    async with (
+        Worker(url, tasks=["tests.tasks"], queues=QUEUES, middleware=[mw]),
+        Client(url, middleware=[mw]) as client,
+    ):
+        job = await client.enqueue_in(0.5, "tests.tasks:add", 1, 2)
+        assert await job.result(timeout=10) == 3
+        (process,) = await _until_spans(exporter, "process default", job.id)
+    (send,) = _spans(exporter, "send default", job.id)
+    assert process.context.trace_id == send.context.trace_id
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+
+
 async def test_outcomes_are_span_events_with_the_exception(
     nats_server: NatsServer, traced, tmp_path: Path
 ) -> None:
