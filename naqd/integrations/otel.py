@@ -29,7 +29,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import (
     Link,
-    NonRecordingSpan,
     Span,
     SpanContext,
     SpanKind,
@@ -274,8 +273,8 @@ def _start_job_span(tracer: Tracer, job: JobInfo) -> Span:
 
 
 def _span_of(job: JobInfo) -> Span | None:
-    span = job.state.get(_STATE)
-    return None if isinstance(span, NonRecordingSpan) and not span.is_recording() else span
+    """The attempt's span (around_job made it; a sampled-out one records nothing)."""
+    return job.state.get(_STATE)
 
 
 def _attributes(operation: str, queue: str, job_id: str, task: str) -> dict[str, Any]:

@@ -243,3 +243,33 @@ async def test_a_refused_message_gets_a_span_in_its_producers_trace(
     assert span.parent is not None and format_span_id(span.parent.span_id) == parent
     assert _events(span) == ["exception", "naqd.job.dead_letter"]
     assert (span.attributes or {})["naqd.dead_letter.reason"] == "unreadable"
+
+
+async def test_a_trace_the_producer_sampled_out_is_followed(
+    nats_server: NatsServer, traced
+) -> None:
+    """Flags 00: the worker's span records nothing (parent-based sampling) and exports
+    nothing, yet the task and its log lines still see the producer's trace id."""
+    mw, exporter, _ = traced
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    url = nats_server.url
+    async with (
+        Worker(url, tasks=["tests.tasks"], queues=QUEUES, middleware=[mw]),
+        Client(url) as client,
+    ):
+        nc = await nats.connect(url)
+        try:
+            body = b'{"id": "unsampled1", "task": "tests.tasks:trace_ids", "queue": "default"}'
+            await nc.jetstream().publish(
+                "naqd.jobs.default",
+                body,
+                headers={
+                    "Nats-Msg-Id": "unsampled1",
+                    "traceparent": f"00-{trace_id}-00f067aa0ba902b7-00",
+                },
+            )
+        finally:
+            await nc.close()
+        seen = await client.result("unsampled1", timeout=10)
+    assert seen["trace_id"] == trace_id and seen["log"][0] == trace_id
+    assert _spans(exporter, "process default", "unsampled1") == []
