@@ -41,7 +41,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, next to raw nats-py baselines (not part of test; ~7 min)
+bench: install ## throughput, latency, queue depth, delayed/cron scale, memory, pools, next to raw nats-py baselines (not part of test; ~10 min)
 	$(BIN)/python -m bench
 
 clean:

@@ -39,7 +39,7 @@ N_BULK = int(30000 * SCALE)
 N_DRAIN = int(60000 * SCALE)  # >= 2 s at 30k jobs/s
 DRAIN_CAP = 4.0  # s: a drain row stops here if N is not done (a slow build)
 N_LATENCY = max(50, int(500 * min(1.0, SCALE * 2)))
-N_MEMORY = int(100_000 * SCALE)
+N_MEMORY = int(500_000 * SCALE)  # RSS must stay flat over this many jobs
 N_SHALLOW = 1000
 N_DEEP = int(1_000_000 * SCALE)
 N_DEEP_SAMPLE = max(2 * N_SHALLOW, int(20_000 * SCALE))
@@ -172,21 +172,28 @@ def depth(url: str, tmp: Path, results: dict[str, Any]) -> None:
 
 
 def memory(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    """A worker's RSS before any job, after a warm-up of N_MEMORY / 5 jobs (its metrics
+    series, pools and arenas are then in place) and after N_MEMORY jobs in all: flat
+    means the last two agree."""
     with BenchDaemon(url, tmp, queue="mem") as d:
         worker = d.child_pids()[0]
         before = rss_mb(worker)
 
-        async def jobs() -> None:
+        async def jobs(n: int) -> None:
             watch = await StreamWatch.open(url)
             try:
-                await fill(watch.nc, url, N_MEMORY, queue="mem", task=ASYNC)
+                await fill(watch.nc, url, n, queue="mem", task=ASYNC)
                 await wait_empty(watch, timeout=600)
             finally:
                 await watch.close()
 
-        asyncio.run(jobs())
+        warm = N_MEMORY // 5
+        asyncio.run(jobs(warm))
+        warmed = rss_mb(worker)
+        asyncio.run(jobs(N_MEMORY - warm))
         results.setdefault("memory_mb", {}).update({
             "worker_before": before,
+            f"worker_after_{warm}_jobs": warmed,
             f"worker_after_{N_MEMORY}_jobs": rss_mb(worker),
         })  # fmt: skip
     progress("memory")
@@ -259,11 +266,17 @@ def main() -> None:
                 "raw_awaited_publish": repeat(lambda: run(raw.awaited_publish(url, N_AWAITED))),
                 "raw_pipelined_publish": repeat(lambda: run(raw.pipelined_publish(url, N_BULK))),
                 # uvloop, as naqd's workers use it.
-                "raw_pull_ack": repeat(lambda: run_uvloop(raw.pull_ack_loop(url, N_DRAIN))),
+                # The raw loop of issue 21: fetches 100 at a time, acks each message.
+                "raw_pull_ack": repeat(
+                    lambda: run_uvloop(raw.pull_ack_loop(url, N_DRAIN, batch=100))
+                ),
                 "raw_pull_store_ack": repeat(
                     lambda: run_uvloop(raw.pull_store_ack_loop(url, N_DRAIN))
                 ),
             }
+            results["baseline_per_s"]["raw_enqueue_to_start_ms"] = repeat(
+                lambda: run_uvloop(raw.enqueue_to_start(url, N_LATENCY))
+            )
             progress("baselines")
             for name, section in SECTIONS.items():
                 if name in ONLY:

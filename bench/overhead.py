@@ -152,6 +152,10 @@ def _tracing() -> tuple[Any, Any]:
     return OpenTelemetry(provider), provider
 
 
+# Round 2's figures (docs/performance.md) that round 3 must beat, at concurrency 256.
+TARGETS_US = {"async no-op, fire-and-forget": 18.4, "async no-op, result stored": 30.2}
+
+
 def main() -> None:
     profile = "--profile" in sys.argv
     middleware = "--middleware" in sys.argv
@@ -159,6 +163,7 @@ def main() -> None:
     if "--tracing-unsampled" in sys.argv:
         global TRACEPARENT
         TRACEPARENT = TRACEPARENT[:-2] + "00"
+    measured: dict[str, float] = {}
     print(f"naqd's own CPU per job ({N:,} jobs, no NATS), us\n")
     print("| job | concurrency 256 | concurrency 10 | publishes/job |")
     print("|---|---|---|---|")
@@ -170,7 +175,16 @@ def main() -> None:
                     per_job_us(task, ttl, profile, concurrency, N, middleware, tracing)
                 )
             cells.append(f"{us:.1f}")
+            if concurrency == CONCURRENCY and label in TARGETS_US:
+                measured[label] = us
         print(f"| {label} | {' | '.join(cells)} | {pubs:.0f} |", flush=True)
+    print("\nTargets of issue 21 (concurrency 256, lower than round 2's figure):\n")
+    print("| job | measured | target | |")
+    print("|---|---|---|---|")
+    for label, limit in TARGETS_US.items():
+        us = measured[label]
+        verdict = "met" if us < limit else "**missed**"
+        print(f"| {label} | {us:.1f} us | < {limit} us | {verdict} |")
 
 
 if __name__ == "__main__":

@@ -156,3 +156,43 @@ async def pull_store_ack_loop(url: str, n: int, batch: int = 256) -> float:
     await js.delete_stream("RAWRES")
     await nc.close()
     return rate
+
+
+async def enqueue_to_start(url: str, n: int) -> dict[str, float]:
+    """Raw latency, the baseline of naqd's enqueue-to-start: one message at a time, an
+    awaited `js.publish` stamped with the time, received by a continuous pull (a parked
+    request, batch 100, re-pulled at half) that acks it; ms from the stamp to receipt."""
+    nc, js = await _setup(url, "RAWLAT")
+    await js.add_consumer("RAWLAT", ConsumerConfig(durable_name="c", ack_policy=AckPolicy.EXPLICIT))
+    got: asyncio.Queue = asyncio.Queue()
+    inbox = nc.new_inbox()
+    outstanding = 0
+    subject = "$JS.API.CONSUMER.MSG.NEXT.RAWLAT.c"
+    body = json.dumps({"batch": 100, "expires": int(5e9)}).encode()
+
+    async def pull() -> None:
+        nonlocal outstanding
+        await nc.publish(subject, body, reply=inbox)
+        outstanding = 100
+
+    async def on_msg(msg) -> None:
+        nonlocal outstanding
+        if not msg.reply:  # the request ended (expired): park another one
+            await pull()
+            return
+        got.put_nowait((time.time() - float(msg.data)) * 1000)
+        outstanding -= 1
+        await msg.ack()
+        if outstanding <= 50:
+            await pull()
+
+    await nc.subscribe(inbox, cb=on_msg)
+    await pull()
+    samples = []
+    for _ in range(n):
+        await js.publish("RAWLAT.x", repr(time.time()).encode())
+        samples.append(await asyncio.wait_for(got.get(), 10))
+    await js.delete_stream("RAWLAT")
+    await nc.close()
+    s = sorted(samples)
+    return {"p50": s[len(s) // 2], "p99": s[min(len(s) - 1, int(len(s) * 0.99))]}

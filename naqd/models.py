@@ -74,7 +74,8 @@ class BackoffConfig:
     delays: tuple[float, ...] = ()
 
 
-PREFETCH_PER_SLOT = 1  # the default prefetch: jobs held per slot (docs/performance.md)
+PREFETCH_PER_SLOT = 3  # the default prefetch: jobs held per slot (docs/performance.md)
+PREFETCH_MAX = 100  # ... and at most this many: a busy high-concurrency worker needs none
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,15 @@ class QueueConfig:
     def prefetch_jobs(self) -> int:
         """Jobs one worker process may hold beyond its `concurrency` slots
         (docs/configuration.md, "prefetch"): `prefetch` when set; by default
-        PREFETCH_PER_SLOT per slot, but none for a queue with priorities (a held job
-        would run before a higher level's newer one) or with `max_in_flight` (held jobs
-        would take the cluster-wide budget from idle processes)."""
+        PREFETCH_PER_SLOT per slot up to PREFETCH_MAX (held only while the queue's jobs are short,
+        worker/prefetch.py), but none for a queue with priorities (a held job would run
+        before a higher level's newer one) or with `max_in_flight` (held jobs would take
+        the cluster-wide budget from idle processes)."""
         if self.prefetch is not None:
             return self.prefetch
         if len(self.priorities) > 1 or self.max_in_flight is not None:
             return 0
-        return PREFETCH_PER_SLOT * self.concurrency
+        return min(PREFETCH_MAX, PREFETCH_PER_SLOT * self.concurrency)
 
 
 @dataclass(frozen=True)

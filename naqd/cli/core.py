@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from naqd.cli.common import (
+    EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_NOT_FOUND,
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -109,7 +111,20 @@ def summary(config: Config) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_daemon(load(config_path(args, required=True)), burst=getattr(args, "burst", False))
+    from naqd.config import ConfigError
+    from naqd.config.flags import run_config
+
+    path = config_path(args, required=True)
+
+    def build() -> Config:  # again on SIGHUP: $NAQD_SERVERS still applies
+        return run_config(path, os.environ)
+
+    try:
+        config = build()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    return run_daemon(config, burst=getattr(args, "burst", False), reload=build)
 
 
 def run_daemon(
@@ -142,7 +157,7 @@ def _json_arg(text: str) -> Any:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from naqd.client import JobFailed
+    from naqd.client import JobFailed, QueueNotFound
 
     try:
         kwargs = json.loads(args.kwargs)
@@ -169,6 +184,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 )
             except (ValueError, TypeError) as exc:
                 return fail(str(exc), EXIT_USAGE)
+            except QueueNotFound as exc:  # a typo'd --queue: the message has a did-you-mean
+                return fail(str(exc), EXIT_NOT_FOUND)
             if not args.wait:
                 print(json.dumps({"id": job.id}) if args.json else job.id)
                 return 0

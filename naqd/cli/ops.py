@@ -202,7 +202,7 @@ def queues_table(rows: list[dict[str, Any]]) -> str:
                 q["redelivered"],
                 q["processes"],
                 f"{q['running']}/{q['concurrency']}",
-                "paused" if q.get("paused") else "active",
+                "no worker" if q.get("unserved") else "paused" if q.get("paused") else "active",
             ]
             for q in rows
         ],

@@ -3,7 +3,20 @@
 from naqd.client.client import Client, Job
 from naqd.client.control import JobStatus
 from naqd.client.delayed import DelayedJob, ServerTooOld
-from naqd.client.errors import ConnectError, EnqueueError, JobCancelled, JobFailed, NaqdError
+from naqd.client.errors import (
+    Conflict,
+    ConnectError,
+    DeadLetterNotFound,
+    EnqueueError,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    NaqdError,
+    NatsAuthError,
+    PayloadTooLarge,
+    ResultTimeout,
+    Unavailable,
+)
 from naqd.client.queues import QueueInfo, QueueNotFound
 from naqd.client.readiness import NotInitialized
 from naqd.client.schedules import ScheduleInfo, ScheduleNotFound
@@ -14,17 +27,23 @@ from naqd.protocol.schedules import ScheduleError
 __all__ = [
     "AsyncTask",
     "Client",
+    "Conflict",
     "ConnectError",
+    "DeadLetterNotFound",
     "DelayedJob",
     "EnqueueError",
     "Job",
     "JobCancelled",
     "JobFailed",
+    "JobNotFound",
     "JobStatus",
     "NaqdError",
+    "NatsAuthError",
     "NotInitialized",
+    "PayloadTooLarge",
     "QueueInfo",
     "QueueNotFound",
+    "ResultTimeout",
     "ScheduleError",
     "ScheduleInfo",
     "ScheduleNotFound",
@@ -33,5 +52,6 @@ __all__ = [
     "SyncJob",
     "SyncTask",
     "Task",
+    "Unavailable",
     "task",
 ]

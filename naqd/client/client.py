@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-import nats.errors
 from nats.aio.client import Client as NATS
-from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import (
     NoStreamResponseError,
@@ -31,17 +29,20 @@ from naqd.client.errors import (
     ConnectError,
     EnqueueError,
 )
+from naqd.client.faults import guarded
+from naqd.client.link import Link
 from naqd.client.messages import BuildMixin, task_name
 from naqd.client.options import MANY_OPTIONS, Options
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
+from naqd.client.registry import KnownQueues
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.tasks import Task, Untyped, prepare
 from naqd.client.unique import acquire as acquire_unique
 from naqd.client.unique import release as release_unique
 from naqd.middleware import EnqueueMessage, Hooks, hooks_of
-from naqd.protocol.envelope import Encoding, load_cloudpickle
+from naqd.protocol.envelope import Encoding, load_cloudpickle, validate_queue
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from naqd.client.explore import Explorer
     from naqd.models import Config
 
-log = logging.getLogger("naqd.client")
 P = ParamSpec("P")
 R = TypeVar("R")
 _DENIED = "permissions violation for publish to "
@@ -94,6 +94,7 @@ class Job(Generic[R]):
         return f"Job({self.id!r})"
 
 
+@guarded
 class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     """Async client. Use as `async with Client(url) as client:` or call connect()/close()."""
 
@@ -110,12 +111,24 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         max_payload: int = 1024 * 1024,
         connect_options: dict[str, Any] | None = None,
         tls_required: bool = False,
+        background_connect: bool = False,
+        request_timeout: float = 5.0,
+        check_queues: bool = True,
         middleware: Sequence[object] | Hooks | None = None,
     ) -> None:
         """`connect_options` go to nats-py's connect (user, password, token, tls,
         user_credentials, ...); `Client.from_config` fills them from naq.yaml.
+        `background_connect`: start even while NATS is down (docs/client.md#connecting).
+        `request_timeout`: how long one JetStream API request may wait for its answer.
+        `check_queues`: refuse an enqueue to a queue no daemon serves and nobody declared
+        (QueueNotFound, docs/client.md#known-queues).
         `middleware`: objects (or "module:Name" strings) whose before_enqueue and
         after_enqueue hooks run around every enqueue (docs/extending.md)."""
+        self.check_queues = check_queues
+        self._known: KnownQueues | None = None
+        self.background_connect = background_connect
+        self.request_timeout = request_timeout
+        self._link: Link | None = None
         self.connect_deadline = connect_deadline
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.serializer: Encoding = serializer
@@ -133,7 +146,6 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         self.default_queue = default_queue
         self.publish_deadline = publish_deadline
         self._nc = nc
-        self._own_nc = nc is None
         self._levels_ok: set[tuple[str, str]] = set()  # priority levels seen to exist
         self._writer: StreamWriter | None = None  # enqueue_many's pipelined writes
         self._dead_letters: DeadLetters | None = None
@@ -152,60 +164,67 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         return cls(config.nats.urls, **options)
 
     async def connect(self) -> Client:
-        """Raises NatsAuthError at once if NATS rejects the credentials or TLS."""
-        if self._nc is None:
-            opts: dict[str, Any] = dict(
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                ping_interval=10,
-                connect_timeout=2,
-            )
-            opts.update(self.connect_options)
-            # Reconnect forever once connected, but fail the first connect within a
-            # deadline: an application must hear that NATS is unreachable, not hang.
-            # A rejected login or TLS handshake raises NatsAuthError at once.
-            try:
-                self._nc = await asyncio.wait_for(
-                    natsauth.connect(
-                        self.servers, opts, tls_required=self.tls_required,
-                        error_cb=self._on_error,
-                    ),
-                    self.connect_deadline,
-                )  # fmt: skip
-            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
-                raise ConnectError(
-                    f"cannot connect to NATS at {', '.join(self.servers)} "
-                    f"within {self.connect_deadline}s"
-                ) from exc
-        self._js = self._nc.jetstream()
-        self._bucket: Any = None
+        """Raises NatsAuthError at once if NATS rejects the credentials or TLS, and
+        ConnectError when no server answers within `connect_deadline`. With
+        `background_connect=True` it returns at once and keeps trying; calls fail fast
+        with ConnectError until the connection is up."""
+        if self._nc is not None:  # a connection the caller owns, or connected already
+            self._connected(self._nc)
+            return self
+        if self._link is not None:  # connecting in the background already
+            return self
+        self._link = Link(
+            self.servers, self.connect_options, tls_required=self.tls_required,
+            connect_deadline=self.connect_deadline, on_error=self._on_error,
+        )  # fmt: skip
+        self._link.on_connect = self._connected
+        try:
+            await self._link.open(self.background_connect)
+        except ConnectError:
+            self._link.closed = True
+            raise
         return self
 
-    async def _on_error(self, exc: Exception) -> None:
-        """Log one line; remember subjects the server says we may not publish to, so an
-        enqueue there fails with that reason instead of a timeout."""
+    def _connected(self, nc: NATS) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=self.request_timeout)
+        self._bucket: Any = None
+
+    def _require_connected(self) -> None:
+        """Every public call starts here (naqd/client/faults.py)."""
+        self.nc  # noqa: B018 - raises ConnectError when there is no connection
+
+    def _on_error(self, exc: Exception) -> None:
+        """Remember subjects the server says we may not publish to, so an enqueue there
+        fails with that reason instead of a timeout (the link logs the error)."""
         text = str(exc)
         at = text.lower().find(_DENIED)
         if at >= 0:
             self.denied[text[at + len(_DENIED) :].strip().strip("'\"")] = text
-        log.warning("nats: %s: %s", type(exc).__name__, text)
 
     async def close(self) -> None:
-        if self._explorer is not None:
-            await self._explorer.close()
-            self._explorer = None
-        if self._writer is not None:
-            await self._writer.stop()
-            self._writer = None
-        if self._nc is not None and self._own_nc:
-            try:
-                await self._nc.drain()
-            except (ConnectionReconnectingError, ConnectionClosedError):
-                # Mid-reconnect there is nothing to drain: whatever is buffered is lost
-                # either way, and a publish was only ever confirmed by its PubAck.
-                await self._nc.close()
+        """Never raises, and logs one line at most (a web application's shutdown must
+        not fail because NATS is down)."""
+        if self._link is None:  # not connected, or a connection the caller owns
+            with contextlib.suppress(Exception):
+                await self._stop_helpers()
+            self._nc = None
+            return
+        link, self._link = self._link, None
+        await link.close(before=self._stop_helpers)
         self._nc = None
         self._dead_letters = None
+
+    async def _stop_helpers(self) -> None:
+        if self._explorer is not None:
+            explorer, self._explorer = self._explorer, None
+            await explorer.close()
+        if self._known is not None:
+            known, self._known = self._known, None
+            await known.stop()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.stop()
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -215,15 +234,20 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
 
     @property
     def nc(self) -> NATS:
-        if self._nc is None:
-            raise RuntimeError("client is not connected: use `async with Client(...)`")
-        return self._nc
+        """The connection; ConnectError when there is none (yet)."""
+        if self._nc is not None:
+            return self._nc
+        if self._link is not None:
+            return self._link.require()
+        raise ConnectError(
+            "the client is not connected: use `async with Client(...)` or `await client.connect()`"
+        )
 
     @property
     def dead_letters(self) -> DeadLetters:
         """The dead-letter stream: list, page, get, requeue, delete (docs/client.md)."""
         if self._dead_letters is None:
-            self._dead_letters = DeadLetters(self.nc)
+            self._dead_letters = DeadLetters(self.nc, self.request_timeout)
         return self._dead_letters
 
     @property
@@ -338,6 +362,30 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         when = datetime.fromtimestamp(time.time() + seconds).astimezone()
         return await self.enqueue_at(when, task, *args, **kwargs)
 
+    async def declare_queue(self, queue: str) -> None:
+        """Declare a queue whose workers start later, so enqueueing to it is accepted
+        (by every client) before any daemon serves it (docs/client.md#known-queues)."""
+        validate_queue(queue)
+        await self._registry().declare(queue)
+
+    async def _declared_queues(self) -> list[str]:
+        return await self._registry().all()
+
+    def _registry(self) -> KnownQueues:
+        if self._known is None:
+            self._known = KnownQueues(
+                self._js,
+                self.request_timeout,
+                lambda: self._nc is not None and self._nc.is_connected,
+            )
+        return self._known
+
+    async def _require_queue(self, queue: str) -> None:
+        """A job for a queue nobody serves or declared waits for ever: refuse it. A set
+        lookup once the registry's watch runs (naqd/client/registry.py)."""
+        if self.check_queues:
+            await self._registry().require(queue)
+
     async def _submit(
         self,
         task: str | Callable[..., Any],
@@ -351,6 +399,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         msg = self.shape(task, args, kwargs, options)
         if options.run_at is not None:
             await self._require_schedules()
+        await self._require_queue(msg.queue)
         await self._require_priority(msg.queue, options.priority)
         lock = None
         if msg.unique is not None:
@@ -455,6 +504,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
                 )
             opts = Options.of(options)
         msgs = self.shape_many(task, rows, opts)
+        await self._require_queue(opts.queue or self.default_queue)
         await self._require_priority(opts.queue or self.default_queue, opts.priority)
         hooks, messages = self.hooks, []
         if hooks is not None and msgs:  # the middleware's before_enqueue, job by job

@@ -14,6 +14,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from naqd.client.batchget import fetch_range
 from naqd.client.errors import Conflict, DeadLetterNotFound
+from naqd.client.faults import guarded
 from naqd.client.pages import Page, parse_cursor, walk_back
 from naqd.protocol.deadletter import DeadLetter, decode_dead_letter
 from naqd.protocol.envelope import JOB_ID_RE, ResultRecord, encode_result, valid_job_id
@@ -38,10 +39,14 @@ if TYPE_CHECKING:
 _GONE = (None, 10043, 10057)
 
 
+@guarded
 class DeadLetters:
-    def __init__(self, nc: NATS) -> None:
+    def __init__(self, nc: NATS, timeout: float = 5.0) -> None:
+        """`timeout`: how long one JetStream request may wait (the client's
+        `request_timeout`)."""
         self.nc = nc
-        self.js = nc.jetstream()
+        self.timeout = timeout
+        self.js = nc.jetstream(timeout=timeout)
 
     async def list(self, queue: str | None = None) -> list[DeadLetter]:
         """Every entry (of one queue), oldest first."""
@@ -213,7 +218,7 @@ class DeadLetters:
         """Drop every entry of `queue`; returns how many there were."""
         req = json.dumps({"filter": dlq_filter(queue)}).encode()
         try:
-            msg = await self.nc.request(purge_subject(DLQ_STREAM), req, timeout=10)
+            msg = await self.nc.request(purge_subject(DLQ_STREAM), req, timeout=2 * self.timeout)
         except Exception:
             before = await self.count(queue)
             await self.js.purge_stream(DLQ_STREAM, subject=dlq_filter(queue))

@@ -6,8 +6,15 @@ from naqd.errors import NaqdError as NaqdError
 from naqd.errors import NatsAuthError as NatsAuthError
 
 
-class ConnectError(NaqdError):
-    """No NATS server answered within the client's connect deadline."""
+class Unavailable(NaqdError):
+    """NATS or JetStream could not serve the call now: the connection was lost, a request
+    went unanswered, or a stream has no leader. Transient: the same call may succeed once
+    NATS is back (a web application answers 503)."""
+
+
+class ConnectError(Unavailable):
+    """The client has no connection: none within the connect deadline, not yet (it
+    connects in the background), or it was closed."""
 
 
 class EnqueueError(NaqdError):
@@ -27,6 +34,15 @@ class JobFailed(NaqdError):
 
 class PayloadTooLarge(NaqdError, ValueError):
     """The encoded job exceeds tasks.max_payload; workers would refuse it anyway."""
+
+
+class ResultTimeout(NaqdError, TimeoutError):
+    """The job did not finish within the `timeout` given to `result` / `wait`. Also a
+    TimeoutError, so `except TimeoutError` written for earlier versions still catches it."""
+
+    def __init__(self, job_id: str, timeout: float | None) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout}s")
+        self.job_id = job_id
 
 
 class JobCancelled(NaqdError):

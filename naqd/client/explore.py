@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from naqd.client.errors import DeadLetterNotFound
+from naqd.client.faults import guarded
 from naqd.client.pages import STOP, Page, Stop
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import (
@@ -319,6 +320,7 @@ class SearchEvent:
 # -- the explorer ----------------------------------------------------------------------
 
 
+@guarded
 class Explorer:
     """The reads of the console and the CLI. Needs a connected Client.
 

@@ -12,7 +12,14 @@ from nats.js.errors import NotFoundError
 
 from naqd.client.errors import NaqdError
 from naqd.protocol.envelope import validate_queue
-from naqd.protocol.names import JOBS_STREAM, consumer_name, job_subject
+from naqd.protocol.names import (
+    JOBS_STREAM,
+    JOBS_SUBJECT_PREFIX,
+    consumer_name,
+    job_subject,
+    job_subject_queue,
+    under,
+)
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -33,6 +40,9 @@ class QueueInfo:
     paused: bool
     paused_until: datetime | None
     max_in_flight: int = 0  # the consumer's max_ack_pending: the cluster-wide cap
+    # False: jobs wait on this queue's subject but no naqd worker ever created its
+    # consumer (a typo, or workers still to come); they stay until one does.
+    served: bool = True
 
 
 def rfc3339(t: datetime) -> str:
@@ -100,14 +110,35 @@ class QueueMixin:
         )
 
     async def queues(self) -> list[QueueInfo]:
-        """Every queue some naqd worker has created, by name."""
+        """Every queue some naqd worker has created, and (`served=False`) every known
+        queue no worker has created yet and every queue subject holding jobs that no
+        worker serves, by name."""
         names = []
         for info in await self._js.consumers_info(JOBS_STREAM):
             subject = info.config.filter_subject or ""
             queue = subject.removeprefix(job_subject(""))
             if info.name == consumer_name(queue):
                 names.append(queue)
-        return [await self.queue_info(q) for q in sorted(names)]
+        found = {q: await self.queue_info(q) for q in names}
+        for queue in await self._declared_queues():
+            if queue not in found:
+                found[queue] = QueueInfo(queue, 0, 0, False, None, served=False)
+        for queue, waiting in (await self._unserved(set(names))).items():
+            found[queue] = QueueInfo(queue, waiting, 0, False, None, served=False)
+        return [found[q] for q in sorted(found)]
+
+    async def _declared_queues(self) -> list[str]:  # Client's known queues
+        return []
+
+    async def _unserved(self, served: set[str]) -> dict[str, int]:
+        """Jobs per queue subject that no queue consumer covers."""
+        info = await self._js.stream_info(JOBS_STREAM, subjects_filter=under(JOBS_SUBJECT_PREFIX))
+        counts: dict[str, int] = {}
+        for subject, n in (info.state.subjects or {}).items():
+            queue = job_subject_queue(subject)
+            if queue is not None and queue not in served:
+                counts[queue] = counts.get(queue, 0) + int(n)
+        return counts
 
     async def _consumer(self, queue: str) -> str:
         validate_queue(queue)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from nats.js.errors import KeyNotFoundError
 
 from naqd.client.control import JobStatus
-from naqd.client.errors import JobCancelled, JobFailed
+from naqd.client.errors import JobCancelled, JobFailed, ResultTimeout
 from naqd.protocol.envelope import ResultRecord, decode_result
 from naqd.protocol.names import RESULTS_BUCKET, done_subject
 
@@ -89,7 +89,7 @@ class ResultsMixin:
                 # Re-check every 2 s in case a notice was lost to a reconnect.
                 wait = 2.0 if deadline is None else min(2.0, deadline - time.monotonic())
                 if wait <= 0:
-                    raise TimeoutError(f"job {job_id} did not finish within {timeout}s")
+                    raise ResultTimeout(job_id, timeout)
                 try:
                     return await asyncio.wait_for(asyncio.shield(done), wait)
                 except TimeoutError:
@@ -98,7 +98,8 @@ class ResultsMixin:
             await sub.unsubscribe()
 
     async def result(self, job_id: str, timeout: float | None = None) -> Any:
-        """The job's return value; raises JobFailed, JobCancelled or TimeoutError."""
+        """The job's return value; raises JobFailed, JobCancelled or ResultTimeout
+        (a TimeoutError too)."""
         rec = await self.wait(job_id, timeout)
         if rec.status == "cancelled":
             raise JobCancelled(job_id)

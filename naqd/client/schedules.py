@@ -46,10 +46,13 @@ class ScheduleInfo:
 
 
 class ScheduleMixin:
-    """Mixed into Client; needs `_js` and `default_queue`."""
+    """Mixed into Client; needs `_js`, `default_queue` and `_require_queue`."""
 
     _js: JetStreamContext
     default_queue: str
+
+    async def _require_queue(self, queue: str) -> None:  # Client's known-queue check
+        raise NotImplementedError
 
     async def _schedule_state(self) -> ScheduleState:
         state = ScheduleState(self._js)
@@ -102,6 +105,7 @@ class ScheduleMixin:
             retries=retries,
             timeout=timeout,
         )
+        await self._require_queue(definition.queue)  # a typo would fire into nowhere
         state = await self._schedule_state()
         if name in await state.yaml_names():
             raise ScheduleError(
@@ -127,6 +131,8 @@ class ScheduleMixin:
 
                 changes["task"] = task_name(changes["task"])
             definition = modified(current.schedule, changes)
+            if definition.queue != current.schedule.queue:
+                await self._require_queue(definition.queue)
             try:
                 await state.code_put(definition, last=current.revision)
             except KeyWrongLastSequenceError:

@@ -13,10 +13,16 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.errors import NoRespondersError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    ServiceUnavailableError,
+)
 
 from naqd.client.errors import NaqdError
-from naqd.client.readiness import NotInitialized
+from naqd.client.readiness import NotInitialized, missing_streams
 from naqd.protocol.names import UNIQUE_BUCKET
 
 DEFAULT_UNIQUE_FOR = 3600.0  # when only unique_key is given
@@ -67,6 +73,12 @@ async def acquire(
     died in between): the lock is taken over, compare-and-delete first."""
     try:
         kv = await js.key_value(UNIQUE_BUCKET)
+    except (NoRespondersError, ServiceUnavailableError):
+        # No JetStream at all says so; anything else (a leader election) is "not stored".
+        missing = await missing_streams(js)
+        if missing is None:
+            raise
+        raise missing from None
     except BucketNotFoundError:
         raise NotInitialized(
             "the naqd_unique bucket does not exist yet: start a naqd daemon once, or run "

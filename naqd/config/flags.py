@@ -29,7 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from naqd.config.errors import ConfigError, ConfigIssue
-from naqd.config.loader import build_config, parse_config
+from naqd.config.loader import build_config, parse_config, read_config_text
 from naqd.config.walk import MERGE_TAG, NULL_TAG, STR_TAG, Ctx
 from naqd.models import Config
 from naqd.values import describe
@@ -77,10 +77,12 @@ class FlagMark(Mark):
 class FlagCtx(Ctx):
     """Blames the flag, not a position, when the node came from the command line."""
 
+    source: str = SOURCE  # the command, in an error about one of its flags
+
     def error(self, node: Node, path: str, message: str) -> None:
         mark = node.start_mark
         if isinstance(mark, FlagMark):
-            self.issues.append(ConfigIssue(SOURCE, None, None, mark.flag, message))
+            self.issues.append(ConfigIssue(self.source, None, None, mark.flag, message))
         else:
             super().error(node, path, message)
 
@@ -108,13 +110,31 @@ def worker_config(
     return WorkerConfig(config, root)
 
 
+def run_config(filename: str, env: Mapping[str, str]) -> Config:
+    """The configuration `naqd run --config FILE` runs: the file, with `$NAQD_SERVERS`
+    over its `nats.servers`, as `naqd worker` and every client command read it."""
+    text = read_config_text(filename)
+    config = parse_config(text, filename, env)  # the file's own errors, as `naqd check`
+    servers, label = _servers(WorkerFlags(), env)
+    if not servers:
+        return config
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = node if isinstance(node, MappingNode) else _mapping([], FlagMark(label))
+    root = _with_servers(root, servers, label)
+    return build_config(root, FlagCtx(filename=filename, env=env, source="naqd run"))
+
+
+def _with_servers(root: MappingNode, servers: list[str], label: str) -> MappingNode:
+    mark = FlagMark(label)
+    nats = _section(root, "nats")
+    items = _sequence([_scalar(url, mark) for url in servers], mark)
+    return _set(root, "nats", _set(nats, "servers", items, mark), mark)
+
+
 def _apply(root: MappingNode, flags: WorkerFlags, env: Mapping[str, str]) -> MappingNode:
     servers, label = _servers(flags, env)
     if servers:
-        mark = FlagMark(label)
-        nats = _section(root, "nats")
-        items = _sequence([_scalar(url, mark) for url in servers], mark)
-        root = _set(root, "nats", _set(nats, "servers", items, mark), mark)
+        root = _with_servers(root, servers, label)
     if flags.imports:
         mark = FlagMark("--import")
         tasks = _section(root, "tasks")

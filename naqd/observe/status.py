@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
 
 from naqd.models import Config
 from naqd.protocol import names
@@ -128,10 +128,37 @@ def _empty_row(name: str) -> dict[str, Any]:
     }
 
 
+async def known_queues(js: JetStreamContext) -> list[str]:
+    """The registered queue names (docs/client.md#known-queues); none without the bucket."""
+    try:
+        kv = await js.key_value(names.QUEUES_BUCKET)
+        return list(await kv.keys())
+    except (NotFoundError, NoKeysError):
+        return []
+
+
+async def unserved(js: JetStreamContext, consumed: set[str]) -> dict[str, int]:
+    """Jobs per queue whose subject no consumer reads (`consumed`: the queues that have
+    one), configured queues included."""
+    try:
+        info = await js.stream_info(
+            JOBS_STREAM, subjects_filter=names.under(names.JOBS_SUBJECT_PREFIX)
+        )
+    except NotFoundError:
+        return {}
+    counts: dict[str, int] = {}
+    for subject, n in (info.state.subjects or {}).items():
+        queue = names.job_subject_queue(subject)
+        if queue is not None and queue not in consumed:
+            counts[queue] = counts.get(queue, 0) + int(n)
+    return counts
+
+
 async def queues(
     js: JetStreamContext, config: Config | None, records: list[dict[str, Any]], dead: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One row per queue that has a consumer (or is configured)."""
+    """One row per queue that has a consumer, is configured or registered (known
+    queues), or holds jobs; `unserved` when no worker created its consumer yet."""
     try:
         consumers = await js.consumers_info(JOBS_STREAM)
     except NotFoundError:
@@ -148,8 +175,15 @@ async def queues(
         row["redelivered"] += c.num_redelivered or 0
         row["waiting_pulls"] += c.num_waiting or 0
         row["paused"] = row["paused"] or bool(getattr(c, "paused", False))
-    for name in config.queues if config else ():
+    consumed = set(rows)
+    for name in [*(config.queues if config else ()), *await known_queues(js)]:
         rows.setdefault(name, _empty_row(name))
+    for name, waiting in (await unserved(js, consumed)).items():
+        # Jobs on a subject no worker consumes: a typo, or a queue whose workers are
+        # still to come. They wait there until a worker for that queue starts.
+        rows.setdefault(name, _empty_row(name))["pending"] += waiting
+    for name, row in rows.items():
+        row["unserved"] = name not in consumed  # no worker ever created its consumer
     for name, row in rows.items():
         procs = [r for r in records if r.get("role") == "worker" and name in r.get("queues", [])]
         row["dead"] = dead["counts"].get(name, 0) if dead["available"] else None

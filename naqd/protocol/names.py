@@ -23,6 +23,10 @@ RATE_STREAM = "NAQD_RATE"  # counters: "naqd.rate.<queue>.<window>" (queue `rate
 RATE_SUBJECT_PREFIX = "naqd.rate"
 UNIQUE_BUCKET = "naqd_unique"  # key = sha256 of a unique key; value {"job_id", "key"}
 CANCELS_BUCKET = "naqd_cancels"  # key = job id of a cancelled job (docs/job-control.md)
+# The known queues (docs/client.md#known-queues): key = queue name, value JSON
+# {"by": "config" | "client", "host", "at"}; daemons write their configured queues, the
+# client watches the bucket and refuses an enqueue to a name it does not hold.
+QUEUES_BUCKET = "naqd_queues"
 
 # Headers on job messages.
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -57,6 +61,14 @@ def under(prefix: str) -> str:
 
 def job_subject(queue: str) -> str:
     return f"{JOBS_SUBJECT_PREFIX}.{queue}"
+
+
+def job_subject_queue(subject: str) -> str | None:
+    """The queue of `naqd.jobs.<queue>[.<level>]`, None for any other subject."""
+    prefix = f"{JOBS_SUBJECT_PREFIX}."
+    if not subject.startswith(prefix):
+        return None
+    return subject[len(prefix) :].split(".", 1)[0] or None
 
 
 def consumer_name(queue: str) -> str:

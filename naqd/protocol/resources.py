@@ -18,6 +18,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from naqd.protocol.audit import audit_stream_config
+from naqd.protocol.known_queues import register_queues
 from naqd.protocol.names import (
     ADVISORY_CONSUMER,
     ADVISORY_STREAM,
@@ -31,6 +32,7 @@ from naqd.protocol.names import (
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
     LEADER_BUCKET,
+    QUEUES_BUCKET,
     RATE_STREAM,
     RATE_SUBJECT_PREFIX,
     RESULTS_BUCKET,
@@ -212,6 +214,8 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     await _ensure_stream(js, unique)
     for queue in config.queues.values():
         await ensure_consumer(js, queue)
+    await _ensure_stream(js, kv_stream_config(QUEUES_BUCKET, replicas))
+    await register_queues(js, config.queues, "config")
 
 
 async def ensure_or_refuse(

@@ -59,7 +59,9 @@ class SchedulerProcess(boot.Child):
         le = self.config.scheduler.leader_election
         election = Election(await state.leader_kv(), le.lease, le.renew_every)
         # Fired jobs are signed like any producer's when a signing key is configured.
-        client = await Client.from_config(self.config, nc=nc, middleware=self.hooks).connect()
+        client = await Client.from_config(
+            self.config, nc=nc, check_queues=False, middleware=self.hooks
+        ).connect()
         code = CodeScheduleSource(await state.kv())
         paused = PausedSource(await state.kv())
         fire = FireLoop(

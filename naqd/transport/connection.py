@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,37 +14,7 @@ from nats.aio.client import Client as NATS
 from naqd.errors import NatsAuthError
 from naqd.models import NatsConfig
 from naqd.transport import natsauth
-
-REPEAT_EVERY = 30.0  # seconds between lines about the same error while it repeats
-
-
-class ErrorThrottle:
-    """The same connection error every reconnect attempt (twice a second while NATS is
-    down) is logged the first time, then once every `every` seconds with how many
-    were left out; a new error is logged at once."""
-
-    def __init__(self, every: float = REPEAT_EVERY, clock: Callable[[], float] = time.monotonic):
-        self.every = every
-        self.clock = clock
-        self.last: dict[str, float] = {}  # error text -> when last logged
-        self.skipped: dict[str, int] = {}
-
-    def note(self, text: str) -> int | None:
-        """None: leave this one out; else log it, with this many left out since."""
-        now = self.clock()
-        last = self.last.get(text)
-        if last is not None and now - last < self.every:
-            self.skipped[text] = self.skipped.get(text, 0) + 1
-            return None
-        self.last[text] = now
-        return self.skipped.pop(text, 0)
-
-    def reset(self) -> int:
-        """Connected again: forget the errors; returns how many were left out."""
-        left_out = sum(self.skipped.values())
-        self.last.clear()
-        self.skipped.clear()
-        return left_out
+from naqd.transport.throttle import ErrorThrottle
 
 
 def connection_name(role: str, conn: str) -> str:
@@ -73,11 +42,9 @@ async def connect_daemon(
 
     async def on_error(exc: Exception) -> None:
         text = f"{type(exc).__name__}: {exc}"
-        left_out = throttle.note(text)
-        if left_out is None:
-            return
-        more = f" (and {left_out} more like it in the last {throttle.every:g}s)" if left_out else ""
-        logger.warning("nats {}: {}{}", conn, text, more)
+        line = throttle.line(text)
+        if line is not None:
+            logger.warning("nats {}: {}", conn, line)
 
     connected: list[NATS] = []  # the client, once connect returned
 

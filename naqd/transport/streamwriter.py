@@ -53,6 +53,7 @@ class StreamWriter:
         for fut, _ in pending.values():
             if not fut.done():
                 fut.set_exception(NatsTimeoutError())
+                fut.exception()  # retrieved: no "never retrieved" log for a write nobody awaits
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

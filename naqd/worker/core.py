@@ -22,6 +22,7 @@ from naqd.transport.cancelling import cancel_and_wait
 from naqd.worker.deadletter import AdvisoryMover
 from naqd.worker.idle import consumers_of
 from naqd.worker.pausewatch import PauseWatch
+from naqd.worker.prefetch import Pace, held_jobs
 from naqd.worker.priority import PriorityPuller, make_puller
 from naqd.worker.puller import Puller
 from naqd.worker.recycle import RecycleLimits, SampledRss, recycle_label
@@ -54,7 +55,9 @@ class WorkerCore:
         self.puller: Puller | PriorityPuller = make_puller(
             nc, queue, self.room, self.deliver, capacity=queue.concurrency + self.prefetch
         )
-        self.runner.on_slot_free = self.puller.slot_freed
+        self.explicit_prefetch = queue.prefetch is not None
+        self.pace = Pace()  # how long jobs hold their slot: the default prefetch needs short ones
+        self.runner.on_slot_free = self._job_ended
         self.pause = PauseWatch(nc, consumers_of(queue), self._paused_changed)
         self._tasks: list[asyncio.Task[None]] = []  # keep-alive and mover, referenced
         self._naks: set[asyncio.Task[None]] = set()
@@ -66,7 +69,12 @@ class WorkerCore:
         runner = self.runner
         if self.pause.paused or runner.draining or runner.recycle.is_set():
             return 0
-        return runner.free_slots() + self.prefetch
+        return runner.free_slots() + held_jobs(self.prefetch, self.explicit_prefetch, self.pace)
+
+    def _job_ended(self) -> None:
+        if self.prefetch and not self.explicit_prefetch:
+            self.pace.job_ended(time.monotonic(), len(self.runner.running) + 1)
+        self.puller.slot_freed()
 
     def deliver(self, msg: Msg) -> None:
         """A job from the puller: to the runner, unless the queue was paused meanwhile

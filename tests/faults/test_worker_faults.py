@@ -29,7 +29,12 @@ def test_worker_sigkilled_three_times_loses_no_job(
         killed: list[int] = []
         for k in range(3):
             wait_until(lambda k=k: len(runs(tmp_path)) >= 60 * (k + 1), 60, what="progress")
-            victim = sorted(worker_pids(tmp_path) - set(killed))[0]
+            # A replacement that has just become ready may not have finished a job yet
+            # (on a loaded machine the survivor can reach the count alone): wait for one.
+            alive = wait_until(
+                lambda: worker_pids(tmp_path) - set(killed), 30, what="a live worker that ran jobs"
+            )
+            victim = sorted(alive)[0]
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
             daemon.wait_for_log("died with signal SIGKILL", count=k + 1)

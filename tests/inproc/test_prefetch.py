@@ -93,3 +93,44 @@ def test_a_paused_queue_hands_held_jobs_back_and_takes_nothing(
         assert time.monotonic() - t0 < 30  # handed back, not waiting out the 60 s ack_wait
     assert count(tmp_path) == 5
     assert "queue default paused: handing back 5 held job(s)" in worker.log
+
+
+def test_the_default_prefetch_holds_jobs_only_while_they_are_short(
+    worker_factory, nats_server, tmp_path
+) -> None:
+    body = """
+    tasks: {imports: [tests.tasks]}
+    queues: {default: {concurrency: 2}}
+    """
+    worker = worker_factory(body)
+    blocked = [tmp_path / "one", tmp_path / "two"]
+    with SyncClient(nats_server.url) as client:
+        # Long jobs: nothing seen ending yet, so nothing is held beyond the 2 slots.
+        long_jobs = []
+        for directory in blocked:
+            directory.mkdir()
+            job = client.enqueue("tests.tasks:block_until_released", str(directory))
+            long_jobs.append(job)
+            wait_until(lambda d=directory: (d / "started").exists(), 20, what="a long job")
+        waiting = [client.enqueue("tests.tasks:add", i, i) for i in range(5)]
+        time.sleep(0.5)  # the behaviour under test: no job is held
+        assert held(worker) == 0
+        assert client.queue_info("default").waiting == 5
+        for directory, job in zip(blocked, long_jobs, strict=True):
+            (directory / "release").touch()
+            assert job.result(timeout=20) == "released"
+        for job in waiting:
+            job.result(timeout=20)
+        # Short jobs: once they are seen ending quickly, the backlog fills.
+        peak = 0
+
+        def backlog_seen() -> bool:
+            nonlocal peak
+            peak = max(peak, held(worker))
+            return peak > 0
+
+        jobs = client.enqueue_many("tests.tasks:add", [(i, i) for i in range(3000)])
+        wait_until(backlog_seen, 30, interval=0.001, what="jobs held beyond the slots")
+        assert peak <= 6  # 3 per slot
+        for job in jobs[-10:]:
+            job.result(timeout=60)

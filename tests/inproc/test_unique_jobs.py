@@ -72,6 +72,7 @@ def test_a_lock_expires_after_unique_for(worker_factory, nats_server, tmp_path) 
     # A queue with no worker: the first job stays queued, its lock expires after 1 s.
     worker_factory(BODY)
     with SyncClient(nats_server.url) as client:
+        client.declare_queue("idle")  # its workers "come later"
         first = client.enqueue("tests.tasks:add", 1, 1, queue="idle", unique_key="k", unique_for=1)
         assert client.enqueue("tests.tasks:add", 1, 1, queue="idle", unique_key="k").id == first.id
 

@@ -52,14 +52,23 @@ accounts {{
           "$JS.API.CONSUMER.CREATE.KV_naqd_cancels", "$JS.API.CONSUMER.CREATE.KV_naqd_cancels.>",
           "$JS.API.CONSUMER.DELETE.KV_naqd_cancels.*", "$JS.FC.KV_naqd_cancels.>",
           "$JS.API.CONSUMER.INFO.KV_naqd_cancels.*", "$JS.API.CONSUMER.LIST.NAQD_JOBS",
-          "$KV.naqd_unique.>"
+          "$KV.naqd_unique.>",
+          "$JS.API.STREAM.CREATE.KV_naqd_queues", "$JS.API.STREAM.UPDATE.KV_naqd_queues",
+          "$KV.naqd_queues.>",
+          "$JS.API.STREAM.CREATE.NAQD_AUDIT", "$JS.API.STREAM.UPDATE.NAQD_AUDIT"
         ]
-        subscribe: ["_INBOX.>", "$KV.naqd_cancels.>"]
+        subscribe: [
+          "_INBOX.>", "$KV.naqd_cancels.>", "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.NAQD_JOBS.*"
+        ]
       }}}},
       {{user: producer, password: "{PRODUCER_PASSWORD}", permissions: {{
         publish: [
           "naqd.jobs.emails",
-          "$JS.API.STREAM.INFO.KV_naqd_results", "$JS.API.DIRECT.GET.KV_naqd_results.>"
+          "$JS.API.STREAM.INFO.KV_naqd_results", "$JS.API.DIRECT.GET.KV_naqd_results.>",
+          "$JS.API.STREAM.INFO.KV_naqd_queues", "$JS.API.DIRECT.GET.KV_naqd_queues.>",
+          "$JS.API.CONSUMER.CREATE.KV_naqd_queues", "$JS.API.CONSUMER.CREATE.KV_naqd_queues.>",
+          "$JS.API.CONSUMER.DELETE.KV_naqd_queues.*", "$JS.API.CONSUMER.INFO.KV_naqd_queues.*",
+          "$JS.FC.KV_naqd_queues.>"
         ]
         subscribe: ["_INBOX.>", "naqd.done.>"]
       }}}}

@@ -126,10 +126,11 @@ def test_metrics_follow_real_jobs(daemon_factory, nats_server) -> None:
 
 
 def test_queue_depth_shows_waiting_jobs(daemon_factory, nats_server, tmp_path: Path) -> None:
+    # prefetch: 0, or the worker would hold the three waiting jobs (in flight, not pending).
     daemon = daemon_factory(
         """
         tasks: {imports: [tests.tasks]}
-        queues: {default: {concurrency: 1, processes: 1}}
+        queues: {default: {concurrency: 1, processes: 1, prefetch: 0}}
         heartbeat: {interval: 1s}
         """,
         ready_workers=1,

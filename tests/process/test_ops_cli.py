@@ -99,7 +99,7 @@ def test_status_shows_queues_workers_and_schedules(live, tmp_path: Path) -> None
 
 def test_queues_purge_and_job(live, tmp_path: Path) -> None:
     _, url = live
-    with SyncClient(url) as client:
+    with SyncClient(url, check_queues=False) as client:
         # A queue nobody serves keeps its jobs: something to look at and to purge.
         waiting = [client.enqueue("tests.tasks:add", i, i, queue="nobody") for i in range(3)]
         done = client.enqueue("tests.tasks:add", 2, 3)
@@ -109,6 +109,8 @@ def test_queues_purge_and_job(live, tmp_path: Path) -> None:
 
     rows = json.loads(naqd("queues", "--servers", url, "--json").stdout)
     assert {r["queue"]: r["pending"] for r in rows}["default"] == 0
+    nobody = next(r for r in rows if r["queue"] == "nobody")  # shown, though unserved
+    assert nobody["pending"] == 3 and nobody["unserved"] is True
 
     queued = naqd("job", waiting[1].id, "--servers", url, "--json")
     assert queued.returncode == 0

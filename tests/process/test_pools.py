@@ -5,12 +5,15 @@ queues the process serves, the pool's recycle counting every queue's jobs, and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 from pathlib import Path
 
-from naqd import SyncClient
+from naqd import Client, SyncClient
+from naqd.models import Config, NatsConfig, QueueConfig
+from naqd.protocol.resources import ensure_resources
 from tests.conftest import REPO, naqd_executable
 from tests.natsserver import free_port, wait_until
 from tests.process.test_observe import scrape, value
@@ -172,3 +175,27 @@ def test_a_reload_of_one_pooled_queue_replaces_the_pools_process_only(
     wait_until(lambda: served().get("small") not in (None, pids["small"]), 20, what="new pool")
     assert served()["solo"] == pids["solo"]
     assert (blocked / "started").read_text().count("\n") == 1  # it ran once
+
+
+def test_a_burst_of_a_pool_runs_every_queue_then_exits(nats_server, tmp_path: Path) -> None:
+    config = tmp_path / "metrics.yaml"
+    config.write_text(f'metrics: {{listen: "127.0.0.1:{free_port()}"}}\n')
+    queues = {q: QueueConfig(name=q) for q in "ab"}
+    cfg = Config(nats=NatsConfig(servers=(nats_server.url,)), queues=queues)
+
+    async def prepare() -> None:  # naqd's streams, as any earlier daemon run leaves them
+        async with Client(nats_server.url) as client:
+            await ensure_resources(client.nc.jetstream(), cfg)
+
+    asyncio.run(prepare())
+    with SyncClient(nats_server.url) as client:
+        jobs = [client.enqueue("tests.tasks:add", i, 1, queue=q) for i, q in enumerate("ab" * 5)]
+    args = ["a", "b", "--burst", "--import", "tests.tasks", "--servers", nats_server.url]
+    daemon = WorkerDaemon([*args, "--config", str(config)], tmp_path, {}).start()
+    try:
+        assert daemon.wait(60) == 0
+    finally:
+        daemon.stop()
+    assert "started pool[cli]#0" in daemon.log
+    with SyncClient(nats_server.url) as client:
+        assert [client.result(job.id, timeout=5) for job in jobs] == [i + 1 for i in range(10)]

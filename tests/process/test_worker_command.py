@@ -159,3 +159,32 @@ def test_burst_runs_what_is_queued_then_exits_0(nats_server: NatsServer, tmp_pat
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert [job.result(timeout=1) for job in jobs] == [0, 2, 4, 6, 8]
+
+
+def test_naqd_run_honours_naqd_servers_like_naqd_worker(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # The file names a server nobody runs: only $NAQD_SERVERS leads to the real one.
+    (tmp_path / "naq.yaml").write_text(
+        f"""
+nats: {{servers: [nats://127.0.0.1:{free_port()}]}}
+tasks: {{imports: [examples.tasks]}}
+queues: {{default: {{concurrency: 1}}}}
+metrics: {{listen: "127.0.0.1:{free_port()}"}}
+"""
+    )
+    run = subprocess.run(  # the streams, as any earlier daemon would have made them
+        [naqd_executable(), "init", "--config", "naq.yaml", "--servers", nats_server.url],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=CLEAN_ENV,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    with SyncClient(nats_server.url) as client:
+        job = client.enqueue("examples.tasks:add", 2, 2)  # waits for the burst to run it
+    done = subprocess.run(
+        [naqd_executable(), "run", "--config", "naq.yaml", "--burst"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**CLEAN_ENV, "NAQD_SERVERS": nats_server.url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    with SyncClient(nats_server.url) as client:
+        assert client.result(job.id, timeout=10) == 4

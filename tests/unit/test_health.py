@@ -124,7 +124,7 @@ def test_stale_and_recovered_children_are_logged_once() -> None:
 
 
 def test_repeated_connection_errors_are_throttled() -> None:
-    from naqd.transport.connection import ErrorThrottle
+    from naqd.transport.throttle import ErrorThrottle
 
     now = [0.0]
     t = ErrorThrottle(every=30.0, clock=lambda: now[0])

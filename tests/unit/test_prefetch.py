@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from naqd.config import ConfigError, QueueConfig, parse_config
-from naqd.models import PREFETCH_PER_SLOT
+from naqd.models import PREFETCH_MAX, PREFETCH_PER_SLOT
 from naqd.worker.pausewatch import paused_from
+from naqd.worker.prefetch import Pace, held_jobs
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,7 @@ from naqd.worker.pausewatch import paused_from
         (QueueConfig(name="q", max_in_flight=5), 0),
         (QueueConfig(name="q", max_in_flight=5, prefetch=3), 3),  # asked for: honoured
         (QueueConfig(name="q", priorities=("default",)), PREFETCH_PER_SLOT * 16),  # one level
+        (QueueConfig(name="q", concurrency=256), PREFETCH_MAX),
     ],
 )
 def test_prefetch_jobs(queue: QueueConfig, held: int) -> None:
@@ -89,3 +91,48 @@ def advisory(**fields: object) -> bytes:
 )
 def test_paused_from_an_advisory(payload: bytes, expected: tuple[bool, float | None]) -> None:
     assert paused_from(payload, NOW) == expected
+
+
+def paced(ends: list[float], busy: int) -> Pace:
+    pace = Pace()
+    for t in ends:
+        pace.job_ended(t, busy)
+    return pace
+
+
+@pytest.mark.parametrize(
+    ("ends", "busy", "average", "short"),
+    [
+        ([], 10, None, False),  # nothing seen yet: no default prefetch
+        ([0.0], 10, None, False),
+        # 10 slots busy, a job ends every 1 ms: each job holds its slot ~10 ms.
+        ([i * 0.001 for i in range(50)], 10, 0.01, True),
+        # One job ends every 10 ms with 10 busy: ~100 ms a job.
+        ([i * 0.01 for i in range(50)], 10, 0.1, False),
+        # A lone job every 5 s (an idle queue): long, nothing worth holding.
+        ([0.0, 5.0, 10.0], 1, 5.0, False),
+    ],
+)
+def test_pace_estimates_how_long_a_job_holds_its_slot(ends, busy, average, short) -> None:
+    pace = paced(ends, busy)
+    assert (pace.average is None) == (average is None)
+    if average is not None:
+        assert pace.average == pytest.approx(average, rel=0.05)
+    assert pace.short is short
+
+
+def test_pace_follows_jobs_that_get_longer() -> None:
+    pace = paced([i * 0.001 for i in range(50)], 10)
+    assert pace.short
+    for i in range(1, 40):
+        pace.job_ended(0.049 + i * 0.05, 10)  # now 500 ms a job
+    assert not pace.short
+
+
+@pytest.mark.parametrize(
+    ("explicit", "short", "held"),
+    [(True, False, 30), (True, True, 30), (False, True, 30), (False, False, 0)],
+)
+def test_held_jobs(explicit: bool, short: bool, held: int) -> None:
+    pace = paced([i * 0.001 for i in range(50)], 10) if short else Pace()
+    assert held_jobs(30, explicit, pace) == held

@@ -291,3 +291,27 @@ def test_the_environment_servers_are_named_when_wrong() -> None:
     with pytest.raises(ConfigError) as caught:
         build(WorkerFlags(), {"NAQD_SERVERS": "nats://ok:4222,bad url"})
     assert str(caught.value).startswith("naqd worker: $NAQD_SERVERS: expected a server URL")
+
+
+# -- naqd run --config: $NAQD_SERVERS over the file, as naqd worker ---------------------
+
+
+def test_naqd_run_takes_the_servers_from_the_environment(tmp_path) -> None:
+    from naqd.config.flags import run_config
+
+    path = tmp_path / "naq.yaml"
+    path.write_text("nats: {servers: [nats://file:4222]}\nqueues: {emails: {}}\n")
+    assert run_config(str(path), {}).nats.urls == ["nats://file:4222"]
+    config = run_config(str(path), {"NAQD_SERVERS": "nats://e1:4222,nats://e2:4222"})
+    assert config.nats.urls == ["nats://e1:4222", "nats://e2:4222"]
+    assert list(config.queues) == ["emails"] and config.path == str(path)
+
+
+def test_naqd_run_blames_the_variable_for_a_bad_url(tmp_path) -> None:
+    from naqd.config.flags import run_config
+
+    path = tmp_path / "naq.yaml"
+    path.write_text("queues: {default: {}}\n")
+    with pytest.raises(ConfigError) as caught:
+        run_config(str(path), {"NAQD_SERVERS": "bad url"})
+    assert str(caught.value).startswith("naqd run: $NAQD_SERVERS: expected a server URL")
