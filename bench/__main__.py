@@ -215,6 +215,14 @@ def delayed_and_cron(url: str, tmp: Path, results: dict[str, Any]) -> None:
     progress("delayed/cron")
 
 
+def durability(url: str, tmp: Path, results: dict[str, Any]) -> None:
+    """Durable (sync always) beside non-durable, on two servers of its own."""
+    from bench import durable
+
+    results["durable"] = durable.measure(tmp)
+    progress("durable vs non-durable")
+
+
 def pooled(url: str, tmp: Path, results: dict[str, Any]) -> None:
     """Several queues per worker process against one process per queue (bench/pools.py)."""
     results["pools"] = pools.run_pools(url, tmp, RUNS)
@@ -290,6 +298,11 @@ def main() -> None:
     out = Path(__file__).parent / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print_table(results)
+    if "durable" in results:
+        from bench import durable
+
+        print("\n### Durable vs non-durable (same run)\n")
+        print(durable.table(results["durable"]))
     if "pools" in results:
         pools.print_pools(results["pools"])
     print(f"\nJSON: {out}; {results['seconds']:.0f} s")
@@ -308,6 +321,7 @@ SECTIONS: dict[str, Callable[[str, Path, dict[str, Any]], None]] = {
     "depth": depth,
     "memory": memory,
     "scheduling": delayed_and_cron,
+    "durable": durability,
     "console": console.section,
     "pools": pooled,
 }

@@ -15,6 +15,10 @@ from typing import Any, Literal
 class EmbeddedNatsConfig:
     listen: str = "127.0.0.1:4222"
     store_dir: str = "./var/nats"
+    # "always": the server fsyncs before it acknowledges, so an acknowledged job
+    # survives a power cut; a number of seconds: it fsyncs on that timer, and a power
+    # cut loses what was acknowledged since (docs/guarantees.md#power-cut).
+    sync: str | float = "always"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class NatsConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     tls_required: bool = False
     inbox_prefix: str | None = None
+    # Monitoring URLs (http://host:8222) of external servers: naqd reads their /varz to
+    # warn when a power cut could lose acknowledged jobs (docs/operations.md).
+    monitoring: tuple[str, ...] = ()
 
     @property
     def urls(self) -> list[str]:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Folders whose tests run longest go first: under xdist (make test) the short unit and
 # integration tests then fill the workers' tails instead of one slow test ending alone.
-FIRST = ("faults", "process", "conformance", "inproc", "integration")
+FIRST = ("crash", "faults", "process", "conformance", "inproc", "integration")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -207,6 +207,19 @@ def chain(url: str, directory: str, n: int) -> str:
         return client.enqueue("tests.tasks:record", directory, n, queue="other").id
 
 
+async def record_when_released(directory: str, n: int) -> int:
+    """Log the start, then wait for a 'release' file before counting the run: a crash
+    test's jobs stay in flight until the test lets them finish."""
+    d = Path(directory)
+    with (d / f"starts-{os.getpid()}").open("a") as f:
+        f.write(f"{n}\n")
+    while not (d / "release").exists():
+        await asyncio.sleep(0.02)
+    with (d / f"runs-{os.getpid()}").open("a") as f:
+        f.write(f"{n}\n")
+    return n
+
+
 def trace_ids(message: str = "") -> dict[str, object]:
     """The OpenTelemetry span current in the task (a thread), the ids naqd's log lines
     carry, and a log line (JSON in a daemon) with `message`."""

@@ -49,3 +49,9 @@ async def double(n: int) -> int:
 @naqd.task(result_ttl=0)
 def fire_and_forget(n: int) -> int:
     return n
+
+
+@naqd.task(unique_for=60, unique_mode="throttle")
+def refresh_report(user_id: int) -> int:
+    """At most once a minute per user, by the task's own unique policy."""
+    return user_id

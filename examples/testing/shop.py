@@ -26,3 +26,12 @@ def charge_card(order_id: str, card: str) -> str:
     if card.startswith("0000"):
         raise PaymentDeclined(f"card declined for order {order_id}")
     return f"charged {order_id}"
+
+
+def pack(items: list[str]) -> int:
+    """Pack an order, reporting progress as each item goes into the box."""
+    job = naqd.current_job()
+    for done, _item in enumerate(items, 1):
+        job.raise_if_cancelled()  # a cancelled order stops being packed
+        job.progress(done / len(items), f"packed {done} of {len(items)}")
+    return len(items)

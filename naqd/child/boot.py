@@ -22,6 +22,7 @@ from naqd.exitcodes import EXIT_CONFIG, EXIT_OK
 from naqd.integrations import daemon as integrations
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
+from naqd.observe.metrics import count_repair
 from naqd.orphan import watch_parent
 from naqd.protocol.resources import ensure_or_refuse
 from naqd.transport.connection import connect_daemon
@@ -53,7 +54,7 @@ class Child(ABC):
 
     async def ensure(self, nc: NATS) -> bool:
         """Create or check the streams and buckets this role needs; False is fatal."""
-        return await ensure_or_refuse(nc.jetstream(), self.config)
+        return await ensure_or_refuse(nc.jetstream(), self.config, on_repair=count_repair)
 
     async def on_reconnect(self) -> None:
         return None

@@ -50,7 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     enq.add_argument("--job-id")
     enq.add_argument("--retries", type=int)
     enq.add_argument("--priority", help="priority level of the queue (e.g. high)")
-    enq.add_argument("--unique-key", help="return the queued or running job with this key")
+    enq.add_argument("--unique-key", help="deduplicate by this key (docs/job-control.md)")
+    enq.add_argument("--unique-for", type=float, help="the unique window, seconds")
+    enq.add_argument(
+        "--unique-mode",
+        choices=("until_done", "throttle", "debounce", "latest"),
+        help="what a second enqueue with the key gets (default until_done)",
+    )
     enq.add_argument("--timeout-job", type=float, dest="job_timeout", help="job timeout (s)")
     enq.add_argument("--wait", action="store_true", help="wait for and print the result")
     enq.add_argument("--timeout", type=float, default=60.0, help="seconds to --wait")
@@ -66,8 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from naqd.observe.durability import durability_warnings
+
     path = config_path(args, required=True)
     config = load(path)
+    # Valid either way (exit 0): a warning says where a power cut can lose jobs.
+    warnings = durability_warnings(config.nats)
     if args.json:
         print_json(
             {
@@ -82,10 +92,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                     for p in config.pools.values()
                 },
                 "schedules": sorted(config.schedules),
+                "warnings": warnings,
             }
         )
         return 0
     print(f"{path}: OK ({summary(config)})")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -180,6 +193,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                     timeout=args.job_timeout,
                     priority=args.priority,
                     unique_key=args.unique_key,
+                    unique_for=args.unique_for,
+                    unique_mode=args.unique_mode,
                     task_kwargs=kwargs,
                 )
             except (ValueError, TypeError) as exc:
@@ -187,11 +202,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             except QueueNotFound as exc:  # a typo'd --queue: the message has a did-you-mean
                 return fail(str(exc), EXIT_NOT_FOUND)
             if not args.wait:
-                print(json.dumps({"id": job.id}) if args.json else job.id)
+                print(json.dumps({"id": job.id, "created": job.created}) if args.json else job.id)
                 return 0
             try:
                 result = await job.result(timeout=args.timeout)
-                out = {"id": job.id, "result": result} if args.json else result
+                out = {"id": job.id, "created": job.created, "result": result}
+                out = out if args.json else result
                 print(json.dumps(out, default=repr))
             except JobFailed as exc:
                 print(f"{exc}\n{exc.traceback}", file=sys.stderr)

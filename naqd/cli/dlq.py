@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     show = verbs.add_parser("show", help="one dead letter with its errors and tracebacks")
     show.add_argument("id", help="job id (or seq-N for a message that had none)")
-    show.add_argument("--json", action="store_true", help="JSON (the default output anyway)")
+    show.add_argument("--json", action="store_true", help="the whole entry as one JSON object")
     rq = verbs.add_parser("requeue", help="enqueue dead-lettered jobs again")
     target = rq.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", help="job id")
@@ -91,10 +91,41 @@ def _show(args: argparse.Namespace) -> int:
         if entry is None:
             print(f"no dead letter {args.id!r}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        print(json.dumps({**entry.to_dict(), "seq": entry.seq}, indent=2))
+        if args.json:
+            print(json.dumps({**entry.to_dict(), "seq": entry.seq}, indent=2))
+        else:
+            print(render_entry(entry))
         return 0
 
     return _run(args, body)
+
+
+def render_entry(entry: Any) -> str:
+    """A dead letter for people: fields as lines, each error's traceback as the text it
+    was (JSON would escape every newline), the payload last."""
+    d = entry.to_dict()
+    died = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.dead_at))
+    lines = [
+        f"id:        {entry.id}",
+        f"queue:     {entry.queue}",
+        f"task:      {entry.task or '-'}",
+        f"reason:    {entry.reason}",
+        f"attempts:  {entry.attempts}",
+        f"died:      {died} on {entry.worker or '-'}",
+        f"subject:   {entry.subject} (stream seq {entry.stream_seq}, dlq seq {entry.seq})",
+        f"error:     {entry.error.type}: {entry.error.message}",
+    ]
+    for name, value in sorted(entry.headers.items()):
+        lines.append(f"header:    {name}: {value}")
+    errors = entry.errors or (entry.error,)
+    for i, err in enumerate(errors, 1):
+        lines.append("")
+        lines.append(f"--- attempt {i} of {len(errors)}: {err.type}: {err.message}")
+        lines.append(err.traceback.rstrip() if err.traceback else "(no traceback)")
+    lines.append("")
+    lines.append(f"--- payload ({d['payload_encoding']})")
+    lines.append(d["payload"])
+    return "\n".join(lines)
 
 
 def _requeue(args: argparse.Namespace) -> int:

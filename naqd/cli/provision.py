@@ -31,6 +31,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from nats.js.errors import APIError
 
     from naqd.protocol.resources import (
+        ensure_audit_stream,
         ensure_rate_stream,
         ensure_resources,
         ensure_scheduler_resources,
@@ -47,6 +48,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                 # The same calls the daemon's children make at boot (idempotent).
                 await ensure_resources(js, config)
                 await ensure_scheduler_resources(js, config)
+                await ensure_audit_stream(js, config)  # the console's boot does too
                 if any(q.rate for q in config.queues.values()):
                     await ensure_rate_stream(js, config)
             except APIError as exc:

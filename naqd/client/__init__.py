@@ -14,6 +14,7 @@ from naqd.client.errors import (
     NaqdError,
     NatsAuthError,
     PayloadTooLarge,
+    ProcessNotFound,
     ResultTimeout,
     Unavailable,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "NatsAuthError",
     "NotInitialized",
     "PayloadTooLarge",
+    "ProcessNotFound",
     "QueueInfo",
     "QueueNotFound",
     "ResultTimeout",

@@ -4,15 +4,18 @@ job, pause, resume and purge a queue, pause, resume and trigger a schedule. Each
 is recorded in the audit trail (naqd/client/audit.py) with who did it.
 
 Errors: JobNotFound / DeadLetterNotFound (404), Conflict (409: another operator's
-action won the race), QueueNotFound, ScheduleNotFound (404), ValueError (400)."""
+action won the race), QueueNotFound, ScheduleNotFound (404), ValueError (400),
+Unavailable (503: NATS did not answer; not audited, as there is nowhere to write)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from naqd.client.audit import AuditLog, cli_actor
-from naqd.client.errors import Conflict, JobNotFound
+from naqd.client.errors import Conflict, ConnectError, JobNotFound, Unavailable, disconnected
+from naqd.client.faults import guarded, translate_nats
 from naqd.client.queues import QueueNotFound
 from naqd.client.schedules import ScheduleNotFound
 from naqd.protocol.audit import AuditEntry
@@ -71,6 +74,7 @@ class DeadLetterFilter:
         return ",".join(parts) or "all"
 
 
+@guarded
 class Actions:
     """`Actions(client, actor="alice", via="console")`; every method records an audit
     entry, also when it fails (result "not_found", "conflict" or "error")."""
@@ -102,22 +106,29 @@ class Actions:
 
     async def _run(self, action: str, target: str, body: Any) -> ActionResult:
         """Run `body()` (an awaitable giving the ActionResult) and audit it, failures too."""
+        if disconnected(self):
+            with contextlib.suppress(Exception):
+                body.close()  # never awaited: no "coroutine was never awaited" warning
+            raise ConnectError("no connection to NATS (reconnecting): try again once it is back")
         try:
             result: ActionResult = await body
-        except (JobNotFound, QueueNotFound, ScheduleNotFound) as exc:
-            await self._record(
-                ActionResult(action, target, ok=False, message=str(exc)), "not_found"
-            )
-            raise
-        except Conflict as exc:
-            await self._record(ActionResult(action, target, ok=False, message=str(exc)), "conflict")
-            raise
         except Exception as exc:
-            failed = ActionResult(action, target, ok=False, message=f"{type(exc).__name__}: {exc}")
-            await self._record(failed, "error")
+            outage = translate_nats(exc)
+            if isinstance(outage, Unavailable):  # NATS away: nowhere to record it either
+                raise outage from exc
+            await self._record_failure(action, target, exc)
             raise
         await self._record(result)
         return result
+
+    async def _record_failure(self, action: str, target: str, exc: Exception) -> None:
+        if isinstance(exc, JobNotFound | QueueNotFound | ScheduleNotFound):
+            outcome, message = "not_found", str(exc)
+        elif isinstance(exc, Conflict):
+            outcome, message = "conflict", str(exc)
+        else:
+            outcome, message = "error", f"{type(exc).__name__}: {exc}"
+        await self._record(ActionResult(action, target, ok=False, message=message), outcome)
 
     # -- dead letters -----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from naqd.client.batchget import fetch_range
+from naqd.client.faults import guarded
 from naqd.client.pages import STOP, Page, Stop, parse_cursor, walk_back
 from naqd.protocol.audit import AuditEntry, audit_stream_config, decode_entry, encode_entry
 from naqd.protocol.names import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX, audit_subject, under
@@ -30,6 +31,7 @@ def cli_actor() -> str:
     return f"cli:{user}@{socket.gethostname()}"
 
 
+@guarded
 class AuditLog:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc

@@ -117,3 +117,61 @@ async def fetch_range(nc: NATS, stream: str, subject: str, lo: int, hi: int) -> 
         out.append(m)
         seq = (m.seq or seq) + 1
     return out
+
+
+async def bodies(
+    nc: NATS, stream: str, seq: int, subject: str, size: int = BATCH
+) -> tuple[list[bytes], int | None]:
+    """Only the payloads of up to `size` messages from `seq` on (`no_hdr`: the server
+    sends no headers, which spares nats-py parsing them: ~3x faster), and the sequence
+    to continue from (None at the end)."""
+    out: list[bytes] = []
+    done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    async def on_msg(msg: Any) -> None:
+        headers = msg.headers
+        if done.done():
+            return
+        if not headers:
+            out.append(msg.data)
+            return
+        status = headers.get("Status")
+        if status == "204":
+            more = int(headers.get("Nats-Num-Pending", "0") or 0) > 0
+            last = int(headers.get("Nats-Last-Sequence", "0") or 0)
+            done.set_result(last + 1 if more and last else None)
+        elif status == "404":
+            done.set_result(None)
+        else:
+            done.set_exception(NotImplementedError(f"batched direct get refused ({status})"))
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=on_msg)
+    try:
+        req = {"seq": seq, "next_by_subj": subject, "batch": size, "no_hdr": True}
+        await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(req).encode(), reply=inbox)
+        try:
+            after = await asyncio.wait_for(done, TIMEOUT)
+        except TimeoutError:
+            raise NotImplementedError("no answer to a batched direct get") from None
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return out, after
+
+
+async def scan_bodies(
+    nc: NATS, stream: str, subject: str, start: int = 1, size: int = BATCH
+) -> AsyncIterator[bytes]:
+    """The payloads of every message matching `subject`, oldest first (see bodies);
+    where batches are not served, read one by one."""
+    seq: int | None = start
+    while seq is not None:
+        try:
+            got, seq = await bodies(nc, stream, seq, subject, size)
+        except NotImplementedError:
+            async for m in scan(nc, stream, subject, seq or start, size):
+                yield m.data or b""
+            return
+        for data in got:
+            yield data

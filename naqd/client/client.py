@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from nats.aio.client import Client as NATS
@@ -31,7 +31,7 @@ from naqd.client.errors import (
 )
 from naqd.client.faults import guarded
 from naqd.client.link import Link
-from naqd.client.messages import BuildMixin, task_name
+from naqd.client.messages import BuildMixin, Message, task_name
 from naqd.client.options import MANY_OPTIONS, Options
 from naqd.client.queues import QueueMixin
 from naqd.client.readiness import missing_streams
@@ -39,22 +39,24 @@ from naqd.client.registry import KnownQueues
 from naqd.client.results import ResultsMixin
 from naqd.client.schedules import ScheduleMixin
 from naqd.client.tasks import Task, Untyped, prepare
-from naqd.client.unique import acquire as acquire_unique
+from naqd.client.unique import claim
 from naqd.client.unique import release as release_unique
+from naqd.client.unique_rules import DELAYED_MODES, UniqueSpec, lock_key
 from naqd.middleware import EnqueueMessage, Hooks, hooks_of
 from naqd.protocol.envelope import Encoding, load_cloudpickle, validate_queue
 from naqd.protocol.names import (
     DEFAULT_PRIORITY,
     DELAYED_SUBJECT_PREFIX,
     HDR_MSG_ID,
-    HDR_UNIQUE,
     JOBS_STREAM,
+    batch_headers,
+    batch_stream,
     priority_consumer_name,
     under,
 )
 from naqd.protocol.signing import Keyring, keyring_from_config
 from naqd.transport import natsauth
-from naqd.transport.streamwriter import StreamWriter
+from naqd.transport.streamwriter import Batching, StreamWriter
 
 if TYPE_CHECKING:
     from naqd.client.explore import Explorer
@@ -75,11 +77,14 @@ _RETRYABLE = (
 
 class Job(Generic[R]):
     """A handle to an enqueued job; `R` is what its task returns (`Any` for a job
-    enqueued by name or as a plain function)."""
+    enqueued by name or as a plain function). `created` is False when a unique enqueue
+    returned the job that already held its key (or, debounced, gave that job its
+    arguments)."""
 
-    def __init__(self, client: Client, job_id: str) -> None:
+    def __init__(self, client: Client, job_id: str, created: bool = True) -> None:
         self.client = client
         self.id = job_id
+        self.created = created
 
     async def result(self, timeout: float | None = None) -> R:
         return await self.client.result(self.id, timeout=timeout)  # type: ignore[no-any-return]
@@ -283,6 +288,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         priority: str | None = None,
         unique_key: str | None = None,
         unique_for: float | timedelta | None = None,
+        unique_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job[Any]: ...
@@ -304,8 +310,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         "max": s, "jitter": 0-1}`), `retry_on` / `dont_retry_on` (exception classes or
         names).
 
-        With `unique_key` and/or `unique_for`, a second enqueue with the same key while
-        the first job is queued or running returns the first job (docs/job-control.md)."""
+        With `unique_key`, `unique_for` and/or `unique_mode`, a second enqueue with the
+        same key is deduplicated as the mode says ("until_done", "throttle", "debounce",
+        "latest"; docs/job-control.md#unique-jobs); `job.created` tells which happened."""
         target, kwargs, options = prepare(task, args, kwargs)
         return await self._submit(target, args, kwargs, options)
 
@@ -330,6 +337,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         retry_on: Any = None,
         dont_retry_on: Any = None,
         priority: str | None = None,
+        unique_key: str | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_mode: str | None = None,
         task_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job[Any]: ...
@@ -337,7 +347,9 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
     async def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
         """Run a job at `when` (timezone-aware; naive datetimes are refused). The server
         holds it (`Nats-Schedule: @at`, nats-server >= 2.12): it survives restarts of
-        every naqd process and costs naqd nothing while it waits."""
+        every naqd process and costs naqd nothing while it waits. A unique delayed job
+        ("until_done" or "throttle") holds its key from now until `unique_for` after
+        `when`; "debounce" and "latest" wait `unique_for` themselves and take no `when`."""
         at = utc_instant(when)
         target, kwargs, options = prepare(task, args, kwargs)
         return await self._submit(target, args, kwargs, options.replace(run_at=at))
@@ -403,11 +415,22 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         await self._require_priority(msg.queue, options.priority)
         lock = None
         if msg.unique is not None:
-            key, ttl = msg.unique
-            owner = await acquire_unique(self._js, key, msg.job_id, ttl, self._has_ended)
-            if owner != msg.job_id:
-                return Job(self, owner)
-            lock = msg.headers[HDR_UNIQUE]
+            spec = msg.unique
+            if spec.mode in DELAYED_MODES:
+                return await self._submit_waiting(task, args, kwargs, options, msg, spec)
+            delay = options.run_at.timestamp() - time.time() if options.run_at else 0.0
+            got = await claim(self._js, spec.key, msg.job_id, mode=spec.mode,
+                              window=spec.window, queue=msg.queue, delay=delay,
+                              finished=self._has_ended)  # fmt: skip
+            if not got.created:
+                return Job(self, got.job_id, created=False)
+            lock = lock_key(spec.key)
+        await self._send(msg, lock, msg.job_id)
+        return Job(self, msg.job_id)
+
+    async def _send(self, msg: Message, lock: str | None, owner: str) -> None:
+        """Publish a shaped message with the middleware's enqueue hooks around it. A
+        message that was not stored frees its unique key at once, not after its TTL."""
         hooks, message = self.hooks, None
         if hooks is not None:  # the middleware's before_enqueue may add headers
             message = EnqueueMessage(msg.job_id, msg.task, msg.queue, msg.headers)
@@ -417,13 +440,39 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         except BaseException as exc:
             if lock is not None:  # not stored: do not block the key until the TTL
                 with contextlib.suppress(Exception):
-                    await release_unique(self._js, lock, msg.job_id)
+                    await release_unique(self._js, lock, owner)
             if hooks is not None:
                 await hooks.call("after_enqueue", hooks.after_enqueue, message, exc)
             raise
         if hooks is not None:
             await hooks.call("after_enqueue", hooks.after_enqueue, message, None)
-        return Job(self, msg.job_id)
+
+    async def _submit_waiting(
+        self,
+        task: str | Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+        first: Message,
+        spec: UniqueSpec,
+    ) -> Job[Any]:
+        """A debounced job ("debounce", "latest"): a delayed job that a later enqueue
+        with its key replaces while it waits (naqd/client/unique.py). `first` is the
+        message as shaped to run now: its id is the new job's, if one is made."""
+        await self._require_schedules()
+        got = await claim(self._js, spec.key, first.job_id, mode=spec.mode,
+                          window=spec.window, queue=first.queue,
+                          finished=self._has_ended)  # fmt: skip
+        if got.run_at is None or got.holder_id is None:  # claim() sets both for these modes
+            raise RuntimeError(f"unique_mode={spec.mode!r}: no start time was claimed")
+        waiting = options.replace(
+            job_id=got.job_id, run_at=datetime.fromtimestamp(got.run_at, UTC),
+            unique_key=None, unique_for=None, unique_mode=None,
+        )  # fmt: skip
+        msg = self.shape(task, args, kwargs, waiting)
+        msg.headers[HDR_MSG_ID] = got.holder_id  # a replacement must not be deduplicated
+        await self._send(msg, lock_key(spec.key) if got.created else None, got.job_id)
+        return Job(self, got.job_id, created=got.created)
 
     async def _require_priority(self, queue: str, priority: str | None) -> None:
         """A job on a level no worker consumes would wait for ever: refuse it clearly.
@@ -508,7 +557,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         await self._require_priority(opts.queue or self.default_queue, opts.priority)
         hooks, messages = self.hooks, []
         if hooks is not None and msgs:  # the middleware's before_enqueue, job by job
-            name, to = task_name(task), opts.queue or self.default_queue  # checked by shape_many
+            name, to = task_name(task), opts.queue or self.default_queue  # checked by shape
             messages = [EnqueueMessage(h[HDR_MSG_ID], name, to, h) for _, _, h in msgs]
             for message in messages:
                 await hooks.enqueue(message)
@@ -530,9 +579,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         except BaseException as exc:
             if hooks is not None:
                 for message, ok in zip(messages, stored, strict=False):
-                    await hooks.call(
-                        "after_enqueue", hooks.after_enqueue, message, None if ok else exc
-                    )
+                    error = None if ok else exc
+                    await hooks.call("after_enqueue", hooks.after_enqueue, message, error)
             raise
         if hooks is not None:
             for message in messages:
@@ -543,7 +591,8 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         """Every enqueue's write goes through one StreamWriter: the same PubAck checks as
         js.publish, without a request future, timer and NUID per job."""
         if self._writer is None:
-            writer = StreamWriter(self.nc)
+            # Writes of one loop turn to NAQD_JOBS share an atomic batch: one fsync.
+            writer = StreamWriter(self.nc, Batching(batch_stream, batch_headers))
             await writer.start()
             if self._writer is None:  # another enqueue may have started one meanwhile
                 self._writer = writer

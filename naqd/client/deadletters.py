@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
 from nats.js.errors import APIError, NotFoundError
 
 from naqd.client.batchget import fetch_range
@@ -141,16 +142,19 @@ class DeadLetters:
         return page
 
     async def _scan(self, subject: str) -> AsyncIterator[DeadLetter]:
-        seq = 1
-        while True:
-            try:
-                msg = await self.js.get_msg(DLQ_STREAM, seq=seq, subject=subject, next=True)
-            except NotFoundError:
-                return
-            entry = _decode(msg.data or b"", msg.seq or 0)
-            if entry is not None:
-                yield entry
-            seq = (msg.seq or seq) + 1
+        """Oldest first, in batched direct gets (naqd/client/batchget.py)."""
+        from naqd.client.batchget import scan
+
+        messages = scan(self.nc, DLQ_STREAM, subject)
+        try:
+            async for msg in messages:
+                entry = _decode(msg.data or b"", msg.seq or 0)
+                if entry is not None:
+                    yield entry
+        except NotFoundError:
+            return  # no dead-letter stream yet
+        finally:
+            await messages.aclose()  # type: ignore[attr-defined]
 
     async def requeue(self, entry: DeadLetter) -> None:
         """Publish the original message again (a fresh delivery count, attempts from 1),
@@ -210,7 +214,7 @@ class DeadLetters:
             msg = await self.js.get_msg(
                 kv_stream(RESULTS_BUCKET), subject=result_subject(job_id), direct=True
             )
-        except NotFoundError:
+        except (NotFoundError, NoRespondersError):  # no record, or no results bucket yet
             return 0
         return int(msg.seq or 0)
 

@@ -70,6 +70,22 @@ class DeadLetterNotFound(JobNotFound):
         super().__init__(job_id, "dead letter")
 
 
+class ProcessNotFound(JobNotFound):
+    """No live naqd process has that heartbeat key (stopped, or its heartbeat expired)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key, "live process")
+
+
 class Conflict(NaqdError):
     """The action lost a race with another one on the same target (for example a dead
     letter another operator is requeueing right now). The web console answers 409."""
+
+
+def disconnected(owner: object) -> bool:
+    """Whether the connection behind `owner` (an Explorer, Actions, AuditLog, EventFeed:
+    anything with `nc` or `client`) is down now: fail at once rather than wait for a
+    request's timeout."""
+    client = getattr(owner, "client", None)
+    nc = getattr(client, "_nc", None) if client is not None else getattr(owner, "nc", None)
+    return nc is not None and not bool(getattr(nc, "is_connected", True))

@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from nats.errors import NoRespondersError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from naqd.client.errors import DeadLetterNotFound
+from naqd.client.errors import ConnectError, DeadLetterNotFound, ProcessNotFound, disconnected
 from naqd.client.faults import guarded
 from naqd.client.pages import STOP, Page, Stop
 from naqd.protocol.deadletter import DeadLetter
@@ -38,6 +39,7 @@ from naqd.protocol.names import (
 if TYPE_CHECKING:
     from naqd.client.client import Client
     from naqd.client.jobindex import JobIndex
+    from naqd.protocol.audit import AuditEntry
 
 JobState = Literal[
     "queued",  # in its queue, not yet taken (or taken, no record yet)
@@ -67,7 +69,8 @@ def _plain(obj: Any) -> dict[str, Any]:
 @dataclass
 class QueueRow:
     """One queue across the cluster. `queued`: stored, not yet delivered; `running`:
-    delivered and not acked (running, or a retry waiting out its backoff); `delayed` and
+    delivered and not acked (running, a retry waiting out its backoff, or held by a
+    worker until a slot frees); `delayed` and
     `waiting`: holders for the queue; `done_per_min` / `failed_per_min`: summed over
     the queue's worker heartbeats (their last minute); `lag`: seconds the oldest queued
     job has waited; `dead_letters`: entries in the dead-letter stream."""
@@ -110,6 +113,8 @@ class ProcessRow:
     failed_per_min: float = 0.0
     memory_rss: int | None = None
     recycles: int | None = None
+    # Per queue served (a pool serves several): {"done_per_min": .., "failed_per_min": ..}
+    queue_rates: dict[str, dict[str, float]] = field(default_factory=dict)
     started_at: float = 0.0
     last_heartbeat: float = 0.0
     version: str = ""
@@ -334,6 +339,12 @@ class Explorer:
         self.js = client._js
         self.index: JobIndex | None = None
 
+    def _require_connected(self) -> None:
+        """Fail at once while the connection is down (naqd/client/faults.py calls it
+        before every public read): the console answers 503 now, not after a timeout."""
+        if disconnected(self):
+            raise ConnectError("no connection to NATS (reconnecting): try again once it is back")
+
     async def start(self, max_entries: int = 500_000, wait: float = 0.0) -> Explorer:
         """Start the id index; `wait`: seconds to let it catch up (0: in the background)."""
         from naqd.client.jobindex import JobIndex
@@ -480,6 +491,57 @@ class Explorer:
 
         return await ov.schedules(self.js)
 
+    async def schedule(self, name: str) -> ScheduleRow:
+        """One schedule; ScheduleNotFound if neither YAML nor code has `name`."""
+        from naqd.client.schedules import ScheduleNotFound
+
+        for row in await self.schedules():
+            if row.name == name:
+                return row
+        raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    async def schedule_jobs(self, name: str, limit: int = 50) -> list[JobRow]:
+        """The jobs a schedule fired (ids `cron.<name>.…`), newest first: the ones with a
+        record, dead or queued (via the id index) that are still known."""
+        rows = await self.find_jobs(f"cron.{name}.", limit=max(limit, 200))
+        rows.sort(key=lambda r: r.at or 0.0, reverse=True)
+        return rows[:limit]
+
+    async def queue(self, name: str) -> QueueRow:
+        """One queue's row of the overview; QueueNotFound when no worker created it and
+        nothing is held or dead for it."""
+        from naqd.client.queues import QueueNotFound
+
+        for row in (await self.overview()).queues:
+            if row.name == name:
+                return row
+        raise QueueNotFound(f"queue {name!r} has no consumer: no naqd worker has started for it")
+
+    async def worker(self, key: str) -> ProcessRow:
+        """One process by its heartbeat key (`<host>.<role>.<pid>`); ProcessNotFound
+        when it is gone."""
+        for row in await self.workers():
+            if row.key == key:
+                return row
+        raise ProcessNotFound(key)
+
+    async def audit(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: float | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[AuditEntry]:
+        """The audit trail, newest first (naqd/client/audit.py's AuditLog.list)."""
+        from naqd.client.audit import AuditLog
+
+        return await AuditLog(self.client.nc).list(
+            action=action, actor=actor, target=target, since=since, cursor=cursor, limit=limit
+        )
+
     # helpers shared by the modules behind the explorer -----------------------------
 
     async def record(self, job_id: str) -> tuple[ResultRecord | None, dict[str, Any] | None]:
@@ -490,6 +552,12 @@ class Explorer:
             )
         except (NotFoundError, KeyNotFoundError, BucketNotFoundError):
             return None, None
+        except NoRespondersError:
+            # A direct get that nothing answers: no results bucket yet (no daemon ever
+            # ran), or NATS is away: tell the two apart.
+            if self.client._nc is not None and self.client._nc.is_connected:
+                return None, None
+            raise
         if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             return None, None
         return record_of(msg.data)

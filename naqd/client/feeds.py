@@ -21,6 +21,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
+from naqd.client.faults import guard
 from naqd.protocol.names import (
     AUDIT_SUBJECT_PREFIX,
     DLQ_SUBJECT_PREFIX,
@@ -92,6 +93,7 @@ class EventFeed:
         self._subs: list[Any] = []
         self._closed = False
 
+    @guard
     async def start(self) -> EventFeed:
         sub = self.nc.subscribe
         opts: dict[str, Any] = {"pending_bytes_limit": PENDING_BYTES}

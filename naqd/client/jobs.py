@@ -102,6 +102,25 @@ def stream_row(state: str, msg: Any) -> JobRow:
     )
 
 
+async def delivered(ex: Explorer) -> dict[str, int]:
+    """Per queue subject, the last stream sequence its consumer delivered: a message at
+    or below it is running, waiting out a retry's backoff, or held by a worker until a
+    slot frees (then it has no `running` record yet and is still listed as queued)."""
+    try:
+        consumers = await ex.js.consumers_info(JOBS_STREAM)
+    except NotFoundError:
+        return {}
+    return {
+        c.config.filter_subject: int(c.delivered.stream_seq or 0)
+        for c in consumers
+        if c.config.filter_subject and c.delivered is not None
+    }
+
+
+def taken(floors: dict[str, int], msg: Any) -> bool:
+    return int(msg.seq or 0) <= floors.get(msg.subject or "", 0)
+
+
 def _in_time(at: float | None, since: float | None, until: float | None) -> bool:
     if at is None:
         return since is None and until is None
@@ -170,6 +189,7 @@ async def _stream_page(
             seq = max(seq, (info.delivered.stream_seq if info.delivered else 0) + 1)
         except NotFoundError:
             pass
+    floors = await delivered(ex) if state == "queued" else {}
     filters = [filt] + ([under(job_subject(queue))] if state == "queued" and queue else [])
     for f in filters:
         s = seq
@@ -185,6 +205,11 @@ async def _stream_page(
             page.scanned += 1
             s = (msg.seq or s) + 1
             row = stream_row(state, msg)
+            if floors and taken(floors, msg):
+                # Delivered: running, unless it waits in a worker's prefetch for a slot.
+                rec, _ = await ex.record(row.id)
+                if rec is not None and rec.status in ("running", "retrying"):
+                    continue
             if task and row.task != task:
                 continue
             if not _in_time(row.at, since, until):
@@ -268,77 +293,95 @@ async def _results_page(
 
 
 async def find_jobs(ex: Explorer, prefix: str, limit: int) -> list[JobRow]:
-    """Exact id first (direct reads), then prefix matches among the subjects that
-    carry ids (dead letters, holders), and the result keys and queued ids by a bounded
-    walk of the newest messages."""
+    """Every source at once: the exact id (direct reads), the subjects that carry ids
+    (dead letters, holders: one listing each), the result keys, and the queued ids
+    (the console's index, or a short scan without one)."""
     from naqd.client.explore import JobRow, row_of_record
 
     prefix = prefix.strip()
     if not prefix:
         return []
-    found: dict[str, JobRow] = {}
-    try:
-        validate_job_id(prefix)
-        exact = True
-    except ValueError:
-        exact = False
-    if exact:
-        try:
-            d = await job_detail(ex, prefix, EXACT_SCAN)
-            found[d.id] = JobRow(
-                d.id, d.state, d.queue, d.task, d.finished_at or d.started_at or d.enqueued_at,
-                len(d.attempts), f"{d.error_type}: {d.error_message}" if d.error_type else "",
-                d.worker,
-            )  # fmt: skip
-        except JobNotFound:
-            pass
     js = ex.js
-    # Ids in subjects: dead letters and holders, one subject listing each.
     listings: list[tuple[str, str, str]] = [
-        ("naqd_dlq", "NAQD_DLQ", "naqd.dlq.>"),
+        ("dead", "NAQD_DLQ", "naqd.dlq.>"),
         ("delayed", JOBS_STREAM, under(DELAYED_SUBJECT_PREFIX)),
         ("waiting", JOBS_STREAM, under(DEPENDENT_SUBJECT_PREFIX)),
     ]
+
+    async def exact() -> JobRow | None:
+        try:
+            validate_job_id(prefix)
+            d = await job_detail(ex, prefix, EXACT_SCAN)
+        except (ValueError, JobNotFound):
+            return None
+        at = d.finished_at or d.started_at or d.enqueued_at
+        error = f"{d.error_type}: {d.error_message}" if d.error_type else ""
+        return JobRow(d.id, d.state, d.queue, d.task, at, len(d.attempts), error, d.worker)
 
     async def subjects(stream: str, filt: str) -> list[str]:
         try:
             info = await js.stream_info(stream, subjects_filter=filt)
         except NotFoundError:
             return []
-        return list(info.state.subjects or {})
+        return [s for s in info.state.subjects or {} if s.split(".", 3)[-1].startswith(prefix)]
 
-    lists = await asyncio.gather(*(subjects(s, f) for _, s, f in listings))
-    for (kind, _, _), subs in zip(listings, lists, strict=True):
-        for subject in subs:
-            parts = subject.split(".", 3)
-            if len(parts) < 4 or not parts[3].startswith(prefix) or parts[3] in found:
-                continue
-            state = "dead" if kind == "naqd_dlq" else kind
-            found[parts[3]] = JobRow(parts[3], state, parts[2])
-            if len(found) >= limit:
-                return list(found.values())
-    # Queued jobs: the console's id index (naqd/client/jobindex.py), when it keeps one.
-    if ex.index is not None:
-        hits = [(i, s) for i, s in ex.index.prefix(prefix, limit) if i not in found]
-        msgs = await asyncio.gather(*(_get_seq(ex, s) for _, s in hits))
-        for (job_id, _), msg in zip(hits, msgs, strict=True):
+    async def queued() -> list[JobRow]:
+        if ex.index is None:  # no index (the CLI): the queue's oldest jobs, briefly
+            msgs = await _scan_prefix(ex, prefix, limit, EXACT_SCAN)
+            return [stream_row("queued", m) for m in msgs]
+        hits = ex.index.prefix(prefix, limit)
+        got = await asyncio.gather(*(_get_seq(ex, seq) for _, seq in hits))
+        rows = []
+        for (job_id, _), msg in zip(hits, got, strict=True):
             if msg is None:
                 ex.index.forget(job_id)
             else:
-                found[job_id] = stream_row("queued", msg)
-        if len(found) >= limit:
-            return list(found.values())[:limit]
-    # Result keys: their subjects, listed unless the bucket is very large.
-    for subject in await _result_keys(ex, prefix):
-        job_id = subject[len(RESULTS_PREFIX) :]
-        if job_id in found:
-            continue
-        rec, _ = await ex.record(job_id)
-        if rec is not None:
-            found[job_id] = row_of_record(rec)
-        if len(found) >= limit:
-            break
-    return list(found.values())
+                rows.append(stream_row("queued", msg))
+        return rows
+
+    async def results() -> list[JobRow]:
+        keys = [k[len(RESULTS_PREFIX) :] for k in await _result_keys(ex, prefix)][:limit]
+        recs = await asyncio.gather(*(ex.record(k) for k in keys))
+        return [row_of_record(rec) for rec, _ in recs if rec is not None]
+
+    async def listed() -> list[JobRow]:
+        lists = await asyncio.gather(*(subjects(stream, filt) for _, stream, filt in listings))
+        rows = []
+        for (kind, _, _), subs in zip(listings, lists, strict=True):
+            for subject in subs:
+                parts = subject.split(".", 3)
+                rows.append(JobRow(parts[3], kind, parts[2]))
+        return rows
+
+    first, groups = await asyncio.gather(exact(), asyncio.gather(listed(), queued(), results()))
+    found: dict[str, JobRow] = {}
+    if first is not None:
+        found[first.id] = first
+    for rows in groups:
+        for row in rows:
+            found.setdefault(row.id, row)
+    return list(found.values())[:limit]
+
+
+async def _scan_prefix(ex: Explorer, prefix: str, limit: int, budget: float) -> list[Any]:
+    from naqd.client.batchget import scan
+
+    out: list[Any] = []
+    if limit <= 0:
+        return out
+    deadline = time.monotonic() + budget
+    messages = scan(ex.client.nc, JOBS_STREAM, under(JOBS_SUBJECT_PREFIX))
+    try:
+        async for msg in messages:
+            if msg_job_id(msg).startswith(prefix):
+                out.append(msg)
+                if len(out) >= limit:
+                    break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        await messages.aclose()  # type: ignore[attr-defined]
+    return out
 
 
 async def _get_seq(ex: Explorer, seq: int) -> Any:

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from naqd.client.delayed import schedule_headers
 from naqd.client.errors import PayloadTooLarge
 from naqd.client.options import Options
-from naqd.client.unique import lock_key, unique_key_of, unique_window
+from naqd.client.unique_rules import (
+    UniqueSpec,
+    lock_key,
+    unique_key_of,
+    unique_mode,
+    unique_window,
+)
 from naqd.protocol.envelope import (
     Envelope,
     encode_job,
@@ -73,7 +79,7 @@ class Message:
     subject: str  # the queue's subject, or a holder's (delayed, dependent)
     payload: bytes
     headers: dict[str, str]
-    unique: tuple[str, float] | None = None  # (key, ttl) of the lock to take first
+    unique: UniqueSpec | None = None  # the key to claim first, and how
 
     def parts(self) -> tuple[str, bytes, dict[str, str]]:
         return self.subject, self.payload, self.headers
@@ -117,8 +123,10 @@ class BuildMixin:
         unique = None
         if options.unique:
             key = unique_key_of(env.task, env.queue, env.args, kwargs, options.unique_key)
-            unique = (key, unique_window(options.unique_for))
-            headers[HDR_UNIQUE] = lock_key(key)
+            mode = unique_mode(options.unique_mode)
+            unique = UniqueSpec(key, unique_window(options.unique_for), mode)
+            if mode == "until_done":  # the worker frees it when the job ends
+                headers[HDR_UNIQUE] = lock_key(key)
         # The job's own headers are complete here: a producer hook that adds headers
         # (trace context, tenant) belongs at this point, before the route wraps the job.
         subject = target

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+from naqd.client.unique_rules import DELAYED_MODES as WAITING_MODES
 from naqd.protocol.envelope import validate_job_id
 
 
@@ -33,6 +34,7 @@ class Options:
     priority: str | None = None
     unique_key: str | None = None
     unique_for: float | timedelta | None = None
+    unique_mode: str | None = None  # until_done | throttle | debounce | latest (unique.py)
     depends_on: tuple[str, ...] = ()
     run_at: datetime | None = None  # a delayed job: when the server fires it (aware)
 
@@ -55,14 +57,30 @@ class Options:
 
     @property
     def unique(self) -> bool:
-        return self.unique_key is not None or self.unique_for is not None
+        return (
+            self.unique_key is not None
+            or self.unique_for is not None
+            or self.unique_mode is not None
+        )
 
     def check(self) -> None:
         """Combinations no job can have (the values themselves are checked when shaped)."""
-        if self.run_at is not None:
-            for name in ("depends_on", "unique_key", "unique_for"):
-                if not _unset(getattr(self, name)):
-                    raise TypeError(f"{name} cannot be combined with enqueue_at / enqueue_in")
+        if self.run_at is not None and self.depends_on:
+            raise TypeError("depends_on cannot be combined with enqueue_at / enqueue_in")
+        if self.unique_mode in WAITING_MODES:
+            # These are delayed jobs themselves, waiting `unique_for` (unique.py).
+            if self.run_at is not None:
+                raise TypeError(
+                    f"unique_mode={self.unique_mode!r} waits unique_for itself: use "
+                    "enqueue, not enqueue_at / enqueue_in"
+                )
+            if self.depends_on:
+                raise TypeError(f"unique_mode={self.unique_mode!r} cannot have depends_on")
+            if self.unique_for is None:
+                raise TypeError(
+                    f"unique_mode={self.unique_mode!r} needs unique_for: how long the job "
+                    "waits for another enqueue with its key"
+                )
         if self.priority is not None and self.depends_on:
             raise TypeError("priority cannot be combined with depends_on")
 

@@ -64,6 +64,7 @@ async def processes(js: JetStreamContext) -> list[ProcessRow]:
             failed=int(r.get("failed", 0)), done_per_min=float(r.get("done_per_min", 0.0)),
             failed_per_min=float(r.get("failed_per_min", 0.0)),
             memory_rss=r.get("memory_rss"), recycles=r.get("recycles"),
+            queue_rates=dict(r.get("queue_rates") or {}),
             started_at=float(r.get("started_at", 0.0)),
             last_heartbeat=float(r.get("last_heartbeat", 0.0)),
             version=str(r.get("version", "")), leader=bool(extra.get("leader")), extra=extra,
@@ -162,13 +163,22 @@ async def overview(ex: Explorer) -> Overview:
         workers = [p for p in procs if p.role == "worker" and name in p.queues]
         row.processes = len(workers)
         row.concurrency = sum(p.concurrency for p in workers)
-        row.done_per_min = round(sum(p.done_per_min for p in workers), 1)
-        row.failed_per_min = round(sum(p.failed_per_min for p in workers), 1)
+        row.done_per_min = round(sum(_rate(p, name, "done_per_min") for p in workers), 1)
+        row.failed_per_min = round(sum(_rate(p, name, "failed_per_min") for p in workers), 1)
     leader = next((p for p in procs if p.role == "scheduler" and p.leader), None)
     return Overview(
         time=now, queues=[rows[k] for k in sorted(rows)], hosts=by_host(procs), leader=leader,
         dead_letters=sum(dead.values()), server=server(ex),
     )  # fmt: skip
+
+
+def _rate(p: ProcessRow, queue: str, what: str) -> float:
+    """A process's rate for one queue: its own per-queue figure (a pool), else the whole
+    process's (a process serving one queue)."""
+    per = p.queue_rates.get(queue)
+    if per is not None:
+        return float(per.get(what, 0.0))
+    return float(getattr(p, what)) if len(p.queues) <= 1 else 0.0
 
 
 def server(ex: Explorer) -> dict[str, Any]:

@@ -111,7 +111,23 @@ class ArgSearch:
         self._stop.set()
 
     def __aiter__(self) -> AsyncIterator[SearchEvent]:
-        return self._run()
+        return self._translated()
+
+    async def _translated(self) -> AsyncIterator[SearchEvent]:
+        """Unavailable instead of a nats-py transport error (the console's 503)."""
+        from naqd.client.errors import ConnectError, disconnected
+        from naqd.client.faults import translate_nats
+
+        if disconnected(self.ex):
+            raise ConnectError("no connection to NATS (reconnecting): try again once it is back")
+        try:
+            async for event in self._run():
+                yield event
+        except Exception as exc:
+            error = translate_nats(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     def _event(self, job: JobRow | None, done: bool = False) -> SearchEvent:
         from naqd.client.explore import SearchEvent
@@ -153,20 +169,27 @@ class ArgSearch:
         yield self._event(None, done=True)
 
     async def _scan(self, stream: str, filt: str, expected: int) -> AsyncIterator[SearchEvent]:
-        from naqd.client.batchget import scan
-        from naqd.client.jobs import stream_row
+        """Payloads only (no headers: ~3x faster to read); the state of a queued hit is
+        checked against its record (running or retrying once a worker took it)."""
+        from naqd.client.batchget import scan_bodies
 
         seen = 0
         last_progress = time.monotonic()
-        messages = scan(self.ex.client.nc, stream, filt)
+        state = _state_of(filt) if stream != DLQ_STREAM else "dead"
+        messages = scan_bodies(self.ex.client.nc, stream, filt)
         try:
-            async for msg in messages:
+            async for data in messages:
                 if self._stop.is_set():
                     break
                 seen += 1
                 self.scanned += 1
-                hit = self._hit(stream, msg, stream_row)
+                hit = self._hit(state, data)
                 if hit is not None:
+                    if state == "queued":
+                        rec, _ = await self.ex.record(hit.id)
+                        if rec is not None and rec.status in ("running", "retrying"):
+                            hit.state = rec.status
+                            hit.worker = rec.worker
                     self.hits += 1
                     yield self._event(hit)
                     if self.hits >= self.limit:
@@ -179,41 +202,48 @@ class ArgSearch:
         finally:
             await messages.aclose()  # type: ignore[attr-defined]
 
-    def _hit(self, stream: str, msg: Any, stream_row: Any) -> JobRow | None:
+    def _hit(self, state: str, data: bytes) -> JobRow | None:
         from naqd.client.explore import JobRow
 
-        if stream == DLQ_STREAM:
+        try:
+            d = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None  # pickled, or not a job
+        if not isinstance(d, dict):
+            return None
+        if state == "dead":
             try:
-                d = json.loads(msg.data)
-                env = (
-                    json.loads(d.get("payload") or "{}")
-                    if d.get("payload_encoding") == "text"
-                    else {}
-                )
-            except (ValueError, AttributeError):
+                text = d.get("payload") if d.get("payload_encoding") == "text" else None
+                env = json.loads(text) if isinstance(text, str) else {}
+            except ValueError:
                 return None
-            if not isinstance(env, dict):
-                return None
-            if not self.query.matches(list(env.get("args") or []), dict(env.get("kwargs") or {})):
-                return None
-            err = d.get("error") or {}
+        else:
+            env = d
+        if not isinstance(env, dict):
+            return None
+        args, kwargs = env.get("args"), env.get("kwargs")
+        if not self.query.matches(
+            args if isinstance(args, list) else [], kwargs if isinstance(kwargs, dict) else {}
+        ):
+            return None
+        if state == "dead":
+            err: dict[str, Any] = d["error"] if isinstance(d.get("error"), dict) else {}
             return JobRow(
                 id=str(d.get("id")), state="dead", queue=str(d.get("queue", "")),
                 task=str(d.get("task", "")), at=d.get("dead_at"),
-                attempts=int(d.get("attempts", 0)),
+                attempts=int(d.get("attempts", 0) or 0),
                 error=f"{err.get('type', '')}: {err.get('message', '')}",
             )  # fmt: skip
-        from naqd.client.jobs import envelope_of
-
-        env = envelope_of(msg)
-        if env is None:
-            return None
-        if not self.query.matches(list(env.get("args") or []), dict(env.get("kwargs") or {})):
-            return None
-        subject = msg.subject or ""
-        state = (
-            "delayed" if subject.startswith("naqd.sched.")
-            else "waiting" if subject.startswith("naqd.deps.") else "queued"
+        at = env.get("enqueued_at")
+        return JobRow(
+            id=str(env.get("id", "")), state=state, queue=str(env.get("queue", "")),
+            task=str(env.get("task", "")), at=at if isinstance(at, int | float) else None,
         )  # fmt: skip
-        row: JobRow = stream_row(state, msg)
-        return row
+
+
+def _state_of(filt: str) -> str:
+    if filt.startswith("naqd.sched."):
+        return "delayed"
+    if filt.startswith("naqd.deps."):
+        return "waiting"
+    return "queued"

@@ -30,9 +30,10 @@ R = TypeVar("R")
 class SyncJob(Generic[R]):
     """A handle to an enqueued job; `R` is what its task returns."""
 
-    def __init__(self, client: SyncClient, job_id: str) -> None:
+    def __init__(self, client: SyncClient, job_id: str, created: bool = True) -> None:
         self.client = client
         self.id = job_id
+        self.created = created  # as on Job
 
     def result(self, timeout: float | None = None) -> R:
         return self.client.result(self.id, timeout=timeout)  # type: ignore[no-any-return]
@@ -118,7 +119,7 @@ class SyncClient:
     def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
         """Client.enqueue, blocking (the same options)."""
         job = self._run(self._client.enqueue(task, *args, **kwargs))
-        return SyncJob(self, job.id)
+        return SyncJob(self, job.id, job.created)
 
     @overload
     def enqueue_many(
@@ -148,7 +149,7 @@ class SyncClient:
 
     def enqueue_at(self, when: datetime, task: Any, /, *args: Any, **kwargs: Any) -> SyncJob[Any]:
         job = self._run(self._client.enqueue_at(when, task, *args, **kwargs))
-        return SyncJob(self, job.id)
+        return SyncJob(self, job.id, job.created)
 
     @overload
     def enqueue_in(
@@ -164,7 +165,7 @@ class SyncClient:
         self, delay: float | timedelta, task: Any, /, *args: Any, **kwargs: Any
     ) -> SyncJob[Any]:
         job = self._run(self._client.enqueue_in(delay, task, *args, **kwargs))
-        return SyncJob(self, job.id)
+        return SyncJob(self, job.id, job.created)
 
     def cancel(self, job_id: str) -> bool:
         return self._run(self._client.cancel(job_id))

@@ -26,7 +26,8 @@ from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 from naqd.client.delayed import utc_instant
 from naqd.client.messages import task_name
 from naqd.client.options import Options, parents, split_kwargs
-from naqd.client.unique import unique_window
+from naqd.client.unique_rules import unique_mode as check_unique_mode
+from naqd.client.unique_rules import unique_window
 from naqd.protocol.envelope import validate_option, validate_priority, validate_queue
 from naqd.protocol.options import check_backoff, exception_names
 
@@ -39,7 +40,7 @@ Exceptions = type[BaseException] | str | Sequence[type[BaseException] | str]
 """Exception classes or their names (`"ValueError"`, `"app.errors.Transient"`)."""
 
 _NONE = Options()
-ROUTING = ("queue", "priority", "unique_for")
+ROUTING = ("queue", "priority", "unique_for", "unique_mode")
 """The task options a producer applies (where the job goes, whether it is a duplicate).
 The others (retries, backoff, retry_on, dont_retry_on, timeout, result_ttl) the worker
 applies, from the task it imports: they hold however the job was enqueued."""
@@ -90,6 +91,7 @@ class Task(Generic[P, R]):
         priority: str | None = None,
         unique_key: str | None = None,
         unique_for: float | timedelta | None = None,
+        unique_mode: str | None = None,
         depends_on: Iterable[Any] = (),
         delay: float | timedelta | None = None,
         at: datetime | None = None,
@@ -111,6 +113,7 @@ class Task(Generic[P, R]):
             priority=priority,
             unique_key=unique_key,
             unique_for=unique_for,
+            unique_mode=unique_mode,
             depends_on=parents(depends_on),
         )
         copy = object.__new__(type(self))
@@ -199,6 +202,7 @@ def task(
     result_ttl: float | timedelta | None = None,
     priority: str | None = None,
     unique_for: float | timedelta | None = None,
+    unique_mode: str | None = None,
 ) -> TaskDecorator: ...
 
 
@@ -215,6 +219,7 @@ def task(
     result_ttl: float | timedelta | None = None,
     priority: str | None = None,
     unique_for: float | timedelta | None = None,
+    unique_mode: str | None = None,
 ) -> Task[Any, Any] | TaskDecorator:
     """Make `fn` a task, with the same option names as `Client.enqueue`; they apply to
     every job of it, however enqueued, below the enqueue's own options and above the
@@ -231,6 +236,7 @@ def task(
         else _at_least_zero("result_ttl", seconds(result_ttl)),
         priority=validate_priority(priority),
         unique_for=None if unique_for is None else unique_window(unique_for),
+        unique_mode=None if unique_mode is None else check_unique_mode(unique_mode),
     )
     decorator = TaskDecorator(options)
     return decorator if fn is None else decorator(fn)

@@ -49,6 +49,34 @@ def choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
     return check
 
 
+def sync_setting(value: Any) -> str | float:
+    """`always`, or the interval of the embedded server's fsync timer."""
+    if value == "always":
+        return "always"
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds < 0.01 or isinstance(value, bool):
+        raise ValueError(f"expected always or a duration like 1s, got {describe(value)}")
+    return seconds
+
+
+def http_url(value: Any) -> str:
+    """A monitoring endpoint, http(s)://host:port."""
+    expected = f"expected a monitoring URL like http://10.0.0.1:8222, got {describe(value)}"
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise ValueError(expected)
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(expected)
+    return value.rstrip("/")
+
+
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {describe(value)}")
@@ -64,7 +92,7 @@ def auto_or_boolean(value: Any) -> bool | None:
     return value
 
 
-def http_url(value: Any) -> str:
+def otlp_url(value: Any) -> str:
     """An http(s) URL, as an OTLP/HTTP endpoint is."""
     expected = f"expected a URL like http://127.0.0.1:4318, got {describe(value)}"
     if not isinstance(value, str) or any(c.isspace() for c in value):

@@ -20,6 +20,7 @@ from naqd.config.checks import (
     integer,
     module_name,
     object_ref,
+    otlp_url,
     payload_size,
     priority_level,
     rate,
@@ -28,6 +29,7 @@ from naqd.config.checks import (
     server_url,
     size,
     subject_prefix,
+    sync_setting,
     task_pattern,
     task_ref,
     text,
@@ -393,7 +395,12 @@ ROOT = Section(
             {
                 "servers": string_list(server_url, comma_separated=True),
                 "embedded": Section(
-                    EmbeddedNatsConfig, {"listen": scalar(host_port), "store_dir": scalar(text)}
+                    EmbeddedNatsConfig,
+                    {
+                        "listen": scalar(host_port),
+                        "store_dir": scalar(text),
+                        "sync": scalar(sync_setting),
+                    },
                 ),
                 "replicas": scalar(integer(1, 5, "an integer from 1 to 5")),
                 "user": scalar(text),
@@ -414,6 +421,7 @@ ROOT = Section(
                 ),
                 "tls_required": scalar(boolean),
                 "inbox_prefix": scalar(subject_prefix),
+                "monitoring": string_list(http_url, comma_separated=True),
             },
             check=check_nats_auth,
         ),
@@ -475,7 +483,7 @@ ROOT = Section(
             TracingConfig,
             {
                 "enabled": scalar(auto_or_boolean),
-                "endpoint": scalar(http_url),
+                "endpoint": scalar(otlp_url),
             },
         ),
         "sentry": Section(

@@ -84,7 +84,8 @@ class Heartbeat:
         self._tasks: list[asyncio.Task[None]] = []
         self._kv: Any = None
         self._paused: dict[str, bool] = {}  # each depth queue's paused state, last seen
-        self._samples: deque[tuple[float, int, int]] = deque()  # (time, done, failed)
+        # (time, done, failed) per queue ("" for the whole process)
+        self._samples: dict[str, deque[tuple[float, int, int]]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -180,10 +181,10 @@ class Heartbeat:
         tmp.write_text(json.dumps(snapshot, default=str))
         tmp.replace(path)
 
-    def rates(self, done: int, failed: int, now: float) -> tuple[float, float]:
+    def rates(self, done: int, failed: int, now: float, key: str = "") -> tuple[float, float]:
         """Jobs done and failed per minute, over the last minute of beats (per beat, not
-        per job: nothing is added to a job's cost)."""
-        samples = self._samples
+        per job: nothing is added to a job's cost); `key`: one queue of a pool."""
+        samples = self._samples.setdefault(key, deque())
         samples.append((now, done, failed))
         while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
             samples.popleft()
@@ -223,4 +224,10 @@ class Heartbeat:
             record["pool"] = self.pool or None
             record["slots"] = dict(self.slots)
             record["busy"] = {o.queue: len(o.running) for o in obs}
+            # Per queue, so a pool's console row counts each queue's own jobs.
+            record["queue_rates"] = {
+                o.queue: dict(zip(("done_per_min", "failed_per_min"),
+                                  self.rates(o.done, o.failed, now, o.queue), strict=True))
+                for o in obs
+            }  # fmt: skip
         return record

@@ -345,6 +345,24 @@ def recycle_counter() -> Any:
 
 
 @functools.cache
+def consumer_repairs() -> Any:
+    """naqd_consumers_repaired_total{consumer}: consumers recreated at a child's start
+    because their position lay past their stream's end (after a power cut)."""
+    from prometheus_client import Counter
+
+    return Counter(
+        "naqd_consumers_repaired",
+        "Consumers recreated at startup because their position was past the end of their "
+        "stream (a power cut kept the consumer's state and lost stream data)",
+        ("consumer",),
+    )
+
+
+def count_repair(consumer: str, why: str) -> None:
+    consumer_repairs().labels(consumer).inc()
+
+
+@functools.cache
 def middleware_errors() -> Any:
     """naqd_middleware_errors_total{hook}: middleware hooks that raised (and were ignored:
     the job went on, docs/extending.md)."""

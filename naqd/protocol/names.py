@@ -48,6 +48,10 @@ TRACE_HEADERS = (HDR_TRACEPARENT, HDR_TRACESTATE, HDR_BAGGAGE)
 HDR_INCR = "Nats-Incr"  # counter streams (NAQD_RATE): add this to the subject's value
 HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"  # compare-and-set
 HDR_PENDING_MESSAGES = "Nats-Pending-Messages"  # on a pull request's status answers
+# Atomic batch publish (server >= 2.12, streams with allow_atomic): one commit, one fsync.
+HDR_BATCH_ID = "Nats-Batch-Id"
+HDR_BATCH_SEQUENCE = "Nats-Batch-Sequence"
+HDR_BATCH_COMMIT = "Nats-Batch-Commit"
 
 PROTOCOL_VERSION = 1
 # JetStream API level of nats-server 2.12, the first with `Nats-Schedule: @at`.
@@ -218,6 +222,27 @@ def last_tick_key(name: str) -> str:
 def cancel_subject(job_id: str) -> str:
     """The KV subject of a cancel record; workers also listen on it in core NATS."""
     return kv_subject(CANCELS_BUCKET, job_id)
+
+
+def batch_stream(subject: str) -> str | None:
+    """The stream a write to `subject` lands in, for the writes naqd sends as atomic
+    batches (jobs and their holders, result records); None for any other subject."""
+    head = subject.split(".", 2)
+    if subject.startswith(f"{JOBS_SUBJECT_PREFIX}.") or (
+        subject.startswith((f"{DELAYED_SUBJECT_PREFIX}.", f"{DEPENDENT_SUBJECT_PREFIX}."))
+    ):
+        return JOBS_STREAM
+    if len(head) == 3 and head[0] == "$KV" and head[1] == RESULTS_BUCKET:
+        return kv_stream(RESULTS_BUCKET)
+    return None
+
+
+def batch_headers(batch_id: str, seq: int, commit: bool) -> dict[str, str]:
+    """The headers that make a message the `seq`-th (from 1) of an atomic batch."""
+    headers = {HDR_BATCH_ID: batch_id, HDR_BATCH_SEQUENCE: str(seq)}
+    if commit:
+        headers[HDR_BATCH_COMMIT] = "1"
+    return headers
 
 
 # Audit trail of operator actions (console and CLI): one message per action,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from loguru import logger
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -59,7 +63,8 @@ MAX_ACK_PENDING = 20_000
 
 
 def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
-    """`schedules` (server >= 2.12) lets delayed-job holders fire into the queues."""
+    """`schedules` (server >= 2.12) lets delayed-job holders fire into the queues, and
+    lets enqueues arrive as atomic batches (one fsync per batch under sync `always`)."""
     return StreamConfig(
         name=JOBS_STREAM,
         subjects=[
@@ -73,6 +78,7 @@ def jobs_stream_config(replicas: int, schedules: bool = True) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW,
         allow_msg_schedules=True if schedules else None,
+        allow_atomic=True if schedules else None,
         allow_direct=True,  # the console's batched reads (naqd/client/batchget.py)
     )
 
@@ -103,10 +109,16 @@ async def api_level(js: JetStreamContext) -> int:
     return int(getattr(api, "level", 0) or 0)
 
 
-def results_stream_config(replicas: int, ttl: float) -> StreamConfig:
-    """Results are written raw (not through nats-py's KV API) so they can carry Nats-TTL."""
+def results_stream_config(replicas: int, ttl: float, atomic: bool = True) -> StreamConfig:
+    """Results are written raw (not through nats-py's KV API) so they can carry Nats-TTL;
+    records of jobs that finish together go as one atomic batch (server >= 2.12)."""
     cfg = kv_stream_config(RESULTS_BUCKET, replicas, ttl=ttl)
-    return replace(cfg, allow_msg_ttl=True, duplicate_window=min(DUPLICATE_WINDOW, ttl))
+    return replace(
+        cfg,
+        allow_msg_ttl=True,
+        duplicate_window=min(DUPLICATE_WINDOW, ttl),
+        allow_atomic=True if atomic else None,
+    )
 
 
 def heartbeats_stream_config(replicas: int, interval: float) -> StreamConfig:
@@ -190,22 +202,87 @@ async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
         await js.update_stream(cfg)
 
 
-async def ensure_resources(js: JetStreamContext, config: Config) -> None:
-    """Create or update what naqd needs; idempotent, safe for many processes at once."""
+OnRepair = Callable[[str, str], None]  # (consumer, what was wrong): log and count it
+# "consumer not found", "consumer does not exist": a repair elsewhere deleted it meanwhile.
+CONSUMER_GONE = frozenset({10014, 10149})
+CONSUMER_RACE_ATTEMPTS = 5
+
+
+def stale_consumer(stream_last_seq: int, delivered_seq: int, ack_floor_seq: int) -> str:
+    """Why a consumer no longer matches its stream, or "" when it does. After a power
+    cut a consumer's state file can survive newer than its stream's messages: its
+    position then lies past the stream's last sequence, and it would skip every job
+    stored from there on until the stream caught up (pure; table-tested). nats-server
+    2.15 reconciles such a consumer itself when it restores the stream; it does not when
+    the stream's own metadata was lost, naqd recreated the stream, and the consumer
+    added to it found its old state file."""
+    if ack_floor_seq > stream_last_seq:
+        return f"ack floor {ack_floor_seq} past the stream's last sequence {stream_last_seq}"
+    if delivered_seq > stream_last_seq:
+        return f"delivered {delivered_seq} past the stream's last sequence {stream_last_seq}"
+    return ""
+
+
+async def _repair_if_stale(
+    js: JetStreamContext, stream: str, cfg: ConsumerConfig, on_repair: OnRepair | None
+) -> bool:
+    """Rewind (or on older servers delete and recreate) a consumer whose position is
+    past its stream's end (read in that order, so a concurrent publish can only make the
+    stream look longer). On a
+    WorkQueue stream the fresh consumer delivers every job still stored: nothing is
+    skipped, and a job whose ack was lost runs again (at-least-once)."""
+    name = cfg.durable_name or ""
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        await js.add_consumer(stream, cfg)  # another child is repairing it: ours now
+        return False
+    state = (await js.stream_info(stream)).state
+    why = stale_consumer(
+        state.last_seq, info.delivered.stream_seq or 0, info.ack_floor.stream_seq or 0
+    )
+    if not why:
+        return False
+    logger.warning(
+        "consumer {} of stream {} no longer matches its stream ({}), as after a power cut "
+        "that kept its state but lost stream data: rewinding it so new jobs run",
+        name,
+        stream,
+        why,
+    )
+    try:
+        # nats-server >= 2.14: rewind it in place (ADR-60). Children repairing at once
+        # then each rewind the same consumer, where delete-and-create races.
+        await js.reset_consumer(stream, name, seq=max(1, state.first_seq))
+    except (APIError, NoRespondersError, NatsTimeoutError):
+        if info.config.pause_until:
+            cfg = replace(cfg, pause_until=info.config.pause_until)
+        with contextlib.suppress(NotFoundError):  # another process repaired it first
+            await js.delete_consumer(stream, name)
+        await js.add_consumer(stream, cfg)
+    if on_repair is not None:
+        on_repair(name, why)
+    return True
+
+
+async def ensure_resources(
+    js: JetStreamContext, config: Config, on_repair: OnRepair | None = None
+) -> None:
+    """Create or update what naqd needs, and repair consumers that no longer match
+    their stream; idempotent, safe for many processes at once."""
     replicas = config.nats.replicas
     schedules = await api_level(js) >= SCHEDULES_API_LEVEL
     await _ensure_stream(js, jobs_stream_config(replicas, schedules))
-    await _ensure_stream(js, results_stream_config(replicas, config.results.ttl))
+    await _ensure_stream(js, results_stream_config(replicas, config.results.ttl, schedules))
     await _ensure_stream(js, heartbeats_stream_config(replicas, config.heartbeat.interval))
     max_age = config.dead_letters.max_age
     await _ensure_stream(js, dlq_stream_config(replicas, max_age))
     await _ensure_stream(js, advisory_stream_config(replicas, max_age))
-    audit = config.audit
-    await _ensure_stream(js, audit_stream_config(replicas, audit.max_age, audit.max_entries))
     try:
         await js.consumer_info(ADVISORY_STREAM, ADVISORY_CONSUMER)
     except NotFoundError:
         await js.add_consumer(ADVISORY_STREAM, advisory_consumer_config())
+    await _repair_if_stale(js, ADVISORY_STREAM, advisory_consumer_config(), on_repair)
     # Cancel records live as long as results: a job cancelled while queued stays skipped.
     await _ensure_stream(js, kv_stream_config(CANCELS_BUCKET, replicas, ttl=config.results.ttl))
     # Unique-job locks carry their own TTL (`unique_for`); the bucket's bounds them.
@@ -213,7 +290,7 @@ async def ensure_resources(js: JetStreamContext, config: Config) -> None:
     unique.allow_msg_ttl = True
     await _ensure_stream(js, unique)
     for queue in config.queues.values():
-        await ensure_consumer(js, queue)
+        await ensure_consumer(js, queue, on_repair)
     await _ensure_stream(js, kv_stream_config(QUEUES_BUCKET, replicas))
     await register_queues(js, config.queues, "config")
 
@@ -222,12 +299,13 @@ async def ensure_or_refuse(
     js: JetStreamContext,
     config: Config,
     *more: Callable[[JetStreamContext, Config], Awaitable[None]],
+    on_repair: OnRepair | None = None,
 ) -> bool:
     """Ensure naqd's resources (and `more`). False, logged, when NATS refuses them for
     good, a configuration error the child reports with exit 78; anything transient (no
     quorum yet, a timeout) raises, so the child crashes and is restarted."""
     try:
-        await ensure_resources(js, config)
+        await ensure_resources(js, config, on_repair)
         for ensure in more:
             await ensure(js, config)
     except APIError as exc:
@@ -244,9 +322,23 @@ async def ensure_or_refuse(
     return True
 
 
-async def ensure_consumer(js: JetStreamContext, queue: QueueConfig) -> None:
+async def ensure_consumer(
+    js: JetStreamContext, queue: QueueConfig, on_repair: OnRepair | None = None
+) -> None:
     for level in queue.priorities or (DEFAULT_PRIORITY,):
-        await _ensure_one_consumer(js, queue_consumer_config(queue, level))
+        cfg = queue_consumer_config(queue, level)
+        for attempt in range(1, CONSUMER_RACE_ATTEMPTS + 1):
+            try:
+                await _ensure_one_consumer(js, replace(cfg))
+                # Also after creating it: a consumer added to a stream that was recreated
+                # picks up a state file left in the stream's directory.
+                await _repair_if_stale(js, JOBS_STREAM, replace(cfg), on_repair)
+                break
+            except APIError as exc:
+                # Another child deleted it to repair it between our calls: look again.
+                if exc.err_code not in CONSUMER_GONE or attempt == CONSUMER_RACE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
 
 
 async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> None:
@@ -263,6 +355,16 @@ async def _ensure_one_consumer(js: JetStreamContext, cfg: ConsumerConfig) -> Non
         if info is not None and info.config.pause_until:
             cfg.pause_until = info.config.pause_until  # an update must not resume a queue
         await js.add_consumer(JOBS_STREAM, cfg)
+
+
+async def ensure_audit_stream(js: JetStreamContext, config: Config) -> None:
+    """The audit trail with the configured retention. Not part of a worker's boot (a
+    worker's NATS user need not reach it): `naqd init` and the console's boot apply it,
+    and a client that appends before either created it with the defaults
+    (naqd/client/audit.py)."""
+    audit = config.audit
+    cfg = audit_stream_config(config.nats.replicas, audit.max_age, audit.max_entries)
+    await _ensure_stream(js, cfg)
 
 
 def rate_stream_config(replicas: int) -> StreamConfig:

@@ -16,7 +16,7 @@ from naqd.config import Config
 from naqd.exitcodes import EXIT_FAILED, EXIT_OK
 from naqd.middleware import Hooks
 from naqd.observe.heartbeat import Heartbeat
-from naqd.observe.metrics import metrics
+from naqd.observe.metrics import count_repair, metrics
 from naqd.protocol.resources import ensure_or_refuse, ensure_scheduler_resources
 from naqd.protocol.schedule_state import ScheduleState
 from naqd.scheduler.code_source import CodeScheduleSource, PausedSource
@@ -50,7 +50,9 @@ class SchedulerProcess(boot.Child):
         self.stop.set()  # nothing to hurry: leaving the lease is quick
 
     async def ensure(self, nc: NATS) -> bool:
-        return await ensure_or_refuse(nc.jetstream(), self.config, ensure_scheduler_resources)
+        return await ensure_or_refuse(
+            nc.jetstream(), self.config, ensure_scheduler_resources, on_repair=count_repair
+        )
 
     async def serve(self, nc: NATS, beat: Heartbeat) -> int:
         loop = asyncio.get_running_loop()

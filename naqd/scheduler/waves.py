@@ -22,11 +22,11 @@ from naqd.client.client import Client
 from naqd.config import ScheduleConfig
 from naqd.middleware import EnqueueMessage
 from naqd.observe.metrics import metrics
-from naqd.protocol.names import HDR_LEADER_REV
+from naqd.protocol.names import HDR_LEADER_REV, batch_headers, batch_stream
 from naqd.protocol.schedule_state import ScheduleState, last_subject, last_value
 from naqd.protocol.ticks import tick_job_id
 from naqd.scheduler.code_source import PausedSource
-from naqd.transport.streamwriter import StreamWriter, failed
+from naqd.transport.streamwriter import Batching, StreamWriter, failed
 
 CHUNK = 64  # jobs built and written out at a time
 IN_FLIGHT = 256  # at most this many jobs, and as many KV records, unconfirmed at once
@@ -148,7 +148,9 @@ class Firer:
     async def _wave(self, fires: list[Fire]) -> None:
         async with self._wave_lock:
             if self._publisher is None:
-                self._publisher = StreamWriter(self.client.nc)
+                # A wave's fires share atomic batches: one fsync each (sync: always).
+                batching = Batching(batch_stream, batch_headers)
+                self._publisher = StreamWriter(self.client.nc, batching)
                 await self._publisher.start()
             publisher = self._publisher
             # Jobs first, as early as possible: CHUNK at a time, each chunk written out

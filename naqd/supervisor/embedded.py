@@ -22,7 +22,9 @@ from pathlib import Path
 
 from loguru import logger
 
+from naqd.observe.durability import embedded_warning
 from naqd.serverbin import nats_server_binary
+from naqd.values import format_duration
 
 # systemd's notify socket and watchdog belong to the supervisor alone (docs/systemd.md).
 SUPERVISOR_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -49,8 +51,15 @@ class EmbeddedNats:
     """nats-server with JetStream, started before the children and stopped after them;
     `watch()` (called from the supervisor loop) restarts it when it dies."""
 
-    def __init__(self, listen: str, store_dir: str, max_payload: int | None = None) -> None:
+    def __init__(
+        self,
+        listen: str,
+        store_dir: str,
+        max_payload: int | None = None,
+        sync: str | float = "always",
+    ) -> None:
         self.max_payload = max_payload  # tasks.max_payload: the server allows more
+        self.sync = sync  # nats.embedded.sync: "always" or seconds between fsyncs
         self.host, self.port = split_listen(listen)
         self.store_dir = Path(store_dir)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -86,8 +95,7 @@ class EmbeddedNats:
             "--server_name",
             self.server_name,
         ]
-        if self.max_payload is not None:
-            cmd += max_payload_args(self.store_dir, self.max_payload)
+        cmd += config_args(self.store_dir, self.max_payload, self.sync)
         # Own session: a Ctrl-C to the terminal must not stop NATS before the children
         # have drained; the parent-death signal stops it if the supervisor is SIGKILLed.
         self.proc = subprocess.Popen(
@@ -104,7 +112,15 @@ class EmbeddedNats:
     def start(self, timeout: float = 15.0) -> None:
         """Start the server and wait until it answers as itself; raises RuntimeError
         (NotOurServer when another server answers) so naqd exits 69 with nothing done."""
-        logger.info("starting embedded nats-server on {} (store {})", self.url, self.store_dir)
+        logger.info(
+            "starting embedded nats-server on {} (store {}, sync {})",
+            self.url,
+            self.store_dir,
+            describe_sync(self.sync),
+        )
+        warning = embedded_warning(self.sync)
+        if warning:
+            logger.warning("{}", warning)
         self._launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -263,11 +279,30 @@ def server_max_payload(tasks_max_payload: int) -> int:
     return min(_SERVER_PAYLOAD_CAP, max(2 * tasks_max_payload, tasks_max_payload + 65536))
 
 
-def max_payload_args(store_dir: Path, tasks_max_payload: int) -> list[str]:
-    """nats-server takes max_payload only from a config file: a one-line one, next to
-    the store (the command-line flags still set everything else)."""
+def sync_interval(sync: str | float) -> str:
+    """nats.embedded.sync as nats-server's `jetstream.sync_interval` value."""
+    if sync == "always":
+        return "always"
+    return f"{max(1, round(float(sync) * 1000))}ms"
+
+
+def describe_sync(sync: str | float) -> str:
+    return "always" if sync == "always" else format_duration(float(sync))
+
+
+def config_text(tasks_max_payload: int | None, sync: str | float) -> str:
+    """What the flags cannot say: the fsync policy, and max_payload."""
+    lines = [f"jetstream {{ sync_interval: {sync_interval(sync)} }}"]
+    if tasks_max_payload is not None:
+        lines.append(f"max_payload: {server_max_payload(tasks_max_payload)}")
+    return "\n".join(lines) + "\n"
+
+
+def config_args(store_dir: Path, tasks_max_payload: int | None, sync: str | float) -> list[str]:
+    """nats-server takes these only from a config file: a short one next to the store
+    (the command-line flags still set everything else, the store directory included)."""
     conf = store_dir / "naqd-embedded.conf"
-    conf.write_text(f"max_payload: {server_max_payload(tasks_max_payload)}\n")
+    conf.write_text(config_text(tasks_max_payload, sync))
     return ["--config", str(conf)]
 
 

@@ -17,6 +17,7 @@ from loguru import logger
 from naqd.config import Config, load_config
 from naqd.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from naqd.observe import health
+from naqd.observe.durability import warn_if_not_durable
 from naqd.observe.health import ChildLink, ChildView
 from naqd.observe.http import ObserveServer, SupervisorView
 from naqd.observe.metrics import MultiprocDir
@@ -217,9 +218,14 @@ class Supervisor:
                 # Before any thread exists: the server is started with a preexec hook.
                 embedded = nats_cfg.embedded
                 self.embedded = EmbeddedNats(
-                    embedded.listen, embedded.store_dir, self.config.tasks.max_payload
+                    embedded.listen,
+                    embedded.store_dir,
+                    self.config.tasks.max_payload,
+                    embedded.sync,
                 )
                 self.embedded.start()
+            else:
+                warn_if_not_durable(nats_cfg)
             self._start_http()
             return self._loop()
         finally:

@@ -1,9 +1,12 @@
 """Testing your tasks with naqd (docs/testing.md): `NatsServer`, a throwaway JetStream
-server, and `Worker`, the daemon's worker core run in your test's event loop. The pytest
-plugin (`naqd.testing.pytest_plugin`) offers both as fixtures.
+server; `Worker`, the daemon's worker core run in your test's event loop; `prepare`,
+naqd's streams and buckets created before any worker starts; `job_context`, a task called
+directly with `current_job()` answering. The pytest plugin
+(`naqd.testing.pytest_plugin`) offers the server and worker as fixtures.
 
-Needs the daemon extra (`pip install 'naqd[daemon]'`): the server binary and the
-worker's dependencies. Importing this package is cheap; what each class needs is
+`NatsServer`, `Worker` and `prepare` need the daemon extra (`pip install
+'naqd[daemon]'`): the server binary and the worker's dependencies; `job_context` needs
+nothing more than the client. Importing this package is cheap; what each name needs is
 imported when it is used."""
 
 from __future__ import annotations
@@ -11,19 +14,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from naqd.testing.context import RecordedJob, job_context
     from naqd.testing.server import NatsServer
+    from naqd.testing.streams import prepare, prepare_sync
     from naqd.testing.worker import Worker
 
-__all__ = ["NatsServer", "Worker"]
+__all__ = ["NatsServer", "RecordedJob", "Worker", "job_context", "prepare", "prepare_sync"]
+
+_WHERE = {
+    "NatsServer": "naqd.testing.server",
+    "Worker": "naqd.testing.worker",
+    "prepare": "naqd.testing.streams",
+    "prepare_sync": "naqd.testing.streams",
+    "job_context": "naqd.testing.context",
+    "RecordedJob": "naqd.testing.context",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "NatsServer":
-        from naqd.testing.server import NatsServer
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'naqd.testing' has no attribute {name!r}")
+    import importlib
 
-        return NatsServer
-    if name == "Worker":
-        from naqd.testing.worker import Worker
-
-        return Worker
-    raise AttributeError(f"module 'naqd.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from loguru import logger
 from nats.aio.client import Client as NATS
@@ -176,20 +176,16 @@ class WorkerCores:
             for core in self.cores:
                 core.runner.limits = RecycleLimits()  # the queue's own: none in a pool
                 if self.limits.max_jobs or self.limits.max_rss:
-                    core.runner.on_slot_free = self._chain(core.runner.on_slot_free)
+                    core.runner.on_job_end = self._job_ended
 
     @property
     def runners(self) -> list[Runner]:
         return [core.runner for core in self.cores]
 
-    def _chain(self, slot_freed: Callable[[], None] | None) -> Callable[[], None]:
-        def job_ended() -> None:
-            self.processed += 1
-            self._check_pool_limits()
-            if slot_freed is not None:
-                slot_freed()
-
-        return job_ended
+    def _job_ended(self) -> None:
+        """Counted before the ending job's runner may start a held one (runner.py)."""
+        self.processed += 1
+        self._check_pool_limits()
 
     def _check_pool_limits(self) -> None:
         assert self.pool is not None
@@ -200,6 +196,8 @@ class WorkerCores:
                 runner.recycle_reason = reason
             self.recycle.set()
             recycle_counter().labels(self.pool.name, recycle_label(reason)).inc()
+            for runner in self.runners:  # every queue's held jobs go back now
+                runner.hand_back_held()
 
     async def start(self) -> None:
         for core in self.cores:

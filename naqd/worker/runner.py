@@ -31,8 +31,8 @@ from naqd.protocol.envelope import (
     decode_job,
     encode_result,
 )
-from naqd.protocol.names import HDR_ENCODING, result_subject
-from naqd.transport.streamwriter import StreamWriter
+from naqd.protocol.names import HDR_ENCODING, batch_headers, batch_stream, result_subject
+from naqd.transport.streamwriter import Batching, StreamWriter
 from naqd.worker.admission import AdmissionPolicy, admit, refused_job
 from naqd.worker.cancels import CancelWatch
 from naqd.worker.context import JobContext, current_job
@@ -78,6 +78,9 @@ class Runner:
         self.threads = ThreadRunner(queue.concurrency, f"naqd-{queue.name}")
         # Set by the process: called (synchronously) as each job ends, to re-pull.
         self.on_slot_free: Callable[[], None] | None = None
+        # Set by a pool's process: called as each job ends, before a held job may start,
+        # so the pool's max_jobs_per_process stops the next one as the queue's own does.
+        self.on_job_end: Callable[[], None] | None = None
         self.recycle = asyncio.Event()  # set when this process should be replaced
         self.recycle_reason = ""
         self.recyclable = True  # False in an in-process worker (naqd.testing)
@@ -88,7 +91,9 @@ class Runner:
         self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
         self.limiter: RateLimiter | None = None  # the queue's `rate` (worker/ratelimit.py)
         self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
-        self.writer = StreamWriter(nc)  # result records, pipelined (naqd/transport/streamwriter.py)
+        # Result records, pipelined; those of jobs finishing in the same loop turn share one
+        # atomic batch, one fsync under sync `always` (naqd/transport/streamwriter.py).
+        self.writer = StreamWriter(nc, Batching(batch_stream, batch_headers))
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
         # The middleware (naqd/middleware.py); None when there is none: no cost per job.
         self.hooks = hooks
@@ -101,7 +106,8 @@ class Runner:
             self.observe,
             hooks,
         )
-        self._naks: set[asyncio.Task[None]] = set()  # naks of jobs delivered while draining
+        # Naks of jobs delivered while draining or recycling, and of held jobs on a recycle.
+        self._naks: set[asyncio.Task[None]] = set()
         self.processed = 0
 
     # Outcomes are counted where they are applied (worker/settle.py).
@@ -138,15 +144,28 @@ class Runner:
         return self.queue.concurrency - len(self.running) - len(self.backlog)
 
     def deliver(self, msg: Msg) -> None:
-        """Called by the puller for each job message: start it, or hold it for a slot."""
-        if self.draining:
-            task = asyncio.get_running_loop().create_task(_nak(msg))
-            self._naks.add(task)
-            task.add_done_callback(self._naks.discard)
+        """Called by the puller for each job message: start it, or hold it for a slot.
+        A process that drains or recycles starts nothing more: the job goes back."""
+        if self.draining or self.recycle.is_set():
+            self._nak_later(msg)
         elif len(self.running) < self.queue.concurrency:
             self._start(msg)
         else:
             self.backlog.append(msg)
+
+    def _nak_later(self, msg: Msg) -> None:
+        task = asyncio.get_running_loop().create_task(_nak(msg))
+        self._naks.add(task)
+        task.add_done_callback(self._naks.discard)
+
+    def hand_back_held(self) -> None:
+        """Nak every held job now (a recycle): another worker can start them at once,
+        instead of this process running them past its limit or holding them until it
+        drains."""
+        if self.backlog:
+            logger.info("recycling: handing back {} held job(s)", len(self.backlog))
+        while self.backlog:
+            self._nak_later(self.backlog.popleft())
 
     def _start(self, msg: Msg) -> None:
         if not self.running:  # idle is set exactly while nothing runs
@@ -182,7 +201,11 @@ class Runner:
             limits = self.limits
             if limits.max_jobs or limits.max_rss:  # no call per job when there are none
                 self._check_recycle()
-            if self.backlog and not self.draining:
+            if self.on_job_end is not None:
+                self.on_job_end()
+            if self.recycle.is_set():
+                self.hand_back_held()  # the limit is reached: no further job starts here
+            elif self.backlog and not self.draining:
                 self._start(self.backlog.popleft())
             if not self.running:
                 self.idle.set()
@@ -198,6 +221,7 @@ class Runner:
             self.recycle_reason = reason
             self.recycle.set()
             recycle_counter().labels(self.queue.name, recycle_label(reason)).inc()
+            self.hand_back_held()
 
     def _check_recycle(self) -> None:
         reason = self.limits.exceeded(self.processed, self._rss) if self.recyclable else ""

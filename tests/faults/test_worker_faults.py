@@ -172,7 +172,9 @@ def test_job_lost_at_max_deliveries_is_recovered_from_the_advisory(
         job = client.enqueue("tests.tasks:kill_own_worker", str(tmp_path), result_ttl=0)
 
         def entry() -> dict | None:
-            out: subprocess.CompletedProcess[str] = dlq_cli(nats_server.url, "show", job.id)
+            out: subprocess.CompletedProcess[str] = dlq_cli(
+                nats_server.url, "show", job.id, "--json"
+            )
             return json.loads(out.stdout) if out.returncode == 0 else None
 
         found = wait_until(entry, 60, interval=0.5, what="dead letter from the advisory")

@@ -114,7 +114,7 @@ async def test_delayed_and_cancel_with_404_and_409(client) -> None:
 
 async def test_dead_letters_filters_requeue_once_bulk_dry_run_delete(client, nats_server) -> None:
     ex, act = client.explorer, Actions(client, actor="bob", via="api")
-    async with worker(nats_server.url) as w:
+    async with worker(nats_server.url, concurrency=1) as w:  # dies in order
         failing = [
             await client.enqueue("tests.tasks:fail", f"boom {i}", job_id=f"dead-{i}")
             for i in range(4)
@@ -384,3 +384,82 @@ async def test_cli_actions_are_audited_and_yaml_schedules_need_no_file(client, n
     assert entries[0]["actor"].startswith("cli:")
     table = await asyncio.to_thread(naqd_cli, url, "audit", "--action", "schedule")
     assert "schedule.pause" in table.stdout and "dlq.delete" not in table.stdout
+
+
+async def test_a_nats_outage_is_unavailable_not_a_nats_error(nats_server) -> None:
+    from naqd.client.errors import Unavailable
+
+    async with Client(nats_server.url) as c:
+        await ensure_resources(c._js, Config(nats=NatsConfig(servers=(nats_server.url,))))
+        nats_server.stop()
+        await until(_gone(c), what="the client to see the server gone")
+        started = time.monotonic()
+        for _, call in (
+            ("overview", c.explorer.overview),
+            ("pause", lambda: Actions(c, actor="x").pause_queue("default")),
+            ("search", lambda: _drain_search(c.explorer.search_args("a=1"))),
+        ):
+            with pytest.raises(Unavailable):
+                await call()
+        assert time.monotonic() - started < 2  # at once, not after a request timeout
+
+
+async def _drain_search(search) -> None:
+    async for _ in search:
+        pass
+
+
+def _gone(c: Client):
+    async def check() -> bool:
+        return not c.nc.is_connected
+
+    return check
+
+
+async def test_linked_reads_queue_schedule_jobs_worker_audit_and_running_labels(
+    client, nats_server, tmp_path
+) -> None:
+    from naqd.client.errors import ProcessNotFound
+
+    ex = client.explorer
+    with pytest.raises(QueueNotFound):
+        await ex.queue("ghost")
+    with pytest.raises(ScheduleNotFound):
+        await ex.schedule("ghost")
+    with pytest.raises(ProcessNotFound):
+        await ex.worker("h.worker.1")
+    await client.schedule("tick", "tests.tasks:add", 1, 1, every=60)
+    fired = await Actions(client, actor="fay").trigger_schedule("tick")
+    assert (await ex.schedule("tick")).origin == "code"
+    assert [r.id for r in await ex.schedule_jobs("tick")] == fired.ids
+    assert [e.action for e in (await ex.audit(actor="fay")).items] == ["schedule.trigger"]
+    async with worker(nats_server.url, concurrency=1):
+        blocked = await client.enqueue("tests.tasks:block_until_released", str(tmp_path))
+        await until(lambda: _state(ex, blocked.id, "running"), what="running")
+        # The same again: it waits behind the first (concurrency 1).
+        await client.enqueue("tests.tasks:block_until_released", str(tmp_path))
+        rows = {e.job.id: e.job.state async for e in ex.search_args(tmp_path.name) if e.job}
+        assert rows[blocked.id] == "running" and sorted(rows.values()) == ["queued", "running"]
+        queued = await ex.list_jobs(state="queued")
+        assert blocked.id not in [r.id for r in queued.items] and len(queued.items) == 1
+        row = await ex.queue("default")  # a worker may hold the second job for a slot
+        assert row.running >= 1 and row.queued + row.running == 2
+        (tmp_path / "release").write_text("go")
+        await client.wait(blocked.id, timeout=10)
+
+
+async def test_audit_retention_is_applied_by_ensure_audit_stream(client) -> None:
+    from naqd.models import AuditConfig
+    from naqd.protocol.names import AUDIT_STREAM
+    from naqd.protocol.resources import ensure_audit_stream
+
+    await Actions(client, actor="gil").pause_queue("default")  # made with the defaults
+    assert (await client._js.stream_info(AUDIT_STREAM)).config.max_age == 90 * 86400
+    config = Config(audit=AuditConfig(max_age=3600.0, max_entries=2))
+    await ensure_audit_stream(client._js, config)
+    info = await client._js.stream_info(AUDIT_STREAM)
+    assert (info.config.max_age, info.config.max_msgs) == (3600.0, 2)
+    for _ in range(3):
+        await Actions(client, actor="gil").resume_queue("default")
+    page = await client.explorer.audit()
+    assert len(page.items) == 2 and page.cursor is None  # the oldest went first

@@ -63,19 +63,23 @@ def test_failing_job_retries_with_growing_gaps_then_dlq_and_requeue(
         listing = dlq_cli(url, "list", "default")
         assert listing.returncode == 0, listing.stderr
         assert job.id in listing.stdout and "failed" in listing.stdout
-        shown = dlq_cli(url, "show", job.id)
+        shown = dlq_cli(url, "show", job.id, "--json")
         entry = json.loads(shown.stdout)
         assert entry["reason"] == "failed" and entry["attempts"] == 4
         assert len(entry["errors"]) == 4
         assert "raise RuntimeError" in entry["errors"][0]["traceback"]
         assert json.loads(entry["payload"])["task"] == "tests.tasks:always_fail"
+        # Without --json, for people: the traceback as its lines, not one escaped string.
+        text = dlq_cli(url, "show", job.id).stdout
+        assert "reason:    failed" in text and "--- attempt 4 of 4: RuntimeError" in text
+        assert "\n    raise RuntimeError" in text and "\\n" not in text.split("--- payload")[0]
 
         requeued = dlq_cli(url, "requeue", job.id)
         assert requeued.returncode == 0, requeued.stderr
         # It runs again: four more attempts, then back in the dead-letter stream.
         wait_until(lambda: len(attempts.read_text().split()) == 8, 30, what="requeued runs")
         wait_until(lambda: client.status(job.id) == "failed", 10, what="failed again")
-        again = json.loads(dlq_cli(url, "show", job.id).stdout)
+        again = json.loads(dlq_cli(url, "show", job.id, "--json").stdout)
         assert again["attempts"] == 4 and again["seq"] > entry["seq"]
 
         purged = dlq_cli(url, "purge", "default", "--yes")

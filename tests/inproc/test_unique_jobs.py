@@ -65,7 +65,9 @@ def test_derived_key_compares_task_and_arguments(worker_factory, nats_server, tm
         with pytest.raises(ValueError, match="unique_for"):
             client.enqueue("tests.tasks:add", 1, 2, unique_for=0)
         with pytest.raises(TypeError, match="enqueue_at"):
-            client.enqueue_in(5, "tests.tasks:add", 1, 2, unique_key="k")
+            client.enqueue_in(5, "tests.tasks:add", 1, 2, unique_key="k", unique_mode="debounce")
+        with pytest.raises(ValueError, match="unique_mode must be one of"):
+            client.enqueue("tests.tasks:add", 1, 2, unique_mode="once")
 
 
 def test_a_lock_expires_after_unique_for(worker_factory, nats_server, tmp_path) -> None:

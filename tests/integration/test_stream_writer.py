@@ -11,7 +11,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 
-from naqd.transport.streamwriter import StreamWriter
+from naqd.protocol.names import batch_headers, batch_stream
+from naqd.transport.streamwriter import Batching, StreamWriter
 from naqd.worker.store import reliable_publish
 
 
@@ -105,5 +106,65 @@ async def test_answered_writes_leave_the_timeout_heap_and_timeouts_still_fire(
     await nc.subscribe("silent.y", cb=ignore)
     with pytest.raises(NatsTimeoutError):
         await writer.publish("silent.y", b"x", timeout=0.3)
+    await writer.stop()
+    await nc.close()
+
+
+BATCHING = Batching(batch_stream, batch_headers)
+
+
+def jobs_and_results_config(name: str, atomic: bool) -> StreamConfig:
+    """A stream on naqd's job subjects, so the writer's default grouping batches it."""
+    return StreamConfig(name=name, subjects=["naqd.jobs.>"], allow_atomic=atomic or None)
+
+
+async def test_writes_of_one_turn_share_one_atomic_batch(nats_server) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(jobs_and_results_config("NAQD_JOBS", atomic=True))
+    writer = StreamWriter(nc, BATCHING)
+    await writer.start()
+    futs = [await writer.submit(f"naqd.jobs.q.{i}", b"j%d" % i) for i in range(300)]
+    await asyncio.gather(*futs)
+    assert (await js.stream_info("NAQD_JOBS")).state.messages == 300
+    # Stored as batches of at most MAX_BATCH (the batch headers stay on the messages).
+    first = await js.get_msg("NAQD_JOBS", seq=1)
+    last = await js.get_msg("NAQD_JOBS", seq=300)
+    assert first.headers and "Nats-Batch-Id" in first.headers
+    assert last.headers and last.headers["Nats-Batch-Id"] != first.headers["Nats-Batch-Id"]
+    await writer.stop()
+    await nc.close()
+
+
+async def test_a_refused_batch_is_sent_write_by_write(nats_server) -> None:
+    """A duplicate Nats-Msg-Id refuses a whole atomic batch: each write then gets its
+    own answer, and the duplicate counts as stored, as for a single publish."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(jobs_and_results_config("NAQD_JOBS", atomic=True))
+    writer = StreamWriter(nc, BATCHING)
+    await writer.start()
+    await writer.publish("naqd.jobs.q", b"old", headers={"Nats-Msg-Id": "dup"})
+    futs = [
+        await writer.submit("naqd.jobs.q", b"again", headers={"Nats-Msg-Id": "dup"}),
+        await writer.submit("naqd.jobs.q", b"new", headers={"Nats-Msg-Id": "new"}),
+    ]
+    await asyncio.gather(*futs)
+    assert (await js.stream_info("NAQD_JOBS")).state.messages == 2
+    await writer.stop()
+    await nc.close()
+
+
+async def test_a_stream_without_atomic_batches_gets_single_writes(nats_server) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(jobs_and_results_config("NAQD_JOBS", atomic=False))
+    writer = StreamWriter(nc, BATCHING)
+    await writer.start()
+    for _ in range(2):  # the second round goes single at once: the refusal is remembered
+        futs = [await writer.submit(f"naqd.jobs.q.{i}", b"x") for i in range(10)]
+        await asyncio.gather(*futs)
+    assert (await js.stream_info("NAQD_JOBS")).state.messages == 20
+    assert "NAQD_JOBS" in writer._single
     await writer.stop()
     await nc.close()

@@ -30,7 +30,7 @@ def test_the_docs_example_passes_as_a_users_suite() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed" in proc.stdout
+    assert "7 passed" in proc.stdout
 
 
 def test_nats_server_sync_context_removes_its_store() -> None:

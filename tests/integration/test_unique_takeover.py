@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from naqd.client import Client
-from naqd.client.unique import lock_key
+from naqd.client.unique_rules import lock_key
 from naqd.models import Config, NatsConfig
 from naqd.protocol.envelope import ResultRecord, encode_result
 from naqd.protocol.names import RESULTS_BUCKET, UNIQUE_BUCKET

@@ -80,8 +80,14 @@ def test_enqueue_before_any_daemon_fails_fast_then_init_makes_it_work(
     queued = naqd("enqueue", "tests.tasks:add", "1", "2", "--servers", nats_server.url, "--json")
     assert queued.returncode == 0, queued.stderr
     job_id = json.loads(queued.stdout)["id"]
+    assert json.loads(queued.stdout)["created"] is True
+    args = ("enqueue", "tests.tasks:add", "1", "2", "--servers", nats_server.url, "--json")
+    unique = ("--unique-key", "k1", "--unique-mode", "throttle", "--unique-for", "60")
+    first = json.loads(naqd(*args, *unique).stdout)
+    second = json.loads(naqd(*args, *unique).stdout)
+    assert second == {"id": first["id"], "created": False}
     rows = json.loads(naqd("queues", "--config", str(config), "--json").stdout)
-    assert {r["queue"]: r["pending"] for r in rows}["default"] == 1
+    assert {r["queue"]: r["pending"] for r in rows}["default"] == 2
     assert (
         json.loads(naqd("job", job_id, "--servers", nats_server.url, "--json").stdout)["status"]
         == "queued"

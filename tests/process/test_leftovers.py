@@ -41,9 +41,16 @@ def test_watch_consumers_are_deleted_not_left_for_five_minutes(daemon_factory, n
     daemon.wait_for_log("scheduler ready")
     # Running: each worker's initial cancel load closed its watch; only the scheduler's
     # two live watches (code schedules, paused schedules) remain.
-    wait_until(
-        lambda: len(ephemeral_consumers(nats_server.url)) <= 2, 10, what="load watches deleted"
-    )
+    seen: list[list[str]] = []
+
+    def settled() -> bool:
+        seen.append(ephemeral_consumers(nats_server.url))
+        return len(seen[-1]) <= 2
+
+    try:
+        wait_until(settled, 30, what="load watches deleted")
+    except AssertionError:
+        raise AssertionError(f"ephemeral consumers left: {seen[-1]}") from None
     daemon.send(signal.SIGTERM)
     assert daemon.wait(30) == 0
     assert ephemeral_consumers(nats_server.url) == []

@@ -40,7 +40,8 @@ def test_a_middleware_from_naq_yaml_sees_every_job(
 ) -> None:
     audit = tmp_path / "audit.jsonl"
     monkeypatch.setenv("NAQD_TEST_AUDIT", str(audit))  # this process's Client, and the daemon
-    daemon = daemon_factory(CONFIG.format(), ready_workers=1, env={"NAQD_TEST_AUDIT": str(audit)})
+    daemon = daemon_factory(CONFIG.format(), env={"NAQD_TEST_AUDIT": str(audit)})
+    daemon.wait_for_log("ready: queue", timeout=60)  # two children booting on a busy box
     config = load_config(daemon.config_path)
     with SyncClient.from_config(config) as client:  # the file's middleware, here too
         ok = client.enqueue("tests.tasks:add", 1, 2)

@@ -124,7 +124,9 @@ def test_kill_9_of_the_leader_hands_over_without_double_fires(
     assert set(after) <= set(keys)
 
 
-def test_sighup_adds_a_schedule_without_restarting_workers(daemon_factory, tmp_path: Path) -> None:
+def test_sighup_adds_a_schedule_without_restarting_workers(
+    daemon_factory, nats_server, tmp_path: Path
+) -> None:
     daemon = daemon_factory(SCHEDULED, ready_workers=1)
     daemon.wait_for_log("scheduler ready: 0 schedule(s)")
     workers_before = re.findall(r"started worker\S* \(pid (\d+)\)", daemon.log)
@@ -136,6 +138,11 @@ def test_sighup_adds_a_schedule_without_restarting_workers(daemon_factory, tmp_p
     assert re.findall(r"started worker\S* \(pid (\d+)\)", daemon.log) == workers_before
     assert daemon.log.count("started scheduler") == 2  # only the scheduler restarted
     assert "died with" not in daemon.log
+    # Any host sees the added schedule without the file: the leader published it.
+    listed = naqd_cli("schedules", "--json", "--servers", nats_server.url)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)["schedules"]}
+    assert rows["added"]["origin"] == "yaml" and rows["added"]["last_job"]
 
 
 def test_broken_yaml_on_sighup_keeps_the_old_config(daemon_factory, tmp_path: Path) -> None:

@@ -130,6 +130,11 @@ def test_empty_config_is_all_defaults(text: str) -> None:
         ("schedules: {s: {every: 1m, task: 'a:b', missed: skip, jitter: 30s}}", "schedules.s.jitter", 30.0),
         ("schedules: {s: {every: 1m, task: 'a:b', retries: 0, timeout: 2m}}", "schedules.s.timeout", 120.0),
         ("scheduler: {leader_election: {lease: 2s, renew_every: 1s}}", "scheduler.leader_election.renew_every", 1.0),
+        ("", "nats.embedded.sync", "always"),
+        ("nats: {embedded: {sync: always}}", "nats.embedded.sync", "always"),
+        ("nats: {embedded: {sync: 200ms}}", "nats.embedded.sync", 0.2),
+        ("nats: {embedded: {sync: 2m}}", "nats.embedded.sync", 120.0),
+        ("nats: {monitoring: 'http://a:8222, https://b:8222/'}", "nats.monitoring", ("http://a:8222", "https://b:8222")),
     ],
 )  # fmt: skip
 def test_valid_values(text: str, attribute: str, expected: object) -> None:
@@ -231,6 +236,9 @@ CASES = [
     ("schedules:\n  s: {every: 1m, task: 'a:b', missed: all}\n", 'naq.yaml:2:39: schedules.s.missed: expected one of skip, run_once, got "all"'),
     ("schedules:\n  s: {cron: '* * * * * 99', task: 'a:b'}\n", 'naq.yaml:2:13: schedules.s.cron: invalid cron expression "* * * * * 99"'),
     ("schedules:\n  s: {every: 1m, task: 'a:b', jitter: -1s}\n", 'naq.yaml:2:39: schedules.s.jitter: a duration cannot be negative, got "-1s"'),
+    ("nats: {embedded: {sync: sometimes}}", 'naq.yaml:1:25: nats.embedded.sync: expected always or a duration like 1s, got "sometimes"'),
+    ("nats: {embedded: {sync: 0s}}", 'naq.yaml:1:25: nats.embedded.sync: expected always or a duration like 1s, got "0s"'),
+    ("nats: {monitoring: [nats://a:4222]}", 'naq.yaml:1:21: nats.monitoring[0]: expected a monitoring URL like http://10.0.0.1:8222, got "nats://a:4222"'),
 ]  # fmt: skip
 
 

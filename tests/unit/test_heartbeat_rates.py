@@ -22,3 +22,11 @@ def test_the_record_carries_rates_memory_and_recycles() -> None:
     rec = Heartbeat(Config(), "worker", link=None).record()
     assert rec["done_per_min"] == 0.0 and rec["recycles"] == 0
     assert rss_bytes() is None or rec["memory_rss"] > 1_000_000
+
+
+def test_rates_are_kept_per_queue_of_a_pool() -> None:
+    beat = Heartbeat(Config(), "worker", link=None)
+    beat.rates(0, 0, 1000.0, "a")
+    beat.rates(0, 0, 1000.0, "b")
+    assert beat.rates(10, 0, 1030.0, "a") == (20.0, 0.0)
+    assert beat.rates(0, 3, 1030.0, "b") == (0.0, 6.0)

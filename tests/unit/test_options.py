@@ -45,8 +45,9 @@ def test_split_kwargs_options_and_task_kwargs() -> None:
     ("options", "error"),
     [
         (Options(run_at=AT, depends_on=("a",)), "depends_on cannot be combined"),
-        (Options(run_at=AT, unique_key="k"), "unique_key cannot be combined"),
-        (Options(run_at=AT, unique_for=5), "unique_for cannot be combined"),
+        (Options(run_at=AT, unique_key="k", unique_mode="debounce"), "waits unique_for itself"),
+        (Options(unique_mode="latest", depends_on=("a",)), "cannot have depends_on"),
+        (Options(unique_key="k", unique_mode="debounce"), "needs unique_for"),
         (Options(priority="high", depends_on=("a",)), "priority cannot be combined"),
     ],
 )
@@ -83,9 +84,15 @@ def test_routes() -> None:
 
     unique = c.shape("m:f", (1,), {}, Options(queue="q", job_id="j4", unique_for=1.5))
     assert unique.unique is not None
-    key, ttl = unique.unique
-    assert ttl == 2.0 and key.startswith("q:m:f:")
+    key, window, mode = unique.unique.key, unique.unique.window, unique.unique.mode
+    assert window == 2.0 and key.startswith("q:m:f:") and mode == "until_done"
     assert len(unique.headers[HDR_UNIQUE]) == 64
+    # Only an until_done job's worker frees its lock: a throttle's window runs out.
+    throttled = Options(queue="q", unique_for=1.5, unique_mode="throttle")
+    assert HDR_UNIQUE not in c.shape("m:f", (1,), {}, throttled).headers
+    # A delayed unique job's holder carries the lock to the job the server fires.
+    held = c.shape("m:f", (1,), {}, Options(queue="q", unique_key="k", run_at=AT))
+    assert held.subject.startswith("naqd.sched.q.") and HDR_UNIQUE in held.headers
 
 
 def test_each_message_has_its_own_headers() -> None:
