@@ -29,7 +29,7 @@ test: install ## the whole suite: unit, integration and inproc (real nats-server
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # mypy --strict on the user-facing packages (naqd/testing once it exists).
-TYPED := naqd/client naqd/dashboard naqd/middleware.py $(wildcard naqd/testing) naqd/contrib
+TYPED := naqd/client naqd/dashboard naqd/middleware.py naqd/integrations $(wildcard naqd/testing) naqd/contrib
 
 lint: install
 	$(BIN)/ruff check .

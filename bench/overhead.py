@@ -11,6 +11,9 @@ real servers): a profiling aid, to say where a worker's time goes (docs/performa
     python -m bench.overhead            # us of CPU per job, 4 kinds of job, 2 concurrencies
     python -m bench.overhead --profile  # plus cProfile's top functions for each
     python -m bench.overhead --middleware  # with one middleware whose job hooks do nothing
+    python -m bench.overhead --tracing  # with OpenTelemetry (naqd[otel]): every job sampled,
+                                        # its span through the SDK's batch processor
+    python -m bench.overhead --tracing-unsampled  # the producer sampled the trace out
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from naqd.worker.runner import Runner
 from tests.fakes import FakeNats
 
 N = 50_000
+# --tracing: each job continues a sampled producer trace; --tracing-unsampled: one the
+# producer sampled out (flags 00), so the worker's span records nothing.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 CONCURRENCY = 256
 
 
@@ -44,6 +50,7 @@ async def per_job_us(
     concurrency: int = CONCURRENCY,
     n: int = N,
     middleware: bool = False,
+    tracing: bool = False,
 ) -> tuple[float, float]:
     nc = FakeNats(record=False)
     queue = QueueConfig(name="bench", concurrency=concurrency)
@@ -53,6 +60,13 @@ async def per_job_us(
         tasks=TasksConfig(imports=("bench.tasks",)),
     )
     hooks = Hooks([NoOp()]) if middleware else None
+    provider = None
+    headers = {}
+    if tracing:
+        mw, provider = _tracing()
+        hooks = Hooks([mw])
+        # Each job continues a producer's trace, as a traced producer's jobs do.
+        headers["traceparent"] = TRACEPARENT
     runner = Runner(nc, config, queue, hooks)  # type: ignore[arg-type]
     await runner.writer.start()
     subject, payload, old_id = _template(Client("nats://unused"), task, "bench", result_ttl)
@@ -64,7 +78,7 @@ async def per_job_us(
             subject=subject,
             reply=f"$JS.ACK.NAQD_JOBS.q-bench.1.{i + 1}.{i + 1}.1700000000000000000.0",
             data=payload.replace(old_id, job_id.encode(), 1),
-            headers={"Nats-Msg-Id": job_id},
+            headers={"Nats-Msg-Id": job_id, **headers},
         )
 
     freed = asyncio.Event()
@@ -82,8 +96,12 @@ async def per_job_us(
         await freed.wait()
     if prof:
         prof.disable()
+    if provider is not None:
+        provider.force_flush()  # the batch processor's export thread, counted too
     cpu = time.process_time() - cpu0
     await runner.writer.stop()
+    if provider is not None:
+        provider.shutdown()
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
     return cpu / n * 1e6, nc.published / n
@@ -113,6 +131,27 @@ class NoOp:
         pass
 
 
+def _tracing() -> tuple[Any, Any]:
+    """The daemon's setup (naqd/integrations/daemon.py) but for the exporter, which drops
+    the batches: the SDK's cost per span, not a collector's."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from naqd.integrations.otel import OpenTelemetry
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    return OpenTelemetry(provider), provider
+
+
 # Round 2's figures (docs/performance.md) that round 3 must beat, at concurrency 256.
 TARGETS_US = {"async no-op, fire-and-forget": 18.4, "async no-op, result stored": 30.2}
 
@@ -120,6 +159,10 @@ TARGETS_US = {"async no-op, fire-and-forget": 18.4, "async no-op, result stored"
 def main() -> None:
     profile = "--profile" in sys.argv
     middleware = "--middleware" in sys.argv
+    tracing = "--tracing" in sys.argv or "--tracing-unsampled" in sys.argv
+    if "--tracing-unsampled" in sys.argv:
+        global TRACEPARENT
+        TRACEPARENT = TRACEPARENT[:-2] + "00"
     measured: dict[str, float] = {}
     print(f"naqd's own CPU per job ({N:,} jobs, no NATS), us\n")
     print("| job | concurrency 256 | concurrency 10 | publishes/job |")
@@ -128,7 +171,9 @@ def main() -> None:
         cells = []
         for concurrency in (CONCURRENCY, 10):
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                us, pubs = runner.run(per_job_us(task, ttl, profile, concurrency, N, middleware))
+                us, pubs = runner.run(
+                    per_job_us(task, ttl, profile, concurrency, N, middleware, tracing)
+                )
             cells.append(f"{us:.1f}")
             if concurrency == CONCURRENCY and label in TARGETS_US:
                 measured[label] = us

@@ -3,7 +3,8 @@ children apart on a shared stderr).
 
 - text (default): one human line per event;
 - json: one flat object per line, `time`, `level`, `message`, then the context that
-  applies (`role`, `queue`, `pid`, `job_id`, `task`) and `exception` for a traceback;
+  applies (`role`, `queue`, `pid`, `job_id`, `task`, and `trace_id`/`span_id` of the
+  job's span when tracing is on) and `exception` for a traceback;
 - under systemd (stderr is the journal stream named by $JOURNAL_STREAM), every line
   starts with its sd-daemon priority prefix `<N>`, so `journalctl -p warning` works.
 """
@@ -37,7 +38,7 @@ PRIORITY = {
     "ERROR": 3,
     "CRITICAL": 2,
 }
-CONTEXT_KEYS = ("role", "queue", "job_id", "task")  # pid comes from the record
+CONTEXT_KEYS = ("role", "queue", "job_id", "task", "trace_id", "span_id")  # pid: the record's
 
 # The job whose code is running: set per job by the worker, read only when a line is
 # written. Binding it per job with logger.contextualize (a context manager and a lock)
@@ -55,15 +56,35 @@ def end_log_job(token: Token[tuple[str, str] | None]) -> None:
     _job.reset(token)
 
 
+# The running job's span, as W3C hex ids: set by the OpenTelemetry middleware around the
+# job (naqd/integrations/otel.py), so logs.py never imports OpenTelemetry.
+_trace: ContextVar[tuple[str, str] | None] = ContextVar("naqd_log_trace", default=None)
+
+
+def log_trace(trace_id: str, span_id: str) -> Token[tuple[str, str] | None]:
+    """Lines written in this task (and its threads) carry `trace_id` and `span_id` until
+    `end_log_trace(token)`."""
+    return _trace.set((trace_id, span_id))
+
+
+def end_log_trace(token: Token[tuple[str, str] | None]) -> None:
+    _trace.reset(token)
+
+
 def add_job_context(record: dict[str, Any]) -> None:
     """loguru patcher (installed by setup_logging; an app that configures loguru itself
     for an in-process worker can install it too): `job_id` and `task` of the running job
-    into the record's extra. A value bound with `logger.bind` wins, as with contextualize."""
+    (and its span's `trace_id`, `span_id`) into the record's extra. A value bound with
+    `logger.bind` wins, as with contextualize."""
     job = _job.get()
     if job is not None:
         extra = record["extra"]
         extra.setdefault("job_id", job[0])
         extra.setdefault("task", job[1])
+        trace = _trace.get()
+        if trace is not None:
+            extra.setdefault("trace_id", trace[0])
+            extra.setdefault("span_id", trace[1])
 
 
 def priority(level_name: str, level_no: int) -> int:

@@ -265,6 +265,27 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
+class TracingConfig:
+    """OpenTelemetry in the daemon (docs/extending.md#opentelemetry). `enabled: auto`
+    (None): on when the `otel` extra is installed and OTEL_EXPORTER_OTLP_ENDPOINT or
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or `endpoint`) is set; `true` requires the extra."""
+
+    enabled: bool | None = None  # None: auto
+    endpoint: str | None = None  # OTLP/HTTP base URL; the OTEL_* variables win when set
+
+
+@dataclass(frozen=True)
+class SentryConfig:
+    """Sentry in the daemon (docs/extending.md#sentry): on when a DSN is given here or in
+    SENTRY_DSN and the `sentry` extra is installed."""
+
+    dsn: str | None = None
+    environment: str | None = None
+    report: Literal["dead_letter", "every_failure"] = "dead_letter"
+    monitors: bool = True  # cron check-ins from the elected scheduler
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = "<defaults>"
     nats: NatsConfig = field(default_factory=NatsConfig)
@@ -282,6 +303,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    sentry: SentryConfig = field(default_factory=SentryConfig)
     # "module:attr" of each middleware (naqd/middleware.py), in the order they run.
     middleware: tuple[str, ...] = ()
     dashboard: DashboardConfig | None = None  # a section present: `naqd run` supervises it

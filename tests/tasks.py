@@ -220,6 +220,24 @@ async def record_when_released(directory: str, n: int) -> int:
     return n
 
 
+def trace_ids(message: str = "") -> dict[str, object]:
+    """The OpenTelemetry span current in the task (a thread), the ids naqd's log lines
+    carry, and a log line (JSON in a daemon) with `message`."""
+    from loguru import logger
+    from opentelemetry import trace
+
+    from naqd.logs import _trace
+
+    ctx = trace.get_current_span().get_span_context()
+    if message:
+        logger.info(message)
+    return {
+        "trace_id": trace.format_trace_id(ctx.trace_id),
+        "span_id": trace.format_span_id(ctx.span_id),
+        "log": list(_trace.get() or ()),
+    }
+
+
 def fail_until(path: str, **tags: object) -> str:
     """Fails while `path` is missing: a dead letter a requeue can then save."""
     if not os.path.exists(path):

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 from naqd.client.errors import NatsAuthError
 from naqd.config import Config
 from naqd.exitcodes import EXIT_CONFIG, EXIT_OK
+from naqd.integrations import daemon as integrations
 from naqd.logs import setup_logging
 from naqd.observe.heartbeat import Heartbeat
 from naqd.observe.metrics import count_repair
@@ -106,6 +107,7 @@ def main(child: Child, queue: str = "") -> NoReturn:
         sys.exit(code)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(boot(child))
+    integrations.shutdown()  # spans and Sentry events still buffered go out now
     child.exit(code)
 
 

@@ -1,4 +1,5 @@
-"""The middleware of a daemon process (naq.yaml's `middleware:`), loaded once at boot:
+"""The middleware of a daemon process (naq.yaml's `middleware:`, after the tracing and
+Sentry integrations when those are on), loaded once at boot:
 a worker runs its job hooks, the scheduler its enqueue and schedule hooks. A hook that
 raises is logged here and counted in `naqd_middleware_errors_total{hook}`."""
 
@@ -8,6 +9,7 @@ from loguru import logger
 
 from naqd.config import Config
 from naqd.exitcodes import EXIT_CONFIG
+from naqd.integrations import daemon as integrations
 from naqd.middleware import Hooks, hooks_of, set_error_reporter
 from naqd.observe.metrics import middleware_errors
 
@@ -17,7 +19,13 @@ def load(config: Config) -> tuple[Hooks | None, int | None]:
     cannot be loaded: a configuration error, reported once, never a restart loop."""
     set_error_reporter(report)
     try:
-        return hooks_of(config.middleware), None
+        # Tracing and Sentry when configured (naqd/integrations/daemon.py), outermost.
+        builtin = integrations.setup(config)
+    except integrations.IntegrationError as exc:
+        logger.critical("{}: {}", config.path, exc)
+        return None, EXIT_CONFIG
+    try:
+        return hooks_of([*builtin, *config.middleware]), None
     except BaseException as exc:
         logger.opt(exception=exc).critical(
             "cannot load middleware (middleware in {}): {}: {}",

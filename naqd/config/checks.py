@@ -83,6 +83,30 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def auto_or_boolean(value: Any) -> bool | None:
+    """true, false, or `auto` (None: decided from the environment)."""
+    if value == "auto":
+        return None
+    if not isinstance(value, bool):
+        raise ValueError(f"expected auto, true or false, got {describe(value)}")
+    return value
+
+
+def otlp_url(value: Any) -> str:
+    """An http(s) URL, as an OTLP/HTTP endpoint is."""
+    expected = f"expected a URL like http://127.0.0.1:4318, got {describe(value)}"
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise ValueError(expected)
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(expected)
+    return value
+
+
 def text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a non-empty string, got {describe(value)}")

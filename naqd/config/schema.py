@@ -10,6 +10,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from naqd.config.checks import (
     address_or_network,
+    auto_or_boolean,
     boolean,
     choice,
     duration,
@@ -22,6 +23,7 @@ from naqd.config.checks import (
     is_loopback,
     module_name,
     object_ref,
+    otlp_url,
     password_hash,
     payload_size,
     priority_level,
@@ -59,9 +61,11 @@ from naqd.models import (
     ResultsConfig,
     ScheduleConfig,
     SchedulerConfig,
+    SentryConfig,
     ShutdownConfig,
     TasksConfig,
     TlsConfig,
+    TracingConfig,
 )
 from naqd.protocol.schedules import check_cron, check_timezone
 from naqd.values import describe, format_duration
@@ -548,6 +552,22 @@ ROOT = Section(
             },
         ),
         "dashboard": DASHBOARD,
+        "tracing": Section(
+            TracingConfig,
+            {
+                "enabled": scalar(auto_or_boolean),
+                "endpoint": scalar(otlp_url),
+            },
+        ),
+        "sentry": Section(
+            SentryConfig,
+            {
+                "dsn": scalar(text),
+                "environment": scalar(text),
+                "report": scalar(choice("dead_letter", "every_failure")),
+                "monitors": scalar(boolean),
+            },
+        ),
         "middleware": string_list(object_ref),
     },
 )

@@ -38,6 +38,12 @@ HDR_DEPENDS_ON = "Naqd-Depends-On"  # comma-separated parent job ids
 HDR_LEADER_REV = "Naqd-Leader-Rev"  # fencing token on cron-fired jobs
 HDR_SIGNATURE = "Naqd-Signature"  # "<key id>:<hex HMAC-SHA256>" (docs/security.md)
 HDR_UNIQUE = "Naqd-Unique-Lock"  # the unique-lock KV key a worker releases at the end
+# W3C Trace Context and Baggage (docs/protocol.md#trace-context): any producer may set
+# them; the worker's span continues the trace (naqd/otel/). Lower case, as the W3C names them.
+HDR_TRACEPARENT = "traceparent"  # "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"
+HDR_TRACESTATE = "tracestate"  # vendor key=value list, passed on as is
+HDR_BAGGAGE = "baggage"  # application key=value list, passed on as is
+TRACE_HEADERS = (HDR_TRACEPARENT, HDR_TRACESTATE, HDR_BAGGAGE)
 # Headers of JetStream itself that naqd sets or reads.
 HDR_INCR = "Nats-Incr"  # counter streams (NAQD_RATE): add this to the subject's value
 HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"  # compare-and-set

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,18 @@ def manual_job_id(name: str, at: datetime) -> str:
     """Job id of `naqd schedules trigger`: apart from every tick's, so it never dedupes
     against (or blocks) the scheduled fire of the same instant."""
     return f"cron.{name}.manual.{tick_stamp(at)}"
+
+
+_FIRED = re.compile(r"cron\.(?P<name>.+?)(?P<manual>\.manual)?\.(?P<stamp>\d{8}T\d{6}(\.\d{3})?Z)")
+
+
+def parse_fired_job_id(job_id: str) -> tuple[str, datetime, bool] | None:
+    """(schedule name, tick, manual) of a job id made by tick_job_id or manual_job_id;
+    None for any other id. Integrations use it to tie a job to its schedule."""
+    m = _FIRED.fullmatch(job_id)
+    if m is None:
+        return None
+    return m["name"], parse_stamp(m["stamp"]), m["manual"] is not None
 
 
 def parse_stamp(stamp: str) -> datetime:

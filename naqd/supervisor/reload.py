@@ -1,9 +1,9 @@
 """What a SIGHUP reload changes, as a pure diff of two configs over the child slots.
 
 - a worker restarts (gracefully) only when its queue's settings changed, or settings
-  every worker uses (nats, tasks, results, logging, shutdown, middleware); a pool's
-  workers restart when the pool's settings (but `processes`) or any of its queues'
-  settings changed (every process of the pool serves every one of its queues);
+  every worker uses (nats, tasks, results, logging, shutdown, middleware, tracing,
+  sentry); a pool's workers restart when the pool's settings (but `processes`) or any of
+  its queues' settings changed (every process of the pool serves every one of its queues);
 - the scheduler restarts when anything it uses changed (schedules, scheduler, ...),
   never because of a queue change alone;
 - the web console restarts when its section, or what it shows or connects with, changed;
@@ -20,7 +20,16 @@ from naqd.supervisor.policy import Slot, plan_slots
 
 SlotKey = tuple[str, str, int]
 
-_WORKER_GLOBALS = ("nats", "tasks", "results", "logging", "shutdown", "middleware")
+_WORKER_GLOBALS = (
+    "nats",
+    "tasks",
+    "results",
+    "logging",
+    "shutdown",
+    "middleware",
+    "tracing",
+    "sentry",
+)
 _SCHEDULER_SETTINGS = (
     "nats",
     "tasks",
@@ -30,6 +39,8 @@ _SCHEDULER_SETTINGS = (
     "scheduler",
     "queues",
     "middleware",
+    "tracing",
+    "sentry",
 )
 _DASHBOARD_SETTINGS = ("nats", "tasks", "logging", "dashboard")
 

@@ -36,6 +36,7 @@ from naqd.protocol.names import (
     HDR_SIGNATURE,
     JOBS_STREAM,
     JOBS_SUBJECT_PREFIX,
+    TRACE_HEADERS,
     dlq_subject,
     result_subject,
 )
@@ -43,7 +44,9 @@ from naqd.worker.admission import refused_job
 from naqd.worker.store import read_record, reliable_publish
 
 # Headers worth keeping for a requeue (Nats-* bookkeeping is the server's, not ours).
-_KEEP_HEADERS = (HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE)  # a requeued signed job stays signed
+# A requeued signed job stays signed; its trace context lets the requeued run link to
+# the original trace (docs/extending.md#opentelemetry).
+_KEEP_HEADERS = (HDR_ENCODING, HDR_MSG_ID, HDR_SIGNATURE, *TRACE_HEADERS)
 
 
 def entry_id(job_id: str | None, stream_seq: int) -> str:

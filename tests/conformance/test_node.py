@@ -1,18 +1,21 @@
 """The wire protocol from another language: tests/conformance/node/conformance.mjs, with the
 official NATS clients for Node, drives a real naqd daemon through every path a producer
-uses (docs/protocol.md). Skipped, saying so, only when Node.js or npm is not installed
-(`.ci/run` installs both from Debian)."""
+uses (docs/protocol.md), W3C trace context included. Skipped, saying so, only when
+Node.js or npm is not installed (`.ci/run` installs both from Debian)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.otlp import OtlpReceiver
 
 SUITE = REPO / "tests" / "conformance" / "node"
 SCENARIOS = [
@@ -22,6 +25,7 @@ SCENARIOS = [
     "null means absent",
     "delayed job (Nats-Schedule @at, milliseconds)",
     "dependent job",
+    "trace context continues into the worker span",
     "cancel a delayed job",
     "malformed and refused jobs",
 ]
@@ -50,18 +54,31 @@ def _install(npm: str) -> None:
     assert out.returncode == 0, f"npm ci failed:\n{out.stdout}\n{out.stderr}"
 
 
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    r = OtlpReceiver().start()
+    yield r
+    r.stop()
+
+
 @pytest.mark.timeout(180)
-def test_node_producer_conforms(daemon_factory, nats_server, tmp_path: Path) -> None:
+def test_node_producer_conforms(
+    receiver: OtlpReceiver, daemon_factory, nats_server, tmp_path: Path
+) -> None:
     node, npm = _tool("node"), _tool("npm")
     _install(npm)
-    daemon_factory(
+    # Tracing on (exported to the test's OTLP receiver) and JSON logs: the trace
+    # scenario's job must continue the Node producer's trace, in its span and log line.
+    daemon = daemon_factory(
         """
         tasks: {imports: [tests.tasks]}
         queues: {default: {concurrency: 4, retries: 0}}
         scheduler: {leader_election: {lease: 2s, renew_every: 0.5s}}
         shutdown: {grace_period: 5s}
+        logging: {format: json}
         """,
         ready_workers=1,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"},
     )
     out = subprocess.run(
         [node, "conformance.mjs"],
@@ -76,6 +93,24 @@ def test_node_producer_conforms(daemon_factory, nats_server, tmp_path: Path) -> 
     assert out.returncode == 0, report
     for name in SCENARIOS:
         assert f"ok {name}\n" in out.stdout, report
+    # The worker's exported span is a child of the span the Node producer named, and the
+    # job's JSON log line carries the same trace id.
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("trace ")]
+    _, job_id, trace_id, producer_span, worker_span = line.split()
+    (span,) = receiver.wait_for(
+        lambda s: s.name == "process default" and s.attributes.get("messaging.message.id") == job_id
+    )
+    assert (span.trace_id, span.parent_span_id, span.span_id) == (
+        trace_id,
+        producer_span,
+        worker_span,
+    )
+    logged = [
+        json.loads(ln)
+        for ln in daemon.log.splitlines()
+        if ln.startswith("{") and "node traced line" in ln
+    ]
+    assert [(x["job_id"], x["trace_id"]) for x in logged] == [(job_id, trace_id)], logged
 
 
 def _block(doc: str, name: str) -> str:

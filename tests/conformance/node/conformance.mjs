@@ -3,7 +3,7 @@
 // Run by tests/conformance/test_node.py: NAQD_URL names the server; queue `default`
 // runs tests.tasks (retries 0); a scheduler is running. Prints `ok <name>` per scenario.
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { cancel, enqueue, envelope, naqd, waitFor } from "./naqd.mjs";
 
 const q = await naqd(process.env.NAQD_URL ?? "nats://127.0.0.1:4222");
@@ -68,6 +68,28 @@ scenarios["null means absent"] = async () => {
   const rec = await waitFor(q, id);
   assert.equal(rec.status, "succeeded");
   assert.deepEqual(rec.result, {});
+};
+
+scenarios["trace context continues into the worker span"] = async () => {
+  // A trace started here (no OpenTelemetry library needed: the W3C header is the protocol).
+  const traceId = randomBytes(16).toString("hex");
+  const spanId = randomBytes(8).toString("hex");
+  const id = newId("traced");
+  const trace = {
+    traceparent: `00-${traceId}-${spanId}-01`,
+    tracestate: "node=conformance",
+    baggage: "origin=node",
+  };
+  await enqueue(q, envelope(id, "tests.tasks:trace_ids", "default", ["node traced line"]), {
+    trace,
+  });
+  const rec = await waitFor(q, id);
+  assert.equal(rec.status, "succeeded");
+  // The span current inside the task is the worker's, in our trace (and in its log ids).
+  assert.equal(rec.result.trace_id, traceId);
+  assert.notEqual(rec.result.span_id, spanId);
+  assert.deepEqual(rec.result.log, [traceId, rec.result.span_id]);
+  console.log(`trace ${id} ${traceId} ${spanId} ${rec.result.span_id}`);
 };
 
 scenarios["delayed job (Nats-Schedule @at, milliseconds)"] = async () => {

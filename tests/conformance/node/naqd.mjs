@@ -22,7 +22,8 @@ export function envelope(id, task, queue, args = [], options = {}) {
 }
 
 // Publish a job; a retry of a failed publish reuses the id (the stream drops duplicates).
-export async function enqueue(q, job, { at, dependsOn, level } = {}) {
+// `trace`: W3C headers ({ traceparent, tracestate, baggage }) the worker's span continues.
+export async function enqueue(q, job, { at, dependsOn, level, trace } = {}) {
   const body = JSON.stringify(job);
   const ready = `naqd.jobs.${job.queue}` + (level ? `.${level}` : "");
   if (at) {
@@ -36,12 +37,22 @@ export async function enqueue(q, job, { at, dependsOn, level } = {}) {
     // Dependent: a holder the naqd scheduler releases once every parent succeeded.
     const h = headers();
     h.set("Naqd-Depends-On", dependsOn.join(","));
+    withTrace(h, trace);
     return q.js.publish(`naqd.deps.${job.queue}.${job.id}`, body, {
       msgID: `hold.${job.id}`,
       headers: h,
     });
   }
-  return q.js.publish(ready, body, { msgID: job.id });
+  const h = trace ? withTrace(headers(), trace) : undefined;
+  return q.js.publish(ready, body, { msgID: job.id, headers: h });
+}
+
+// The trace context headers, lower case as W3C names them (docs/protocol.md#trace-context).
+function withTrace(h, trace = {}) {
+  for (const name of ["traceparent", "tracestate", "baggage"]) {
+    if (trace[name]) h.set(name, trace[name]);
+  }
+  return h;
 }
 
 // The final record of a job: subscribe to its done notice first, then read the key, so
