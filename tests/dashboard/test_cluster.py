@@ -51,7 +51,13 @@ def test_the_console_on_a_cluster_reads_acts_and_survives_a_node(console: Consol
     cluster: Cluster = console.nats  # type: ignore[assignment]
     cluster.cluster.kill(0)  # whichever node the console used, two remain
     wait_until(lambda: op.get("/api/v1/queues").status == 200, 30, what="console after a node")
-    assert op.post("/api/v1/queues/default/resume").status == 200
+    # A write needs the stream's and the meta group's leaders: until the two nodes left
+    # have elected them, an action answers 503 (or times out); it then goes through.
+    wait_until(
+        lambda: op.post("/api/v1/queues/default/resume").status == 200,
+        60,
+        what="resume once the cluster has its leaders again",
+    )
     wait_until(
         lambda: any(d["id"] == job for d in op.get("/api/v1/dead-letters").json()["items"]),
         30,
