@@ -202,7 +202,7 @@ async def acquire(
                 if finished is None or not await finished(holder):
                     return holder
                 with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
-                    await kv.delete(lock, last=entry.revision)
+                    await _delete_if(kv, lock, entry.revision)
     raise NaqdError(f"unique key {key!r} is contended; try again")
 
 
@@ -216,7 +216,19 @@ async def release(js: Any, lock: str, job_id: str) -> bool:
     if not entry.value or json.loads(entry.value).get("job_id") != job_id:
         return False
     try:
-        await kv.delete(lock, last=entry.revision)
+        await _delete_if(kv, lock, entry.revision)
     except KeyWrongLastSequenceError:
         return False
     return True
+
+
+async def _delete_if(kv: Any, lock: str, revision: int) -> None:
+    """Compare-and-delete. nats-py's `delete(last=)` reports a lost race as a plain
+    BadRequestError (err_code 10071, "wrong last sequence"), not as the
+    KeyWrongLastSequenceError its `create` and `update` raise: one error for both."""
+    try:
+        await kv.delete(lock, last=revision)
+    except BadRequestError as exc:
+        if exc.err_code == 10071:
+            raise KeyWrongLastSequenceError(description=exc.description) from None
+        raise
