@@ -36,7 +36,8 @@ def console(tmp_path: Path) -> Iterator[Console]:
 
 
 @pytest.mark.skip(
-    reason="flaky in the full suite: the daemon on the 3-node cluster was not ready within 30 s once; open item"
+    reason="flaky in the full suite: the daemon on the 3-node cluster was not ready "
+    "within 30 s once; open item"
 )
 def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
     op = Browserless(console.url, OPERATOR_TOKEN)
