@@ -358,10 +358,15 @@ def test_queue_gauges_dead_letters_lag_pause_and_unknown_tasks(daemon_factory, n
         dead.append(client.enqueue("tests.tasks:fail", "boom"))
         for job in dead:
             wait_until(lambda job=job: client.status(job.id) == "failed", 20, what="dead")
+        # The worker writes its counts to the metric files at most once a second
+        # (observe/metrics.py), so the dead-letter gauge can lead the started counter.
         wait_until(
-            lambda: value(scrape(base), "naqd_dead_letters", queue="default") == 4,
+            lambda: (
+                value(s := scrape(base), "naqd_dead_letters", queue="default") == 4
+                and value(s, "naqd_jobs_started_total", queue="default", task="<unknown>") == 3
+            ),
             10,
-            what="4 dead letters counted",
+            what="4 dead letters counted, 3 unknown-task starts",
         )
         s = scrape(base)
         tasks = {dict(labels).get("task") for _, labels in s} - {None}
