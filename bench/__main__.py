@@ -89,6 +89,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 async def naqd_enqueue_awaited(url: str, n: int) -> float:
     async with Client(url) as client:
+        await client.declare_queue("enq")  # no daemon serves it: a real app's queue is known
         t0 = time.perf_counter()
         for _ in range(n):
             await client.enqueue(SYNC, queue="enq")
@@ -99,6 +100,7 @@ async def naqd_enqueue_awaited(url: str, n: int) -> float:
 
 async def naqd_enqueue_bulk(url: str, n: int) -> float:
     async with Client(url) as client:
+        await client.declare_queue("enq")  # no daemon serves it: a real app's queue is known
         t0 = time.perf_counter()
         await client.enqueue_many(SYNC, [()] * n, queue="enq")
         rate = n / (time.perf_counter() - t0)
