@@ -4,6 +4,7 @@ call: dead-letter requeue and delete (one or by filter), cancel, purge a queue."
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from nats.js.errors import NotFoundError
@@ -50,29 +51,17 @@ async def requeue_one(client: Client, job_id: str) -> ActionResult:
 
 
 async def requeue_many(client: Client, f: DeadLetterFilter, dry_run: bool) -> ActionResult:
-    _check(f)
-    entries = await _matching(client, f)
-    result = ActionResult("dlq.requeue_bulk", f.describe(), dry_run=dry_run)
-    if not entries:
-        result.message = f"no dead letters match {f.describe()}: nothing requeued"
-        return result
-    if dry_run:
-        result.count = len(entries)
-        result.ids = [e.id for e in entries[:SAMPLE]]
-        result.message = f"{len(entries)} dead letter(s) would be requeued"
-        return result
-    for e in entries:
+    async def requeue(e: DeadLetter, result: ActionResult) -> bool:
         try:
             await client.dead_letters.requeue(e)
         except Conflict:
             result.conflicts.append(e.id)
-            continue
-        result.count += 1
-        if len(result.ids) < SAMPLE:
-            result.ids.append(e.id)
-    result.message = f"requeued {result.count} dead letter(s)" + (
-        f", {len(result.conflicts)} taken by another requeue" if result.conflicts else ""
-    )
+            return False
+        return True
+
+    result = await _bulk(client, f, dry_run, "dlq.requeue_bulk", "requeued", requeue)
+    if result.conflicts:
+        result.message += f", {len(result.conflicts)} taken by another requeue"
     return result
 
 
@@ -83,26 +72,43 @@ async def delete_one(client: Client, job_id: str) -> ActionResult:
 
 
 async def delete_many(client: Client, f: DeadLetterFilter, dry_run: bool) -> ActionResult:
+    async def delete(e: DeadLetter, result: ActionResult) -> bool:
+        try:
+            await client.dead_letters.delete(e.id)
+        except DeadLetterNotFound:  # deleted by someone else meanwhile
+            return False
+        return True
+
+    return await _bulk(client, f, dry_run, "dlq.delete_bulk", "deleted", delete)
+
+
+async def _bulk(
+    client: Client,
+    f: DeadLetterFilter,
+    dry_run: bool,
+    action: str,
+    verb: str,
+    apply: Callable[[DeadLetter, ActionResult], Awaitable[bool]],
+) -> ActionResult:
+    """A bulk action by filter: a dry run counts, a real one applies `apply` to each match
+    (False: skipped, not counted) and samples the ids it touched."""
     _check(f)
     entries = await _matching(client, f)
-    result = ActionResult("dlq.delete_bulk", f.describe(), dry_run=dry_run)
+    result = ActionResult(action, f.describe(), dry_run=dry_run)
     if not entries:
-        result.message = f"no dead letters match {f.describe()}: nothing deleted"
+        result.message = f"no dead letters match {f.describe()}: nothing {verb}"
         return result
     if dry_run:
         result.count = len(entries)
         result.ids = [e.id for e in entries[:SAMPLE]]
-        result.message = f"{len(entries)} dead letter(s) would be deleted"
+        result.message = f"{len(entries)} dead letter(s) would be {verb}"
         return result
     for e in entries:
-        try:
-            await client.dead_letters.delete(e.id)
-        except DeadLetterNotFound:
-            continue
-        result.count += 1
-        if len(result.ids) < SAMPLE:
-            result.ids.append(e.id)
-    result.message = f"deleted {result.count} dead letter(s)"
+        if await apply(e, result):
+            result.count += 1
+            if len(result.ids) < SAMPLE:
+                result.ids.append(e.id)
+    result.message = f"{verb} {result.count} dead letter(s)"
     return result
 
 

@@ -303,30 +303,41 @@ def loaded(name: str) -> Callable[..., Any] | None:
 
 
 # Whether arguments fit depends only on how many are positional and which are named, so
-# the verdict is kept per shape: Signature.bind costs several microseconds.
+# the verdict is kept per shape: Signature.bind costs several microseconds, more than a
+# no-op job. The client checks before sending, the worker (worker/tasks.py) before running.
 _MAX_SHAPES = 10_000
-_shapes: dict[tuple[Callable[..., Any], int, tuple[str, ...]], str] = {}
+_shapes: dict[tuple[str, Callable[..., Any], int, tuple[str, ...]], str] = {}
 
 
-def check_arguments(
-    name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
-    shape = (fn, len(args), tuple(kwargs) if kwargs else ())
+def argument_mismatch(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> str:
+    """ "" when the arguments fit `fn` (or it has no signature), else why not."""
+    shape = (name, fn, len(args), tuple(kwargs) if kwargs else ())
     verdict = _shapes.get(shape)
     if verdict is None:
         verdict = _bind(name, fn, args, kwargs)
         if len(_shapes) >= _MAX_SHAPES:
             _shapes.clear()
         _shapes[shape] = verdict
-    if verdict:
+    return verdict
+
+
+def check_arguments(
+    name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    if verdict := argument_mismatch(name, fn, args, kwargs):
         raise TypeError(verdict)
 
 
-def _bind(name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def _bind(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> str:
     try:
         sig = inspect.signature(fn)
-    except (TypeError, ValueError):  # no signature (some builtins): the worker decides
+    except (TypeError, ValueError):  # no signature (some builtins): the call decides
         return ""
+    try:
+        sig.bind(*args, **(kwargs or {}))
+    except TypeError as exc:
+        return f"arguments do not fit {name}{sig}: {exc}"
+    return ""
     try:
         sig.bind(*args, **kwargs)
     except TypeError as exc:

@@ -73,10 +73,15 @@ class _Batch:
 
 
 class StreamWriter:
-    def __init__(self, nc: NATS, batching: Batching | None = None) -> None:
-        """`batching`: which writes may share an atomic batch (None: never batch)."""
+    def __init__(self, nc: NATS, batching: Batching | None = None, min_batch: int = 2) -> None:
+        """`batching`: which writes may share an atomic batch (None: never batch).
+        `min_batch`: fewer writes of one turn than this go as single writes. An atomic
+        batch costs the server a few fsyncs of bookkeeping and is committed one after
+        another per stream, so a small one is slower than pipelined writes unless every
+        write is fsynced (docs/performance.md#durability)."""
         self.nc = nc
         self._batching = batching
+        self._min_batch = max(2, min_batch)
         self._prefix = ""
         self._seq = 0
         self._pending: dict[str, tuple[_Batch, float]] = {}
@@ -180,7 +185,7 @@ class StreamWriter:
                             w.fut.set_exception(exc)
 
     async def _send_chunk(self, stream: str, chunk: list[_Write]) -> None:
-        if len(chunk) == 1 or stream in self._single:
+        if len(chunk) < self._min_batch or stream in self._single:
             for w in chunk:
                 await self._send(_Batch([w.fut]), w.subject, w.payload, w.headers, w.timeout)
             return

@@ -57,6 +57,9 @@ from naqd.worker.timeouts import ThreadRunner, call_async
 
 # What a task may raise: a sys.exit() in a task fails the job, not the worker.
 _JOB_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+# Fewer result records than this finishing in one loop turn go as single writes, more as
+# one atomic batch (transport/streamwriter.py; measured in docs/performance.md#durability).
+RESULT_MIN_BATCH = 64
 
 
 class Runner:
@@ -93,7 +96,11 @@ class Runner:
         self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
         # Result records, pipelined; those of jobs finishing in the same loop turn share one
         # atomic batch, one fsync under sync `always` (naqd/transport/streamwriter.py).
-        self.writer = StreamWriter(nc, Batching(batch_stream, batch_headers))
+        # Result records share an atomic batch only when many finish in one loop turn:
+        # small batches made a c10 drain 4x slower (docs/performance.md#durability).
+        self.writer = StreamWriter(
+            nc, Batching(batch_stream, batch_headers), min_batch=RESULT_MIN_BATCH
+        )
         # Applies each job's outcome: store, notify, ack, unlock (worker/settle.py).
         # The middleware (naqd/middleware.py); None when there is none: no cost per job.
         self.hooks = hooks

@@ -11,7 +11,7 @@ from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from naqd.client.tasks import Task
+from naqd.client.tasks import Task, argument_mismatch
 
 if TYPE_CHECKING:
     from naqd.client.options import Options
@@ -119,43 +119,12 @@ class BadArguments(TypeError):
 
 
 @cache
-def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
-        return None
-
-
-@cache
 def is_coroutine_task(name: str) -> bool:
     return inspect.iscoroutinefunction(resolve_task(name))
 
 
-# Whether arguments fit depends only on how many are positional and which are named, so
-# the verdict is kept per shape: Signature.bind on every job cost more than the job.
-_MAX_SHAPES = 10_000
-_shapes: dict[tuple[str, int, tuple[str, ...]], str] = {}
-
-
 def check_arguments(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
-    shape = (name, len(args), tuple(kwargs) if kwargs else ())
-    verdict = _shapes.get(shape)
-    if verdict is None:
-        verdict = _bind(name, fn, args, kwargs)
-        if len(_shapes) >= _MAX_SHAPES:
-            _shapes.clear()
-        _shapes[shape] = verdict
-    if verdict:
+    """Refuse arguments that do not fit the task (the verdict is cached per call shape,
+    client/tasks.py)."""
+    if verdict := argument_mismatch(name, fn, args, kwargs):
         raise BadArguments(verdict)
-
-
-def _bind(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> str:
-    """ "" when the arguments fit (or the signature is unknown), else why not."""
-    sig = _signature(fn)
-    if sig is None:
-        return ""
-    try:
-        sig.bind(*args, **kwargs)
-    except TypeError as exc:
-        return f"arguments do not fit {name}{sig}: {exc}"
-    return ""

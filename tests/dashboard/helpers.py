@@ -87,8 +87,11 @@ def start_console(tmp: Path, extra: str = "", nats: Any = None) -> Console:
     config.write_text(console_yaml(nats.url, port, metrics_port, extra))
     daemon = Daemon(config, tmp / "naqd.log").start()
     url = f"http://127.0.0.1:{port}"
-    daemon.wait_for_log("dashboard on", timeout=30)
-    daemon.wait_for_log("ready: queue", count=2, timeout=30)
+    # On a cluster every stream and bucket is created with three replicas, each waiting
+    # for its own leader election: on a busy 2-core box that took over 30 s once.
+    ready = 90 if "," in nats.url else 30
+    daemon.wait_for_log("dashboard on", timeout=ready)
+    daemon.wait_for_log("ready: queue", count=2, timeout=ready)
     wait_until(lambda: status(url + "/api/v1/me", token=VIEWER_TOKEN) == 200, 20, what="console")
     return Console(daemon, nats, url, f"http://127.0.0.1:{metrics_port}", tmp)
 

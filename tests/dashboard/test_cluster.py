@@ -35,10 +35,6 @@ def console(tmp_path: Path) -> Iterator[Console]:
     cluster.stop()
 
 
-@pytest.mark.skip(
-    reason="flaky in the full suite: the daemon on the 3-node cluster was not ready "
-    "within 30 s once; open item"
-)
 def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
     op = Browserless(console.url, OPERATOR_TOKEN)
     job = console.enqueue("tests.tasks:fail", '"on a cluster"', job_id="cluster-dead")

@@ -18,7 +18,9 @@ def rec(status: str) -> ResultRecord:
         (None, 1, True, None),  # first delivery
         (rec("running"), 1, True, None),
         (rec("running"), 2, True, "lost"),  # the worker died mid-run
-        (None, 2, True, "lost"),  # died before even the 'running' notice
+        # No record: it died within 50 ms (before the 'running' notice) or was held in a
+        # prefetch backlog and handed back at a stop: nothing tells which.
+        (None, 2, True, "unknown"),
         (rec("retrying"), 2, True, None),  # our own delayed nak
         (rec("queued"), 3, True, None),  # handed back at a drain
         (None, 2, False, "unknown"),  # result_ttl=0: nothing to tell by
