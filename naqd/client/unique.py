@@ -45,6 +45,7 @@ from naqd.client.unique_rules import (
     lock_ttl,
     next_start,
 )
+from naqd.protocol.known_queues import lost_compare_and_set
 from naqd.protocol.names import (
     HDR_EXPECTED_LAST_SUBJECT_SEQ,
     HDR_TTL,
@@ -53,7 +54,6 @@ from naqd.protocol.names import (
     kv_subject,
 )
 
-WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
 CONTENDED = 200  # compare-and-set rounds before giving up (one enqueue wins each)
 
 
@@ -166,7 +166,7 @@ async def _swap(js: Any, lock: str, value: bytes, last: int, ttl: float) -> int 
     try:
         ack = await js.publish(kv_subject(UNIQUE_BUCKET, lock), value, headers=headers)
     except BadRequestError as exc:
-        if exc.err_code == WRONG_LAST_SEQUENCE:
+        if lost_compare_and_set(exc):
             return None
         raise
     return int(ack.seq)
@@ -224,11 +224,11 @@ async def release(js: Any, lock: str, job_id: str) -> bool:
 
 async def _delete_if(kv: Any, lock: str, revision: int) -> None:
     """Compare-and-delete. nats-py's `delete(last=)` reports a lost race as a plain
-    BadRequestError (err_code 10071, "wrong last sequence"), not as the
+    BadRequestError ("wrong last sequence", 10071 or 10164), not as the
     KeyWrongLastSequenceError its `create` and `update` raise: one error for both."""
     try:
         await kv.delete(lock, last=revision)
     except BadRequestError as exc:
-        if exc.err_code == 10071:
+        if lost_compare_and_set(exc):
             raise KeyWrongLastSequenceError(description=exc.description) from None
         raise

@@ -26,7 +26,13 @@ def queue_record(by: str) -> bytes:
     return json.dumps({"by": by, "host": socket.gethostname(), "at": time.time()}).encode()
 
 
-WRONG_LAST_SEQUENCE = 10071  # the key exists already
+# A compare-and-set that lost: "wrong last sequence" (10071) or, from a clustered stream,
+# its constant form (10164). nats-py maps both for kv.create/update, not for a publish.
+WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+
+
+def lost_compare_and_set(exc: APIError) -> bool:
+    return exc.err_code in WRONG_LAST_SEQUENCE
 
 
 async def register_queues(js: JetStreamContext, names: Iterable[str], by: str) -> None:
@@ -41,7 +47,7 @@ async def register_queues(js: JetStreamContext, names: Iterable[str], by: str) -
                 headers={HDR_EXPECTED_LAST_SUBJECT_SEQ: "0"},
             )
         except APIError as exc:
-            if exc.err_code != WRONG_LAST_SEQUENCE:
+            if not lost_compare_and_set(exc):  # the name is there already
                 raise
 
 

@@ -19,7 +19,13 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    BadRequestError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from naqd.protocol.audit import audit_stream_config
 from naqd.protocol.known_queues import register_queues
@@ -300,14 +306,30 @@ async def ensure_or_refuse(
     config: Config,
     *more: Callable[[JetStreamContext, Config], Awaitable[None]],
     on_repair: OnRepair | None = None,
+    settle: float = 30.0,
 ) -> bool:
     """Ensure naqd's resources (and `more`). False, logged, when NATS refuses them for
     good, a configuration error the child reports with exit 78; anything transient (no
-    quorum yet, a timeout) raises, so the child crashes and is restarted."""
+    quorum yet, a timeout) is tried again for up to `settle` seconds (a stream just
+    created on a cluster answers once it has elected its leader), then raises, so the
+    child crashes and is restarted."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    delay = 0.1
     try:
-        await ensure_resources(js, config, on_repair)
-        for ensure in more:
-            await ensure(js, config)
+        while True:
+            try:
+                await ensure_resources(js, config, on_repair)
+                for ensure in more:
+                    await ensure(js, config)
+                return True
+            except _NOT_READY as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                if delay == 0.1:
+                    logger.info("NATS is not ready for naqd's streams yet ({}): retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
     except APIError as exc:
         if not refused_by_config(exc):
             raise
@@ -319,7 +341,16 @@ async def ensure_or_refuse(
             config.path,
         )
         return False
-    return True
+
+
+# What a stream or bucket answers while it has no leader yet (or the server is busy).
+_NOT_READY = (
+    NoStreamResponseError,
+    NoRespondersError,
+    NatsTimeoutError,
+    asyncio.TimeoutError,
+    ServiceUnavailableError,
+)
 
 
 async def ensure_consumer(
