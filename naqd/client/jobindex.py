@@ -45,6 +45,7 @@ class JobIndex:
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pruned = time.monotonic()
+        self._reading = asyncio.Lock()  # one refresh at a time (the round and lookups)
 
     @property
     def complete(self) -> bool:
@@ -53,6 +54,16 @@ class JobIndex:
 
     def seq_of(self, job_id: str) -> int | None:
         return self.ids.get(job_id)
+
+    async def lookup(self, job_id: str) -> int | None:
+        """`seq_of`, but a miss first reads what was stored since the last round: a job
+        enqueued a moment ago is found, not reported missing for up to `interval`."""
+        seq = self.ids.get(job_id)
+        if seq is None and self.complete:
+            with contextlib.suppress(Exception):  # NATS away: the miss stands
+                await self.refresh()
+            seq = self.ids.get(job_id)
+        return seq
 
     def forget(self, job_id: str) -> None:
         self.ids.pop(job_id, None)
@@ -91,6 +102,10 @@ class JobIndex:
 
     async def refresh(self) -> int:
         """Read what was stored since the last refresh; returns how many jobs."""
+        async with self._reading:
+            return await self._refresh()
+
+    async def _refresh(self) -> int:
         from naqd.client.batchget import scan
         from naqd.client.jobs import msg_job_id
 

@@ -524,7 +524,7 @@ async def find_queued(ex: Explorer, job_id: str, budget: float = TIME_BUDGET) ->
     newest messages first under a time budget (there is no server index by Nats-Msg-Id)."""
     index = getattr(ex, "index", None)
     if index is not None:
-        seq = index.seq_of(job_id)
+        seq = await index.lookup(job_id)
         if seq is not None:
             try:
                 return await ex.js.get_msg(JOBS_STREAM, seq)

@@ -46,9 +46,6 @@ def console_pid(nats_url: str, naqd) -> int | None:
     return pids[0] if len(pids) == 1 else None
 
 
-@pytest.mark.skip(
-    reason="flaky in the full suite on two xdist workers (failed 1 of 3 full runs); open item"
-)
 def test_reload_starts_moves_and_the_supervisor_restarts_the_console(
     daemon_factory, nats_server
 ) -> None:

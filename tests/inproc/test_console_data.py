@@ -344,6 +344,12 @@ async def test_id_index_finds_queued_jobs_by_prefix_and_forgets_taken_ones(clien
         assert target in [r.id for r in found] and found[0].state == "queued"
         detail = await ex.job_detail(target, scan_budget=0)  # from the index, no scan
         assert detail.state == "queued" and detail.args == [37, 37]
+        # Enqueued after the index's last round (it reads once a second; stopped here): a
+        # miss reads the stream's tail before it says "not found".
+        await ex.index.stop()
+        fresh = await client.enqueue("tests.tasks:add", 1, 2, job_id="just-now")
+        assert ex.index.seq_of(fresh.id) is None
+        assert (await ex.job_detail(fresh.id, scan_budget=0)).state == "queued"
         await Actions(client).purge_queue("default")
         with pytest.raises(JobNotFound):
             await ex.job_detail(target, scan_budget=0)
