@@ -182,7 +182,7 @@ def install() -> None:
         except (AttributeError, KeyError):
             continue
         setattr(owner, name, _timed(fn, stage))
-    nats_cls = overhead._RecordingNats
+    nats_cls = overhead.FakeNats
     nats_cls.publish = _publish_stage(nats_cls.publish)  # type: ignore[method-assign]
 
 
