@@ -188,9 +188,9 @@ class JobRow:
 
 @dataclass
 class Attempt:
-    """One run of a job. Failed attempts carry their error and traceback (plain text);
-    only the last attempt knows its worker and start time (the result record keeps
-    those for the newest attempt only)."""
+    """One run of a job: its worker and times, and for a failed one its error and
+    traceback (plain text). Attempts stored by a naqd older than the console, and a lost
+    attempt's end, have no times."""
 
     number: int
     status: str  # "failed", or the job's status for the last attempt

@@ -481,19 +481,16 @@ async def job_detail(ex: Explorer, job_id: str, scan_budget: float = TIME_BUDGET
         if err is not None:
             d.error_type, d.error_message, d.traceback = err.type, err.message, err.traceback
         for n, e in enumerate(rec.errors, 1):
-            d.attempts.append(Attempt(n, "failed", error_type=e.type, error_message=e.message,
-                                      traceback=e.traceback))  # fmt: skip
+            d.attempts.append(Attempt(n, "failed", e.worker, e.started_at, e.finished_at,
+                                      e.type, e.message, e.traceback))  # fmt: skip
         if rec.status in ("running", "succeeded", "cancelled") or (
             rec.status == "failed" and len(rec.errors) < max(rec.attempts, 1)
         ):
             d.attempts.append(Attempt(len(d.attempts) + 1, rec.status))
         if d.attempts:
             last = d.attempts[-1]
-            last.worker, last.started_at, last.finished_at = (
-                rec.worker,
-                rec.started_at,
-                rec.finished_at,
-            )
+            last.worker, last.started_at = rec.worker or last.worker, rec.started_at
+            last.finished_at = rec.finished_at or last.finished_at
             if rec.status == "failed" and err is not None and not last.error_type:
                 last.error_type, last.error_message, last.traceback = (
                     err.type,
@@ -504,11 +501,9 @@ async def job_detail(ex: Explorer, job_id: str, scan_budget: float = TIME_BUDGET
         d.state = "dead"
         if not d.attempts:
             for n, e in enumerate(dead.errors or (dead.error,), 1):
-                d.attempts.append(
-                    Attempt(n, "failed", error_type=e.type, error_message=e.message,
-                            traceback=e.traceback)
-                )  # fmt: skip
-            d.attempts[-1].worker = dead.worker
+                d.attempts.append(Attempt(n, "failed", e.worker, e.started_at, e.finished_at,
+                                          e.type, e.message, e.traceback))  # fmt: skip
+            d.attempts[-1].worker = d.attempts[-1].worker or dead.worker
         if not d.error_type:
             d.error_type, d.error_message = dead.error.type, dead.error.message
             d.traceback = dead.error.traceback

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from naqd.protocol.envelope import ErrorInfo
+from naqd.protocol.envelope import ErrorInfo, error_dict, error_info
 
 # failed: the task raised and retries are used up (or the error is not retryable);
 # unreadable: the payload is not a job naqd can decode (bytes, version, fields);
@@ -73,8 +73,8 @@ class DeadLetter:
         return d
 
 
-def _err(e: ErrorInfo) -> dict[str, str]:
-    return {"type": e.type, "message": e.message, "traceback": e.traceback}
+def _err(e: ErrorInfo) -> dict[str, Any]:
+    return error_dict(e)
 
 
 def encode_dead_letter(entry: DeadLetter) -> bytes:
@@ -91,11 +91,11 @@ def decode_dead_letter(data: bytes, seq: int = 0) -> DeadLetter:
         id=d["id"],
         queue=d["queue"],
         reason=d["reason"],
-        error=ErrorInfo(**d["error"]),
+        error=error_info(d["error"]),
         subject=d.get("subject", ""),
         payload=payload,
         headers=dict(d.get("headers") or {}),
-        errors=tuple(ErrorInfo(**e) for e in d.get("errors") or ()),
+        errors=tuple(error_info(e) for e in d.get("errors") or ()),
         attempts=d.get("attempts", 0),
         task=d.get("task", ""),
         stream_seq=d.get("stream_seq", 0),

@@ -311,9 +311,38 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 @dataclass(frozen=True)
 class ErrorInfo:
+    """One failed attempt: what it raised, and (since issue 19's console) which worker
+    ran it and when; the last three are empty for an error no run produced."""
+
     type: str
     message: str
     traceback: str = ""
+    worker: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+def error_info(d: dict[str, Any]) -> ErrorInfo:
+    """An error entry as stored; keys a newer writer may add are ignored."""
+    return ErrorInfo(
+        str(d.get("type", "")),
+        str(d.get("message", "")),
+        str(d.get("traceback", "")),
+        str(d.get("worker", "")),
+        d.get("started_at"),
+        d.get("finished_at"),
+    )
+
+
+def error_dict(e: ErrorInfo) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": e.type, "message": e.message, "traceback": e.traceback}
+    if e.worker:
+        d["worker"] = e.worker
+    if e.started_at is not None:
+        d["started_at"] = e.started_at
+    if e.finished_at is not None:
+        d["finished_at"] = e.finished_at
+    return d
 
 
 @dataclass(slots=True)
@@ -367,15 +396,9 @@ def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
         d["progress"] = rec.progress
         d["progress_message"] = rec.progress_message
     if rec.error is not None:
-        d["error"] = {
-            "type": rec.error.type,
-            "message": rec.error.message,
-            "traceback": rec.error.traceback,
-        }
+        d["error"] = error_dict(rec.error)
     if rec.errors:
-        d["errors"] = [
-            {"type": e.type, "message": e.message, "traceback": e.traceback} for e in rec.errors
-        ]
+        d["errors"] = [error_dict(e) for e in rec.errors]
     try:
         return _compact_json(d).encode()
     except (TypeError, ValueError) as exc:
@@ -461,7 +484,7 @@ def decode_result(
         id=d["id"],
         status=d["status"],
         result=result,
-        error=ErrorInfo(**err) if err else None,
+        error=error_info(err) if err else None,
         attempts=d.get("attempts", 0),
         task=d.get("task", ""),
         queue=d.get("queue", ""),
@@ -470,7 +493,7 @@ def decode_result(
         finished_at=d.get("finished_at"),
         worker=d.get("worker", ""),
         encoding=encoding,
-        errors=tuple(ErrorInfo(**e) for e in d.get("errors") or ()),
+        errors=tuple(error_info(e) for e in d.get("errors") or ()),
         progress=d.get("progress"),
         progress_message=d.get("progress_message", ""),
     )

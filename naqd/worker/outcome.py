@@ -213,6 +213,9 @@ def decide(
                 type(unstorable).__name__,
                 f"the return value of {env.task} cannot be stored: {unstorable}",
                 _traceback(unstorable),
+                base.worker,
+                base.started_at,
+                time.time(),
             )
             exc = UnstorableResult(str(unstorable))
             decision = after_run(
@@ -241,7 +244,9 @@ def decide(
         return HANDED_BACK
     if kind == "cancelled":
         return Cancelled(cancelled_record(base))
-    error = ErrorInfo(type(exc).__name__, str(exc), _traceback(exc))
+    error = ErrorInfo(
+        type(exc).__name__, str(exc), _traceback(exc), base.worker, base.started_at, time.time()
+    )
     errors = (*base.errors, error)
     if kind == "retry":
         record = failure_record(decision, base, error, errors)
@@ -417,6 +422,9 @@ def attempt_of(
         lost = ErrorInfo(
             "WorkerLost",
             f"attempt {prior.attempts} ended without an outcome (worker {prior.worker} died)",
+            "",
+            prior.worker,
+            prior.started_at,
         )
         errors = (*errors, lost)
     return prior.attempts + 1, errors

@@ -475,3 +475,19 @@ async def test_audit_retention_is_applied_by_ensure_audit_stream(client) -> None
         await Actions(client, actor="gil").resume_queue("default")
     page = await client.explorer.audit()
     assert len(page.items) == 2 and page.cursor is None  # the oldest went first
+
+
+async def test_every_attempt_keeps_its_worker_and_times(client, nats_server) -> None:
+    """A job that failed, was retried and died: each attempt in its detail says which
+    worker ran it and when (the record keeps them per error, docs/protocol.md)."""
+    async with worker(nats_server.url, retries=1, backoff=[0.05]):
+        job = await client.enqueue("tests.tasks:fail", "twice", job_id="two-attempts")
+        await client.wait(job.id, timeout=10)
+    detail = await client.explorer.job_detail(job.id)
+    assert detail.state == "dead" and [a.status for a in detail.attempts] == ["failed"] * 2
+    first, second = detail.attempts
+    for a in detail.attempts:
+        assert a.worker and a.error_type == "ValueError" and "Traceback" in a.traceback
+        assert a.started_at is not None and a.finished_at is not None
+        assert a.started_at <= a.finished_at
+    assert first.finished_at <= second.started_at  # the retry ran after the first ended
