@@ -177,6 +177,7 @@ class HeartbeatConfig:
 @dataclass(frozen=True)
 class ResultsConfig:
     ttl: float = 7 * 86400.0
+    keep_args: bool = False  # the job's args/kwargs in its result record (Celery's result_extended)
 
 
 @dataclass(frozen=True)

@@ -474,6 +474,8 @@ async def job_detail(ex: Explorer, job_id: str, scan_budget: float = TIME_BUDGET
         d.enqueued_at = d.enqueued_at or rec.enqueued_at or None
         d.started_at, d.finished_at, d.worker = rec.started_at, rec.finished_at, rec.worker
         d.progress, d.progress_message = rec.progress, rec.progress_message
+        if not env and rec.args is not None:  # left the stream; kept by results.keep_args
+            d.args, d.kwargs = list(rec.args), dict(rec.kwargs or {})
         d.result = rec.result
         if rec.status == "succeeded":
             d.result_text = json.dumps(rec.result, indent=2, default=str, ensure_ascii=False)

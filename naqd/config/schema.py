@@ -526,7 +526,9 @@ ROOT = Section(
             },
         ),
         "heartbeat": Section(HeartbeatConfig, {"interval": scalar(duration())}),
-        "results": Section(ResultsConfig, {"ttl": scalar(duration())}),
+        "results": Section(
+            ResultsConfig, {"ttl": scalar(duration()), "keep_args": scalar(boolean)}
+        ),
         "dead_letters": Section(DeadLettersConfig, {"max_age": scalar(duration())}),
         "audit": Section(
             AuditConfig,

@@ -362,6 +362,8 @@ class ResultRecord:
     errors: tuple[ErrorInfo, ...] = ()  # one per failed attempt, oldest first
     progress: float | None = None  # 0..1, set by the job (naqd.current_job().progress)
     progress_message: str = ""
+    args: list[Any] | None = None  # the job's arguments, kept with `results.keep_args`
+    kwargs: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -370,7 +372,13 @@ class ResultRecord:
 
 def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
     """`keyring` signs a pickled result, so a producer loads only what a worker wrote."""
-    if rec.encoding == "json" and rec.error is None and not rec.errors and rec.progress is None:
+    if (
+        rec.encoding == "json"
+        and rec.error is None
+        and not rec.errors
+        and rec.progress is None
+        and rec.args is None
+    ):
         plain = _encode_plain(rec)
         if plain is not None:
             return plain
@@ -395,6 +403,9 @@ def encode_result(rec: ResultRecord, keyring: Keyring | None = None) -> bytes:
     if rec.progress is not None:
         d["progress"] = rec.progress
         d["progress_message"] = rec.progress_message
+    if rec.args is not None:
+        d["args"] = rec.args
+        d["kwargs"] = rec.kwargs or {}
     if rec.error is not None:
         d["error"] = error_dict(rec.error)
     if rec.errors:
@@ -496,4 +507,6 @@ def decode_result(
         errors=tuple(error_info(e) for e in d.get("errors") or ()),
         progress=d.get("progress"),
         progress_message=d.get("progress_message", ""),
+        args=d.get("args"),
+        kwargs=d.get("kwargs"),
     )

@@ -370,6 +370,8 @@ def final_record(base: ResultRecord, result: Any, error: ErrorInfo | None) -> Re
         errors=base.errors,
         progress=base.progress,
         progress_message=base.progress_message,
+        args=base.args,
+        kwargs=base.kwargs,
     )
 
 
@@ -377,7 +379,7 @@ def succeeded_data(base: ResultRecord, result: Any, keyring: Keyring | None) -> 
     """final_record(base, result, None), encoded; a plain one (JSON, no errors before, no
     progress) without building the record (~0.8 us a job). Raises as encode_result does
     for a result that cannot be encoded."""
-    if base.encoding == "json" and not base.errors and base.progress is None:
+    if base.encoding == "json" and not base.errors and base.progress is None and base.args is None:
         data = encode_plain(
             base.id,
             "succeeded",

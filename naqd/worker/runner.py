@@ -91,12 +91,12 @@ class Runner:
         self._rss = SampledRss()  # read at most every RSS_EVERY s, not after every job
         self.queue_policy = policy_for(queue)
         self.store_deadline = max(5.0, queue.ack_wait / 2)
+        self.keep_args = config.results.keep_args  # the job's arguments in its record
         self.cancels = CancelWatch(nc)  # cancel requests (worker/cancels.py)
         self.limiter: RateLimiter | None = None  # the queue's `rate` (worker/ratelimit.py)
         self.notices = RunningNotices()  # lazy 'running' records (worker/notice.py)
-        # Result records, pipelined; those of jobs finishing in the same loop turn share one
-        # atomic batch, one fsync under sync `always` (naqd/transport/streamwriter.py).
-        # Result records share an atomic batch only when many finish in one loop turn:
+        # Result records, pipelined; those of many jobs finishing in one loop turn share an
+        # atomic batch, one fsync under sync `always` (naqd/transport/streamwriter.py);
         # small batches made a c10 drain 4x slower (docs/performance.md#durability).
         self.writer = StreamWriter(
             nc, Batching(batch_stream, batch_headers), min_batch=RESULT_MIN_BATCH
@@ -273,6 +273,8 @@ class Runner:
             encoding="pickle" if headers.get(HDR_ENCODING) == "pickle" else "json",
             errors=errors,
         )
+        if self.keep_args:
+            base.args, base.kwargs = list(env.args), dict(env.kwargs)
         cancelled = env.id in self.cancels.cancelled
         skipped = None
         if cancelled or attempt > 1:  # before_run can only stop a job in these cases

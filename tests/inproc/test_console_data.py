@@ -491,3 +491,21 @@ async def test_every_attempt_keeps_its_worker_and_times(client, nats_server) -> 
         assert a.started_at is not None and a.finished_at is not None
         assert a.started_at <= a.finished_at
     assert first.finished_at <= second.started_at  # the retry ran after the first ended
+
+
+async def test_keep_args_shows_a_finished_jobs_arguments(client, nats_server) -> None:
+    """With `results.keep_args` the record carries the job's arguments, so a job that has
+    left the stream still shows them; without it a finished job's arguments are gone."""
+    kept = Worker(
+        nats_server.url, tasks=["tests.tasks"], queues={"default": {}},
+        settings={"results": {"keep_args": True}},
+    )  # fmt: skip
+    async with kept:
+        job = await client.enqueue("tests.tasks:add", 2, 3, job_id="kept-args")
+        assert await job.result(timeout=10) == 5
+    detail = await client.explorer.job_detail(job.id)
+    assert detail.state == "succeeded" and detail.args == [2, 3] and detail.kwargs == {}
+    async with worker(nats_server.url):
+        plain = await client.enqueue("tests.tasks:add", 4, 5, job_id="plain-args")
+        assert await plain.result(timeout=10) == 9
+    assert (await client.explorer.job_detail(plain.id)).args == []
