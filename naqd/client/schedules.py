@@ -161,16 +161,24 @@ class ScheduleMixin:
         """Enqueue one run of a YAML or code schedule now; returns its job id
         (`cron.<name>.manual.<stamp>`, apart from every tick's). Paused schedules too:
         a person asked for this run. ScheduleNotFound if no schedule has that name."""
+        from naqd.client.options import Options
         from naqd.protocol.ticks import manual_job_id
 
         definition = await self.schedule_definition(name)
         job_id = manual_job_id(name, datetime.now(UTC))
-        build = self.build  # type: ignore[attr-defined]  # BuildMixin, on Client
-        subject, payload, headers = build(
-            definition.task, definition.args, dict(definition.kwargs), queue=definition.queue,
-            job_id=job_id, retries=definition.retries, timeout=definition.timeout,
-        )  # fmt: skip
-        await self._publish(subject, payload, headers)  # type: ignore[attr-defined]
+        options = Options.of(
+            {
+                "queue": definition.queue,
+                "job_id": job_id,
+                "retries": definition.retries,
+                "timeout": definition.timeout,
+            }
+        )
+        msg = self.shape(  # type: ignore[attr-defined]  # BuildMixin, on Client
+            definition.task, definition.args, dict(definition.kwargs), options
+        )
+        # As an enqueue: the client's middleware sees it (before_enqueue may add headers).
+        await self._send(msg, None, job_id)  # type: ignore[attr-defined]
         return job_id
 
     async def schedule_definition(self, name: str) -> ScheduleConfig:

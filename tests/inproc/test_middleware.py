@@ -123,3 +123,25 @@ async def test_no_middleware_no_hooks(nats_server: NatsServer) -> None:
     async with Worker(nats_server.url, tasks=["tests.tasks"]) as worker:
         assert all(core.runner.hooks is None for core in worker.cores.values())
     assert Client(nats_server.url).hooks is None
+
+
+async def test_a_manual_schedule_trigger_runs_the_enqueue_hooks(nats_server: NatsServer) -> None:
+    """`naqd schedules trigger` and the console's Trigger enqueue through the client, so
+    its middleware sees the run as it sees any enqueue (the header reaches the job)."""
+    from naqd.models import Config, NatsConfig, ScheduleConfig
+    from naqd.protocol.resources import ensure_resources, ensure_scheduler_resources
+    from naqd.protocol.schedule_state import ScheduleState
+
+    rec = Recorder()
+    async with Client(nats_server.url, middleware=[rec]) as client:
+        config = Config(nats=NatsConfig(servers=(nats_server.url,)))
+        await ensure_resources(client._js, config)
+        await ensure_scheduler_resources(client._js, config)
+        await ScheduleState(client._js).set_yaml_schedules(
+            [ScheduleConfig(name="hourly", task="tests.tasks:add", cron="0 * * * *", args=(1, 2))]
+        )
+        job_id = await client.trigger_schedule("hourly")
+        assert [c[0] for c in rec.calls if c[1] == job_id] == ["before_enqueue", "after_enqueue"]
+        js = client._js
+        msg = await js.get_msg("NAQD_JOBS", seq=1, subject="naqd.jobs.default", next=True)
+        assert (msg.headers or {}).get(AUDIT_HEADER, "").startswith("recorder:")
