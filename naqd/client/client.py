@@ -562,6 +562,10 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
             for message in messages:
                 await hooks.enqueue(message)
         stored = [False] * len(msgs)
+        # One deadline for the call: the pipelined writes, then the retries of those that
+        # failed, share publish_deadline (a retry per job with a deadline of its own made
+        # a bulk enqueue during an outage take a deadline per job).
+        until = time.monotonic() + self.publish_deadline
         try:
             submit, window = (await self._stream_writer()).submit, self.publish_deadline
             futures = [
@@ -574,7 +578,7 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
                 stored[i] = not fut.cancelled() and fut.exception() is None
             for i, (subject, payload, headers) in enumerate(msgs):
                 if not stored[i]:
-                    await self._publish(subject, payload, headers)
+                    await self._publish(subject, payload, headers, until)
                     stored[i] = True
         except BaseException as exc:
             if hooks is not None:
@@ -600,9 +604,13 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
                 await writer.stop()
         return self._writer
 
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
-        """Retry with the same Nats-Msg-Id: the stream's dedupe makes a retry safe."""
-        deadline = time.monotonic() + self.publish_deadline
+    async def _publish(
+        self, subject: str, payload: bytes, headers: dict[str, str], until: float | None = None
+    ) -> None:
+        """Retry with the same Nats-Msg-Id: the stream's dedupe makes a retry safe. Gives
+        up at `until` (monotonic; default publish_deadline from now), after one try at
+        least."""
+        deadline = time.monotonic() + self.publish_deadline if until is None else until
         delay = 0.05
         while True:
             remaining = deadline - time.monotonic()

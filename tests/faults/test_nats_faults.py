@@ -165,4 +165,8 @@ async def test_enqueue_gives_up_with_a_clear_error_at_its_deadline(nats_server) 
         nats_server.stop()
         with pytest.raises(EnqueueError, match=r"could not enqueue .* within 1.0s"):
             await client.enqueue("tests.tasks:add", 1, 2)
+        # A bulk enqueue shares one deadline: its failed writes are not each given a
+        # deadline of their own (100 jobs took 100 s before), so it fails well within 30 s.
+        with pytest.raises(EnqueueError, match=r"could not enqueue .* within 1.0s"):
+            await asyncio.wait_for(client.enqueue_many("tests.tasks:add", [(1, 2)] * 100), 30)
         nats_server.start()
