@@ -13,14 +13,23 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 BATCH = 256
 TIMEOUT = 5.0
+
+
+def _unanswered(nc: NATS) -> NoReturn:
+    """No answer within TIMEOUT: a server that does not serve batched gets (the caller
+    falls back to single ones), unless the connection itself went away meanwhile."""
+    if not nc.is_connected:
+        raise nats.errors.TimeoutError()
+    raise NotImplementedError("no answer to a batched direct get")
 
 
 def _raw(msg: Any) -> RawStreamMsg:
@@ -51,6 +60,8 @@ async def batch(
         else:
             out.append(msg)
 
+    if not nc.is_connected:  # a request now would wait out TIMEOUT, then a fallback's
+        raise nats.errors.ConnectionReconnectingError()
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=on_msg)
     try:
@@ -59,7 +70,7 @@ async def batch(
         try:
             more = await asyncio.wait_for(done, TIMEOUT)
         except TimeoutError:
-            raise NotImplementedError("no answer to a batched direct get") from None
+            _unanswered(nc)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
@@ -145,6 +156,8 @@ async def bodies(
         else:
             done.set_exception(NotImplementedError(f"batched direct get refused ({status})"))
 
+    if not nc.is_connected:  # a request now would wait out TIMEOUT, then a fallback's
+        raise nats.errors.ConnectionReconnectingError()
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=on_msg)
     try:
@@ -153,7 +166,7 @@ async def bodies(
         try:
             after = await asyncio.wait_for(done, TIMEOUT)
         except TimeoutError:
-            raise NotImplementedError("no answer to a batched direct get") from None
+            _unanswered(nc)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("naqd.client")
 
 RETRY_MISSING = 30.0  # seconds before looking again for a bucket that did not exist
+RETRY_UNREADABLE = 2.0  # seconds the check is skipped after NATS did not answer it
 _GONE = ("DEL", "PURGE")
 
 
@@ -100,6 +101,8 @@ class KnownQueues:
         async with self._opening:
             if self._watcher is not None:
                 return True
+            if time.monotonic() < self._missing_until:  # the call before us just failed
+                return False
             try:
                 kv = await self.js.key_value(QUEUES_BUCKET)
             except (BucketNotFoundError, NoRespondersError, ServiceUnavailableError):
@@ -107,12 +110,20 @@ class KnownQueues:
                 # check against; the publish says what is missing.
                 self._missing_until = time.monotonic() + RETRY_MISSING
                 return False
+            except Exception as exc:
+                # NATS does not answer: the enqueues waiting on this lock skip the check
+                # for a moment instead of each waiting out a request timeout in turn.
+                if isinstance(translate_nats(exc), Unavailable):
+                    self._missing_until = time.monotonic() + RETRY_UNREADABLE
+                raise
             watcher = await open_watch(kv, ">")
             try:
                 while (entry := await watcher.updates(self.request_timeout)) is not None:
                     self._apply(entry)
-            except BaseException:
+            except BaseException as exc:
                 await close_watch(watcher)
+                if isinstance(exc, Exception) and isinstance(translate_nats(exc), Unavailable):
+                    self._missing_until = time.monotonic() + RETRY_UNREADABLE
                 raise
             self._kv, self._watcher = kv, watcher
             self._follower = asyncio.get_running_loop().create_task(self._follow(watcher))

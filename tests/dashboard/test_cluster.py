@@ -1,6 +1,5 @@
 """The console on a three-node NATS cluster (streams replicated three times): the API
-reads and acts as on one server. (Losing a node under it is not tested here: an action
-right after a node was killed did not always go through within 60 s; an open item.)"""
+reads and acts as on one server, and goes on doing so once a node is lost."""
 
 from __future__ import annotations
 
@@ -55,3 +54,16 @@ def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
         30,
         what="the requeued job ran (and died again)",
     )
+    # A node is lost (the console's own connection, a stream leader, or neither): the
+    # two left keep quorum, and the console reads and acts again once NATS has moved
+    # the leaders (5 s measured; a second loss right after the first's restart, before
+    # it caught up, leaves no quorum and is not tested).
+    console.nats.cluster.kill(0)
+    wait_until(
+        lambda: op.post("/api/v1/queues/default/pause").status == 200,
+        60,
+        interval=0.5,
+        what="an action after a node was lost",
+    )
+    assert any(d["id"] == job for d in op.get("/api/v1/dead-letters").json()["items"])
+    assert op.post("/api/v1/queues/default/resume").status == 200
