@@ -288,7 +288,9 @@ async def test_close_never_raises_and_logs_once_when_nats_is_gone(
     caplog.clear()
     caplog.set_level(logging.INFO, logger="naqd.client")
     try:
-        async with client:  # __aexit__ is close
+        # Bounded by CLOSE_WITHIN per step, not by nats-py giving up its drain (that took
+        # 10 s against a hung server: a web app's shutdown waited for it).
+        async with asyncio.timeout(5), client:  # __aexit__ is close
             pass
     finally:
         server.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
