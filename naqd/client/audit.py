@@ -1,7 +1,8 @@
 """The audit trail: append one entry per operator action and list them (`naqd audit`,
 the console's audit page). Entries live in the NAQD_AUDIT stream; the daemon applies
 the configured retention, and a client that finds no stream creates it with the
-defaults, so an action taken before any daemon ran is still recorded."""
+defaults (replicated like the jobs stream), so an action taken before any daemon ran is
+still recorded."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from naqd.client.batchget import fetch_range
 from naqd.client.faults import guarded
 from naqd.client.pages import STOP, Page, Stop, parse_cursor, walk_back
 from naqd.protocol.audit import AuditEntry, audit_stream_config, decode_entry, encode_entry
-from naqd.protocol.names import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX, audit_subject, under
+from naqd.protocol.names import (
+    AUDIT_STREAM,
+    AUDIT_SUBJECT_PREFIX,
+    JOBS_STREAM,
+    audit_subject,
+    under,
+)
 
 log = logging.getLogger("naqd.audit")
 
@@ -60,11 +67,23 @@ class AuditLog:
                     await self.js.stream_info(AUDIT_STREAM)
                 except NotFoundError:
                     try:
-                        await self.js.add_stream(audit_stream_config())
+                        await self.js.add_stream(audit_stream_config(await self._replicas()))
                     except Exception as add_exc:
                         log.warning("audit stream not created: %r", add_exc)
                         return False
+                except Exception as info_exc:  # NATS did not answer: the action stands
+                    log.warning("audit entry not stored: %r (then %r)", exc, info_exc)
+                    return False
         return False
+
+    async def _replicas(self) -> int:
+        """The jobs stream's replica count, which the daemon chose from `nats.replicas`:
+        an R1 trail on a cluster would stop recording when its one node is lost."""
+        try:
+            info = await self.js.stream_info(JOBS_STREAM)
+        except Exception:
+            return 1
+        return int(info.config.num_replicas or 1)
 
     async def list(
         self,

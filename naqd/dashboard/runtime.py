@@ -56,11 +56,24 @@ class Console:
         """Serve on `nc` (reconnecting forever, naqd/transport/connection.py): the
         client for reads and actions, and the change feeds into the broker."""
         self.client = await Client.from_config(self.config, nc=nc).connect()
+        await self._ensure_audit(nc)
         # The id index of queued jobs: an id search or a queued job's detail is a lookup.
         await self.client.explorer.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._feed()))
         self._tasks.append(loop.create_task(self._watch_link()))
+
+    async def _ensure_audit(self, nc: NATS) -> None:
+        """The audit trail with the configured retention and replicas (an R1 stream
+        left by a client's fallback is scaled up): on a cluster, the actions of an
+        operator stay recorded when a node is lost. Best effort: the console serves
+        without it, and the first action's append creates it."""
+        from naqd.protocol.resources import ensure_audit_stream
+
+        try:
+            await ensure_audit_stream(nc.jetstream(), self.config)
+        except Exception as exc:
+            logger.warning("audit stream not applied: {!r}", exc)
 
     async def _feed(self) -> None:
         """The client's change feeds into the broker, restarted after an outage."""

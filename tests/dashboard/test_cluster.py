@@ -3,12 +3,13 @@ reads and acts as on one server, and goes on doing so once a node is lost."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.dashboard.helpers import OPERATOR_TOKEN, Browserless, Console, start_console
+from tests.dashboard.helpers import OPERATOR_TOKEN, Browserless, Console, Reply, start_console
 from tests.natsserver import NatsCluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -57,13 +58,33 @@ def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
     # A node is lost (the console's own connection, a stream leader, or neither): the
     # two left keep quorum, and the console reads and acts again once NATS has moved
     # the leaders (5 s measured; a second loss right after the first's restart, before
-    # it caught up, leaves no quorum and is not tested).
+    # it caught up, leaves no quorum and is not tested). Every stream the console
+    # writes is replicated: an R1 audit trail on the lost node timed each action out.
+    lost = time.time()
     console.nats.cluster.kill(0)
-    wait_until(
-        lambda: op.post("/api/v1/queues/default/pause").status == 200,
-        60,
-        interval=0.5,
-        what="an action after a node was lost",
-    )
-    assert any(d["id"] == job for d in op.get("/api/v1/dead-letters").json()["items"])
+    replies: list[Reply] = []
+
+    def acts() -> bool:
+        replies.append(op.post("/api/v1/queues/default/pause"))
+        return replies[-1].status == 200
+
+    def reads() -> bool:
+        reply = op.get("/api/v1/dead-letters")
+        replies.append(reply)
+        return reply.status == 200 and any(d["id"] == job for d in reply.json()["items"])
+
+    for step, what in ((acts, "an action"), (reads, "a read")):
+        try:
+            wait_until(step, 60, interval=0.5, what=f"{what} after a node was lost")
+        except AssertionError as exc:
+            last = replies[-1]
+            raise AssertionError(f"{exc}; last reply {last.status}: {last.text[:200]}") from None
     assert op.post("/api/v1/queues/default/resume").status == 200
+    wait_until(
+        lambda: any(
+            e["action"] == "queue.resume" and e["at"] >= lost
+            for e in op.get("/api/v1/audit?target=default").json()["items"]
+        ),
+        30,
+        what="the audit entry of an action after the loss",
+    )
