@@ -218,4 +218,4 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 async def _close_quietly(nc: NATS) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(nc.close(), CLOSE_WITHIN)
+        await _within(nc.close(), CLOSE_WITHIN)

@@ -3,12 +3,16 @@ reads and acts as on one server, and goes on doing so once a node is lost."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.js.errors import NotFoundError
 
+from naqd.protocol.names import AUDIT_STREAM
 from tests.dashboard.helpers import OPERATOR_TOKEN, Browserless, Console, Reply, start_console
 from tests.natsserver import NatsCluster, wait_until
 
@@ -24,6 +28,25 @@ class Cluster:
 
     def stop(self) -> None:
         self.cluster.stop()
+
+    def audit_replicas(self, delete: bool = False) -> int:
+        """NAQD_AUDIT's replica count (0: no such stream); `delete` removes it after."""
+
+        async def go() -> int:
+            nc = await nats.connect(self.cluster.urls)
+            try:
+                js = nc.jetstream()
+                try:
+                    info = await js.stream_info(AUDIT_STREAM)
+                except NotFoundError:
+                    return 0
+                if delete:
+                    await js.delete_stream(AUDIT_STREAM)
+                return int(info.config.num_replicas or 1)
+            finally:
+                await nc.close()
+
+        return asyncio.run(go())
 
 
 @pytest.fixture
@@ -55,6 +78,12 @@ def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
         30,
         what="the requeued job ran (and died again)",
     )
+    # The audit trail is replicated like every stream: the console's boot applies it, and
+    # a client that finds none creates it with the jobs stream's replica count.
+    assert console.nats.audit_replicas(delete=True) == 3
+    assert op.post("/api/v1/queues/default/pause").status == 200
+    assert console.nats.audit_replicas() == 3
+    assert op.post("/api/v1/queues/default/resume").status == 200
     # A node is lost (the console's own connection, a stream leader, or neither): the
     # two left keep quorum, and the console reads and acts again once NATS has moved
     # the leaders (5 s measured; a second loss right after the first's restart, before
