@@ -4,6 +4,7 @@ only, so importing it costs nothing."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import sys
@@ -38,7 +39,33 @@ def is_ready(host: str, port: int) -> bool:
         return False
 
 
+# Below the kernel's ephemeral range: a port the kernel hands out for `bind(0)` is also
+# one it hands to outgoing connections, and a server restarted on its port (a test's NATS
+# restart) failed to bind when a connection had taken the port meanwhile.
+LOWEST_PORT = 10_000
+_pick = random.SystemRandom()  # never a seeded sequence shared by parallel test workers
+
+
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, outside the ephemeral range when there is room
+    below it, so it stays free while its server restarts."""
+    low, _ = ephemeral_range()
+    for _ in range(100 if low > LOWEST_PORT + 1000 else 0):
+        port = _pick.randrange(LOWEST_PORT, low)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

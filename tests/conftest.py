@@ -69,7 +69,23 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, count: int = 1, timeout: float = 20.0) -> None:
-        wait_until(lambda: self.log.count(text) >= count, timeout, what=f"log {text!r}")
+        def seen() -> bool:
+            if self.log.count(text) >= count:
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                if self.log.count(text) >= count:  # written just before it exited
+                    return True
+                raise AssertionError(f"naqd exited with {self.proc.returncode} before {text!r}")
+            return False
+
+        try:
+            wait_until(seen, timeout, what=f"log {text!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the log ends:\n{self.tail()}") from None
+
+    def tail(self, lines: int = 60) -> str:
+        """The log's last lines, for a failure message: CI keeps nothing else."""
+        return "\n".join(self.log.splitlines()[-lines:])
 
     def send(self, sig: int) -> None:
         assert self.proc is not None
