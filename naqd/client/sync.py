@@ -20,7 +20,11 @@ from naqd.client.tasks import Task, Untyped
 from naqd.protocol.envelope import ResultRecord
 
 if TYPE_CHECKING:
-    from naqd.models import Config
+    from naqd.client.deadletters import DeadLetters
+    from naqd.client.explore import DeadLetterRow
+    from naqd.client.pages import Page
+    from naqd.models import Config, ScheduleConfig
+    from naqd.protocol.deadletter import DeadLetter
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -210,6 +214,12 @@ class SyncClient:
     def list_schedules(self) -> list[ScheduleInfo]:
         return self._run(self._client.list_schedules())
 
+    def trigger_schedule(self, name: str) -> str:
+        return self._run(self._client.trigger_schedule(name))
+
+    def schedule_definition(self, name: str) -> ScheduleConfig:
+        return self._run(self._client.schedule_definition(name))
+
     # -- queues (naqd/client/queues.py) -------------------------------------------------
 
     def pause_queue(self, queue: str, until: datetime | None = None) -> None:
@@ -226,6 +236,77 @@ class SyncClient:
 
     def declare_queue(self, queue: str) -> None:
         self._run(self._client.declare_queue(queue))
+
+    # -- dead letters (naqd/client/deadletters.py) --------------------------------------
+
+    @property
+    def dead_letters(self) -> SyncDeadLetters:
+        """`client.dead_letters`, blocking; the same errors."""
+        return SyncDeadLetters(self)
+
+
+class SyncDeadLetters:
+    """The blocking face of `Client.dead_letters`: each call runs on the client's loop.
+    `scan` has no blocking form: `list` reads the same entries."""
+
+    def __init__(self, client: SyncClient) -> None:
+        self._client = client
+
+    def _run(self, call: Callable[[DeadLetters], Coroutine[Any, Any, T]]) -> T:
+        return self._client._run(_on_dead_letters(self._client._client, call))
+
+    def list(self, queue: str | None = None) -> list[DeadLetter]:
+        return self._run(lambda d: d.list(queue))
+
+    def get(self, entry_id: str) -> DeadLetter | None:
+        return self._run(lambda d: d.get(entry_id))
+
+    def count(self, queue: str | None = None) -> int:
+        return self._run(lambda d: d.count(queue))
+
+    def counts(self) -> dict[str, int]:
+        return self._run(lambda d: d.counts())
+
+    def page(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        error_type: str | None = None,
+        reason: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[DeadLetterRow]:
+        return self._run(
+            lambda d: d.page(
+                queue=queue,
+                task=task,
+                error_type=error_type,
+                reason=reason,
+                cursor=cursor,
+                limit=limit,
+            )
+        )
+
+    def requeue(self, entry: DeadLetter) -> None:
+        self._run(lambda d: d.requeue(entry))
+
+    def requeue_id(self, job_id: str) -> DeadLetter:
+        return self._run(lambda d: d.requeue_id(job_id))
+
+    def delete(self, job_id: str) -> DeadLetter:
+        return self._run(lambda d: d.delete(job_id))
+
+    def purge(self, queue: str) -> int:
+        return self._run(lambda d: d.purge(queue))
+
+
+async def _on_dead_letters(
+    client: Client, call: Callable[[DeadLetters], Coroutine[Any, Any, T]]
+) -> T:
+    """`client.dead_letters` is read on the loop: before connect it raises the client's
+    own ConnectError, as every other call does."""
+    return await call(client.dead_letters)
 
 
 async def _cancel_leftovers() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from naqd import Client, Job, JobFailed, SyncClient
+from naqd import Client, DeadLetterNotFound, Job, JobFailed, SyncClient
 from naqd.client.deadletters import DeadLetters
 from tests.conftest import REPO, naqd_executable
 from tests.natsserver import wait_until
@@ -194,3 +194,41 @@ def test_requeue_all_of_a_queue(worker_factory, nats_server, tmp_path: Path) -> 
         wait_until(lambda: len(dlq_cli(url, "list", "--json").stdout.splitlines()) == 3, 30)
     assert {json.loads(line)["queue"] for line in listing} <= {"default", "other"}
     assert "no dead letter 'nope'" in dlq_cli(url, "show", "nope").stderr
+
+
+def test_a_sync_client_reads_and_acts_on_dead_letters(
+    worker_factory, nats_server, tmp_path: Path
+) -> None:
+    """`SyncClient.dead_letters`: the blocking face of `client.dead_letters` (a Django
+    view or a script has no loop of its own)."""
+    worker_factory(
+        """
+        tasks: {imports: [tests.tasks]}
+        queues: {default: {retries: 0}}
+        """,
+    )
+    attempts = tmp_path / "attempts"
+    with SyncClient(nats_server.url) as client:
+        a, b = (client.enqueue("tests.tasks:always_fail", str(tmp_path)) for _ in range(2))
+        for job in (a, b):
+            assert client.wait(job.id, timeout=30).status == "failed"
+        dl = client.dead_letters
+        wait_until(lambda: dl.count("default") == 2, 10, what="two dead letters")
+        assert {e.id for e in dl.list("default")} == {a.id, b.id}
+        assert dl.counts() == {"default": 2}
+        first = dl.page(queue="default", limit=1)
+        assert len(first.items) == 1 and first.cursor
+        rest = dl.page(queue="default", cursor=first.cursor)
+        assert {first.items[0].id, *(r.id for r in rest.items)} == {a.id, b.id}
+        entry = dl.get(a.id)
+        assert entry is not None and entry.reason == "failed"
+
+        assert dl.requeue_id(a.id).id == a.id
+        wait_until(lambda: len(attempts.read_text().split()) == 3, 30, what="the requeued run")
+        assert dl.delete(b.id).id == b.id
+        assert dl.get(b.id) is None
+        with pytest.raises(DeadLetterNotFound):
+            dl.delete(b.id)
+        wait_until(lambda: dl.get(a.id) is not None, 30, what="a dead again")
+        assert dl.purge("default") == 1
+        assert dl.list() == []

@@ -26,6 +26,7 @@ from naqd import (
 )
 from naqd.client import link
 from naqd.client.deadletters import DeadLetters
+from naqd.client.sync import SyncDeadLetters
 from naqd.models import Config, NatsConfig
 from naqd.protocol.deadletter import DeadLetter
 from naqd.protocol.envelope import ErrorInfo
@@ -64,7 +65,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "trigger_schedule": lambda c: c.trigger_schedule("nightly"),
     "schedule_definition": lambda c: c.schedule_definition("nightly"),
 }
-# The dead-letter stream through `client.dead_letters` (async only).
+# The dead-letter stream through `client.dead_letters`, on both clients.
 DEAD_LETTERS: dict[str, Callable[[Any], Any]] = {
     "list": lambda d: d.list(),
     "get": lambda d: d.get("job-1"),
@@ -104,6 +105,7 @@ def test_the_matrix_covers_every_public_call() -> None:
     assert public_calls(Client) - covered == set()
     assert public_calls(SyncClient) - covered == set()
     assert {n for n in public_calls(DeadLetters) if n != "scan"} - set(DEAD_LETTERS) == set()
+    assert public_calls(SyncDeadLetters) - set(DEAD_LETTERS) == set()
 
 
 async def prepared(server: NatsServer) -> None:
@@ -116,7 +118,7 @@ async def prepared(server: NatsServer) -> None:
 async def outcomes(aclient: Client, sclient: SyncClient) -> dict[str, BaseException | None]:
     """Run every call on both clients at once; what each raised (None: it returned)."""
 
-    pool = ThreadPoolExecutor(max_workers=len(CALLS))
+    pool = ThreadPoolExecutor(max_workers=len(CALLS) + len(DEAD_LETTERS))
 
     async def one(call: Callable[[Any], Any], sync: bool) -> BaseException | None:
         try:
@@ -128,9 +130,14 @@ async def outcomes(aclient: Client, sclient: SyncClient) -> dict[str, BaseExcept
             return exc
         return None
 
-    async def dead(call: Callable[[Any], Any]) -> BaseException | None:
+    async def dead(call: Callable[[Any], Any], sync: bool) -> BaseException | None:
         try:
-            await call(aclient.dead_letters)
+            if sync:
+                await asyncio.get_running_loop().run_in_executor(
+                    pool, lambda: call(sclient.dead_letters)
+                )
+            else:
+                await call(aclient.dead_letters)
         except BaseException as exc:
             return exc
         return None
@@ -138,13 +145,15 @@ async def outcomes(aclient: Client, sclient: SyncClient) -> dict[str, BaseExcept
     names = [(f"{name} ({kind})", call, kind == "sync") for name, call in CALLS.items()
              for kind in ("async", "sync")
              if kind == "async" or hasattr(SyncClient, name.split()[0])]  # fmt: skip
+    dead_names = [(f"dead_letters.{name} ({kind})", call, kind == "sync")
+                  for name, call in DEAD_LETTERS.items() for kind in ("async", "sync")]  # fmt: skip
     async with asyncio.timeout(60):  # each call gives up by its own deadlines, well before
         results = await asyncio.gather(
             *(one(call, sync) for _, call, sync in names),
-            *(dead(call) for call in DEAD_LETTERS.values()),
+            *(dead(call, sync) for _, call, sync in dead_names),
         )
     pool.shutdown()
-    names += [(f"dead_letters.{name}", call, False) for name, call in DEAD_LETTERS.items()]
+    names += dead_names
     return {name: exc for (name, _, _), exc in zip(names, results, strict=True)}
 
 
@@ -187,9 +196,7 @@ async def test_every_call_raises_a_naqd_error_when_the_server_dies_mid_call(tmp_
             return aclient.nc.stats["out_msgs"] + sclient._client.nc.stats["out_msgs"] - before
 
         async with asyncio.timeout(10):
-            while sent() < 2 * len(CALLS) + len(
-                DEAD_LETTERS
-            ):  # each call has sent its first request
+            while sent() < 2 * (len(CALLS) + len(DEAD_LETTERS)):  # each call's first request
                 await asyncio.sleep(0.01)
         assert not running.done()  # so the server dies mid-call
         server.proc.send_signal(signal.SIGKILL)
