@@ -106,6 +106,9 @@ def test_the_matrix_covers_every_public_call() -> None:
     assert public_calls(SyncClient) - covered == set()
     assert {n for n in public_calls(DeadLetters) if n != "scan"} - set(DEAD_LETTERS) == set()
     assert public_calls(SyncDeadLetters) - set(DEAD_LETTERS) == set()
+    # And the blocking face has every call of the async one (docs/client.md says so).
+    assert public_calls(SyncClient) == public_calls(Client)
+    assert public_calls(SyncDeadLetters) == {n for n in public_calls(DeadLetters) if n != "scan"}
 
 
 async def prepared(server: NatsServer) -> None:
