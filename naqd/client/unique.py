@@ -115,11 +115,8 @@ async def _claim_waiting(
             await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
         now = time.time()
         mine = _lock_value(job_id, key, queue, now + window)
-        try:
-            await kv.create(lock, mine, msg_ttl=ttl)
+        if await _create(kv, lock, mine, ttl):
             return Claim(job_id, True, run_at=now + window, holder_id=holder_msg_id(job_id))
-        except KeyWrongLastSequenceError:
-            pass
         try:
             entry = await kv.get(lock)
         except KeyNotFoundError:
@@ -141,6 +138,19 @@ async def _claim_waiting(
         if rev is not None:
             return Claim(job_id, True, run_at=now + window, holder_id=holder_msg_id(job_id))
     raise NaqdError(f"unique key {key!r} is contended; try again")
+
+
+async def _create(kv: Any, lock: str, value: bytes, ttl: float) -> bool:
+    """Create the lock; False when it exists. A refused create makes nats-py read the key
+    (to tell a deleted one from a live one), and a lock whose TTL ends between the two
+    raised KeyNotFoundError from there: at a throttle window's very end, the enqueue
+    that should have made the new job failed. That is "not created" too; the caller
+    reads the lock, finds none, and creates again."""
+    try:
+        await kv.create(lock, value, msg_ttl=ttl)
+    except (KeyWrongLastSequenceError, KeyNotFoundError):
+        return False
+    return True
 
 
 def _lock_value(job_id: str, key: str, queue: str, run_at: float) -> bytes:
@@ -187,11 +197,8 @@ async def acquire(
     lock = lock_key(key)
     value = json.dumps({"job_id": job_id, "key": key}).encode()
     for _ in range(10):
-        try:
-            await kv.create(lock, value, msg_ttl=ttl)
+        if await _create(kv, lock, value, ttl):
             return job_id
-        except KeyWrongLastSequenceError:
-            pass
         try:
             entry = await kv.get(lock)
         except KeyNotFoundError:  # released or expired meanwhile: try again

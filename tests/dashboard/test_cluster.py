@@ -12,6 +12,7 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
+from naqd.protocol.audit import audit_stream_config
 from naqd.protocol.names import AUDIT_STREAM
 from tests.dashboard.helpers import OPERATOR_TOKEN, Browserless, Console, Reply, start_console
 from tests.natsserver import NatsCluster, wait_until
@@ -28,6 +29,19 @@ class Cluster:
 
     def stop(self) -> None:
         self.cluster.stop()
+
+    def add_single_replica_audit(self) -> None:
+        """NAQD_AUDIT as a client's fallback made it before the console applied
+        `nats.replicas` at its boot: one replica."""
+
+        async def go() -> None:
+            nc = await nats.connect(self.cluster.urls)
+            try:
+                await nc.jetstream().add_stream(audit_stream_config(replicas=1))
+            finally:
+                await nc.close()
+
+        asyncio.run(go())
 
     def audit_replicas(self, delete: bool = False) -> int:
         """NAQD_AUDIT's replica count (0: no such stream); `delete` removes it after."""
@@ -52,6 +66,7 @@ class Cluster:
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
     cluster = Cluster(tmp_path / "cluster")
+    cluster.add_single_replica_audit()  # the console's boot scales it up
     c = start_console(tmp_path, nats=cluster)
     yield c
     c.daemon.stop()
@@ -78,8 +93,8 @@ def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
         30,
         what="the requeued job ran (and died again)",
     )
-    # The audit trail is replicated like every stream: the console's boot applies it, and
-    # a client that finds none creates it with the jobs stream's replica count.
+    # The audit trail is replicated like every stream: the console's boot scaled the R1
+    # one up, and a client that finds none creates it with the jobs stream's count.
     assert console.nats.audit_replicas(delete=True) == 3
     assert op.post("/api/v1/queues/default/pause").status == 200
     assert console.nats.audit_replicas() == 3
