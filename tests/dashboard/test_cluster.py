@@ -37,7 +37,16 @@ class Cluster:
         async def go() -> None:
             nc = await nats.connect(self.cluster.urls)
             try:
-                await nc.jetstream().add_stream(audit_stream_config(replicas=1))
+                js = nc.jetstream()
+                deadline = time.monotonic() + 30
+                while True:  # a fresh cluster answers once it elected its meta leader
+                    try:
+                        await js.add_stream(audit_stream_config(replicas=1))
+                        return
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.2)
             finally:
                 await nc.close()
 
@@ -66,11 +75,15 @@ class Cluster:
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
     cluster = Cluster(tmp_path / "cluster")
-    cluster.add_single_replica_audit()  # the console's boot scales it up
-    c = start_console(tmp_path, nats=cluster)
-    yield c
-    c.daemon.stop()
-    cluster.stop()
+    try:  # a set-up that fails must not leave three servers running
+        cluster.add_single_replica_audit()  # the console's boot scales it up
+        c = start_console(tmp_path, nats=cluster)
+        try:
+            yield c
+        finally:
+            c.daemon.stop()
+    finally:
+        cluster.stop()
 
 
 def test_the_console_on_a_cluster_reads_and_acts(console: Console) -> None:
