@@ -26,6 +26,7 @@ from naqd import (
 )
 from naqd.client import link
 from naqd.client.deadletters import DeadLetters
+from naqd.client.explore import Explorer
 from naqd.client.sync import SyncDeadLetters
 from naqd.models import Config, NatsConfig
 from naqd.protocol.deadletter import DeadLetter
@@ -79,6 +80,26 @@ DEAD_LETTERS: dict[str, Callable[[Any], Any]] = {
         DeadLetter("job-1", "default", "failed", ErrorInfo("E", "m"), "naqd.jobs.default", b"{}")
     ),
 }
+# The console's reads through `client.explorer` (async only; the console turns a
+# NaqdError into its banner and a 503, docs/dashboard.md).
+EXPLORER: dict[str, Callable[[Any], Any]] = {
+    "overview": lambda e: e.overview(),
+    "queues": lambda e: e.queues(),
+    "workers": lambda e: e.workers(),
+    "hosts": lambda e: e.hosts(),
+    "list_jobs": lambda e: e.list_jobs(queue="default", state="queued"),
+    "find_jobs": lambda e: e.find_jobs("0123abcd"),
+    "job_detail": lambda e: e.job_detail("job-1"),
+    "dead_letters": lambda e: e.dead_letters(),
+    "dead_letter": lambda e: e.dead_letter("job-1"),
+    "schedules": lambda e: e.schedules(),
+    "schedule": lambda e: e.schedule("nightly"),
+    "schedule_jobs": lambda e: e.schedule_jobs("nightly"),
+    "queue": lambda e: e.queue("default"),
+    "worker": lambda e: e.worker("host.1.worker"),
+    "audit": lambda e: e.audit(),
+    "record": lambda e: e.record("job-1"),
+}
 LIFECYCLE = {"connect", "close", "from_config"}  # tested on their own below
 LOCAL = {"build", "build_many", "shape", "shape_many"}  # no I/O: build a message without sending it
 OPTIONS = dict(publish_deadline=1.0, request_timeout=1.0, connect_deadline=5.0)
@@ -106,6 +127,8 @@ def test_the_matrix_covers_every_public_call() -> None:
     assert public_calls(SyncClient) - covered == set()
     assert {n for n in public_calls(DeadLetters) if n != "scan"} - set(DEAD_LETTERS) == set()
     assert public_calls(SyncDeadLetters) - set(DEAD_LETTERS) == set()
+    # start/close are the explorer's lifecycle; search_args streams (its own tests).
+    assert public_calls(Explorer) - {"start", "search_args"} - set(EXPLORER) == set()
     # And the blocking face has every call of the async one (docs/client.md says so).
     assert public_calls(SyncClient) == public_calls(Client)
     assert public_calls(SyncDeadLetters) == {n for n in public_calls(DeadLetters) if n != "scan"}
@@ -133,6 +156,13 @@ async def outcomes(aclient: Client, sclient: SyncClient) -> dict[str, BaseExcept
             return exc
         return None
 
+    async def explore(call: Callable[[Any], Any]) -> BaseException | None:
+        try:
+            await call(aclient.explorer)
+        except BaseException as exc:
+            return exc
+        return None
+
     async def dead(call: Callable[[Any], Any], sync: bool) -> BaseException | None:
         try:
             if sync:
@@ -154,9 +184,11 @@ async def outcomes(aclient: Client, sclient: SyncClient) -> dict[str, BaseExcept
         results = await asyncio.gather(
             *(one(call, sync) for _, call, sync in names),
             *(dead(call, sync) for _, call, sync in dead_names),
+            *(explore(call) for call in EXPLORER.values()),
         )
     pool.shutdown()
     names += dead_names
+    names += [(f"explorer.{name}", call, False) for name, call in EXPLORER.items()]
     return {name: exc for (name, _, _), exc in zip(names, results, strict=True)}
 
 
