@@ -25,7 +25,7 @@ from naqd.client.faults import translate_nats
 from naqd.client.queues import QueueNotFound
 from naqd.client.readiness import NotInitialized
 from naqd.protocol.known_queues import register_queues, unknown_queue_message
-from naqd.protocol.names import QUEUES_BUCKET, kv_stream, kv_subject
+from naqd.protocol.names import QUEUES_BUCKET
 from naqd.transport.kvwatch import close_watch, open_watch
 
 if TYPE_CHECKING:
@@ -94,11 +94,7 @@ class KnownQueues:
         # it, so a later forget by anyone reaches this client too.
 
     async def forget(self, queue: str) -> bool:
-        """Remove `queue` from the registry; False when it was not there. The delete
-        marker tells every watching client; the subject is then purged, so nothing is
-        left: registering the name again is the same compare-and-set on "no value yet"
-        that every naqd process makes at boot (a worker may not read the bucket, so it
-        could not write over a marker it cannot see)."""
+        """Remove `queue` from the registry; False when it was not there."""
         try:
             kv = await self.js.key_value(QUEUES_BUCKET)
         except BucketNotFoundError:
@@ -108,9 +104,6 @@ class KnownQueues:
         except KeyNotFoundError:  # never declared, or forgotten already
             return False
         await kv.delete(queue)
-        await self.js.purge_stream(
-            kv_stream(QUEUES_BUCKET), subject=kv_subject(QUEUES_BUCKET, queue)
-        )
         self.names.discard(queue)
         return True
 
