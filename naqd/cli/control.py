@@ -1,5 +1,5 @@
-"""Job and queue control behind `naqd job cancel ID` and `naqd queues pause|resume|forget
-Q` (registered as actions of the ops commands `job` and `queues`)."""
+"""Job and queue control behind `naqd job cancel ID` and `naqd queues pause|resume Q`
+(registered as actions of the ops commands `job` and `queues`)."""
 
 from __future__ import annotations
 
@@ -34,35 +34,6 @@ def pause_or_resume(args: argparse.Namespace) -> int:
                 print(f"paused {args.queue}: workers take no new jobs from it")
             else:
                 print(f"resumed {args.queue}")
-            return 0
-
-    return asyncio.run(go())
-
-
-def forget(args: argparse.Namespace) -> int:
-    """`naqd queues forget Q`: a retired queue name, so enqueues to it are refused again."""
-    from naqd.client import QueueNotFound
-    from naqd.client.errors import Conflict
-
-    if not args.queue:
-        return fail("naqd queues forget needs a QUEUE", EXIT_USAGE)
-
-    async def go() -> int:
-        from naqd.client.actions import Actions
-
-        async with make_client(args) as client:
-            try:
-                await Actions(client, via="cli").forget_queue(args.queue)
-            except ValueError as exc:
-                return fail(str(exc), EXIT_USAGE)
-            except QueueNotFound as exc:
-                return fail(str(exc), EXIT_NOT_FOUND)
-            except Conflict as exc:
-                return fail(str(exc), EXIT_FAILED)
-            if args.json:
-                print_json({"queue": args.queue, "forgotten": True})
-            else:
-                print(f"forgot {args.queue}: enqueues to it are refused until it is declared again")
             return 0
 
     return asyncio.run(go())

@@ -35,15 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     command("status", help="one screen: NATS, queues, workers per host, leader, schedules")
     command("workers", help="every naqd process's heartbeat, across all hosts")
-    queues = command(
-        "queues", help="pending / in-flight / dead jobs per queue; pause|resume|forget one"
-    )
-    queues.add_argument(
-        "action", nargs="?", default="list", choices=("list", "pause", "resume", "forget")
-    )
-    queues.add_argument(
-        "queue", nargs="?", help="the queue to pause, resume or forget (a retired name)"
-    )
+    queues = command("queues", help="pending / in-flight / dead jobs per queue; pause|resume one")
+    queues.add_argument("action", nargs="?", default="list", choices=("list", "pause", "resume"))
+    queues.add_argument("queue", nargs="?", help="the queue to pause or resume")
     purge = command("purge", help="remove every waiting job of a queue")
     purge.add_argument("queue")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -256,10 +250,6 @@ def cmd_workers(args: argparse.Namespace) -> int:
 def cmd_queues(args: argparse.Namespace) -> int:
     from naqd.observe.status import dead_letters, queues, workers
 
-    if args.action == "forget":
-        from naqd.cli.control import forget
-
-        return forget(args)
     if args.action != "list":
         from naqd.cli.control import pause_or_resume
 

@@ -197,17 +197,6 @@ class Actions:
 
         return await self._run("queue.resume", queue, go())
 
-    async def forget_queue(self, queue: str) -> ActionResult:
-        """Take `queue` out of the known queues (Client.forget_queue); QueueNotFound
-        when it was not known, Conflict while a live worker serves it."""
-
-        async def go() -> ActionResult:
-            if not await self.client.forget_queue(queue):
-                raise QueueNotFound(f"queue {queue!r} is not a known queue")
-            return ActionResult("queue.forget", queue, message=f"forgot {queue}")
-
-        return await self._run("queue.forget", queue, go())
-
     async def purge_queue(self, queue: str) -> ActionResult:
         """Remove every waiting job of `queue` (all priority levels); running jobs
         finish. `count`: the jobs removed. QueueNotFound for an unknown queue."""

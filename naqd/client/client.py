@@ -26,7 +26,6 @@ from naqd.client.control import ControlMixin, JobStatus
 from naqd.client.deadletters import DeadLetters
 from naqd.client.delayed import DelayedJob, require_schedules, utc_instant
 from naqd.client.errors import (
-    Conflict,
     ConnectError,
     EnqueueError,
 )
@@ -380,23 +379,6 @@ class Client(BuildMixin, ResultsMixin, ScheduleMixin, ControlMixin, QueueMixin):
         (by every client) before any daemon serves it (docs/client.md#known-queues)."""
         validate_queue(queue)
         await self._registry().declare(queue)
-
-    async def forget_queue(self, queue: str) -> bool:
-        """Take a queue out of the known queues (a renamed or retired one), so an
-        enqueue to it is refused again; False when it was not known. Conflict while a
-        live worker serves it (it registered the name and would not again until its
-        restart). Its jobs, if any, stay where they are: `naqd purge` removes them."""
-        from naqd.client.overview import processes
-
-        validate_queue(queue)
-        serving = [p for p in await processes(self._js) if queue in p.queues]
-        if serving:
-            hosts = ", ".join(sorted({f"{p.host} pid {p.pid}" for p in serving}))
-            raise Conflict(
-                f"queue {queue!r} is served by {len(serving)} live worker process(es) "
-                f"({hosts}): stop them or take the queue out of their config first"
-            )
-        return await self._registry().forget(queue)
 
     async def _declared_queues(self) -> list[str]:
         return await self._registry().all()

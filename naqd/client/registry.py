@@ -90,22 +90,7 @@ class KnownQueues:
                 f"the {QUEUES_BUCKET} bucket does not exist yet: start a naqd daemon once, "
                 "or run `naqd init --config naq.yaml`"
             ) from None
-        # Not added to `names` here: only the watch (opened at the first check) fills
-        # it, so a later forget by anyone reaches this client too.
-
-    async def forget(self, queue: str) -> bool:
-        """Remove `queue` from the registry; False when it was not there."""
-        try:
-            kv = await self.js.key_value(QUEUES_BUCKET)
-        except BucketNotFoundError:
-            return False
-        try:
-            await kv.get(queue)
-        except KeyNotFoundError:  # never declared, or forgotten already
-            return False
-        await kv.delete(queue)
-        self.names.discard(queue)
-        return True
+        self.names.add(queue)
 
     async def _open(self) -> bool:
         """Start the watch and read its initial values; False while there is no bucket."""

@@ -237,9 +237,6 @@ class SyncClient:
     def declare_queue(self, queue: str) -> None:
         self._run(self._client.declare_queue(queue))
 
-    def forget_queue(self, queue: str) -> bool:
-        return self._run(self._client.forget_queue(queue))
-
     # -- dead letters (naqd/client/deadletters.py) --------------------------------------
 
     @property

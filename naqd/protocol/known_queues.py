@@ -13,15 +13,9 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 
-from naqd.protocol.names import (
-    HDR_EXPECTED_LAST_SUBJECT_SEQ,
-    HDR_KV_OPERATION,
-    QUEUES_BUCKET,
-    kv_stream,
-    kv_subject,
-)
+from naqd.protocol.names import HDR_EXPECTED_LAST_SUBJECT_SEQ, QUEUES_BUCKET, kv_subject
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -44,35 +38,17 @@ def lost_compare_and_set(exc: APIError) -> bool:
 async def register_queues(js: JetStreamContext, names: Iterable[str], by: str) -> None:
     """Add `names` to the registry. A name already there is left as it is (a
     compare-and-set on "no value yet"): every worker process runs this at boot, and a
-    rewrite would wake every client's watch for nothing. A name that was forgotten
-    (`naqd queues forget`) has a delete marker as its last message, which the
-    compare-and-set must name to write over it."""
+    rewrite would wake every client's watch for nothing."""
     for name in names:
-        subject = kv_subject(QUEUES_BUCKET, name)
-        last = 0
-        for _ in range(5):  # another registration racing ours wins after one round
-            try:
-                await js.publish(
-                    subject, queue_record(by), headers={HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
-                )
-                break
-            except APIError as exc:
-                if not lost_compare_and_set(exc):
-                    raise
-            last = await _forgotten_at(js, subject)
-            if not last:  # a live value: the name is there already
-                break
-
-
-async def _forgotten_at(js: JetStreamContext, subject: str) -> int:
-    """The sequence of the subject's last message when it is a delete marker, else 0."""
-    try:
-        msg = await js.get_msg(kv_stream(QUEUES_BUCKET), subject=subject, direct=True)
-    except NotFoundError:  # gone meanwhile (purged): "no value yet" applies again
-        return 0
-    if (msg.headers or {}).get(HDR_KV_OPERATION) in ("DEL", "PURGE"):
-        return int(msg.seq or 0)
-    return 0
+        try:
+            await js.publish(
+                kv_subject(QUEUES_BUCKET, name),
+                queue_record(by),
+                headers={HDR_EXPECTED_LAST_SUBJECT_SEQ: "0"},
+            )
+        except APIError as exc:
+            if not lost_compare_and_set(exc):  # the name is there already
+                raise
 
 
 def unknown_queue_message(queue: str, known: Iterable[str]) -> str:

@@ -47,7 +47,6 @@ TRACE_HEADERS = (HDR_TRACEPARENT, HDR_TRACESTATE, HDR_BAGGAGE)
 # Headers of JetStream itself that naqd sets or reads.
 HDR_INCR = "Nats-Incr"  # counter streams (NAQD_RATE): add this to the subject's value
 HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"  # compare-and-set
-HDR_KV_OPERATION = "KV-Operation"  # DEL or PURGE on a KV delete marker
 HDR_PENDING_MESSAGES = "Nats-Pending-Messages"  # on a pull request's status answers
 # Atomic batch publish (server >= 2.12, streams with allow_atomic): one commit, one fsync.
 HDR_BATCH_ID = "Nats-Batch-Id"

@@ -63,7 +63,6 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "queue_info": lambda c: c.queue_info("default"),
     "queues": lambda c: c.queues(),
     "declare_queue": lambda c: c.declare_queue("reports"),
-    "forget_queue": lambda c: c.forget_queue("reports"),
     "trigger_schedule": lambda c: c.trigger_schedule("nightly"),
     "schedule_definition": lambda c: c.schedule_definition("nightly"),
 }

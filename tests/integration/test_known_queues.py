@@ -92,27 +92,6 @@ async def test_declare_queue_lets_every_client_enqueue_before_its_workers(nats_s
             await first.declare_queue("no spaces")
 
 
-async def test_a_forgotten_queue_is_refused_again_by_every_client(nats_server) -> None:
-    """A renamed or retired queue: its old name would otherwise accept jobs nobody runs."""
-    await prepare(nats_server.url, "default", "reports")
-    async with Client(nats_server.url) as first, Client(nats_server.url) as second:
-        assert (await second.enqueue("tests.tasks:add", 1, 2, queue="reports")).id
-        assert await first.forget_queue("reports") is True
-        with pytest.raises(QueueNotFound, match="'reports'"):
-            await first.enqueue("tests.tasks:add", 1, 2, queue="reports")
-        async with asyncio.timeout(5):  # the other client's watch hears of it
-            while "reports" in second._registry().names:
-                await asyncio.sleep(0.01)
-        with pytest.raises(QueueNotFound):
-            await second.enqueue("tests.tasks:add", 1, 2, queue="reports")
-        assert await first.forget_queue("reports") is False  # not known any more
-        assert (await first.enqueue("tests.tasks:add", 1, 2)).id  # the others stay
-        with pytest.raises(ValueError, match="invalid queue name"):
-            await first.forget_queue("no spaces")
-        await first.declare_queue("reports")  # and it can come back
-        assert (await first.enqueue("tests.tasks:add", 1, 2, queue="reports")).id
-
-
 async def test_check_queues_false_accepts_any_queue_and_queues_shows_it(nats_server) -> None:
     await prepare(nats_server.url, "default")
     async with Client(nats_server.url, check_queues=False) as client:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from naqd import QueueNotFound, SyncClient
+from naqd import SyncClient
 from tests.conftest import REPO, naqd_executable
 from tests.natsserver import wait_until
 
@@ -134,27 +134,6 @@ def test_queues_purge_and_job(live, tmp_path: Path) -> None:
     # Purged and unserved: nothing left that says the queue exists.
     assert naqd("purge", "never-heard-of", "--yes", "--servers", url).returncode == 3
     assert naqd("job", waiting[1].id, "--servers", url).returncode == 3
-
-
-def test_queues_forget_refuses_a_served_queue_and_forgets_a_retired_one(live) -> None:
-    _, url = live
-    with SyncClient(url) as client:
-        client.declare_queue("retired")
-        served = naqd("queues", "forget", "default", "--servers", url)
-        assert served.returncode == 1, served.stderr
-        assert "served by 2 live worker process(es)" in served.stderr
-        forgot = naqd("queues", "forget", "retired", "--servers", url)
-        assert forgot.returncode == 0, forgot.stderr
-        assert forgot.stdout.startswith("forgot retired")
-        with pytest.raises(QueueNotFound):
-            client.enqueue("tests.tasks:add", 1, 2, queue="retired")
-        assert client.enqueue("tests.tasks:add", 1, 2).result(timeout=20) == 3
-    again = naqd("queues", "forget", "retired", "--servers", url)
-    assert again.returncode == 3 and "not a known queue" in again.stderr
-    assert naqd("queues", "forget", "--servers", url).returncode == 64
-    lines = naqd("audit", "--servers", url, "--json").stdout.splitlines()
-    forgets = [e for e in map(json.loads, lines) if e["action"] == "queue.forget"]
-    assert sorted(e["result"] for e in forgets) == ["conflict", "not_found", "ok"]
 
 
 def make_dead_letters(url: str) -> None:
