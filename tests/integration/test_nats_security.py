@@ -100,11 +100,13 @@ queues:
 shutdown: {{grace_period: 5s}}
 """
     )
-    daemon = Daemon(config, tmp / "naqd.log").start()
-    daemon.wait_for_log("ready: queue", count=2)
-    yield server, tmp
-    daemon.stop()
-    server.stop()
+    daemon = Daemon(config, tmp / "naqd.log")
+    try:  # a set-up that fails must not leave its processes to a later test's teardown
+        daemon.start().wait_for_log("ready: queue", count=2)
+        yield server, tmp
+    finally:
+        daemon.stop()
+        server.stop()
 
 
 def producer(url: str, **options: object) -> Client:
