@@ -81,6 +81,7 @@ class Console:
 def start_console(tmp: Path, extra: str = "", nats: Any = None) -> Console:
     """`nats`: a started server (or a cluster with a comma-joined `url`); default: a new
     single server under `tmp`."""
+    own = nats is None  # the server is ours to stop if the start fails
     nats = nats or NatsServer(tmp / "nats").start()
     port, metrics_port = free_port(), free_port()
     config = tmp / "naq.yaml"
@@ -90,9 +91,17 @@ def start_console(tmp: Path, extra: str = "", nats: Any = None) -> Console:
     # On a cluster every stream and bucket is created with three replicas, each waiting
     # for its own leader election: on a busy 2-core box that took over 30 s once.
     ready = 90 if "," in nats.url else 30
-    daemon.wait_for_log("dashboard on", timeout=ready)
-    daemon.wait_for_log("ready: queue", count=2, timeout=ready)
-    wait_until(lambda: status(url + "/api/v1/me", token=VIEWER_TOKEN) == 200, 20, what="console")
+    try:
+        daemon.wait_for_log("dashboard on", timeout=ready)
+        daemon.wait_for_log("ready: queue", count=2, timeout=ready)
+        wait_until(
+            lambda: status(url + "/api/v1/me", token=VIEWER_TOKEN) == 200, 20, what="console"
+        )
+    except BaseException:  # no fixture teardown follows a failed set-up: stop it here
+        daemon.stop()
+        if own:
+            nats.stop()
+        raise
     return Console(daemon, nats, url, f"http://127.0.0.1:{metrics_port}", tmp)
 
 

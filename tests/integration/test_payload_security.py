@@ -85,12 +85,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             os.environ.pop("NAQD_TEST_IMPORT_MARKER")
         else:
             os.environ["NAQD_TEST_IMPORT_MARKER"] = saved
-    json_daemon.wait_for_log("ready: queue")
-    pickle_daemon.wait_for_log("ready: queue")
-    yield Stack(server, tmp, json_daemon, pickle_daemon)
-    json_daemon.stop()
-    pickle_daemon.stop()
-    server.stop()
+    try:  # a set-up that fails must not leave its processes to a later test's teardown
+        json_daemon.wait_for_log("ready: queue")
+        pickle_daemon.wait_for_log("ready: queue")
+        yield Stack(server, tmp, json_daemon, pickle_daemon)
+    finally:
+        json_daemon.stop()
+        pickle_daemon.stop()
+        server.stop()
 
 
 class WritesFileWhenUnpickled:
