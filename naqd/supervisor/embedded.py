@@ -141,6 +141,12 @@ class EmbeddedNats:
         False while nothing answers yet; raises when either check fails for good."""
         assert self.proc is not None
         if self.proc.poll() is not None:
+            # Exited, most likely on a taken port: name the server that holds it, if
+            # one answers there (which of the two a busy machine shows first varies).
+            info = read_info(self.host, self.port)
+            check = judge_info(info, self.server_name) if info is not None else ""
+            if check:
+                raise NotOurServer(self._taken(check))
             raise RuntimeError(
                 f"embedded nats-server exited with code {self.proc.returncode} "
                 f"(is {self.host}:{self.port} already in use?)"
@@ -155,12 +161,15 @@ class EmbeddedNats:
             if self.proc.poll() is None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(0.5)
-            raise NotOurServer(
-                f"{self.host}:{self.port} is answered by another server ({check}); "
-                "naqd uses only the nats-server it starts: free the port or set "
-                "nats.embedded.listen"
-            )
+            raise NotOurServer(self._taken(check))
         return True
+
+    def _taken(self, check: str) -> str:
+        return (
+            f"{self.host}:{self.port} is answered by another server ({check}); "
+            "naqd uses only the nats-server it starts: free the port or set "
+            "nats.embedded.listen"
+        )
 
     # -- while running: called from the supervisor loop ---------------------------------
 

@@ -12,9 +12,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from naqd import SyncClient
+from naqd.supervisor.embedded import EmbeddedNats, NotOurServer
 from tests.conftest import REPO, naqd_executable
 from tests.natsserver import NatsServer, free_port, wait_until
 from tests.process.test_observe import NotifySocket
@@ -131,3 +133,20 @@ def test_a_killed_embedded_server_comes_back_and_jobs_run(tmp_path: Path) -> Non
         notify.close()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_an_embedded_server_that_exited_on_a_taken_port_names_the_server_there(
+    tmp_path: Path,
+) -> None:
+    """On a busy machine our nats-server can exit (bind failed) before the readiness
+    probe reached the port: the error must still name the other server, not guess."""
+    other = NatsServer(tmp_path / "other").start()
+    try:
+        embedded = EmbeddedNats(f"127.0.0.1:{other.port}", str(tmp_path / "embedded"))
+        embedded.server_name = "naqd-embedded-test"
+        embedded.proc = subprocess.Popen(["true"])  # already gone, as after a failed bind
+        embedded.proc.wait(10)
+        with pytest.raises(NotOurServer, match="answered by another server"):
+            embedded._ours()
+    finally:
+        other.stop()
