@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from naqd.protocol.names import JOBS_STREAM, JOBS_SUBJECT_PREFIX, under
+from naqd.transport.cancelling import cancel_until_done
 
 log = logging.getLogger("naqd.console")
 
@@ -84,11 +85,12 @@ class JobIndex:
         return self
 
     async def stop(self) -> None:
+        """Bounded: a plain `await` after `cancel()` never returned when a request's
+        wait_for swallowed the cancel (Python 3.11): the console's stop hung, and its
+        process outlived the daemon that started it."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_until_done([task])
 
     async def _run(self) -> None:
         while True:

@@ -13,14 +13,16 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from loguru import logger
-
 RECANCEL_EVERY = 0.2
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout: float = 5.0) -> bool:
-    """Cancel `tasks` and wait for them, cancelling again any that swallowed it; False
-    (and a warning naming them) if some are still running after `timeout` seconds."""
+async def cancel_until_done(
+    tasks: Iterable[asyncio.Future[Any]], timeout: float = 5.0
+) -> set[asyncio.Future[Any]]:
+    """Cancel `tasks` and wait for them, cancelling again any that swallowed it; the
+    ones still running after `timeout` seconds (none: all ended). No logging: the
+    client uses it too (its console id index, naqd/client/jobindex.py)."""
+    tasks = list(tasks)
     pending = {t for t in tasks if not t.done()}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -29,10 +31,21 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout: float =
             task.cancel()
         left = deadline - loop.time()
         if left <= 0:
-            logger.warning("tasks still running at shutdown, left behind: {}", pending)
-            return False
+            return pending
         _, pending = await asyncio.wait(pending, timeout=min(RECANCEL_EVERY, left))
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: no "exception was never retrieved" noise
+    return set()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout: float = 5.0) -> bool:
+    """`cancel_until_done` for the daemon: False (and a warning naming them) if some
+    tasks are still running after `timeout` seconds."""
+    left = await cancel_until_done(tasks, timeout)
+    if left:
+        from loguru import logger  # the daemon's side: the client never loads loguru
+
+        logger.warning("tasks still running at shutdown, left behind: {}", left)
+        return False
     return True

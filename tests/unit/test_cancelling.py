@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from naqd.transport.cancelling import cancel_and_wait
 
@@ -47,3 +48,28 @@ async def test_finished_and_failed_tasks_are_fine() -> None:
     failed = loop.create_task(fails())
     await asyncio.sleep(0.01)
     assert await cancel_and_wait([done, failed])
+
+
+async def test_the_console_id_index_stops_though_its_task_swallowed_the_cancel() -> None:
+    """JobIndex.stop awaited its task once after cancel(): when a request's wait_for
+    swallowed the cancel (Python 3.11) the console's stop hung, and its process outlived
+    the daemon (found as an orphaned `naqd: dashboard` after a test run)."""
+    from naqd.client.jobindex import JobIndex
+
+    async def refreshes_on() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # the swallowed cancel
+            await asyncio.Event().wait()
+        while True:  # the index's loop: refresh, sleep, refresh...
+            await asyncio.sleep(0.05)
+
+    loop = asyncio.get_running_loop()
+    index = JobIndex.__new__(JobIndex)  # no connection needed to stop a task
+    index._task = task = loop.create_task(refreshes_on())
+    await asyncio.sleep(0)
+    stopping = loop.create_task(index.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=4)  # waits, never cancels it
+    if not done:
+        stopping.cancel()
+        task.cancel()
+    assert done, "JobIndex.stop hung on a task that swallowed its cancel"
+    assert task.cancelled()
