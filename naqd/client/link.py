@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 from naqd.client.errors import ConnectError
 from naqd.errors import NatsAuthError
 from naqd.transport import natsauth
+from naqd.transport.cancelling import cancel_until_done
 from naqd.transport.throttle import ErrorThrottle
 
 log = logging.getLogger("naqd.client")
@@ -162,10 +163,8 @@ class Link:
         self.closed = True
         problems: list[str] = []
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if task is not None:  # bounded: a swallowed cancel must not hang close()
+            await cancel_until_done([task])
         if before is not None:
             try:
                 await before()
